@@ -1,0 +1,66 @@
+# lfm2.h - build and test.   make | make test | make run | make sanitize | make matrix | make clean
+CC      ?= cc
+CXX     ?= c++
+OPT     ?= -O2 -march=native
+WARN    := -Wall -Wextra -Werror
+OMP     ?= -fopenmp
+CFLAGS  := $(OPT) $(WARN) -std=c99 -pedantic $(OMP)
+LDLIBS  := -lm
+B       := build
+
+HDR := lfm2.h
+TEST_SRC := tests/run_tests.c tests/test.h $(wildcard tests/test_*.c)
+
+.PHONY: all test unit matrix sanitize run clean cli-test
+
+all: $(B)/run_tests $(B)/lfm2 $(B)/lfm2-inspect
+
+$(B):
+	@mkdir -p $(B)
+
+$(B)/run_tests: $(TEST_SRC) $(HDR) | $(B)
+	$(CC) $(CFLAGS) -o $@ tests/run_tests.c $(LDLIBS) -lpthread
+
+$(B)/lfm2: examples/lfm2.c $(HDR) | $(B)
+	$(CC) $(CFLAGS) -o $@ examples/lfm2.c $(LDLIBS)
+
+$(B)/lfm2-inspect: tools/lfm2-inspect.c $(HDR) | $(B)
+	$(CC) $(CFLAGS) -o $@ tools/lfm2-inspect.c $(LDLIBS)
+
+# --- the test command of the README and of CI ------------------------------------------------
+test: unit matrix sanitize cli-test
+	@echo "make test: all stages passed"
+
+unit: $(B)/run_tests
+	./$(B)/run_tests
+
+cli-test: $(B)/lfm2 $(B)/lfm2-inspect
+	sh tests/cli_test.sh $(B)
+
+# compile matrix: C99 pedantic, C++11, C++17, LFM2_STATIC, two translation units, with and
+# without OpenMP, scalar only
+matrix: | $(B)
+	$(CC)  $(OPT) $(WARN) -std=c99 -pedantic          -c tests/compile_c.c   -o $(B)/m_c99.o
+	$(CC)  $(OPT) $(WARN) -std=c99 -pedantic -fopenmp -c tests/compile_c.c   -o $(B)/m_c99_omp.o
+	$(CC)  $(OPT) $(WARN) -std=c99 -pedantic -DLFM2_NO_SIMD -c tests/compile_c.c -o $(B)/m_c99_scalar.o
+	$(CC)  $(OPT) $(WARN) -std=c99 -pedantic -DLFM2_NO_STDIO -c tests/compile_c.c -o $(B)/m_c99_nostdio.o
+	$(CXX) $(OPT) $(WARN) -std=c++11 -pedantic        -c tests/compile_cpp.cpp -o $(B)/m_cpp11.o
+	$(CXX) $(OPT) $(WARN) -std=c++17 -pedantic -fopenmp -c tests/compile_cpp.cpp -o $(B)/m_cpp17_omp.o
+	$(CXX) $(OPT) $(WARN) -std=c++17 -pedantic        -c tests/compile_cpp.cpp -o $(B)/m_cpp17.o
+	$(CC)  $(OPT) $(WARN) -std=c99 -pedantic -o $(B)/m_static tests/compile_static.c $(LDLIBS) && ./$(B)/m_static
+	$(CC)  $(OPT) $(WARN) -std=c99 -pedantic -o $(B)/m_two_tu tests/two_tu_a.c tests/two_tu_b.c $(LDLIBS) && ./$(B)/m_two_tu
+	$(CXX) $(OPT) $(WARN) -std=c++11 -o $(B)/m_two_tu_cpp -x c++ tests/two_tu_a.c -x c++ tests/two_tu_b.c $(LDLIBS) && ./$(B)/m_two_tu_cpp
+	clang $(WARN) -O1 -std=c99 -pedantic -c tests/compile_c.c -o $(B)/m_clang.o
+	@echo "compile matrix: ok"
+
+# the unit suite under AddressSanitizer + UndefinedBehaviorSanitizer
+sanitize: | $(B)
+	$(CC) -O1 -g -march=native $(WARN) -std=c99 -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -o $(B)/run_tests_asan tests/run_tests.c $(LDLIBS) -lpthread
+	ASAN_OPTIONS=detect_leaks=1 ./$(B)/run_tests_asan
+
+run: $(B)/lfm2
+	./$(B)/lfm2 -m models/demo-code-8m --raw -n 120 --temp 0 -p "def fibonacci(n):"
+
+clean:
+	rm -rf $(B)

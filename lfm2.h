@@ -1,0 +1,5009 @@
+/* lfm2.h - v0.1.0 - Liquid AI LFM2 inference in one C header - MIT license (see end of file)
+
+   Runs LFM2 language models (LFM2-350M / 700M / 1.2B / 2.6B, LFM2.5 dense) straight from a
+   Hugging Face model folder (config.json, model*.safetensors, tokenizer.json), on the CPU, with
+   no dependencies beyond libc and libm (OpenMP optional).
+
+   DO THIS in exactly one C or C++ file:
+
+       #define LFM2_IMPLEMENTATION
+       #include "lfm2.h"
+
+   and plain `#include "lfm2.h"` everywhere else.
+
+   QUICK START
+       lfm2_error err;  lfm2_model *m;  lfm2_context *c;  const float *logits;
+       lfm2_model_params mp = {0};  mp.error = &err;
+       if (lfm2_model_load_dir("LFM2-350M", &mp, &m) != LFM2_OK) { puts(err.message); return 1; }
+       lfm2_context_create(m, NULL, &c);                 // NULL params = defaults (n_ctx 4096)
+       lfm2_token ids[512]; int32_t n;
+       lfm2_tokenize(m, "Hello", 5, LFM2_TOKENIZE_ADD_BOS, ids, 512, &n);
+       lfm2_context_decode(c, ids, n, &logits);          // prefill: logits of the last token
+       for (int i = 0; i < 32; i++) {
+           lfm2_token t = lfm2_argmax(logits, lfm2_model_config(m)->vocab_size);
+           if (lfm2_token_is_eog(m, t)) break;
+           char piece[64]; size_t len;
+           lfm2_token_to_piece(m, t, piece, sizeof piece, &len); fwrite(piece, 1, len, stdout);
+           lfm2_context_decode(c, &t, 1, &logits);       // one token with the conv + KV cache
+       }
+       lfm2_context_free(c);  lfm2_model_free(m);
+
+   API OVERVIEW (see the declarations below for each function's contract)
+       config      lfm2_config_parse, lfm2_config_param_count
+       model       lfm2_model_load_dir, lfm2_model_load_memory, lfm2_model_free, lfm2_model_config,
+                   lfm2_model_tensor_count, lfm2_model_tensor_info
+       context     lfm2_context_create, lfm2_context_decode, lfm2_context_decode_all,
+                   lfm2_context_reset, lfm2_context_pos, lfm2_context_n_ctx, lfm2_context_error,
+                   lfm2_context_set_threads, lfm2_context_free
+       misc        lfm2_result_string, lfm2_version_string, lfm2_build_info, lfm2_argmax
+
+   CONFIGURATION MACROS (define before the #include that has LFM2_IMPLEMENTATION)
+       LFM2_STATIC          all API functions become static (private copy per translation unit)
+       LFM2_API             override the linkage/visibility of the API functions
+       LFM2_NO_STDIO        remove lfm2_model_load_dir (no file system access at all)
+       LFM2_NO_MMAP         read files into memory instead of memory-mapping them
+       LFM2_NO_SIMD         scalar kernels only
+       LFM2_NO_OPENMP       ignore OpenMP even when compiled with -fopenmp
+       LFM2_MAX_LAYERS      largest num_hidden_layers accepted (default 256)
+       LFM2_MAX_DIM         largest hidden/FFN width accepted (default 65536)
+       LFM2_MAX_VOCAB       largest vocab_size accepted (default 1048576)
+
+   THREAD SAFETY
+       A loaded lfm2_model is immutable: any number of threads may use it at once, each with its
+       own lfm2_context. A context is used by one thread at a time. There are no globals.
+
+   MEMORY
+       Loading allocates the model struct and tables once; the weights are used in place from the
+       memory-mapped (or caller-provided) safetensors data in their stored dtype (BF16/F16/F32),
+       never copied to f32. lfm2_context_create allocates one block for caches and scratch;
+       lfm2_context_decode allocates nothing.
+
+   ERRORS
+       Every fallible function returns an lfm2_result. Load and create functions take an optional
+       lfm2_error* in their params that receives a message naming the culprit (config key, tensor
+       name, byte offset); contexts keep the message of their last failure (lfm2_context_error).
+       The library never prints, never calls exit or abort.
+
+   SECURITY
+       Files are untrusted input: every size, offset, shape and JSON value is checked at load time
+       and all size arithmetic is overflow-checked. A bad file gives an error, not a crash.
+
+   DETERMINISM
+       Work is split over threads by output rows with a fixed order of summation, so logits are
+       bit-identical for any thread count on one build.
+*/
+#ifndef LFM2_H_INCLUDED
+#define LFM2_H_INCLUDED
+
+#define LFM2_VERSION_MAJOR 0
+#define LFM2_VERSION_MINOR 1
+#define LFM2_VERSION_PATCH 0
+#define LFM2_VERSION_STRING "0.1.0"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef LFM2_API
+#ifdef LFM2_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define LFM2_API static __attribute__((unused))
+#else
+#define LFM2_API static
+#endif
+#else
+#define LFM2_API extern
+#endif
+#endif
+
+#ifndef LFM2_MAX_LAYERS
+#define LFM2_MAX_LAYERS 256
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* >>types ---------------------------------------------------------------------------------- */
+
+typedef enum lfm2_result {
+    LFM2_OK = 0,
+    LFM2_ERR_INVALID_ARG,      /* a NULL pointer, a token id outside the vocabulary, ...          */
+    LFM2_ERR_OUT_OF_MEMORY,
+    LFM2_ERR_IO,               /* a file could not be opened or read                              */
+    LFM2_ERR_BAD_CONFIG,       /* config.json missing keys, wrong types, absurd or inconsistent   */
+    LFM2_ERR_BAD_WEIGHTS,      /* safetensors malformed, tensor missing, wrong dtype or shape     */
+    LFM2_ERR_BAD_TOKENIZER,    /* tokenizer.json / tokenizer_config.json malformed                */
+    LFM2_ERR_UNSUPPORTED,      /* a valid file using something lfm2.h does not implement          */
+    LFM2_ERR_CONTEXT_FULL,     /* more tokens than n_ctx                                          */
+    LFM2_ERR_BUFFER_TOO_SMALL, /* the caller's output buffer is too small (size needed reported)  */
+    LFM2_ERR_ABORTED           /* a user callback asked to stop                                   */
+} lfm2_result;
+
+typedef int32_t lfm2_token;
+
+/* Optional error detail. Pass a pointer in the params of a load/create call; on failure it holds
+   the result code and a NUL-terminated message naming the culprit. */
+typedef struct lfm2_error {
+    lfm2_result code;
+    char message[320];
+} lfm2_error;
+
+/* Optional allocator: both functions set, or both NULL (= malloc/free). */
+typedef struct lfm2_allocator {
+    void *(*alloc)(void *user, size_t size);
+    void (*free)(void *user, void *ptr);
+    void *user;
+} lfm2_allocator;
+
+/* Hyperparameters as resolved from config.json (both the released-checkpoint key style and the
+   transformers-5 style). Read-only for users. */
+typedef struct lfm2_config {
+    int32_t vocab_size;
+    int32_t hidden_size;              /* D */
+    int32_t num_hidden_layers;
+    int32_t num_attention_heads;      /* H */
+    int32_t num_key_value_heads;      /* Hkv */
+    int32_t head_dim;                 /* hd = D / H unless config.json says otherwise */
+    int32_t intermediate_size;        /* as read; block_ff_dim overrides intermediate_size */
+    int32_t ff_dim;                   /* effective FFN width F (auto-adjust rule applied) */
+    int32_t block_multiple_of;
+    double  block_ffn_dim_multiplier; /* 0 when null */
+    int32_t block_auto_adjust_ff_dim;
+    int32_t conv_L_cache;             /* L, the conv kernel width */
+    int32_t conv_bias;
+    int32_t tie_word_embeddings;
+    int32_t max_position_embeddings;
+    float   norm_eps;
+    double  rope_theta;
+    int32_t bos_token_id, pad_token_id;
+    int32_t n_eos;                    /* eos_token_id may be a number or a list */
+    int32_t eos_token_ids[8];
+    int32_t n_attention_layers, n_conv_layers;
+    uint8_t layer_is_attention[LFM2_MAX_LAYERS];
+} lfm2_config;
+
+typedef struct lfm2_model lfm2_model;     /* immutable after load; shareable between threads */
+typedef struct lfm2_context lfm2_context; /* one sequence: conv state, KV cache, scratch       */
+
+typedef struct lfm2_model_params {
+    lfm2_allocator allocator;  /* zero = malloc/free */
+    lfm2_error *error;         /* optional: receives the message of a failure */
+    int32_t no_mmap;           /* 1 = read files into memory even where mmap exists */
+    int32_t no_tokenizer;      /* 1 = do not load tokenizer.json even when present */
+    int32_t weights;           /* LFM2_WEIGHTS_*: convert the weight matrices at load time */
+} lfm2_model_params;
+
+/* lfm2_model_params.weights. The quantized formats use blocks of 32 columns with one f16 scale:
+   Q8 = int8 (8.5 bits per weight), Q4 = 4-bit (4.5 bits per weight). Matrices whose width is not
+   a multiple of 32 stay as stored. A pre-quantized folder (tools/lfm2-quantize) loads as it is. */
+enum { LFM2_WEIGHTS_AS_STORED = 0, LFM2_WEIGHTS_Q8 = 1, LFM2_WEIGHTS_Q4 = 2 };
+
+/* One memory buffer (a safetensors file, for example). `name` is only used in messages. */
+typedef struct lfm2_buffer {
+    const void *data;
+    size_t size;
+    const char *name;
+} lfm2_buffer;
+
+/* Everything a model is made of, as caller-owned memory (firmware, engines with their own VFS).
+   The buffers are borrowed: they must stay alive and unchanged until lfm2_model_free. Only
+   config_json and at least one safetensors buffer are required. */
+typedef struct lfm2_model_sources {
+    const char *config_json;                 size_t config_json_size;
+    const lfm2_buffer *safetensors;          int32_t n_safetensors; /* shards in any order */
+    const char *tokenizer_json;              size_t tokenizer_json_size;        /* optional */
+    const char *tokenizer_config_json;       size_t tokenizer_config_json_size; /* optional */
+    const char *generation_config_json;      size_t generation_config_json_size;/* optional */
+} lfm2_model_sources;
+
+typedef struct lfm2_context_params {
+    int32_t n_ctx;       /* maximum sequence length; 0 = min(4096, max_position_embeddings) */
+    int32_t n_batch;     /* tokens processed per forward chunk (scratch size); 0 = 64 */
+    int32_t n_threads;   /* OpenMP threads; 0 = OpenMP's default; ignored without OpenMP */
+    lfm2_allocator allocator;
+    lfm2_error *error;
+} lfm2_context_params;
+
+/* Description of one weight tensor, for tools. */
+typedef struct lfm2_tensor_info {
+    const char *name;      /* valid while the model lives */
+    const char *dtype;     /* "BF16", "F16", "F32", ... */
+    int32_t n_dims;
+    int64_t shape[4];
+    uint64_t n_bytes;
+    const char *file;      /* shard name */
+    uint64_t file_offset;  /* byte offset of the data in that file */
+} lfm2_tensor_info;
+
+/* >>api ------------------------------------------------------------------------------------ */
+
+/* Parses config.json text (not NUL-terminated necessarily) into *out and derives F, the layer
+   kinds and the head size. Returns LFM2_ERR_BAD_CONFIG with the key named in err->message. */
+LFM2_API lfm2_result lfm2_config_parse(const char *json, size_t len, lfm2_config *out, lfm2_error *err);
+/* Number of parameters implied by the config (lm_head counted only when untied). */
+LFM2_API uint64_t lfm2_config_param_count(const lfm2_config *c);
+
+#ifndef LFM2_NO_STDIO
+/* Loads a Hugging Face folder: config.json, model.safetensors or model.safetensors.index.json +
+   shards, and when present tokenizer.json, tokenizer_config.json, generation_config.json.
+   Files are memory-mapped where the platform allows (POSIX), read otherwise. */
+LFM2_API lfm2_result lfm2_model_load_dir(const char *dir, const lfm2_model_params *p, lfm2_model **out);
+#endif
+/* Loads from caller memory (borrowed, see lfm2_model_sources). */
+LFM2_API lfm2_result lfm2_model_load_memory(const lfm2_model_sources *s, const lfm2_model_params *p, lfm2_model **out);
+LFM2_API void lfm2_model_free(lfm2_model *m);
+LFM2_API const lfm2_config *lfm2_model_config(const lfm2_model *m);
+LFM2_API int32_t lfm2_model_tensor_count(const lfm2_model *m);
+LFM2_API lfm2_result lfm2_model_tensor_info(const lfm2_model *m, int32_t i, lfm2_tensor_info *out);
+
+/* Creates a context (one sequence). NULL params = defaults. Allocates once. */
+LFM2_API lfm2_result lfm2_context_create(const lfm2_model *m, const lfm2_context_params *p, lfm2_context **out);
+LFM2_API void lfm2_context_free(lfm2_context *c);
+/* Feeds n >= 1 tokens at the current position (a whole prompt, a chunk, or one token) and
+   advances the position by n. *logits (optional) receives the last token's logits [vocab_size],
+   valid until the next decode/reset/free. On error the context is left at its old position
+   when the error is found before any work (bad ids, context full); after LFM2_ERR_ABORTED the
+   context must be reset. */
+LFM2_API lfm2_result lfm2_context_decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, const float **logits);
+/* Like lfm2_context_decode, but writes the logits of every one of the n positions into
+   out[n * vocab_size] (caller-owned), for perplexity and scoring. */
+LFM2_API lfm2_result lfm2_context_decode_all(lfm2_context *c, const lfm2_token *tokens, int32_t n, float *out);
+LFM2_API void lfm2_context_reset(lfm2_context *c);              /* back to position 0 */
+LFM2_API int32_t lfm2_context_pos(const lfm2_context *c);       /* tokens in the cache */
+LFM2_API int32_t lfm2_context_n_ctx(const lfm2_context *c);
+LFM2_API void lfm2_context_set_threads(lfm2_context *c, int32_t n_threads);
+LFM2_API const char *lfm2_context_error(const lfm2_context *c); /* message of the last failure */
+LFM2_API const lfm2_model *lfm2_context_model(const lfm2_context *c);
+/* Logits of the last decoded position, or NULL when none (after reset or an abort). */
+LFM2_API const float *lfm2_context_logits(const lfm2_context *c);
+/* Optional callback polled between chunks of a long decode; returning non-zero stops the decode
+   with LFM2_ERR_ABORTED. The tokens of the chunks already done stay in the cache (see pos). */
+LFM2_API void lfm2_context_set_abort(lfm2_context *c, int (*abort_fn)(void *user), void *user);
+
+/* State snapshots: position, conv states, the KV cache up to the position and the last logits,
+   as bytes (native endianness; for the same model on the same kind of machine). Use them to
+   branch a dialogue, rewind, or keep a save file. state_size reports the bytes save needs now;
+   save returns LFM2_ERR_BUFFER_TOO_SMALL (with *n_written = size needed) when cap is short;
+   load checks that the state belongs to this model and fits this context's n_ctx. A state can
+   be loaded into any context of the same model (fork). */
+LFM2_API size_t lfm2_context_state_size(const lfm2_context *c);
+LFM2_API lfm2_result lfm2_context_state_save(const lfm2_context *c, void *buf, size_t cap, size_t *n_written);
+LFM2_API lfm2_result lfm2_context_state_load(lfm2_context *c, const void *buf, size_t size);
+
+LFM2_API const char *lfm2_result_string(lfm2_result r);
+LFM2_API const char *lfm2_version_string(void);
+LFM2_API const char *lfm2_build_info(void);   /* e.g. "AVX512 AVX2 OPENMP" */
+LFM2_API lfm2_token lfm2_argmax(const float *logits, int32_t n); /* first maximum; -1 if n < 1 */
+
+/* >>tokenizer ------------------------------------------------------------------------------- */
+/* Text <-> token ids with the exact behaviour of the Hugging Face `tokenizers` pipeline that the
+   LFM2 tokenizer.json describes: added tokens matched first (longest match), the LFM2 split regex
+   (implemented natively), GPT-2 byte-level mapping, rank-ordered BPE, the TemplateProcessing
+   post-processor (BOS) and the ByteLevel decoder. The tokenizer is part of the model (loaded from
+   tokenizer.json + tokenizer_config.json) and is immutable: any number of threads may use it.
+   None of these functions allocates; all outputs go to caller buffers. Functions taking a model
+   return LFM2_ERR_UNSUPPORTED when the model was loaded without a tokenizer, and
+   LFM2_ERR_INVALID_ARG for NULL pointers. Text buffers are byte spans, never NUL-terminated. */
+
+/* lfm2_tokenize flags */
+#define LFM2_TOKENIZE_ADD_BOS 1       /* add the special tokens of the post-processor (BOS for LFM2);
+                                         without a post-processor, add_bos_token/add_eos_token of
+                                         tokenizer_config.json */
+#define LFM2_TOKENIZE_PARSE_SPECIAL 2 /* match special-token text ("<|im_start|>") as the special
+                                         token. Off: such text is ordinary text (user input cannot
+                                         inject control tokens). Non-special added tokens always match. */
+/* lfm2_detokenize / lfm2_detok_stream_push flags */
+#define LFM2_DETOKENIZE_SKIP_SPECIAL 1 /* drop special tokens (BOS, <|im_end|>, ...) from the text */
+
+/* Encodes text[0..len) (any bytes: invalid UTF-8 is kept byte for byte) into out[0..*n_out).
+   cap >= len + 2 always suffices for LFM2 (BPE gives at most one token per byte, plus BOS); in
+   general lfm2_tokenize_bound. The unused part of out serves as scratch for pre-tokens longer than
+   128 bytes. If out is too small: LFM2_ERR_BUFFER_TOO_SMALL with *n_out = lfm2_tokenize_bound
+   (an upper bound, not the exact count); out's contents are then unspecified. */
+LFM2_API lfm2_result lfm2_tokenize(const lfm2_model *m, const char *text, size_t len, int flags,
+                                   lfm2_token *out, int32_t cap, int32_t *n_out);
+/* An output capacity that always suffices for lfm2_tokenize(text of len bytes, flags);
+   -1 without a tokenizer or when it does not fit an int32_t. */
+LFM2_API int32_t lfm2_tokenize_bound(const lfm2_model *m, size_t len, int flags);
+
+/* The exact bytes that token t stands for (UTF-8 fragments included: a token may hold part of a
+   character) into buf[0..*n_out). Ids that exist in the model but have no string in the tokenizer
+   give 0 bytes. LFM2_ERR_INVALID_ARG for ids outside [0, vocab); LFM2_ERR_BUFFER_TOO_SMALL with
+   *n_out = bytes needed. */
+LFM2_API lfm2_result lfm2_token_to_piece(const lfm2_model *m, lfm2_token t, char *buf, size_t cap, size_t *n_out);
+
+/* Concatenated bytes of ids[0..n) (flags: LFM2_DETOKENIZE_SKIP_SPECIAL) into buf[0..*n_out).
+   decode(encode(s)) == s for every byte string s. LFM2_ERR_INVALID_ARG for an id outside
+   [0, vocab); LFM2_ERR_BUFFER_TOO_SMALL with *n_out = bytes needed (nothing useful in buf). */
+LFM2_API lfm2_result lfm2_detokenize(const lfm2_model *m, const lfm2_token *ids, int32_t n, int flags,
+                                     char *buf, size_t cap, size_t *n_out);
+
+/* Streaming detokenizer for printing tokens as they are generated: it holds back the bytes of an
+   unfinished UTF-8 character until the next token completes it, so every chunk it returns is
+   whole characters. Bytes that can no longer form a valid character are passed through unchanged
+   (the output is always exactly the concatenated token bytes). Caller-owned; zero-initialise (or
+   memset 0) to start; one per sequence. */
+typedef struct lfm2_detok_stream {
+    unsigned char pending[4]; /* the held-back start of a character (at most 3 bytes) */
+    int32_t n_pending;
+} lfm2_detok_stream;
+/* Appends token t and writes the bytes that are now complete into buf[0..*n_out). A buffer of
+   lfm2_token_to_piece's length + 3 always suffices; LFM2_ERR_BUFFER_TOO_SMALL (with *n_out = bytes
+   needed) leaves the stream unchanged. */
+LFM2_API lfm2_result lfm2_detok_stream_push(const lfm2_model *m, lfm2_detok_stream *s, lfm2_token t, int flags,
+                                            char *buf, size_t cap, size_t *n_out);
+/* Writes the held-back bytes (an incomplete character at the end of the text, as they are) into
+   buf (cap >= 3 always suffices) and resets the stream. Returns LFM2_ERR_BUFFER_TOO_SMALL with
+   *n_out = bytes needed, leaving the stream unchanged, if cap is too small. */
+LFM2_API lfm2_result lfm2_detok_stream_flush(lfm2_detok_stream *s, char *buf, size_t cap, size_t *n_out);
+
+/* Number of ids the tokenizer knows (max id + 1 over the vocabulary and added tokens; 64400 for
+   LFM2, smaller than the model's vocab_size of 65536). 0 without a tokenizer. */
+LFM2_API int32_t lfm2_tokenizer_size(const lfm2_model *m);
+/* Beginning-of-sequence id (tokenizer_config.json bos_token, else config.json bos_token_id);
+   -1 if none. */
+LFM2_API lfm2_token lfm2_token_bos(const lfm2_model *m);
+/* 1 if t ends generation: an eos id of config.json / generation_config.json, the eos_token of
+   tokenizer_config.json, <|im_end|> or <|endoftext|>. Works without a tokenizer (config ids). */
+LFM2_API int lfm2_token_is_eog(const lfm2_model *m, lfm2_token t);
+/* 1 if t is an added token marked special (skipped by LFM2_DETOKENIZE_SKIP_SPECIAL). */
+LFM2_API int lfm2_token_is_special(const lfm2_model *m, lfm2_token t);
+/* Id of the token whose string is piece[0..n): an added token's content ("<|im_end|>") or a
+   vocabulary entry as spelled in tokenizer.json (byte-level form, e.g. "\xC4\xA0world" for
+   " world"). -1 if there is none (or no tokenizer). */
+LFM2_API int32_t lfm2_token_lookup(const lfm2_model *m, const char *piece, size_t n);
+
+/* The string of token t as tokenizer.json spells it (byte-level form: "\xC4\xA0world" for " world";
+   added tokens as their content), *len bytes, not NUL-terminated, valid while the model lives.
+   NULL (and *len = 0) for ids without a string or without a tokenizer. For inspection tools. */
+LFM2_API const char *lfm2_token_text(const lfm2_model *m, lfm2_token t, size_t *len);
+
+/* One chat message. role: "system", "user", "assistant", "tool", ... ; content NULL = empty. */
+typedef struct lfm2_chat_message {
+    const char *role;
+    const char *content;
+} lfm2_chat_message;
+
+/* Renders a conversation with the LFM2 chat template into buf[0..*n_out) (no terminator):
+       <|startoftext|>{<|im_start|>ROLE\nCONTENT<|im_end|>\n}...[<|im_start|>assistant\n]
+   byte-identical to the model's chat_template.jinja without tools. With n_tools > 0 it follows
+   LiquidAI's tool-use template: a leading system message becomes
+       <|im_start|>system\nSYSTEM\nList of tools: <|tool_list_start|>[T1, T2]<|tool_list_end|><|im_end|>\n
+   (each tools_json[i] is one tool's JSON text, inserted verbatim) and "tool" messages are wrapped
+   in <|tool_response_start|>...<|tool_response_end|>. The result starts with BOS: tokenize it with
+   LFM2_TOKENIZE_PARSE_SPECIAL and without LFM2_TOKENIZE_ADD_BOS. Message text is inserted verbatim,
+   so control-token text inside it becomes control tokens then (as with transformers'
+   apply_chat_template). Needs no model. LFM2_ERR_INVALID_ARG for a NULL role/tool or n < 0;
+   LFM2_ERR_BUFFER_TOO_SMALL with *n_out = bytes needed (buf may be NULL when cap is 0). */
+LFM2_API lfm2_result lfm2_chat_format(const lfm2_chat_message *msgs, int32_t n, const char *const *tools_json,
+                                      int32_t n_tools, int add_generation_prompt, char *buf, size_t cap,
+                                      size_t *n_out);
+/* >>sampler --------------------------------------------------------------------------------- */
+/* Token sampling with the exact semantics of Hugging Face transformers' generate():
+       repetition penalty -> temperature -> top-k -> top-p -> min-p -> softmax -> multinomial
+   A sampler is a small object of its own (it never touches a context): it owns scratch memory
+   sized by the vocabulary, allocated once at create, a seeded random generator (xoshiro256**,
+   the same stream on every platform) and the repetition-penalty history: the SET of every token
+   id of the sequence (prompt included), fed with lfm2_sampler_accept. One sampler serves one
+   sequence (one context) and is used by one thread at a time; separate samplers are
+   independent. Sampling never allocates. */
+
+/* transformers' generate() applies top_k = 50 when the caller gives none; the model-card
+   recipe below keeps it. Set top_k = 0 for no top-k at all. */
+#define LFM2_SAMPLER_DEFAULT_TOP_K 50
+
+typedef struct lfm2_sampler lfm2_sampler;
+
+/* All-zero params = greedy decoding (argmax), no penalty. */
+typedef struct lfm2_sampler_params {
+    float temperature;        /* >= 0. 0: greedy (argmax after the repetition penalty; top-k/p
+                                 and min-p are then not applied). 1 = logits unscaled. */
+    int32_t top_k;            /* keep the k highest scores (ties at the k-th kept); 0 = off */
+    float top_p;              /* nucleus: keep the smallest top set whose probability > top_p
+                                 (transformers' rule); 0 or 1 = off, else in (0, 1) */
+    float min_p;              /* drop ids with p < min_p * p_max (after temperature); 0 = off,
+                                 at most 1 */
+    float repetition_penalty; /* > 0; 0 or 1 = off. Applied once per distinct id of the history:
+                                 negative scores multiplied by it, others divided by it */
+    uint64_t seed;            /* seed of the random generator (any value, 0 included) */
+} lfm2_sampler_params;
+
+/* The LFM2 model-card recipe as transformers' generate() runs it: temperature 0.3, min_p 0.15,
+   repetition_penalty 1.05, top_k 50 (generate()'s default), top_p off, seed 0. */
+LFM2_API lfm2_sampler_params lfm2_sampler_default_params(void);
+
+/* Creates a sampler for a vocabulary of vocab_size ids (lfm2_model_config(m)->vocab_size).
+   params NULL = greedy; allocator NULL = malloc/free (copied: it must outlive the sampler).
+   Returns LFM2_ERR_INVALID_ARG for out-of-range params or vocab_size < 1, and
+   LFM2_ERR_OUT_OF_MEMORY; *out is NULL on failure. Allocates about 17 bytes per vocab id. */
+LFM2_API lfm2_result lfm2_sampler_create(const lfm2_sampler_params *params, int32_t vocab_size,
+                                         const lfm2_allocator *allocator, lfm2_sampler **out);
+/* Frees the sampler (NULL is fine). */
+LFM2_API void lfm2_sampler_free(lfm2_sampler *s);
+/* Changes the parameters (and re-seeds the generator with params->seed); the history is kept,
+   so a conversation can change its temperature between turns. LFM2_ERR_INVALID_ARG leaves the
+   sampler unchanged. */
+LFM2_API lfm2_result lfm2_sampler_set_params(lfm2_sampler *s, const lfm2_sampler_params *params);
+/* Re-seeds the random generator only. */
+LFM2_API void lfm2_sampler_seed(lfm2_sampler *s, uint64_t seed);
+/* Adds n token ids to the penalty history: call it for every token that enters the sequence
+   (the prompt, chat-template tokens of later turns, and each generated token; lfm2_generate
+   does this itself). Ids already present are ignored (it is a set). All ids are checked first:
+   one outside [0, vocab_size) gives LFM2_ERR_INVALID_ARG and adds nothing. */
+LFM2_API lfm2_result lfm2_sampler_accept(lfm2_sampler *s, const lfm2_token *ids, int32_t n);
+/* Empties the penalty history (a new sequence: call it with lfm2_context_reset). */
+LFM2_API void lfm2_sampler_reset(lfm2_sampler *s);
+/* Number of distinct ids in the history. */
+LFM2_API int32_t lfm2_sampler_history_size(const lfm2_sampler *s);
+/* The processing step alone: reads logits[vocab_size] (never written) and writes the scores
+   the multinomial draw would use into out[vocab_size] (caller-owned, may not alias logits):
+   penalised, divided by the temperature, and -INFINITY for every id removed by top-k, top-p or
+   min-p. In greedy mode (temperature 0) only the penalty is applied, as transformers does
+   with do_sample=False. Does not touch the random generator. */
+LFM2_API lfm2_result lfm2_sampler_process(lfm2_sampler *s, const float *logits, float *out);
+/* Picks the next token from logits[vocab_size] (never written): processes them into the
+   sampler's scratch, then draws from softmax of the survivors with the sampler's generator
+   (greedy: the first maximum, no random number used). Does NOT add the token to the history:
+   call lfm2_sampler_accept with it. */
+LFM2_API lfm2_result lfm2_sampler_sample(lfm2_sampler *s, const float *logits, lfm2_token *out);
+
+/* >>generate -------------------------------------------------------------------------------- */
+/* Why lfm2_generate returned LFM2_OK. */
+typedef enum lfm2_stop_reason {
+    LFM2_STOP_NONE = 0,     /* not stopped (only seen on an error return) */
+    LFM2_STOP_EOG,          /* an end-of-generation token was sampled (lfm2_token_is_eog) */
+    LFM2_STOP_MAX_TOKENS,   /* max_tokens were generated */
+    LFM2_STOP_CALLBACK      /* on_token returned nonzero */
+} lfm2_stop_reason;
+
+typedef struct lfm2_generate_params {
+    int32_t max_tokens;     /* most tokens to generate; 0 = until end of generation or context full */
+    /* Optional: called once per generated token (the end-of-generation token excluded) with the
+       text it completes: whole UTF-8 characters only, so a character split over tokens arrives
+       with its last token (len may be 0); special tokens other than the end-of-generation one
+       appear as their text ("<|im_start|>"). text is valid during the call. Return nonzero to
+       stop after this token (LFM2_STOP_CALLBACK). If the answer ends inside a character, one
+       last call with token -1 passes those bytes as they are. */
+    int (*on_token)(void *user, lfm2_token token, const char *text, size_t len);
+    /* Optional: polled before every forward pass; nonzero stops with LFM2_ERR_ABORTED (for
+       Ctrl-C). The context stays consistent: every token emitted so far is in it. */
+    int (*should_abort)(void *user);
+    void *user;             /* passed to both callbacks */
+    lfm2_error *error;      /* optional: receives a message on failure */
+} lfm2_generate_params;
+
+typedef struct lfm2_generate_result {
+    int32_t n_prompt;       /* prompt tokens decoded */
+    int32_t n_generated;    /* tokens generated and passed to on_token (all are in the context) */
+    lfm2_token stop_token;  /* the end-of-generation token that ended it (NOT decoded into the
+                               context), or -1 */
+    lfm2_stop_reason stop_reason;
+} lfm2_generate_result;
+
+/* Feeds n_prompt >= 1 new tokens at the context's current position, then samples and decodes
+   one token at a time until an end-of-generation token, max_tokens, a callback stop, or an
+   abort. Every prompt and generated token is added to the sampler's history. Each generated
+   token is decoded into the context before the function returns, so the context then holds the
+   prompt and the whole answer; the end-of-generation token is not decoded. For multi-turn chat
+   keep the context and the sampler, and start the next call's tokens with the text the chat
+   template puts after an answer ("<|im_end|>\n<|im_start|>user\n...").
+   Errors: LFM2_ERR_INVALID_ARG (NULL c/s/prompt, n_prompt < 1, the sampler's vocabulary differs
+   from the model's), LFM2_ERR_CONTEXT_FULL (the prompt does not fit: nothing is decoded; or the
+   context filled up while generating: every emitted token is in it), LFM2_ERR_ABORTED, and any
+   error of lfm2_context_decode. A model loaded without a tokenizer still generates (end of
+   generation from config.json's eos ids) but on_token then gets no text (len 0). res (optional) is filled in every case. Allocates nothing per token (a
+   token whose text exceeds 1 KiB grows a buffer kept in the sampler, once). */
+LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_token *prompt,
+                                   int32_t n_prompt, const lfm2_generate_params *params,
+                                   lfm2_generate_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LFM2_H_INCLUDED */
+
+/* ========================================================================================== */
+/*                                      IMPLEMENTATION                                        */
+/* ========================================================================================== */
+#if defined(LFM2_IMPLEMENTATION) && !defined(LFM2__IMPLEMENTATION_DONE)
+#define LFM2__IMPLEMENTATION_DONE
+
+/* >>config --------------------------------------------------------------------------------- */
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <stdarg.h>
+#include <math.h>
+#include <float.h>
+
+#if !defined(LFM2_NO_STDIO) && !defined(LFM2_NO_MMAP) && (defined(__unix__) || defined(__APPLE__))
+#define LFM2__HAVE_MMAP 1
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/mman.h>
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+
+#if !defined(LFM2_NO_SIMD)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__F16C__) && !defined(LFM2_NO_AVX512)
+#define LFM2__AVX512 1
+#include <immintrin.h>
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && !defined(LFM2_NO_AVX2)
+#define LFM2__AVX2 1
+#include <immintrin.h>
+#elif (defined(__aarch64__) || defined(_M_ARM64)) && !defined(LFM2_NO_NEON)
+#define LFM2__NEON 1
+#include <arm_neon.h>
+#endif
+#endif
+
+/* GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 intrinsics (the _mm512_undefined_*
+   operands) wherever they are inlined: GCC bug 105593, fixed in GCC 13. Silenced for the
+   implementation on the affected compilers only. */
+#if defined(LFM2__AVX512) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#define LFM2__GCC_PR105593 1
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#if defined(_OPENMP) && !defined(LFM2_NO_OPENMP)
+#define LFM2__OPENMP 1
+#include <omp.h>
+#endif
+
+#ifndef LFM2_MAX_DIM
+#define LFM2_MAX_DIM 65536
+#endif
+#ifndef LFM2_MAX_VOCAB
+#define LFM2_MAX_VOCAB 1048576
+#endif
+#define LFM2__MAX_JSON_DEPTH 64
+#define LFM2__DEFAULT_CTX 4096
+#define LFM2__DEFAULT_BATCH 64
+#define LFM2__OMP_MIN_WORK 65536   /* multiply-adds below which a loop is not worth a parallel region */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define LFM2__MAYBE_UNUSED __attribute__((unused))
+#else
+#define LFM2__MAYBE_UNUSED
+#endif
+
+#ifdef __cplusplus
+#define LFM2__CAST(T, x) (static_cast<T>(x))
+#define LFM2__PTRINT(p) (reinterpret_cast<uintptr_t>(p))
+#else
+#define LFM2__CAST(T, x) ((T)(x))
+#define LFM2__PTRINT(p) ((uintptr_t)(p))
+#endif
+
+/* >>util ----------------------------------------------------------------------------------- */
+
+static void *lfm2__malloc(const lfm2_allocator *a, size_t n) {
+    if (n == 0) n = 1;
+    if (a && a->alloc) return a->alloc(a->user, n);
+    return malloc(n);
+}
+static void lfm2__free(const lfm2_allocator *a, void *p) {
+    if (!p) return;
+    if (a && a->free) a->free(a->user, p);
+    else free(p);
+}
+static void *lfm2__calloc(const lfm2_allocator *a, size_t n) {
+    void *p = lfm2__malloc(a, n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
+/* Writes "message" into err (if any) and returns code. */
+static lfm2_result lfm2__fail(lfm2_error *err, lfm2_result code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* overflow-checked size arithmetic: return 0 on overflow */
+static int lfm2__mul_ok(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+static int lfm2__add_ok(size_t a, size_t b, size_t *out) {
+    if (b > SIZE_MAX - a) return 0;
+    *out = a + b;
+    return 1;
+}
+
+static float lfm2__bf16_to_f32(uint16_t h) {
+    uint32_t u = LFM2__CAST(uint32_t, h) << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static float lfm2__f16_to_f32(uint16_t h) {
+    uint32_t sign = LFM2__CAST(uint32_t, h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
+    float f;
+    if (exp == 0) {
+        if (man == 0) u = sign;
+        else { /* subnormal: value = man * 2^-24 */
+            f = LFM2__CAST(float, man) * 5.9604644775390625e-08f;
+            return sign ? -f : f;
+        }
+    } else if (exp == 31) {
+        u = sign | 0x7f800000u | (man << 13);
+    } else {
+        u = sign | ((exp + 112u) << 23) | (man << 13);
+    }
+    memcpy(&f, &u, 4);
+    return f;
+}
+LFM2__MAYBE_UNUSED static uint16_t lfm2__f32_to_f16(float f) { /* round to nearest even */
+    uint32_t u, sign, mant;
+    int32_t e;
+    memcpy(&u, &f, 4);
+    sign = (u >> 16) & 0x8000u;
+    e = LFM2__CAST(int32_t, (u >> 23) & 0xffu);
+    mant = u & 0x7fffffu;
+    if (e == 255) return LFM2__CAST(uint16_t, sign | 0x7c00u | (mant ? 0x200u : 0u));
+    e -= 127 - 15;
+    if (e >= 31) return LFM2__CAST(uint16_t, sign | 0x7c00u);
+    if (e <= 0) {
+        uint32_t shift, r, half;
+        if (e < -10) return LFM2__CAST(uint16_t, sign);
+        mant |= 0x800000u;
+        shift = LFM2__CAST(uint32_t, 14 - e);
+        r = mant >> shift;
+        half = 1u << (shift - 1);
+        if ((mant & ((half << 1) - 1)) > half || ((mant & ((half << 1) - 1)) == half && (r & 1u))) r++;
+        return LFM2__CAST(uint16_t, sign | r);
+    }
+    {
+        uint32_t r = (LFM2__CAST(uint32_t, e) << 10) | (mant >> 13);
+        uint32_t rest = mant & 0x1fffu;
+        if (rest > 0x1000u || (rest == 0x1000u && (r & 1u))) r++;
+        return LFM2__CAST(uint16_t, sign | r);
+    }
+}
+LFM2__MAYBE_UNUSED static uint16_t lfm2__f32_to_bf16(float f) { /* round to nearest even */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return LFM2__CAST(uint16_t, (u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return LFM2__CAST(uint16_t, u >> 16);
+}
+
+static uint64_t lfm2__rd_u64le(const unsigned char *p) {
+    uint64_t v = 0;
+    int i;
+    for (i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+/* >>json ----------------------------------------------------------------------------------- */
+/* A bounded, non-recursive-descent-free JSON reader: one validating pass that counts tokens, one
+   pass that fills a flat token array. Each token records its byte span and the index just past
+   its subtree (`skip`), so siblings are walked in O(1). Strings stay escaped in the source;
+   lfm2__json_str unescapes on demand. Depth is limited to LFM2__MAX_JSON_DEPTH. */
+
+enum { LFM2__J_OBJ = 1, LFM2__J_ARR, LFM2__J_STR, LFM2__J_NUM, LFM2__J_TRUE, LFM2__J_FALSE, LFM2__J_NULL };
+
+typedef struct lfm2__jtok {
+    uint8_t type;
+    uint32_t start, end;   /* byte span in the source (strings: inside the quotes) */
+    int32_t n;             /* OBJ: number of key/value pairs; ARR: number of elements */
+    int32_t skip;          /* index of the first token after this subtree */
+} lfm2__jtok;
+
+typedef struct lfm2__json {
+    const char *src;
+    size_t len;
+    lfm2__jtok *tok;
+    int32_t n_tok;
+} lfm2__json;
+
+static int lfm2__json_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* One pass. With tok == NULL it only validates and counts. Returns token count or -1 (with
+   *err_off set to the offending byte). */
+static int64_t lfm2__json_pass(const char *s, size_t len, lfm2__jtok *tok, size_t *err_off, const char **why) {
+    size_t i = 0;
+    int64_t nt = 0;
+    int32_t stack[LFM2__MAX_JSON_DEPTH];   /* token index of open containers */
+    int64_t stack_cnt[LFM2__MAX_JSON_DEPTH];
+    int depth = 0;
+    int expect_value = 1;  /* 1 value, 2 key (or '}'), 3 ':' , 4 ',' or close */
+    int root_done = 0;
+#define LFM2__JERR(msg) do { *err_off = i; *why = (msg); return -1; } while (0)
+    for (;;) {
+        char c;
+        while (i < len && lfm2__json_ws(s[i])) i++;
+        if (i >= len) break;
+        c = s[i];
+        if (root_done) LFM2__JERR("trailing characters after the JSON value");
+        if (expect_value == 3) {
+            if (c != ':') LFM2__JERR("expected ':'");
+            i++;
+            expect_value = 1;
+            continue;
+        }
+        if (expect_value == 4) {
+            if (c == ',') {
+                i++;
+                expect_value = (stack_cnt[depth - 1] < 0) ? 2 : 1;
+                /* stack_cnt < 0 marks objects */
+                continue;
+            }
+            if (c == '}' || c == ']') goto close_container;
+            LFM2__JERR("expected ',' or a closing bracket");
+        }
+        if (c == '}' || c == ']') {
+            /* empty container close, or close right after '{' / '[' */
+            if (depth == 0) LFM2__JERR("unbalanced closing bracket");
+            if (expect_value == 1 && !(c == ']' && stack_cnt[depth - 1] == 0)) LFM2__JERR("expected a value");
+            if (expect_value == 2 && stack_cnt[depth - 1] != -1) LFM2__JERR("expected a key");
+            goto close_container;
+        }
+        if (expect_value == 2 && c != '"') LFM2__JERR("expected a string key");
+        /* a value (or key) starts here */
+        if (c == '{' || c == '[') {
+            if (depth >= LFM2__MAX_JSON_DEPTH) LFM2__JERR("nesting too deep");
+            if (nt >= INT32_MAX - 1) LFM2__JERR("too many JSON tokens");
+            if (depth > 0) { if (stack_cnt[depth - 1] < 0) stack_cnt[depth - 1]--; else stack_cnt[depth - 1]++; }
+            if (tok) {
+                tok[nt].type = LFM2__CAST(uint8_t, c == '{' ? LFM2__J_OBJ : LFM2__J_ARR);
+                tok[nt].start = LFM2__CAST(uint32_t, i);
+                tok[nt].n = 0;
+            }
+            stack[depth] = LFM2__CAST(int32_t, nt);
+            stack_cnt[depth] = (c == '{') ? -1 : 0;  /* objects count down from -1 */
+            depth++;
+            nt++;
+            i++;
+            expect_value = (c == '{') ? 2 : 1;
+            continue;
+        }
+        if (nt >= INT32_MAX - 1) LFM2__JERR("too many JSON tokens");
+        if (c == '"') {
+            size_t st = ++i;
+            int is_key = (expect_value == 2);
+            while (i < len && s[i] != '"') {
+                unsigned char ch = LFM2__CAST(unsigned char, s[i]);
+                if (ch < 0x20) LFM2__JERR("control character in string");
+                if (ch == '\\') {
+                    i++;
+                    if (i >= len) break;
+                    ch = LFM2__CAST(unsigned char, s[i]);
+                    if (ch == 'u') {
+                        int k;
+                        for (k = 1; k <= 4; k++) {
+                            char h = (i + LFM2__CAST(size_t, k) < len) ? s[i + LFM2__CAST(size_t, k)] : 0;
+                            if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F'))) {
+                                i += LFM2__CAST(size_t, k);
+                                LFM2__JERR("bad \\u escape");
+                            }
+                        }
+                        i += 4;
+                    } else if (!(ch == '"' || ch == '\\' || ch == '/' || ch == 'b' || ch == 'f' || ch == 'n' || ch == 'r' || ch == 't')) {
+                        LFM2__JERR("bad escape in string");
+                    }
+                }
+                i++;
+            }
+            if (i >= len) LFM2__JERR("unterminated string");
+            if (st > 0xffffffffu || i > 0xffffffffu) LFM2__JERR("JSON text larger than 4 GiB");
+            if (tok) {
+                tok[nt].type = LFM2__J_STR;
+                tok[nt].start = LFM2__CAST(uint32_t, st);
+                tok[nt].end = LFM2__CAST(uint32_t, i);
+                tok[nt].n = 0;
+                tok[nt].skip = LFM2__CAST(int32_t, nt + 1);
+            }
+            i++;
+            nt++;
+            if (is_key) { expect_value = 3; continue; }
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t st = i;
+            if (s[i] == '-') i++;
+            if (i >= len || !(s[i] >= '0' && s[i] <= '9')) LFM2__JERR("bad number");
+            if (s[i] == '0') i++;
+            else while (i < len && s[i] >= '0' && s[i] <= '9') i++;
+            if (i < len && s[i] == '.') {
+                i++;
+                if (i >= len || !(s[i] >= '0' && s[i] <= '9')) LFM2__JERR("bad number");
+                while (i < len && s[i] >= '0' && s[i] <= '9') i++;
+            }
+            if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+                i++;
+                if (i < len && (s[i] == '+' || s[i] == '-')) i++;
+                if (i >= len || !(s[i] >= '0' && s[i] <= '9')) LFM2__JERR("bad number");
+                while (i < len && s[i] >= '0' && s[i] <= '9') i++;
+            }
+            if (i > 0xffffffffu) LFM2__JERR("JSON text larger than 4 GiB");
+            if (tok) {
+                tok[nt].type = LFM2__J_NUM;
+                tok[nt].start = LFM2__CAST(uint32_t, st);
+                tok[nt].end = LFM2__CAST(uint32_t, i);
+                tok[nt].n = 0;
+                tok[nt].skip = LFM2__CAST(int32_t, nt + 1);
+            }
+            nt++;
+        } else {
+            const char *word;
+            uint8_t ty;
+            size_t wl;
+            if (c == 't') { word = "true"; ty = LFM2__J_TRUE; }
+            else if (c == 'f') { word = "false"; ty = LFM2__J_FALSE; }
+            else if (c == 'n') { word = "null"; ty = LFM2__J_NULL; }
+            else LFM2__JERR("unexpected character");
+            wl = strlen(word);
+            if (len - i < wl || memcmp(s + i, word, wl) != 0) LFM2__JERR("bad literal");
+            if (i + wl > 0xffffffffu) LFM2__JERR("JSON text larger than 4 GiB");
+            if (tok) {
+                tok[nt].type = ty;
+                tok[nt].start = LFM2__CAST(uint32_t, i);
+                tok[nt].end = LFM2__CAST(uint32_t, i + wl);
+                tok[nt].n = 0;
+                tok[nt].skip = LFM2__CAST(int32_t, nt + 1);
+            }
+            i += wl;
+            nt++;
+        }
+        /* a scalar value completed */
+        if (depth == 0) root_done = 1;
+        else {
+            if (stack_cnt[depth - 1] < 0) stack_cnt[depth - 1]--; /* objects count values downwards */
+            else stack_cnt[depth - 1]++;
+            expect_value = 4;
+        }
+        continue;
+    close_container:
+        {
+            int32_t open = stack[depth - 1];
+            int is_obj = stack_cnt[depth - 1] < 0;
+            if ((c == '}') != is_obj) LFM2__JERR("mismatched bracket");
+            if (tok) {
+                int64_t cnt = is_obj ? (-stack_cnt[depth - 1] - 1) : stack_cnt[depth - 1];
+                tok[open].n = LFM2__CAST(int32_t, cnt);
+                tok[open].end = LFM2__CAST(uint32_t, i + 1);
+                tok[open].skip = LFM2__CAST(int32_t, nt);
+            }
+            depth--;
+            i++;
+            if (depth == 0) root_done = 1;
+            else expect_value = 4;
+        }
+    }
+    if (!root_done) { *err_off = i; *why = depth ? "unexpected end of JSON text" : "empty JSON text"; return -1; }
+#undef LFM2__JERR
+    return nt;
+}
+
+/* Parses src into j (allocating the token array). what = file name for messages. */
+static lfm2_result lfm2__json_parse(lfm2__json *j, const char *src, size_t len, const lfm2_allocator *a,
+                                    lfm2_error *err, lfm2_result code, const char *what) {
+    size_t off = 0, bytes;
+    const char *why = "";
+    int64_t n;
+    memset(j, 0, sizeof *j);
+    if (!src) return lfm2__fail(err, code, "%s: no data", what);
+    if (len >= 0xffffffffu) return lfm2__fail(err, code, "%s: larger than 4 GiB", what);
+    n = lfm2__json_pass(src, len, NULL, &off, &why);
+    if (n < 0) return lfm2__fail(err, code, "%s: invalid JSON at byte %zu: %s", what, off, why);
+    if (!lfm2__mul_ok(LFM2__CAST(size_t, n), sizeof(lfm2__jtok), &bytes))
+        return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "%s: too many tokens", what);
+    j->tok = LFM2__CAST(lfm2__jtok *, lfm2__malloc(a, bytes));
+    if (!j->tok) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "%s: out of memory for %zu JSON tokens", what, (size_t)n);
+    lfm2__json_pass(src, len, j->tok, &off, &why);
+    j->src = src;
+    j->len = len;
+    j->n_tok = LFM2__CAST(int32_t, n);
+    return LFM2_OK;
+}
+static void lfm2__json_free(lfm2__json *j, const lfm2_allocator *a) {
+    lfm2__free(a, j->tok);
+    j->tok = NULL;
+}
+
+/* Compares the (escaped) string token i with a plain ASCII key without escapes. */
+static int lfm2__json_str_is(const lfm2__json *j, int32_t i, const char *key) {
+    size_t kl = strlen(key);
+    const lfm2__jtok *t = &j->tok[i];
+    if (t->type != LFM2__J_STR) return 0;
+    if (t->end - t->start != kl) return 0;
+    return memcmp(j->src + t->start, key, kl) == 0;
+}
+/* Value index of `key` in object `obj`, or -1. */
+static int32_t lfm2__json_get(const lfm2__json *j, int32_t obj, const char *key) {
+    int32_t k, c;
+    if (obj < 0 || j->tok[obj].type != LFM2__J_OBJ) return -1;
+    c = obj + 1;
+    for (k = 0; k < j->tok[obj].n; k++) {
+        int32_t v = c + 1;
+        if (lfm2__json_str_is(j, c, key)) return v;
+        c = j->tok[v].skip;
+    }
+    return -1;
+}
+/* Element `idx` of array `arr`, or -1. */
+LFM2__MAYBE_UNUSED static int32_t lfm2__json_at(const lfm2__json *j, int32_t arr, int32_t idx) {
+    int32_t k, c;
+    if (arr < 0 || j->tok[arr].type != LFM2__J_ARR || idx < 0 || idx >= j->tok[arr].n) return -1;
+    c = arr + 1;
+    for (k = 0; k < idx; k++) c = j->tok[c].skip;
+    return c;
+}
+/* Strict JSON number -> double without locale dependence. Returns 0 if not a number token. */
+static int lfm2__json_num(const lfm2__json *j, int32_t i, double *out) {
+    const char *s, *e;
+    int neg = 0, ex = 0, exneg = 0, nd = 0;
+    uint64_t mant = 0;
+    double v;
+    if (i < 0 || j->tok[i].type != LFM2__J_NUM) return 0;
+    s = j->src + j->tok[i].start;
+    e = j->src + j->tok[i].end;
+    if (*s == '-') { neg = 1; s++; }
+    for (; s < e && *s >= '0' && *s <= '9'; s++) {
+        if (nd < 19) { mant = mant * 10u + LFM2__CAST(uint64_t, *s - '0'); if (mant) nd++; }
+        else ex++;
+    }
+    if (s < e && *s == '.') {
+        for (s++; s < e && *s >= '0' && *s <= '9'; s++) {
+            if (nd < 19) { mant = mant * 10u + LFM2__CAST(uint64_t, *s - '0'); if (mant) nd++; ex--; }
+        }
+    }
+    if (s < e && (*s == 'e' || *s == 'E')) {
+        int x = 0;
+        s++;
+        if (*s == '-') { exneg = 1; s++; } else if (*s == '+') s++;
+        for (; s < e && *s >= '0' && *s <= '9'; s++) if (x < 100000) x = x * 10 + (*s - '0');
+        ex += exneg ? -x : x;
+    }
+    v = LFM2__CAST(double, mant);
+    if (mant != 0) {
+        /* scale by 10^ex using exact powers where possible */
+        static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+        while (ex > 0) { int k = ex > 22 ? 22 : ex; v *= p10[k]; ex -= k; if (v > DBL_MAX) break; }
+        while (ex < 0) { int k = -ex > 22 ? 22 : -ex; v /= p10[k]; ex += k; if (v == 0) break; }
+    }
+    *out = neg ? -v : v;
+    return 1;
+}
+/* Integer value of token i if it is a number holding an integer in [lo, hi]. */
+static int lfm2__json_int(const lfm2__json *j, int32_t i, int64_t lo, int64_t hi, int64_t *out) {
+    double v;
+    if (!lfm2__json_num(j, i, &v)) return 0;
+    if (!(v >= LFM2__CAST(double, lo) && v <= LFM2__CAST(double, hi))) return 0;
+    if (v != floor(v)) return 0;
+    *out = LFM2__CAST(int64_t, v);
+    return 1;
+}
+
+static void lfm2__utf8_put(uint32_t cp, char *out, size_t *n) {
+    if (cp < 0x80) out[(*n)++] = LFM2__CAST(char, cp);
+    else if (cp < 0x800) {
+        out[(*n)++] = LFM2__CAST(char, 0xc0 | (cp >> 6));
+        out[(*n)++] = LFM2__CAST(char, 0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        out[(*n)++] = LFM2__CAST(char, 0xe0 | (cp >> 12));
+        out[(*n)++] = LFM2__CAST(char, 0x80 | ((cp >> 6) & 0x3f));
+        out[(*n)++] = LFM2__CAST(char, 0x80 | (cp & 0x3f));
+    } else {
+        out[(*n)++] = LFM2__CAST(char, 0xf0 | (cp >> 18));
+        out[(*n)++] = LFM2__CAST(char, 0x80 | ((cp >> 12) & 0x3f));
+        out[(*n)++] = LFM2__CAST(char, 0x80 | ((cp >> 6) & 0x3f));
+        out[(*n)++] = LFM2__CAST(char, 0x80 | (cp & 0x3f));
+    }
+}
+static uint32_t lfm2__hex4(const char *p) {
+    uint32_t v = 0;
+    int k;
+    for (k = 0; k < 4; k++) {
+        char h = p[k];
+        v <<= 4;
+        if (h >= '0' && h <= '9') v |= LFM2__CAST(uint32_t, h - '0');
+        else if (h >= 'a' && h <= 'f') v |= LFM2__CAST(uint32_t, h - 'a' + 10);
+        else v |= LFM2__CAST(uint32_t, h - 'A' + 10);
+    }
+    return v;
+}
+/* Decodes the next character of an escaped JSON string span [*s, e) into out (1-4 bytes) and
+   advances *s. Lone surrogates become U+FFFD. The span was validated by lfm2__json_pass. */
+static size_t lfm2__json_char(const char **sp, const char *e, char *out) {
+    const char *s = *sp;
+    size_t w = 0;
+    if (*s != '\\') { out[0] = *s; *sp = s + 1; return 1; }
+    if (s[1] != 'u') {
+        switch (s[1]) {
+        case 'b': out[0] = '\b'; break;
+        case 'f': out[0] = '\f'; break;
+        case 'n': out[0] = '\n'; break;
+        case 'r': out[0] = '\r'; break;
+        case 't': out[0] = '\t'; break;
+        default: out[0] = s[1]; break;   /* \" \\ \/ */
+        }
+        *sp = s + 2;
+        return 1;
+    }
+    {
+        uint32_t cp = lfm2__hex4(s + 2);
+        s += 6;
+        if (cp >= 0xd800 && cp < 0xdc00) {
+            uint32_t lo = (e - s >= 6 && s[0] == '\\' && s[1] == 'u') ? lfm2__hex4(s + 2) : 0;
+            if (lo >= 0xdc00 && lo < 0xe000) {
+                cp = 0x10000u + ((cp - 0xd800u) << 10) + (lo - 0xdc00u);
+                s += 6;
+            } else cp = 0xfffd;
+        } else if (cp >= 0xdc00 && cp < 0xe000) cp = 0xfffd;
+        lfm2__utf8_put(cp, out, &w);
+        *sp = s;
+        return w;
+    }
+}
+/* Unescapes string token i into out (which needs at most (end-start) bytes: unescaping never
+   grows a string). Returns the byte length, or -1 if not a string. out may be NULL to measure. */
+static int64_t lfm2__json_str(const lfm2__json *j, int32_t i, char *out) {
+    const char *s, *e;
+    size_t n = 0;
+    char one[4];
+    if (i < 0 || j->tok[i].type != LFM2__J_STR) return -1;
+    s = j->src + j->tok[i].start;
+    e = j->src + j->tok[i].end;
+    while (s < e) {
+        size_t w = lfm2__json_char(&s, e, one);
+        if (out) memcpy(out + n, one, w);
+        n += w;
+    }
+    return LFM2__CAST(int64_t, n);
+}
+/* Compares unescaped string token i with bytes (p, n). */
+static int lfm2__json_str_eq(const lfm2__json *j, int32_t i, const char *p, size_t n) {
+    const char *s, *e;
+    size_t pos = 0;
+    char one[4];
+    if (i < 0 || j->tok[i].type != LFM2__J_STR) return 0;
+    s = j->src + j->tok[i].start;
+    e = j->src + j->tok[i].end;
+    while (s < e) {
+        size_t w = lfm2__json_char(&s, e, one);
+        if (pos + w > n || memcmp(p + pos, one, w) != 0) return 0;
+        pos += w;
+    }
+    return pos == n;
+}
+
+/* >>configjson ----------------------------------------------------------------------------- */
+/* config.json -> lfm2_config. Both key styles are read:
+     released checkpoints: block_ff_dim (overrides intermediate_size), full_attn_idxs, rope_theta or
+                           theta, tie_embedding, block_dim / conv_dim (checked == hidden_size)
+     transformers 5:       intermediate_size, layer_types, rope_parameters, tie_word_embeddings
+   then lfm2__config_finalize derives F (spec 1.3), the layer kinds (1.2) and checks the caps. */
+
+typedef struct lfm2__cfgread {
+    const lfm2__json *j;
+    lfm2_error *err;
+    lfm2_result rc;
+} lfm2__cfgread;
+
+/* Reads an integer key. Absent -> *out = def (or error if required). */
+static int lfm2__cfg_int(lfm2__cfgread *r, const char *key, int required, int64_t def, int64_t lo, int64_t hi, int64_t *out) {
+    int32_t v = lfm2__json_get(r->j, 0, key);
+    if (r->rc != LFM2_OK) return 0;
+    if (v < 0 || r->j->tok[v].type == LFM2__J_NULL) {
+        if (required) { r->rc = lfm2__fail(r->err, LFM2_ERR_BAD_CONFIG, "config.json: missing required key \"%s\"", key); return 0; }
+        *out = def;
+        return 1;
+    }
+    if (r->j->tok[v].type != LFM2__J_NUM) {
+        r->rc = lfm2__fail(r->err, LFM2_ERR_BAD_CONFIG, "config.json: key \"%s\" must be an integer", key);
+        return 0;
+    }
+    if (!lfm2__json_int(r->j, v, lo, hi, out)) {
+        r->rc = lfm2__fail(r->err, LFM2_ERR_BAD_CONFIG, "config.json: key \"%s\" = %.*s is not an integer in [%lld, %lld]", key,
+                           LFM2__CAST(int, r->j->tok[v].end - r->j->tok[v].start), r->j->src + r->j->tok[v].start,
+                           LFM2__CAST(long long, lo), LFM2__CAST(long long, hi));
+        return 0;
+    }
+    return 1;
+}
+static int lfm2__cfg_num_at(lfm2__cfgread *r, int32_t v, const char *key, double lo, double hi, double *out) {
+    if (r->j->tok[v].type != LFM2__J_NUM || !lfm2__json_num(r->j, v, out)) {
+        r->rc = lfm2__fail(r->err, LFM2_ERR_BAD_CONFIG, "config.json: key \"%s\" must be a number", key);
+        return 0;
+    }
+    if (!(*out >= lo && *out <= hi)) { /* also rejects NaN */
+        r->rc = lfm2__fail(r->err, LFM2_ERR_BAD_CONFIG, "config.json: key \"%s\" = %g is outside [%g, %g]", key, *out, lo, hi);
+        return 0;
+    }
+    return 1;
+}
+static int lfm2__cfg_num(lfm2__cfgread *r, const char *key, double def, double lo, double hi, double *out) {
+    int32_t v = lfm2__json_get(r->j, 0, key);
+    if (r->rc != LFM2_OK) return 0;
+    if (v < 0 || r->j->tok[v].type == LFM2__J_NULL) { *out = def; return 1; }
+    return lfm2__cfg_num_at(r, v, key, lo, hi, out);
+}
+static int lfm2__cfg_bool(lfm2__cfgread *r, const char *key, int def, int *out) {
+    int32_t v = lfm2__json_get(r->j, 0, key);
+    if (r->rc != LFM2_OK) return 0;
+    if (v < 0 || r->j->tok[v].type == LFM2__J_NULL) { *out = def; return 1; }
+    if (r->j->tok[v].type == LFM2__J_TRUE) { *out = 1; return 1; }
+    if (r->j->tok[v].type == LFM2__J_FALSE) { *out = 0; return 1; }
+    r->rc = lfm2__fail(r->err, LFM2_ERR_BAD_CONFIG, "config.json: key \"%s\" must be true or false", key);
+    return 0;
+}
+
+/* Reads eos_token_id (a number or a list of numbers) into ids[*n..]. */
+static int lfm2__cfg_eos(lfm2__cfgread *r, int32_t v, const char *what, int32_t *ids, int32_t *n) {
+    int32_t k, cnt = 1, e = v;
+    if (r->j->tok[v].type == LFM2__J_NULL) return 1;
+    if (r->j->tok[v].type == LFM2__J_ARR) { cnt = r->j->tok[v].n; e = v + 1; }
+    for (k = 0; k < cnt; k++, e = r->j->tok[e].skip) {
+        int64_t id;
+        int32_t q, dup = 0;
+        if (!lfm2__json_int(r->j, e, 0, INT32_MAX, &id)) {
+            r->rc = lfm2__fail(r->err, LFM2_ERR_BAD_CONFIG, "%s: eos_token_id must be a non-negative integer or a list of them", what);
+            return 0;
+        }
+        for (q = 0; q < *n; q++) if (ids[q] == id) dup = 1;
+        if (!dup && *n < 8) ids[(*n)++] = LFM2__CAST(int32_t, id);
+    }
+    return 1;
+}
+
+static lfm2_result lfm2__config_finalize(lfm2_config *c, lfm2_error *err);
+
+LFM2_API lfm2_result lfm2_config_parse(const char *json, size_t len, lfm2_config *out, lfm2_error *err) {
+    lfm2__json j;
+    lfm2__cfgread r;
+    lfm2_result rc;
+    int64_t v;
+    double d;
+    int b;
+    int32_t t, lt, fa;
+    if (!json || !out) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_config_parse: NULL argument");
+    memset(out, 0, sizeof *out);
+    rc = lfm2__json_parse(&j, json, len, NULL, err, LFM2_ERR_BAD_CONFIG, "config.json");
+    if (rc != LFM2_OK) return rc;
+    r.j = &j;
+    r.err = err;
+    r.rc = LFM2_OK;
+    if (j.tok[0].type != LFM2__J_OBJ) { r.rc = lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: the top level must be an object"); goto done; }
+    t = lfm2__json_get(&j, 0, "model_type");
+    if (t >= 0 && !lfm2__json_str_is(&j, t, "lfm2")) {
+        r.rc = lfm2__fail(err, LFM2_ERR_UNSUPPORTED, "config.json: model_type \"%.*s\" is not \"lfm2\"",
+                          LFM2__CAST(int, j.tok[t].end - j.tok[t].start), j.src + j.tok[t].start);
+        goto done;
+    }
+    if (lfm2__cfg_int(&r, "vocab_size", 1, 0, 1, LFM2_MAX_VOCAB, &v)) out->vocab_size = LFM2__CAST(int32_t, v);
+    if (lfm2__cfg_int(&r, "hidden_size", 1, 0, 1, LFM2_MAX_DIM, &v)) out->hidden_size = LFM2__CAST(int32_t, v);
+    if (lfm2__cfg_int(&r, "num_hidden_layers", 1, 0, 1, LFM2_MAX_LAYERS, &v)) out->num_hidden_layers = LFM2__CAST(int32_t, v);
+    if (lfm2__cfg_int(&r, "num_attention_heads", 1, 0, 1, LFM2_MAX_DIM, &v)) out->num_attention_heads = LFM2__CAST(int32_t, v);
+    if (lfm2__cfg_int(&r, "num_key_value_heads", 1, 0, 1, LFM2_MAX_DIM, &v)) out->num_key_value_heads = LFM2__CAST(int32_t, v);
+    /* block_ff_dim overrides intermediate_size (HF: kwargs.get("block_ff_dim", intermediate_size)) */
+    if (lfm2__json_get(&j, 0, "block_ff_dim") >= 0 && j.tok[lfm2__json_get(&j, 0, "block_ff_dim")].type != LFM2__J_NULL) {
+        if (lfm2__cfg_int(&r, "block_ff_dim", 1, 0, 1, 4LL * LFM2_MAX_DIM, &v)) out->intermediate_size = LFM2__CAST(int32_t, v);
+    } else if (lfm2__cfg_int(&r, "intermediate_size", 1, 0, 1, 4LL * LFM2_MAX_DIM, &v)) out->intermediate_size = LFM2__CAST(int32_t, v);
+    if (lfm2__cfg_int(&r, "head_dim", 0, 0, 1, 4096, &v)) out->head_dim = LFM2__CAST(int32_t, v);
+    if (lfm2__cfg_int(&r, "block_multiple_of", 0, 256, 1, LFM2_MAX_DIM, &v)) out->block_multiple_of = LFM2__CAST(int32_t, v);
+    /* block_ffn_dim_multiplier: absent = 1.0 (the class default), null = None (no rounding) */
+    t = lfm2__json_get(&j, 0, "block_ffn_dim_multiplier");
+    if (t >= 0 && j.tok[t].type == LFM2__J_NULL) out->block_ffn_dim_multiplier = 0.0;
+    else if (lfm2__cfg_num(&r, "block_ffn_dim_multiplier", 1.0, 1e-6, 64.0, &d)) out->block_ffn_dim_multiplier = d;
+    if (lfm2__cfg_bool(&r, "block_auto_adjust_ff_dim", 1, &b)) out->block_auto_adjust_ff_dim = b;
+    if (lfm2__cfg_int(&r, "conv_L_cache", 0, 3, 1, 64, &v)) out->conv_L_cache = LFM2__CAST(int32_t, v);
+    if (lfm2__cfg_bool(&r, "conv_bias", 0, &b)) out->conv_bias = b;
+    /* tie_embedding (released checkpoints) takes precedence over tie_word_embeddings */
+    if (lfm2__cfg_bool(&r, "tie_word_embeddings", 1, &b)) out->tie_word_embeddings = b;
+    if (lfm2__json_get(&j, 0, "tie_embedding") >= 0 && lfm2__cfg_bool(&r, "tie_embedding", 1, &b)) out->tie_word_embeddings = b;
+    if (lfm2__cfg_int(&r, "max_position_embeddings", 0, 128000, 1, INT32_MAX, &v)) out->max_position_embeddings = LFM2__CAST(int32_t, v);
+    if (lfm2__cfg_num(&r, "norm_eps", 1e-5, 1e-30, 1.0, &d)) out->norm_eps = LFM2__CAST(float, d);
+    /* RoPE theta: theta > rope_theta > rope_parameters.rope_theta (or per layer type) > 1e6 */
+    out->rope_theta = 1000000.0;
+    if (r.rc == LFM2_OK) {
+        int32_t rp = lfm2__json_get(&j, 0, "rope_parameters");
+        if (rp >= 0 && j.tok[rp].type == LFM2__J_OBJ) {
+            int32_t fa2 = lfm2__json_get(&j, rp, "full_attention");
+            int32_t th, ty;
+            if (fa2 >= 0 && j.tok[fa2].type == LFM2__J_OBJ) rp = fa2;
+            th = lfm2__json_get(&j, rp, "rope_theta");
+            ty = lfm2__json_get(&j, rp, "rope_type");
+            if (ty >= 0 && !lfm2__json_str_is(&j, ty, "default")) {
+                r.rc = lfm2__fail(err, LFM2_ERR_UNSUPPORTED, "config.json: rope_parameters.rope_type \"%.*s\" is not supported (only \"default\")",
+                                  LFM2__CAST(int, j.tok[ty].end - j.tok[ty].start), j.src + j.tok[ty].start);
+            } else if (th >= 0 && lfm2__cfg_num_at(&r, th, "rope_parameters.rope_theta", 1.0, 1e12, &d)) out->rope_theta = d;
+        } else if (rp >= 0 && j.tok[rp].type != LFM2__J_NULL) {
+            r.rc = lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: key \"rope_parameters\" must be an object");
+        }
+    }
+    if (lfm2__json_get(&j, 0, "rope_theta") >= 0 && lfm2__cfg_num(&r, "rope_theta", out->rope_theta, 1.0, 1e12, &d)) out->rope_theta = d;
+    if (lfm2__json_get(&j, 0, "theta") >= 0 && lfm2__cfg_num(&r, "theta", out->rope_theta, 1.0, 1e12, &d)) out->rope_theta = d;
+    if (lfm2__cfg_int(&r, "bos_token_id", 0, 1, 0, INT32_MAX, &v)) out->bos_token_id = LFM2__CAST(int32_t, v);
+    if (lfm2__cfg_int(&r, "pad_token_id", 0, 0, 0, INT32_MAX, &v)) out->pad_token_id = LFM2__CAST(int32_t, v);
+    if (r.rc == LFM2_OK) {
+        int32_t e = lfm2__json_get(&j, 0, "eos_token_id");
+        if (e >= 0) lfm2__cfg_eos(&r, e, "config.json", out->eos_token_ids, &out->n_eos);
+        else { out->eos_token_ids[0] = 2; out->n_eos = 1; }
+    }
+    /* the hidden-size aliases of the released configs must agree */
+    {
+        static const char *const alias[3] = {"block_dim", "conv_dim", "conv_dim_out"};
+        int k;
+        for (k = 0; k < 3 && r.rc == LFM2_OK; k++) {
+            if (lfm2__cfg_int(&r, alias[k], 0, out->hidden_size, 1, LFM2_MAX_DIM, &v) && v != out->hidden_size)
+                r.rc = lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: \"%s\" = %lld differs from hidden_size %d", alias[k],
+                                  LFM2__CAST(long long, v), out->hidden_size);
+        }
+    }
+    if (r.rc != LFM2_OK) goto done;
+    /* layer kinds (spec 1.2): layer_types, else full_attn_idxs, else every layer is attention */
+    lt = lfm2__json_get(&j, 0, "layer_types");
+    fa = lfm2__json_get(&j, 0, "full_attn_idxs");
+    if (lt >= 0 && j.tok[lt].type != LFM2__J_NULL) {
+        int32_t k, e;
+        if (j.tok[lt].type != LFM2__J_ARR) { r.rc = lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: \"layer_types\" must be a list"); goto done; }
+        if (j.tok[lt].n != out->num_hidden_layers) {
+            r.rc = lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: \"layer_types\" has %d entries, num_hidden_layers is %d", j.tok[lt].n, out->num_hidden_layers);
+            goto done;
+        }
+        for (k = 0, e = lt + 1; k < j.tok[lt].n; k++, e = j.tok[e].skip) {
+            if (lfm2__json_str_is(&j, e, "conv")) out->layer_is_attention[k] = 0;
+            else if (lfm2__json_str_is(&j, e, "full_attention") || lfm2__json_str_is(&j, e, "attention")) out->layer_is_attention[k] = 1;
+            else if (j.tok[e].type == LFM2__J_STR) {
+                r.rc = lfm2__fail(err, LFM2_ERR_UNSUPPORTED, "config.json: layer_types[%d] = \"%.*s\" is not a supported layer kind (conv, full_attention)", k,
+                                  LFM2__CAST(int, j.tok[e].end - j.tok[e].start), j.src + j.tok[e].start);
+                goto done;
+            } else { r.rc = lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: layer_types[%d] must be a string", k); goto done; }
+        }
+    } else if (fa >= 0 && j.tok[fa].type != LFM2__J_NULL) {
+        int32_t k, e;
+        if (j.tok[fa].type != LFM2__J_ARR) { r.rc = lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: \"full_attn_idxs\" must be a list"); goto done; }
+        for (k = 0, e = fa + 1; k < j.tok[fa].n; k++, e = j.tok[e].skip) {
+            if (!lfm2__json_int(&j, e, 0, out->num_hidden_layers - 1, &v)) {
+                r.rc = lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: full_attn_idxs[%d] is not a layer index in [0, %d)", k, out->num_hidden_layers);
+                goto done;
+            }
+            out->layer_is_attention[v] = 1;
+        }
+    } else {
+        int32_t k;
+        for (k = 0; k < out->num_hidden_layers; k++) out->layer_is_attention[k] = 1;
+    }
+    r.rc = lfm2__config_finalize(out, err);
+done:
+    lfm2__json_free(&j, NULL);
+    return r.rc;
+}
+
+/* Derived values and consistency checks, shared by every way a config is made. */
+static lfm2_result lfm2__config_finalize(lfm2_config *c, lfm2_error *err) {
+    int32_t k;
+    int64_t F;
+    if (c->num_hidden_layers < 1 || c->num_hidden_layers > LFM2_MAX_LAYERS)
+        return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: num_hidden_layers %d outside [1, %d]", c->num_hidden_layers, LFM2_MAX_LAYERS);
+    if (c->num_attention_heads < 1 || c->num_key_value_heads < 1 || c->num_attention_heads % c->num_key_value_heads != 0)
+        return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                          c->num_attention_heads, c->num_key_value_heads);
+    if (c->head_dim == 0) {
+        if (c->hidden_size % c->num_attention_heads != 0)
+            return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: hidden_size %d is not divisible by num_attention_heads %d",
+                              c->hidden_size, c->num_attention_heads);
+        c->head_dim = c->hidden_size / c->num_attention_heads;
+    }
+    if (c->head_dim % 2 != 0) return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: head_dim %d must be even (RoPE)", c->head_dim);
+    if (LFM2__CAST(int64_t, c->head_dim) * c->num_attention_heads > LFM2_MAX_DIM)
+        return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: head_dim x num_attention_heads = %lld exceeds %d",
+                          LFM2__CAST(long long, c->head_dim) * c->num_attention_heads, LFM2_MAX_DIM);
+    /* FFN width (spec 1.3): HF rounds up to block_multiple_of only inside the multiplier branch */
+    F = c->intermediate_size;
+    if (c->block_auto_adjust_ff_dim) {
+        F = LFM2__CAST(int64_t, 2 * F / 3);    /* int(2*F/3): exact for these magnitudes */
+        if (c->block_ffn_dim_multiplier > 0) {
+            F = LFM2__CAST(int64_t, c->block_ffn_dim_multiplier * LFM2__CAST(double, F));
+            F = c->block_multiple_of * ((F + c->block_multiple_of - 1) / c->block_multiple_of);
+        }
+    }
+    if (F < 1 || F > LFM2_MAX_DIM) return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: derived FFN width %lld outside [1, %d]", LFM2__CAST(long long, F), LFM2_MAX_DIM);
+    c->ff_dim = LFM2__CAST(int32_t, F);
+    c->n_attention_layers = c->n_conv_layers = 0;
+    for (k = 0; k < c->num_hidden_layers; k++) {
+        if (c->layer_is_attention[k]) c->n_attention_layers++;
+        else c->n_conv_layers++;
+    }
+    if (c->n_conv_layers > 0 && c->conv_L_cache < 1) return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: conv_L_cache must be >= 1");
+    return LFM2_OK;
+}
+
+LFM2_API uint64_t lfm2_config_param_count(const lfm2_config *c) {
+    uint64_t D, V, F, L, n, q, kv;
+    int32_t i;
+    if (!c) return 0;
+    D = LFM2__CAST(uint64_t, c->hidden_size);
+    V = LFM2__CAST(uint64_t, c->vocab_size);
+    F = LFM2__CAST(uint64_t, c->ff_dim);
+    L = LFM2__CAST(uint64_t, c->conv_L_cache);
+    q = LFM2__CAST(uint64_t, c->num_attention_heads) * LFM2__CAST(uint64_t, c->head_dim);
+    kv = LFM2__CAST(uint64_t, c->num_key_value_heads) * LFM2__CAST(uint64_t, c->head_dim);
+    n = V * D + D;                                         /* embed_tokens, embedding_norm */
+    if (!c->tie_word_embeddings) n += V * D;               /* lm_head */
+    for (i = 0; i < c->num_hidden_layers; i++) {
+        n += 2 * D + 3 * D * F;                            /* norms, w1 w3 w2 */
+        if (c->layer_is_attention[i]) n += q * D + 2 * kv * D + D * q + 2 * LFM2__CAST(uint64_t, c->head_dim);
+        else n += 3 * D * D + D * L + D * D + (c->conv_bias ? 3 * D + D + D : 0);
+    }
+    return n;
+}
+
+/* >>safetensors ---------------------------------------------------------------------------- */
+/* A safetensors file: u64 little-endian header length N, N bytes of JSON
+   {"name": {"dtype": "BF16", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}},
+   then the data region. Everything is validated before any tensor is used. */
+
+enum { LFM2__DT_F32 = 0, LFM2__DT_F16, LFM2__DT_BF16, LFM2__DT_F64, LFM2__DT_I8, LFM2__DT_U8, LFM2__DT_I16,
+       LFM2__DT_I32, LFM2__DT_I64, LFM2__DT_BOOL, LFM2__DT_COUNT,
+       LFM2__DT_Q8 = 100, LFM2__DT_Q4 = 101 /* weight formats of lfm2.h, not safetensors dtypes */ };
+static const char *const lfm2__dtype_name[LFM2__DT_COUNT] = {"F32", "F16", "BF16", "F64", "I8", "U8", "I16", "I32", "I64", "BOOL"};
+static const uint8_t lfm2__dtype_size[LFM2__DT_COUNT] = {4, 2, 2, 8, 1, 1, 2, 4, 8, 1};
+
+#define LFM2__MAX_NDIM 8
+typedef struct lfm2__tensor {
+    const char *name;                   /* NUL-terminated, in the file's name arena */
+    int32_t dtype, ndim;
+    int64_t shape[LFM2__MAX_NDIM];
+    uint64_t numel;
+    const unsigned char *data;          /* inside the file buffer */
+    uint64_t nbytes, offset;            /* offset = from the start of the file */
+    int32_t file;                       /* index of the shard */
+} lfm2__tensor;
+
+typedef struct lfm2__stfile {
+    const char *what;                   /* file name for messages */
+    lfm2__tensor *t;
+    int32_t n;
+    char *names;                        /* arena of tensor names */
+} lfm2__stfile;
+
+static void lfm2__st_free(lfm2__stfile *f, const lfm2_allocator *a) {
+    lfm2__free(a, f->t);
+    lfm2__free(a, f->names);
+    f->t = NULL;
+    f->names = NULL;
+    f->n = 0;
+}
+
+static int lfm2__cmp_u64pair(const void *a, const void *b) {
+    const uint64_t *x = LFM2__CAST(const uint64_t *, a), *y = LFM2__CAST(const uint64_t *, b);
+    return (x[0] < y[0]) ? -1 : (x[0] > y[0]) ? 1 : (x[1] < y[1]) ? -1 : (x[1] > y[1]) ? 1 : 0;
+}
+
+static lfm2_result lfm2__st_parse(const void *buf, size_t size, const char *what, int32_t file_index,
+                                  const lfm2_allocator *a, lfm2_error *err, lfm2__stfile *out) {
+    const unsigned char *p = LFM2__CAST(const unsigned char *, buf);
+    uint64_t hlen, data_size;
+    lfm2__json j;
+    lfm2_result rc;
+    int32_t c, k, n = 0;
+    size_t names_bytes = 0, pos = 0;
+    uint64_t *spans = NULL;
+    memset(out, 0, sizeof *out);
+    out->what = what;
+    if (!p || size < 8) return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: file is %zu bytes, too short for a safetensors header", what, size);
+    hlen = lfm2__rd_u64le(p);
+    if (hlen > size - 8) return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: header length %llu runs past the end of the file (%zu bytes)", what,
+                                           LFM2__CAST(unsigned long long, hlen), size);
+    if (hlen < 2) return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: header length %llu is too small", what, LFM2__CAST(unsigned long long, hlen));
+    data_size = size - 8 - hlen;
+    {   /* the header may be padded with trailing spaces */
+        size_t hl = LFM2__CAST(size_t, hlen);
+        rc = lfm2__json_parse(&j, LFM2__CAST(const char *, LFM2__CAST(const void *, p + 8)), hl, a, err, LFM2_ERR_BAD_WEIGHTS, what);
+        if (rc != LFM2_OK) return rc;
+    }
+    if (j.tok[0].type != LFM2__J_OBJ) { rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: header is not a JSON object", what); goto fail; }
+    /* count tensors and name bytes */
+    for (k = 0, c = 1; k < j.tok[0].n; k++, c = j.tok[c + 1].skip) {
+        if (lfm2__json_str_is(&j, c, "__metadata__")) continue;
+        n++;
+        names_bytes += (j.tok[c].end - j.tok[c].start) + 1;
+    }
+    out->t = LFM2__CAST(lfm2__tensor *, lfm2__calloc(a, sizeof(lfm2__tensor) * LFM2__CAST(size_t, n)));
+    out->names = LFM2__CAST(char *, lfm2__malloc(a, names_bytes));
+    spans = LFM2__CAST(uint64_t *, lfm2__malloc(a, sizeof(uint64_t) * 3 * LFM2__CAST(size_t, n)));
+    if (!out->t || !out->names || !spans) { rc = lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "%s: out of memory for %d tensors", what, n); goto fail; }
+    for (k = 0, c = 1; k < j.tok[0].n; k++, c = j.tok[c + 1].skip) {
+        int32_t v = c + 1, dt, sh, off, e, q;
+        lfm2__tensor *t;
+        int64_t lenv;
+        uint64_t b0, b1, numel = 1, nbytes;
+        char *nm;
+        if (lfm2__json_str_is(&j, c, "__metadata__")) {
+            if (j.tok[v].type != LFM2__J_OBJ) { rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: __metadata__ is not an object", what); goto fail; }
+            continue;
+        }
+        t = &out->t[out->n];
+        nm = out->names + pos;
+        lenv = lfm2__json_str(&j, c, nm);
+        nm[lenv] = 0;
+        pos += LFM2__CAST(size_t, lenv) + 1;
+        t->name = nm;
+        t->file = file_index;
+        if (strlen(nm) != LFM2__CAST(size_t, lenv)) { rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: a tensor name contains a NUL character", what); goto fail; }
+        if (j.tok[v].type != LFM2__J_OBJ) { rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: tensor \"%s\": entry is not an object", what, nm); goto fail; }
+        dt = lfm2__json_get(&j, v, "dtype");
+        sh = lfm2__json_get(&j, v, "shape");
+        off = lfm2__json_get(&j, v, "data_offsets");
+        if (dt < 0 || j.tok[dt].type != LFM2__J_STR) { rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: tensor \"%s\": missing or non-string \"dtype\"", what, nm); goto fail; }
+        t->dtype = -1;
+        for (q = 0; q < LFM2__DT_COUNT; q++) if (lfm2__json_str_is(&j, dt, lfm2__dtype_name[q])) t->dtype = q;
+        if (t->dtype < 0) {
+            rc = lfm2__fail(err, LFM2_ERR_UNSUPPORTED, "%s: tensor \"%s\": dtype \"%.*s\" is not supported", what, nm,
+                            LFM2__CAST(int, j.tok[dt].end - j.tok[dt].start > 32 ? 32 : j.tok[dt].end - j.tok[dt].start), j.src + j.tok[dt].start);
+            goto fail;
+        }
+        if (sh < 0 || j.tok[sh].type != LFM2__J_ARR || j.tok[sh].n > LFM2__MAX_NDIM) {
+            rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: tensor \"%s\": \"shape\" must be a list of at most %d integers", what, nm, LFM2__MAX_NDIM);
+            goto fail;
+        }
+        t->ndim = j.tok[sh].n;
+        for (q = 0, e = sh + 1; q < t->ndim; q++, e = j.tok[e].skip) {
+            int64_t dim;
+            size_t tmp;
+            if (!lfm2__json_int(&j, e, 0, INT64_C(1) << 40, &dim)) {
+                rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: tensor \"%s\": shape[%d] is not a non-negative integer", what, nm, q);
+                goto fail;
+            }
+            t->shape[q] = dim;
+            if (!lfm2__mul_ok(LFM2__CAST(size_t, numel), LFM2__CAST(size_t, dim), &tmp)) {
+                rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: tensor \"%s\": element count overflows", what, nm);
+                goto fail;
+            }
+            numel = tmp;
+        }
+        if (off < 0 || j.tok[off].type != LFM2__J_ARR || j.tok[off].n != 2) {
+            rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: tensor \"%s\": \"data_offsets\" must be [begin, end]", what, nm);
+            goto fail;
+        }
+        {
+            int64_t x0, x1;
+            if (!lfm2__json_int(&j, off + 1, 0, INT64_MAX, &x0) || !lfm2__json_int(&j, off + 2, 0, INT64_MAX, &x1)) {
+                rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: tensor \"%s\": data_offsets are not non-negative integers", what, nm);
+                goto fail;
+            }
+            b0 = LFM2__CAST(uint64_t, x0);
+            b1 = LFM2__CAST(uint64_t, x1);
+        }
+        if (b0 > b1 || b1 > data_size) {
+            rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: tensor \"%s\": data_offsets [%llu, %llu] outside the data region of %llu bytes", what, nm,
+                            LFM2__CAST(unsigned long long, b0), LFM2__CAST(unsigned long long, b1), LFM2__CAST(unsigned long long, data_size));
+            goto fail;
+        }
+        {
+            size_t tmp;
+            if (!lfm2__mul_ok(LFM2__CAST(size_t, numel), lfm2__dtype_size[t->dtype], &tmp)) {
+                rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: tensor \"%s\": byte size overflows", what, nm);
+                goto fail;
+            }
+            nbytes = tmp;
+        }
+        if (nbytes != b1 - b0) {
+            rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: tensor \"%s\": %llu bytes of data, but shape x %s needs %llu", what, nm,
+                            LFM2__CAST(unsigned long long, b1 - b0), lfm2__dtype_name[t->dtype], LFM2__CAST(unsigned long long, nbytes));
+            goto fail;
+        }
+        t->numel = numel;
+        t->nbytes = nbytes;
+        t->offset = 8 + hlen + b0;
+        t->data = p + 8 + hlen + b0;
+        spans[3 * out->n] = b0;
+        spans[3 * out->n + 1] = b1;
+        spans[3 * out->n + 2] = LFM2__CAST(uint64_t, out->n);
+        out->n++;
+    }
+    /* no two tensors may share bytes (empty tensors share nothing) */
+    qsort(spans, LFM2__CAST(size_t, out->n), 3 * sizeof(uint64_t), lfm2__cmp_u64pair);
+    {
+        uint64_t max_end = 0, max_who = 0;
+        for (k = 0; k < out->n; k++) {
+            uint64_t b0 = spans[3 * k], b1 = spans[3 * k + 1];
+            if (b0 == b1) continue;
+            if (b0 < max_end) {
+                rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: tensors \"%s\" and \"%s\" overlap (data_offsets %llu < %llu)", what,
+                                out->t[max_who].name, out->t[spans[3 * k + 2]].name,
+                                LFM2__CAST(unsigned long long, b0), LFM2__CAST(unsigned long long, max_end));
+                goto fail;
+            }
+            max_end = b1;
+            max_who = spans[3 * k + 2];
+        }
+    }
+    lfm2__free(a, spans);
+    lfm2__json_free(&j, a);
+    return LFM2_OK;
+fail:
+    lfm2__free(a, spans);
+    lfm2__json_free(&j, a);
+    lfm2__st_free(out, a);
+    return rc;
+}
+
+LFM2__MAYBE_UNUSED static const lfm2__tensor *lfm2__st_find(const lfm2__stfile *f, const char *name) {
+    int32_t i;
+    for (i = 0; i < f->n; i++) if (strcmp(f->t[i].name, name) == 0) return &f->t[i];
+    return NULL;
+}
+
+
+/* >>model-access (the tokenizer and sampler sections reach the model through these) -------- */
+struct lfm2__tokenizer;
+static const struct lfm2__tokenizer *lfm2__model_tokenizer(const lfm2_model *m);
+static const lfm2_config *lfm2__model_cfg(const lfm2_model *m);
+
+/* >>tokenizer ------------------------------------------------------------------------------- */
+/* The tokenizer of tokenizer.json, reproducing Hugging Face `tokenizers` for the LFM2 pipeline:
+
+     text --added tokens (longest match)--> segments --LFM2 split regex--> pre-tokens
+          --GPT-2 byte->unicode map--> BPE by merge rank --> ids (+ BOS of the post-processor)
+
+   Everything is built once at load into flat arrays and hash tables and never changes after, so
+   one tokenizer serves any number of threads. Encoding allocates nothing: pre-tokens of up to
+   LFM2__BPE_STACK bytes are merged in a small stack buffer with a min-heap of candidate pairs
+   (O(n log n)); longer ones (rare: runs of letters, spaces or symbols) are merged in place in the
+   caller's unused output space (see lfm2__bpe_passes). Unicode classes come from the generated
+   table below; invalid UTF-8 bytes are code points of class "other", so they travel through the
+   byte map like any byte and decode back unchanged. */
+
+/* >>unicode-table: generated by tools/gen_unicode.py from the Unicode 15.0.0 UCD. */
+/* class of each ASCII code point: 0 other, 1 letter, 2 number, 3 whitespace */
+static const unsigned char lfm2__uni_ascii[128] = {
+    0,0,0,0,0,0,0,0,0,3,3,3,3,3,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    3,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2,2,2,2,2,2,2,2,2,2,0,0,0,0,0,0,
+    0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
+    0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
+};
+/* 801 ranges {first << 2 | class, last} of the non-ASCII code points in L (1), N (2), White_Space (3) */
+static const uint32_t lfm2__uni_ranges[801][2] = {
+    {0x217,0x85}, {0x283,0xA0}, {0x2A9,0xAA}, {0x2CA,0xB3}, {0x2D5,0xB5}, {0x2E6,0xB9}, {0x2E9,0xBA},
+    {0x2F2,0xBE}, {0x301,0xD6}, {0x361,0xF6}, {0x3E1,0x2C1}, {0xB19,0x2D1}, {0xB81,0x2E4},
+    {0xBB1,0x2EC}, {0xBB9,0x2EE}, {0xDC1,0x374}, {0xDD9,0x377}, {0xDE9,0x37D}, {0xDFD,0x37F},
+    {0xE19,0x386}, {0xE21,0x38A}, {0xE31,0x38C}, {0xE39,0x3A1}, {0xE8D,0x3F5}, {0xFDD,0x481},
+    {0x1229,0x52F}, {0x14C5,0x556}, {0x1565,0x559}, {0x1581,0x588}, {0x1741,0x5EA}, {0x17BD,0x5F2},
+    {0x1881,0x64A}, {0x1982,0x669}, {0x19B9,0x66F}, {0x19C5,0x6D3}, {0x1B55,0x6D5}, {0x1B95,0x6E6},
+    {0x1BB9,0x6EF}, {0x1BC2,0x6F9}, {0x1BE9,0x6FC}, {0x1BFD,0x6FF}, {0x1C41,0x710}, {0x1C49,0x72F},
+    {0x1D35,0x7A5}, {0x1EC5,0x7B1}, {0x1F02,0x7C9}, {0x1F29,0x7EA}, {0x1FD1,0x7F5}, {0x1FE9,0x7FA},
+    {0x2001,0x815}, {0x2069,0x81A}, {0x2091,0x824}, {0x20A1,0x828}, {0x2101,0x858}, {0x2181,0x86A},
+    {0x21C1,0x887}, {0x2225,0x88E}, {0x2281,0x8C9}, {0x2411,0x939}, {0x24F5,0x93D}, {0x2541,0x950},
+    {0x2561,0x961}, {0x259A,0x96F}, {0x25C5,0x980}, {0x2615,0x98C}, {0x263D,0x990}, {0x264D,0x9A8},
+    {0x26A9,0x9B0}, {0x26C9,0x9B2}, {0x26D9,0x9B9}, {0x26F5,0x9BD}, {0x2739,0x9CE}, {0x2771,0x9DD},
+    {0x277D,0x9E1}, {0x279A,0x9EF}, {0x27C1,0x9F1}, {0x27D2,0x9F9}, {0x27F1,0x9FC}, {0x2815,0xA0A},
+    {0x283D,0xA10}, {0x284D,0xA28}, {0x28A9,0xA30}, {0x28C9,0xA33}, {0x28D5,0xA36}, {0x28E1,0xA39},
+    {0x2965,0xA5C}, {0x2979,0xA5E}, {0x299A,0xA6F}, {0x29C9,0xA74}, {0x2A15,0xA8D}, {0x2A3D,0xA91},
+    {0x2A4D,0xAA8}, {0x2AA9,0xAB0}, {0x2AC9,0xAB3}, {0x2AD5,0xAB9}, {0x2AF5,0xABD}, {0x2B41,0xAD0},
+    {0x2B81,0xAE1}, {0x2B9A,0xAEF}, {0x2BE5,0xAF9}, {0x2C15,0xB0C}, {0x2C3D,0xB10}, {0x2C4D,0xB28},
+    {0x2CA9,0xB30}, {0x2CC9,0xB33}, {0x2CD5,0xB39}, {0x2CF5,0xB3D}, {0x2D71,0xB5D}, {0x2D7D,0xB61},
+    {0x2D9A,0xB6F}, {0x2DC5,0xB71}, {0x2DCA,0xB77}, {0x2E0D,0xB83}, {0x2E15,0xB8A}, {0x2E39,0xB90},
+    {0x2E49,0xB95}, {0x2E65,0xB9A}, {0x2E71,0xB9C}, {0x2E79,0xB9F}, {0x2E8D,0xBA4}, {0x2EA1,0xBAA},
+    {0x2EB9,0xBB9}, {0x2F41,0xBD0}, {0x2F9A,0xBF2}, {0x3015,0xC0C}, {0x3039,0xC10}, {0x3049,0xC28},
+    {0x30A9,0xC39}, {0x30F5,0xC3D}, {0x3161,0xC5A}, {0x3175,0xC5D}, {0x3181,0xC61}, {0x319A,0xC6F},
+    {0x31E2,0xC7E}, {0x3201,0xC80}, {0x3215,0xC8C}, {0x3239,0xC90}, {0x3249,0xCA8}, {0x32A9,0xCB3},
+    {0x32D5,0xCB9}, {0x32F5,0xCBD}, {0x3375,0xCDE}, {0x3381,0xCE1}, {0x339A,0xCEF}, {0x33C5,0xCF2},
+    {0x3411,0xD0C}, {0x3439,0xD10}, {0x3449,0xD3A}, {0x34F5,0xD3D}, {0x3539,0xD4E}, {0x3551,0xD56},
+    {0x3562,0xD5E}, {0x357D,0xD61}, {0x359A,0xD78}, {0x35E9,0xD7F}, {0x3615,0xD96}, {0x3669,0xDB1},
+    {0x36CD,0xDBB}, {0x36F5,0xDBD}, {0x3701,0xDC6}, {0x379A,0xDEF}, {0x3805,0xE30}, {0x38C9,0xE33},
+    {0x3901,0xE46}, {0x3942,0xE59}, {0x3A05,0xE82}, {0x3A11,0xE84}, {0x3A19,0xE8A}, {0x3A31,0xEA3},
+    {0x3A95,0xEA5}, {0x3A9D,0xEB0}, {0x3AC9,0xEB3}, {0x3AF5,0xEBD}, {0x3B01,0xEC4}, {0x3B19,0xEC6},
+    {0x3B42,0xED9}, {0x3B71,0xEDF}, {0x3C01,0xF00}, {0x3C82,0xF33}, {0x3D01,0xF47}, {0x3D25,0xF6C},
+    {0x3E21,0xF8C}, {0x4001,0x102A}, {0x40FD,0x103F}, {0x4102,0x1049}, {0x4141,0x1055},
+    {0x4169,0x105D}, {0x4185,0x1061}, {0x4195,0x1066}, {0x41B9,0x1070}, {0x41D5,0x1081},
+    {0x4239,0x108E}, {0x4242,0x1099}, {0x4281,0x10C5}, {0x431D,0x10C7}, {0x4335,0x10CD},
+    {0x4341,0x10FA}, {0x43F1,0x1248}, {0x4929,0x124D}, {0x4941,0x1256}, {0x4961,0x1258},
+    {0x4969,0x125D}, {0x4981,0x1288}, {0x4A29,0x128D}, {0x4A41,0x12B0}, {0x4AC9,0x12B5},
+    {0x4AE1,0x12BE}, {0x4B01,0x12C0}, {0x4B09,0x12C5}, {0x4B21,0x12D6}, {0x4B61,0x1310},
+    {0x4C49,0x1315}, {0x4C61,0x135A}, {0x4DA6,0x137C}, {0x4E01,0x138F}, {0x4E81,0x13F5},
+    {0x4FE1,0x13FD}, {0x5005,0x166C}, {0x59BD,0x167F}, {0x5A03,0x1680}, {0x5A05,0x169A},
+    {0x5A81,0x16EA}, {0x5BBA,0x16F0}, {0x5BC5,0x16F8}, {0x5C01,0x1711}, {0x5C7D,0x1731},
+    {0x5D01,0x1751}, {0x5D81,0x176C}, {0x5DB9,0x1770}, {0x5E01,0x17B3}, {0x5F5D,0x17D7},
+    {0x5F71,0x17DC}, {0x5F82,0x17E9}, {0x5FC2,0x17F9}, {0x6042,0x1819}, {0x6081,0x1878},
+    {0x6201,0x1884}, {0x621D,0x18A8}, {0x62A9,0x18AA}, {0x62C1,0x18F5}, {0x6401,0x191E},
+    {0x651A,0x194F}, {0x6541,0x196D}, {0x65C1,0x1974}, {0x6601,0x19AB}, {0x66C1,0x19C9},
+    {0x6742,0x19DA}, {0x6801,0x1A16}, {0x6881,0x1A54}, {0x6A02,0x1A89}, {0x6A42,0x1A99},
+    {0x6A9D,0x1AA7}, {0x6C15,0x1B33}, {0x6D15,0x1B4C}, {0x6D42,0x1B59}, {0x6E0D,0x1BA0},
+    {0x6EB9,0x1BAF}, {0x6EC2,0x1BB9}, {0x6EE9,0x1BE5}, {0x7001,0x1C23}, {0x7102,0x1C49},
+    {0x7135,0x1C4F}, {0x7142,0x1C59}, {0x7169,0x1C7D}, {0x7201,0x1C88}, {0x7241,0x1CBA},
+    {0x72F5,0x1CBF}, {0x73A5,0x1CEC}, {0x73B9,0x1CF3}, {0x73D5,0x1CF6}, {0x73E9,0x1CFA},
+    {0x7401,0x1DBF}, {0x7801,0x1F15}, {0x7C61,0x1F1D}, {0x7C81,0x1F45}, {0x7D21,0x1F4D},
+    {0x7D41,0x1F57}, {0x7D65,0x1F59}, {0x7D6D,0x1F5B}, {0x7D75,0x1F5D}, {0x7D7D,0x1F7D},
+    {0x7E01,0x1FB4}, {0x7ED9,0x1FBC}, {0x7EF9,0x1FBE}, {0x7F09,0x1FC4}, {0x7F19,0x1FCC},
+    {0x7F41,0x1FD3}, {0x7F59,0x1FDB}, {0x7F81,0x1FEC}, {0x7FC9,0x1FF4}, {0x7FD9,0x1FFC},
+    {0x8003,0x200A}, {0x80A3,0x2029}, {0x80BF,0x202F}, {0x817F,0x205F}, {0x81C2,0x2070},
+    {0x81C5,0x2071}, {0x81D2,0x2079}, {0x81FD,0x207F}, {0x8202,0x2089}, {0x8241,0x209C},
+    {0x8409,0x2102}, {0x841D,0x2107}, {0x8429,0x2113}, {0x8455,0x2115}, {0x8465,0x211D},
+    {0x8491,0x2124}, {0x8499,0x2126}, {0x84A1,0x2128}, {0x84A9,0x212D}, {0x84BD,0x2139},
+    {0x84F1,0x213F}, {0x8515,0x2149}, {0x8539,0x214E}, {0x8542,0x2182}, {0x860D,0x2184},
+    {0x8616,0x2189}, {0x9182,0x249B}, {0x93AA,0x24FF}, {0x9DDA,0x2793}, {0xB001,0x2CE4},
+    {0xB3AD,0x2CEE}, {0xB3C9,0x2CF3}, {0xB3F6,0x2CFD}, {0xB401,0x2D25}, {0xB49D,0x2D27},
+    {0xB4B5,0x2D2D}, {0xB4C1,0x2D67}, {0xB5BD,0x2D6F}, {0xB601,0x2D96}, {0xB681,0x2DA6},
+    {0xB6A1,0x2DAE}, {0xB6C1,0x2DB6}, {0xB6E1,0x2DBE}, {0xB701,0x2DC6}, {0xB721,0x2DCE},
+    {0xB741,0x2DD6}, {0xB761,0x2DDE}, {0xB8BD,0x2E2F}, {0xC003,0x3000}, {0xC015,0x3006},
+    {0xC01E,0x3007}, {0xC086,0x3029}, {0xC0C5,0x3035}, {0xC0E2,0x303A}, {0xC0ED,0x303C},
+    {0xC105,0x3096}, {0xC275,0x309F}, {0xC285,0x30FA}, {0xC3F1,0x30FF}, {0xC415,0x312F},
+    {0xC4C5,0x318E}, {0xC64A,0x3195}, {0xC681,0x31BF}, {0xC7C1,0x31FF}, {0xC882,0x3229},
+    {0xC922,0x324F}, {0xC946,0x325F}, {0xCA02,0x3289}, {0xCAC6,0x32BF}, {0xD001,0x4DBF},
+    {0x13801,0xA48C}, {0x29341,0xA4FD}, {0x29401,0xA60C}, {0x29841,0xA61F}, {0x29882,0xA629},
+    {0x298A9,0xA62B}, {0x29901,0xA66E}, {0x299FD,0xA69D}, {0x29A81,0xA6E5}, {0x29B9A,0xA6EF},
+    {0x29C5D,0xA71F}, {0x29C89,0xA788}, {0x29E2D,0xA7CA}, {0x29F41,0xA7D1}, {0x29F4D,0xA7D3},
+    {0x29F55,0xA7D9}, {0x29FC9,0xA801}, {0x2A00D,0xA805}, {0x2A01D,0xA80A}, {0x2A031,0xA822},
+    {0x2A0C2,0xA835}, {0x2A101,0xA873}, {0x2A209,0xA8B3}, {0x2A342,0xA8D9}, {0x2A3C9,0xA8F7},
+    {0x2A3ED,0xA8FB}, {0x2A3F5,0xA8FE}, {0x2A402,0xA909}, {0x2A429,0xA925}, {0x2A4C1,0xA946},
+    {0x2A581,0xA97C}, {0x2A611,0xA9B2}, {0x2A73D,0xA9CF}, {0x2A742,0xA9D9}, {0x2A781,0xA9E4},
+    {0x2A799,0xA9EF}, {0x2A7C2,0xA9F9}, {0x2A7E9,0xA9FE}, {0x2A801,0xAA28}, {0x2A901,0xAA42},
+    {0x2A911,0xAA4B}, {0x2A942,0xAA59}, {0x2A981,0xAA76}, {0x2A9E9,0xAA7A}, {0x2A9F9,0xAAAF},
+    {0x2AAC5,0xAAB1}, {0x2AAD5,0xAAB6}, {0x2AAE5,0xAABD}, {0x2AB01,0xAAC0}, {0x2AB09,0xAAC2},
+    {0x2AB6D,0xAADD}, {0x2AB81,0xAAEA}, {0x2ABC9,0xAAF4}, {0x2AC05,0xAB06}, {0x2AC25,0xAB0E},
+    {0x2AC45,0xAB16}, {0x2AC81,0xAB26}, {0x2ACA1,0xAB2E}, {0x2ACC1,0xAB5A}, {0x2AD71,0xAB69},
+    {0x2ADC1,0xABE2}, {0x2AFC2,0xABF9}, {0x2B001,0xD7A3}, {0x35EC1,0xD7C6}, {0x35F2D,0xD7FB},
+    {0x3E401,0xFA6D}, {0x3E9C1,0xFAD9}, {0x3EC01,0xFB06}, {0x3EC4D,0xFB17}, {0x3EC75,0xFB1D},
+    {0x3EC7D,0xFB28}, {0x3ECA9,0xFB36}, {0x3ECE1,0xFB3C}, {0x3ECF9,0xFB3E}, {0x3ED01,0xFB41},
+    {0x3ED0D,0xFB44}, {0x3ED19,0xFBB1}, {0x3EF4D,0xFD3D}, {0x3F541,0xFD8F}, {0x3F649,0xFDC7},
+    {0x3F7C1,0xFDFB}, {0x3F9C1,0xFE74}, {0x3F9D9,0xFEFC}, {0x3FC42,0xFF19}, {0x3FC85,0xFF3A},
+    {0x3FD05,0xFF5A}, {0x3FD99,0xFFBE}, {0x3FF09,0xFFC7}, {0x3FF29,0xFFCF}, {0x3FF49,0xFFD7},
+    {0x3FF69,0xFFDC}, {0x40001,0x1000B}, {0x40035,0x10026}, {0x400A1,0x1003A}, {0x400F1,0x1003D},
+    {0x400FD,0x1004D}, {0x40141,0x1005D}, {0x40201,0x100FA}, {0x4041E,0x10133}, {0x40502,0x10178},
+    {0x4062A,0x1018B}, {0x40A01,0x1029C}, {0x40A81,0x102D0}, {0x40B86,0x102FB}, {0x40C01,0x1031F},
+    {0x40C82,0x10323}, {0x40CB5,0x10340}, {0x40D06,0x10341}, {0x40D09,0x10349}, {0x40D2A,0x1034A},
+    {0x40D41,0x10375}, {0x40E01,0x1039D}, {0x40E81,0x103C3}, {0x40F21,0x103CF}, {0x40F46,0x103D5},
+    {0x41001,0x1049D}, {0x41282,0x104A9}, {0x412C1,0x104D3}, {0x41361,0x104FB}, {0x41401,0x10527},
+    {0x414C1,0x10563}, {0x415C1,0x1057A}, {0x415F1,0x1058A}, {0x41631,0x10592}, {0x41651,0x10595},
+    {0x4165D,0x105A1}, {0x4168D,0x105B1}, {0x416CD,0x105B9}, {0x416ED,0x105BC}, {0x41801,0x10736},
+    {0x41D01,0x10755}, {0x41D81,0x10767}, {0x41E01,0x10785}, {0x41E1D,0x107B0}, {0x41EC9,0x107BA},
+    {0x42001,0x10805}, {0x42021,0x10808}, {0x42029,0x10835}, {0x420DD,0x10838}, {0x420F1,0x1083C},
+    {0x420FD,0x10855}, {0x42162,0x1085F}, {0x42181,0x10876}, {0x421E6,0x1087F}, {0x42201,0x1089E},
+    {0x4229E,0x108AF}, {0x42381,0x108F2}, {0x423D1,0x108F5}, {0x423EE,0x108FF}, {0x42401,0x10915},
+    {0x4245A,0x1091B}, {0x42481,0x10939}, {0x42601,0x109B7}, {0x426F2,0x109BD}, {0x426F9,0x109BF},
+    {0x42702,0x109CF}, {0x4274A,0x109FF}, {0x42801,0x10A00}, {0x42841,0x10A13}, {0x42855,0x10A17},
+    {0x42865,0x10A35}, {0x42902,0x10A48}, {0x42981,0x10A7C}, {0x429F6,0x10A7E}, {0x42A01,0x10A9C},
+    {0x42A76,0x10A9F}, {0x42B01,0x10AC7}, {0x42B25,0x10AE4}, {0x42BAE,0x10AEF}, {0x42C01,0x10B35},
+    {0x42D01,0x10B55}, {0x42D62,0x10B5F}, {0x42D81,0x10B72}, {0x42DE2,0x10B7F}, {0x42E01,0x10B91},
+    {0x42EA6,0x10BAF}, {0x43001,0x10C48}, {0x43201,0x10CB2}, {0x43301,0x10CF2}, {0x433EA,0x10CFF},
+    {0x43401,0x10D23}, {0x434C2,0x10D39}, {0x43982,0x10E7E}, {0x43A01,0x10EA9}, {0x43AC1,0x10EB1},
+    {0x43C01,0x10F1C}, {0x43C76,0x10F26}, {0x43C9D,0x10F27}, {0x43CC1,0x10F45}, {0x43D46,0x10F54},
+    {0x43DC1,0x10F81}, {0x43EC1,0x10FC4}, {0x43F16,0x10FCB}, {0x43F81,0x10FF6}, {0x4400D,0x11037},
+    {0x4414A,0x1106F}, {0x441C5,0x11072}, {0x441D5,0x11075}, {0x4420D,0x110AF}, {0x44341,0x110E8},
+    {0x443C2,0x110F9}, {0x4440D,0x11126}, {0x444DA,0x1113F}, {0x44511,0x11144}, {0x4451D,0x11147},
+    {0x44541,0x11172}, {0x445D9,0x11176}, {0x4460D,0x111B2}, {0x44705,0x111C4}, {0x44742,0x111D9},
+    {0x44769,0x111DA}, {0x44771,0x111DC}, {0x44786,0x111F4}, {0x44801,0x11211}, {0x4484D,0x1122B},
+    {0x448FD,0x11240}, {0x44A01,0x11286}, {0x44A21,0x11288}, {0x44A29,0x1128D}, {0x44A3D,0x1129D},
+    {0x44A7D,0x112A8}, {0x44AC1,0x112DE}, {0x44BC2,0x112F9}, {0x44C15,0x1130C}, {0x44C3D,0x11310},
+    {0x44C4D,0x11328}, {0x44CA9,0x11330}, {0x44CC9,0x11333}, {0x44CD5,0x11339}, {0x44CF5,0x1133D},
+    {0x44D41,0x11350}, {0x44D75,0x11361}, {0x45001,0x11434}, {0x4511D,0x1144A}, {0x45142,0x11459},
+    {0x4517D,0x11461}, {0x45201,0x114AF}, {0x45311,0x114C5}, {0x4531D,0x114C7}, {0x45342,0x114D9},
+    {0x45601,0x115AE}, {0x45761,0x115DB}, {0x45801,0x1162F}, {0x45911,0x11644}, {0x45942,0x11659},
+    {0x45A01,0x116AA}, {0x45AE1,0x116B8}, {0x45B02,0x116C9}, {0x45C01,0x1171A}, {0x45CC2,0x1173B},
+    {0x45D01,0x11746}, {0x46001,0x1182B}, {0x46281,0x118DF}, {0x46382,0x118F2}, {0x463FD,0x11906},
+    {0x46425,0x11909}, {0x46431,0x11913}, {0x46455,0x11916}, {0x46461,0x1192F}, {0x464FD,0x1193F},
+    {0x46505,0x11941}, {0x46542,0x11959}, {0x46681,0x119A7}, {0x466A9,0x119D0}, {0x46785,0x119E1},
+    {0x4678D,0x119E3}, {0x46801,0x11A00}, {0x4682D,0x11A32}, {0x468E9,0x11A3A}, {0x46941,0x11A50},
+    {0x46971,0x11A89}, {0x46A75,0x11A9D}, {0x46AC1,0x11AF8}, {0x47001,0x11C08}, {0x47029,0x11C2E},
+    {0x47101,0x11C40}, {0x47142,0x11C6C}, {0x471C9,0x11C8F}, {0x47401,0x11D06}, {0x47421,0x11D09},
+    {0x4742D,0x11D30}, {0x47519,0x11D46}, {0x47542,0x11D59}, {0x47581,0x11D65}, {0x4759D,0x11D68},
+    {0x475A9,0x11D89}, {0x47661,0x11D98}, {0x47682,0x11DA9}, {0x47B81,0x11EF2}, {0x47C09,0x11F02},
+    {0x47C11,0x11F10}, {0x47C49,0x11F33}, {0x47D42,0x11F59}, {0x47EC1,0x11FB0}, {0x47F02,0x11FD4},
+    {0x48001,0x12399}, {0x49002,0x1246E}, {0x49201,0x12543}, {0x4BE41,0x12FF0}, {0x4C001,0x1342F},
+    {0x4D105,0x13446}, {0x51001,0x14646}, {0x5A001,0x16A38}, {0x5A901,0x16A5E}, {0x5A982,0x16A69},
+    {0x5A9C1,0x16ABE}, {0x5AB02,0x16AC9}, {0x5AB41,0x16AED}, {0x5AC01,0x16B2F}, {0x5AD01,0x16B43},
+    {0x5AD42,0x16B59}, {0x5AD6E,0x16B61}, {0x5AD8D,0x16B77}, {0x5ADF5,0x16B8F}, {0x5B901,0x16E7F},
+    {0x5BA02,0x16E96}, {0x5BC01,0x16F4A}, {0x5BD41,0x16F50}, {0x5BE4D,0x16F9F}, {0x5BF81,0x16FE1},
+    {0x5BF8D,0x16FE3}, {0x5C001,0x187F7}, {0x62001,0x18CD5}, {0x63401,0x18D08}, {0x6BFC1,0x1AFF3},
+    {0x6BFD5,0x1AFFB}, {0x6BFF5,0x1AFFE}, {0x6C001,0x1B122}, {0x6C4C9,0x1B132}, {0x6C541,0x1B152},
+    {0x6C555,0x1B155}, {0x6C591,0x1B167}, {0x6C5C1,0x1B2FB}, {0x6F001,0x1BC6A}, {0x6F1C1,0x1BC7C},
+    {0x6F201,0x1BC88}, {0x6F241,0x1BC99}, {0x74B02,0x1D2D3}, {0x74B82,0x1D2F3}, {0x74D82,0x1D378},
+    {0x75001,0x1D454}, {0x75159,0x1D49C}, {0x75279,0x1D49F}, {0x75289,0x1D4A2}, {0x75295,0x1D4A6},
+    {0x752A5,0x1D4AC}, {0x752B9,0x1D4B9}, {0x752ED,0x1D4BB}, {0x752F5,0x1D4C3}, {0x75315,0x1D505},
+    {0x7541D,0x1D50A}, {0x75435,0x1D514}, {0x75459,0x1D51C}, {0x75479,0x1D539}, {0x754ED,0x1D53E},
+    {0x75501,0x1D544}, {0x75519,0x1D546}, {0x75529,0x1D550}, {0x75549,0x1D6A5}, {0x75AA1,0x1D6C0},
+    {0x75B09,0x1D6DA}, {0x75B71,0x1D6FA}, {0x75BF1,0x1D714}, {0x75C59,0x1D734}, {0x75CD9,0x1D74E},
+    {0x75D41,0x1D76E}, {0x75DC1,0x1D788}, {0x75E29,0x1D7A8}, {0x75EA9,0x1D7C2}, {0x75F11,0x1D7CB},
+    {0x75F3A,0x1D7FF}, {0x77C01,0x1DF1E}, {0x77C95,0x1DF2A}, {0x780C1,0x1E06D}, {0x78401,0x1E12C},
+    {0x784DD,0x1E13D}, {0x78502,0x1E149}, {0x78539,0x1E14E}, {0x78A41,0x1E2AD}, {0x78B01,0x1E2EB},
+    {0x78BC2,0x1E2F9}, {0x79341,0x1E4EB}, {0x793C2,0x1E4F9}, {0x79F81,0x1E7E6}, {0x79FA1,0x1E7EB},
+    {0x79FB5,0x1E7EE}, {0x79FC1,0x1E7FE}, {0x7A001,0x1E8C4}, {0x7A31E,0x1E8CF}, {0x7A401,0x1E943},
+    {0x7A52D,0x1E94B}, {0x7A542,0x1E959}, {0x7B1C6,0x1ECAB}, {0x7B2B6,0x1ECAF}, {0x7B2C6,0x1ECB4},
+    {0x7B406,0x1ED2D}, {0x7B4BE,0x1ED3D}, {0x7B801,0x1EE03}, {0x7B815,0x1EE1F}, {0x7B885,0x1EE22},
+    {0x7B891,0x1EE24}, {0x7B89D,0x1EE27}, {0x7B8A5,0x1EE32}, {0x7B8D1,0x1EE37}, {0x7B8E5,0x1EE39},
+    {0x7B8ED,0x1EE3B}, {0x7B909,0x1EE42}, {0x7B91D,0x1EE47}, {0x7B925,0x1EE49}, {0x7B92D,0x1EE4B},
+    {0x7B935,0x1EE4F}, {0x7B945,0x1EE52}, {0x7B951,0x1EE54}, {0x7B95D,0x1EE57}, {0x7B965,0x1EE59},
+    {0x7B96D,0x1EE5B}, {0x7B975,0x1EE5D}, {0x7B97D,0x1EE5F}, {0x7B985,0x1EE62}, {0x7B991,0x1EE64},
+    {0x7B99D,0x1EE6A}, {0x7B9B1,0x1EE72}, {0x7B9D1,0x1EE77}, {0x7B9E5,0x1EE7C}, {0x7B9F9,0x1EE7E},
+    {0x7BA01,0x1EE89}, {0x7BA2D,0x1EE9B}, {0x7BA85,0x1EEA3}, {0x7BA95,0x1EEA9}, {0x7BAAD,0x1EEBB},
+    {0x7C402,0x1F10C}, {0x7EFC2,0x1FBF9}, {0x80001,0x2A6DF}, {0xA9C01,0x2B739}, {0xADD01,0x2B81D},
+    {0xAE081,0x2CEA1}, {0xB3AC1,0x2EBE0}, {0xBE001,0x2FA1D}, {0xC0001,0x3134A}, {0xC4D41,0x323AF},
+};
+/* <<unicode-table */
+
+/* char <-> unsigned char pointers, valid C and C++ (static_cast through void) */
+#define LFM2__UBYTES(p) LFM2__CAST(const unsigned char *, LFM2__CAST(const void *, (p)))
+#define LFM2__CBYTES(p) LFM2__CAST(const char *, LFM2__CAST(const void *, (p)))
+
+enum { LFM2__CP_OTHER = 0, LFM2__CP_L = 1, LFM2__CP_N = 2, LFM2__CP_S = 3 };
+
+/* Class (LFM2__CP_*) of code point cp: binary search in the range table. */
+static int lfm2__uni_class(uint32_t cp) {
+    size_t lo = 0, hi = sizeof lfm2__uni_ranges / sizeof lfm2__uni_ranges[0];
+    if (cp < 128) return lfm2__uni_ascii[cp];
+    while (lo < hi) { /* first range that starts after cp */
+        size_t mid = lo + (hi - lo) / 2;
+        if ((lfm2__uni_ranges[mid][0] >> 2) <= cp) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo > 0 && cp <= lfm2__uni_ranges[lo - 1][1]) return LFM2__CAST(int, lfm2__uni_ranges[lo - 1][0] & 3u);
+    return LFM2__CP_OTHER;
+}
+
+/* The UTF-8 sequence starting at s[0] (n >= 1 bytes available): its length if s holds a complete
+   valid sequence (no overlongs, surrogates or code points above U+10FFFF), 0 if the n bytes are
+   a valid but unfinished start of one, -1 if s[0] cannot start a valid sequence here. */
+static int lfm2__utf8_seq(const unsigned char *s, size_t n) {
+    unsigned b0 = s[0], lo = 0x80, hi = 0xBF;
+    int len, k;
+    if (b0 < 0x80) return 1;
+    if (b0 >= 0xC2 && b0 <= 0xDF) len = 2;
+    else if (b0 >= 0xE0 && b0 <= 0xEF) len = 3;
+    else if (b0 >= 0xF0 && b0 <= 0xF4) len = 4;
+    else return -1;
+    if (b0 == 0xE0) lo = 0xA0;       /* overlong */
+    else if (b0 == 0xED) hi = 0x9F;  /* surrogates */
+    else if (b0 == 0xF0) lo = 0x90;  /* overlong */
+    else if (b0 == 0xF4) hi = 0x8F;  /* > U+10FFFF */
+    for (k = 1; k < len; k++) {
+        unsigned b;
+        if (LFM2__CAST(size_t, k) >= n) return 0;
+        b = s[k];
+        if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return -1;
+    }
+    return len;
+}
+
+/* Byte length of the code point at s[i] (i < n) and its class. An invalid byte is a code point of
+   its own, of class other. */
+static size_t lfm2__cp_at(const unsigned char *s, size_t i, size_t n, int *cls) {
+    int len;
+    uint32_t cp;
+    if (s[i] < 0x80) { *cls = lfm2__uni_ascii[s[i]]; return 1; }
+    len = lfm2__utf8_seq(s + i, n - i);
+    if (len <= 0) { *cls = LFM2__CP_OTHER; return 1; }
+    cp = s[i] & (len == 2 ? 0x1Fu : len == 3 ? 0x0Fu : 0x07u);
+    for (int k = 1; k < len; k++) cp = (cp << 6) | (s[i + LFM2__CAST(size_t, k)] & 0x3Fu);
+    *cls = lfm2__uni_class(cp);
+    return LFM2__CAST(size_t, len);
+}
+
+/* GPT-2 bytes_to_unicode: printable Latin-1 bytes map to themselves, the other 68 bytes to
+   U+0100.. in byte order (so ' ' -> U+0120 'Ġ', '\n' -> U+010A 'Ċ'). All targets are < 324. */
+static uint32_t lfm2__byte_to_cp(unsigned b) {
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) return b;
+    if (b <= 32) return 256 + b;                 /* 0..32 -> 256..288 */
+    if (b <= 160) return 256 + 33 + (b - 127);   /* 127..160 -> 289..322 */
+    return 323;                                  /* 173 (soft hyphen) */
+}
+
+/* ---- the split regex ---------------------------------------------------------------------- */
+/* End of the pre-token that starts at s[i] (i < n) under the LFM2 split pattern
+       (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*
+       |\s*[\r\n]+|\s+(?!\S)|\s+
+   with the leftmost-first alternative semantics of Oniguruma (what `tokenizers` runs). Every
+   code point matches some alternative, so the pieces tile the text ("Isolated" split). */
+static size_t lfm2__split_next(const unsigned char *s, size_t i, size_t n) {
+    int c0, c;
+    size_t l0 = lfm2__cp_at(s, i, n, &c0), j, l;
+    /* 1: contractions, ASCII case-insensitive; U+017F LONG S case-folds to 's' */
+    if (s[i] == '\'' && i + 1 < n) {
+        unsigned a = s[i + 1] | 0x20u, b = (i + 2 < n) ? (s[i + 2] | 0x20u) : 0u;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
+        if (s[i + 1] == 0xC5 && i + 2 < n && s[i + 2] == 0xBF) return i + 3;
+    }
+    /* 2: an optional non-letter/number (not CR/LF) then letters */
+    j = i;
+    if (c0 != LFM2__CP_L && c0 != LFM2__CP_N && s[i] != '\r' && s[i] != '\n' && i + l0 < n) {
+        lfm2__cp_at(s, i + l0, n, &c);
+        if (c == LFM2__CP_L) j = i + l0;
+    }
+    if (j > i || c0 == LFM2__CP_L) {
+        for (; j < n; j += l) { l = lfm2__cp_at(s, j, n, &c); if (c != LFM2__CP_L) break; }
+        return j;
+    }
+    /* 3: one to three digits */
+    if (c0 == LFM2__CP_N) {
+        int k;
+        for (j = i + l0, k = 1; k < 3 && j < n; k++, j += l) { l = lfm2__cp_at(s, j, n, &c); if (c != LFM2__CP_N) break; }
+        return j;
+    }
+    /* 4: an optional space, symbols/punctuation (anything not space/letter/number), then CR/LF */
+    j = i;
+    if (s[i] == ' ' && i + 1 < n) {
+        lfm2__cp_at(s, i + 1, n, &c);
+        if (c == LFM2__CP_OTHER) j = i + 1;
+    }
+    if (j > i || c0 == LFM2__CP_OTHER) {
+        for (; j < n; j += l) { l = lfm2__cp_at(s, j, n, &c); if (c != LFM2__CP_OTHER) break; }
+        while (j < n && (s[j] == '\r' || s[j] == '\n')) j++;
+        return j;
+    }
+    /* 5-7: c0 is whitespace. Find the whole run, its last CR/LF and its last code point. */
+    {
+        size_t last_crlf = n, last_cp = i;
+        for (j = i; j < n; j += l) {
+            l = lfm2__cp_at(s, j, n, &c);
+            if (c != LFM2__CP_S) break;
+            if (s[j] == '\r' || s[j] == '\n') last_crlf = j;
+            last_cp = j;
+        }
+        if (last_crlf != n) return last_crlf + 1; /* \s*[\r\n]+ : backtracks to the last CR/LF */
+        if (j == n || last_cp == i) return j;     /* \s+(?!\S) at the end, or \s+ of one char  */
+        return last_cp;                           /* \s+(?!\S) gives back one whitespace char  */
+    }
+}
+
+/* ---- the tokenizer object ----------------------------------------------------------------- */
+
+#define LFM2__BPE_STACK 128      /* pre-tokens up to this many bytes are merged on the stack */
+#define LFM2__MAX_AFFIX 8        /* special tokens the post-processor may add before / after */
+#define LFM2__SYM_DEAD INT32_MIN /* see lfm2__bpe_word */
+
+enum { LFM2__TA_VOCAB = 1, LFM2__TA_ADDED = 2, LFM2__TA_SPECIAL = 4 };
+
+typedef struct lfm2__added_tok {
+    uint32_t off, len;  /* content: added_text[off .. off+len) */
+    int32_t id;
+    uint8_t special, lstrip, rstrip, single_word;
+} lfm2__added_tok;
+
+typedef struct lfm2__merge {
+    int32_t left, right; /* key; left = -1 marks an empty slot */
+    int32_t rank, merged;
+} lfm2__merge;
+
+struct lfm2__tokenizer {
+    int32_t n_tok;            /* ids 0..n_tok-1 may have strings (max id + 1) */
+    int32_t n_ids;            /* ids accepted by decode: max(n_tok, model embedding rows) */
+    /* model.vocab: string of id i = vstr[voff[i] .. voff[i+1]) when attr[i] & LFM2__TA_VOCAB */
+    char *vstr;
+    uint32_t *voff;
+    int32_t *vlen;            /* code points of the vocab string = bytes its BPE symbol covers */
+    int32_t *vhash;           /* open addressing, vocab ids keyed by string; -1 = empty */
+    uint32_t vmask;
+    lfm2__merge *mhash;       /* open addressing, (left id, right id) -> rank, merged id */
+    uint32_t mmask;
+    int32_t byte_id[256];     /* BPE symbol of each byte (its one-character token), -1 if none */
+    /* decoding: bytes of id i = dec[doff[i] .. doff[i+1]) */
+    char *dec;
+    uint32_t *doff;
+    uint8_t *attr;            /* LFM2__TA_* */
+    /* added tokens, matched in the text before everything else */
+    lfm2__added_tok *added;
+    char *added_text;
+    int32_t n_added;
+    int32_t *ahash;           /* added-token index keyed by content; -1 = empty */
+    uint32_t amask;
+    int32_t *added_lens;      /* distinct content lengths, longest first */
+    int32_t n_added_lens;
+    uint8_t added_first[256]; /* 1: a special added token starts with this byte; 2: a non-special one */
+    /* post-processor (or add_bos_token/add_eos_token): ids around the sequence */
+    int32_t prefix[LFM2__MAX_AFFIX], suffix[LFM2__MAX_AFFIX];
+    int32_t n_prefix, n_suffix;
+    int has_template;
+    int ignore_merges, fuse_unk;
+    int32_t unk_id, bos_id, eos_id, im_end_id, endoftext_id;
+};
+
+static uint32_t lfm2__fnv(uint32_t h, const char *p, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ LFM2__CAST(unsigned char, p[i])) * 16777619u;
+    return h;
+}
+#define LFM2__FNV0 2166136261u
+
+static uint32_t lfm2__pair_hash(int32_t a, int32_t b) {
+    uint32_t h = LFM2__CAST(uint32_t, a) * 0x9E3779B1u ^ (LFM2__CAST(uint32_t, b) + 0x7F4A7C15u) * 0x85EBCA77u;
+    return h ^ (h >> 15);
+}
+
+/* Table size (power of two) with a load factor of at most 1/2. */
+static uint32_t lfm2__hash_size(int64_t n) {
+    uint32_t s = 16;
+    while (LFM2__CAST(int64_t, s) < 2 * n) s <<= 1;
+    return s;
+}
+
+static int32_t lfm2__vocab_find(const struct lfm2__tokenizer *t, const char *p, size_t n) {
+    uint32_t h = lfm2__fnv(LFM2__FNV0, p, n) & t->vmask;
+    for (;; h = (h + 1) & t->vmask) {
+        int32_t id = t->vhash[h];
+        if (id < 0) return -1;
+        if (t->voff[id + 1] - t->voff[id] == n && memcmp(t->vstr + t->voff[id], p, n) == 0) return id;
+    }
+}
+/* Vocab id of the concatenation a + b (the result of a merge), without building it. */
+static int32_t lfm2__vocab_find2(const struct lfm2__tokenizer *t, const char *a, size_t na, const char *b, size_t nb) {
+    uint32_t h = lfm2__fnv(lfm2__fnv(LFM2__FNV0, a, na), b, nb) & t->vmask;
+    for (;; h = (h + 1) & t->vmask) {
+        int32_t id = t->vhash[h];
+        const char *s;
+        if (id < 0) return -1;
+        s = t->vstr + t->voff[id];
+        if (t->voff[id + 1] - t->voff[id] == na + nb && memcmp(s, a, na) == 0 && memcmp(s + na, b, nb) == 0) return id;
+    }
+}
+/* Vocab id of the byte-level spelling of the raw bytes w[0..n) (for ignore_merges). */
+static int32_t lfm2__vocab_find_mapped(const struct lfm2__tokenizer *t, const unsigned char *w, size_t n) {
+    uint32_t h = LFM2__FNV0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        char u[2];
+        size_t k = 0;
+        lfm2__utf8_put(lfm2__byte_to_cp(w[i]), u, &k);
+        h = lfm2__fnv(h, u, k);
+    }
+    for (h &= t->vmask;; h = (h + 1) & t->vmask) {
+        int32_t id = t->vhash[h];
+        const char *s;
+        size_t sl, p = 0;
+        if (id < 0) return -1;
+        s = t->vstr + t->voff[id];
+        sl = t->voff[id + 1] - t->voff[id];
+        for (i = 0; i < n; i++) {
+            char u[2];
+            size_t k = 0;
+            lfm2__utf8_put(lfm2__byte_to_cp(w[i]), u, &k);
+            if (p + k > sl || memcmp(s + p, u, k) != 0) break;
+            p += k;
+        }
+        if (i == n && p == sl) return id;
+    }
+}
+static const lfm2__merge *lfm2__merge_find(const struct lfm2__tokenizer *t, int32_t a, int32_t b) {
+    uint32_t h;
+    if (a < 0 || b < 0) return NULL;
+    for (h = lfm2__pair_hash(a, b) & t->mmask;; h = (h + 1) & t->mmask) {
+        const lfm2__merge *m = &t->mhash[h];
+        if (m->left < 0) return NULL;
+        if (m->left == a && m->right == b) return m;
+    }
+}
+static int32_t lfm2__added_find(const struct lfm2__tokenizer *t, const char *p, size_t n) {
+    uint32_t h;
+    if (!t->n_added) return -1;
+    for (h = lfm2__fnv(LFM2__FNV0, p, n) & t->amask;; h = (h + 1) & t->amask) {
+        int32_t k = t->ahash[h];
+        if (k < 0) return -1;
+        if (t->added[k].len == n && memcmp(t->added_text + t->added[k].off, p, n) == 0) return k;
+    }
+}
+/* Id of a token string: an added token's content first, then a vocab entry. */
+static int32_t lfm2__tok_lookup(const struct lfm2__tokenizer *t, const char *p, size_t n) {
+    int32_t k = lfm2__added_find(t, p, n);
+    return k >= 0 ? t->added[k].id : lfm2__vocab_find(t, p, n);
+}
+/* The string of id (added content or vocab spelling, as in tokenizer.json); NULL if none. */
+static const char *lfm2__tok_str(const struct lfm2__tokenizer *t, int32_t id, size_t *len) {
+    if (id < 0 || id >= t->n_tok) return NULL;
+    if (t->attr[id] & LFM2__TA_ADDED) { /* decoded bytes of an added token are its content */
+        *len = t->doff[id + 1] - t->doff[id];
+        return t->dec + t->doff[id];
+    }
+    if (!(t->attr[id] & LFM2__TA_VOCAB)) return NULL;
+    *len = t->voff[id + 1] - t->voff[id];
+    return t->vstr + t->voff[id];
+}
+
+static void lfm2__tokenizer_free(struct lfm2__tokenizer *t, const lfm2_allocator *a) {
+    if (!t) return;
+    lfm2__free(a, t->vstr);
+    lfm2__free(a, t->voff);
+    lfm2__free(a, t->vlen);
+    lfm2__free(a, t->vhash);
+    lfm2__free(a, t->mhash);
+    lfm2__free(a, t->dec);
+    lfm2__free(a, t->doff);
+    lfm2__free(a, t->attr);
+    lfm2__free(a, t->added);
+    lfm2__free(a, t->added_text);
+    lfm2__free(a, t->ahash);
+    lfm2__free(a, t->added_lens);
+    lfm2__free(a, t);
+}
+
+/* ---- loading -------------------------------------------------------------------------------- */
+
+/* A printable copy of JSON string token i for messages (truncated, control bytes as '?'). */
+static const char *lfm2__json_name(const lfm2__json *j, int32_t i, char *buf, size_t cap) {
+    size_t n, k;
+    if (i < 0 || j->tok[i].type != LFM2__J_STR) {
+        static const char *const names[] = {"?", "an object", "an array", "a string", "a number", "true", "false", "null"};
+        return i < 0 ? "(missing)" : names[j->tok[i].type < 8 ? j->tok[i].type : 0];
+    }
+    n = j->tok[i].end - j->tok[i].start;
+    if (n < cap) n = LFM2__CAST(size_t, lfm2__json_str(j, i, buf));
+    else {
+        n = cap - 4;
+        memcpy(buf, j->src + j->tok[i].start, n);
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = 0;
+    for (k = 0; k < n; k++) if (LFM2__CAST(unsigned char, buf[k]) < 0x20) buf[k] = '?';
+    return buf;
+}
+/* A printable, truncated copy of the bytes a[0..na) + b[0..nb) for messages. */
+static const char *lfm2__printable(char *buf, size_t cap, const char *a, size_t na, const char *b, size_t nb) {
+    size_t n = 0, k;
+    for (k = 0; k < na + nb && n + 1 < cap; k++) {
+        char ch = k < na ? a[k] : b[k - na];
+        buf[n++] = LFM2__CAST(unsigned char, ch) < 0x20 ? '?' : ch;
+    }
+    buf[n] = 0;
+    return buf;
+}
+/* The "type" of a pipeline component object, printable. */
+static const char *lfm2__json_type(const lfm2__json *j, int32_t obj, char *buf, size_t cap) {
+    return lfm2__json_name(j, lfm2__json_get(j, obj, "type"), buf, cap);
+}
+/* Optional boolean: absent or null -> def; 1/0; -1 if another type. */
+static int lfm2__json_bool(const lfm2__json *j, int32_t obj, const char *key, int def) {
+    int32_t v = lfm2__json_get(j, obj, key);
+    if (v < 0 || j->tok[v].type == LFM2__J_NULL) return def;
+    if (j->tok[v].type == LFM2__J_TRUE) return 1;
+    if (j->tok[v].type == LFM2__J_FALSE) return 0;
+    return -1;
+}
+
+#define LFM2__TKERR(code, ...) do { rc = lfm2__fail(err, code, __VA_ARGS__); goto done; } while (0)
+#define LFM2__TJ "tokenizer.json: "
+
+/* The pipeline around the model: only what the LFM2 tokenizer uses is accepted; anything else is
+   named in the error instead of being silently misread. */
+static lfm2_result lfm2__tok_check_pipeline(const lfm2__json *j, lfm2_error *err) {
+    static const char lfm2_regex[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    lfm2_result rc = LFM2_OK;
+    char nm[80];
+    int32_t v, list, k, c;
+    v = lfm2__json_get(j, 0, "normalizer");
+    if (v >= 0 && j->tok[v].type != LFM2__J_NULL)
+        LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "normalizer \"%s\" is not supported (only null)", lfm2__json_type(j, v, nm, sizeof nm));
+    /* pre_tokenizer: Sequence[Split(LFM2 regex, Isolated), ByteLevel(no prefix space, no regex)] */
+    v = lfm2__json_get(j, 0, "pre_tokenizer");
+    if (v < 0 || j->tok[v].type != LFM2__J_OBJ)
+        LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "pre_tokenizer %s is not supported (only Sequence[Split, ByteLevel])",
+                    v < 0 ? "(missing)" : lfm2__json_name(j, v, nm, sizeof nm));
+    if (!lfm2__json_str_is(j, lfm2__json_get(j, v, "type"), "Sequence"))
+        LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "pre_tokenizer \"%s\" is not supported (only Sequence[Split, ByteLevel])", lfm2__json_type(j, v, nm, sizeof nm));
+    list = lfm2__json_get(j, v, "pretokenizers");
+    if (list < 0 || j->tok[list].type != LFM2__J_ARR || j->tok[list].n != 2)
+        LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "pre_tokenizer.pretokenizers must be [Split, ByteLevel]");
+    for (k = 0, c = list + 1; k < 2; k++, c = j->tok[c].skip) {
+        if (j->tok[c].type != LFM2__J_OBJ) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "pre_tokenizer.pretokenizers[%d] is not an object", LFM2__CAST(int, k));
+        if (k == 0) {
+            int32_t pat = lfm2__json_get(j, c, "pattern");
+            if (!lfm2__json_str_is(j, lfm2__json_get(j, c, "type"), "Split"))
+                LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "pre-tokenizer \"%s\" is not supported (expected Split)", lfm2__json_type(j, c, nm, sizeof nm));
+            if (!lfm2__json_str_eq(j, lfm2__json_get(j, pat, "Regex"), lfm2_regex, sizeof lfm2_regex - 1))
+                LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "Split pattern %s is not supported (only the LFM2 regex is built in)",
+                            lfm2__json_name(j, lfm2__json_get(j, pat, "Regex"), nm, sizeof nm));
+            if (!lfm2__json_str_is(j, lfm2__json_get(j, c, "behavior"), "Isolated") || lfm2__json_bool(j, c, "invert", 0) != 0)
+                LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "Split behavior \"%s\" / invert not supported (only Isolated, invert false)",
+                            lfm2__json_name(j, lfm2__json_get(j, c, "behavior"), nm, sizeof nm));
+        } else {
+            if (!lfm2__json_str_is(j, lfm2__json_get(j, c, "type"), "ByteLevel"))
+                LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "pre-tokenizer \"%s\" is not supported (expected ByteLevel)", lfm2__json_type(j, c, nm, sizeof nm));
+            if (lfm2__json_bool(j, c, "add_prefix_space", 0) != 0 || lfm2__json_bool(j, c, "use_regex", 0) != 0)
+                LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "ByteLevel pre-tokenizer with add_prefix_space or use_regex is not supported");
+        }
+    }
+    /* decoder: ByteLevel, possibly inside a Sequence */
+    v = lfm2__json_get(j, 0, "decoder");
+    if (v < 0 || j->tok[v].type != LFM2__J_OBJ)
+        LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "decoder %s is not supported (only ByteLevel)", v < 0 ? "(missing)" : lfm2__json_name(j, v, nm, sizeof nm));
+    if (lfm2__json_str_is(j, lfm2__json_get(j, v, "type"), "Sequence")) {
+        list = lfm2__json_get(j, v, "decoders");
+        if (list < 0 || j->tok[list].type != LFM2__J_ARR) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "decoder.decoders is not an array");
+        for (k = 0, c = list + 1; k < j->tok[list].n; k++, c = j->tok[c].skip)
+            if (!lfm2__json_str_is(j, lfm2__json_get(j, c, "type"), "ByteLevel"))
+                LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "decoder \"%s\" is not supported (only ByteLevel)", lfm2__json_type(j, c, nm, sizeof nm));
+    } else if (!lfm2__json_str_is(j, lfm2__json_get(j, v, "type"), "ByteLevel"))
+        LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "decoder \"%s\" is not supported (only ByteLevel)", lfm2__json_type(j, v, nm, sizeof nm));
+done:
+    return rc;
+}
+
+/* A TemplateProcessing post-processor: the ids before and after sequence "A" of "single". */
+static lfm2_result lfm2__tok_template(struct lfm2__tokenizer *t, const lfm2__json *j, int32_t pp, lfm2_error *err) {
+    lfm2_result rc = LFM2_OK;
+    char nm[80], name[256];
+    int32_t single = lfm2__json_get(j, pp, "single"), specials = lfm2__json_get(j, pp, "special_tokens");
+    int32_t k, c, seen_seq = 0;
+    if (single < 0 || j->tok[single].type != LFM2__J_ARR || specials < 0 || j->tok[specials].type != LFM2__J_OBJ)
+        LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "TemplateProcessing needs a \"single\" array and a \"special_tokens\" object");
+    for (k = 0, c = single + 1; k < j->tok[single].n; k++, c = j->tok[c].skip) {
+        int32_t st = lfm2__json_get(j, c, "SpecialToken"), nameidx, def = -1, ids, q, e;
+        int64_t nl;
+        if (lfm2__json_get(j, c, "Sequence") >= 0) { seen_seq = 1; continue; }
+        nameidx = lfm2__json_get(j, st, "id");
+        if (nameidx < 0 || j->tok[nameidx].type != LFM2__J_STR || j->tok[nameidx].end - j->tok[nameidx].start >= sizeof name)
+            LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "post_processor.single[%d] is neither {\"SpecialToken\": {\"id\": ...}} nor {\"Sequence\": ...}", LFM2__CAST(int, k));
+        nl = lfm2__json_str(j, nameidx, name);
+        for (q = 0, e = specials + 1; q < j->tok[specials].n; q++, e = j->tok[e + 1].skip)
+            if (lfm2__json_str_eq(j, e, name, LFM2__CAST(size_t, nl))) def = e + 1;
+        ids = lfm2__json_get(j, def, "ids");
+        if (ids < 0 || j->tok[ids].type != LFM2__J_ARR)
+            LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "post_processor special token \"%s\" has no \"ids\" in special_tokens", lfm2__json_name(j, nameidx, nm, sizeof nm));
+        for (q = 0, e = ids + 1; q < j->tok[ids].n; q++, e = j->tok[e].skip) {
+            int64_t id;
+            int32_t *n_aff = seen_seq ? &t->n_suffix : &t->n_prefix;
+            if (!lfm2__json_int(j, e, 0, t->n_tok - 1, &id))
+                LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "post_processor special token \"%s\": id out of range [0, %d)", lfm2__json_name(j, nameidx, nm, sizeof nm), LFM2__CAST(int, t->n_tok));
+            if (*n_aff >= LFM2__MAX_AFFIX) LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "post_processor adds more than %d tokens", LFM2__MAX_AFFIX);
+            (seen_seq ? t->suffix : t->prefix)[(*n_aff)++] = LFM2__CAST(int32_t, id);
+        }
+    }
+    t->has_template = 1;
+done:
+    return rc;
+}
+
+static lfm2_result lfm2__tok_post(struct lfm2__tokenizer *t, const lfm2__json *j, lfm2_error *err) {
+    lfm2_result rc = LFM2_OK;
+    char nm[80];
+    int32_t pp = lfm2__json_get(j, 0, "post_processor"), list = -1, n = 1, k, c;
+    if (pp < 0 || j->tok[pp].type == LFM2__J_NULL) return LFM2_OK;
+    if (j->tok[pp].type != LFM2__J_OBJ) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "post_processor is not an object");
+    if (lfm2__json_str_is(j, lfm2__json_get(j, pp, "type"), "Sequence")) {
+        list = lfm2__json_get(j, pp, "processors");
+        if (list < 0 || j->tok[list].type != LFM2__J_ARR) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "post_processor.processors is not an array");
+        n = j->tok[list].n;
+    }
+    for (k = 0, c = list < 0 ? pp : list + 1; k < n; k++, c = j->tok[c].skip) {
+        int32_t ty = lfm2__json_get(j, c, "type");
+        if (lfm2__json_str_is(j, ty, "ByteLevel")) continue; /* offsets only: no effect on ids */
+        if (!lfm2__json_str_is(j, ty, "TemplateProcessing") || t->has_template)
+            LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "post_processor \"%s\" is not supported (only TemplateProcessing, ByteLevel)", lfm2__json_type(j, c, nm, sizeof nm));
+        rc = lfm2__tok_template(t, j, c, err);
+        if (rc) goto done;
+    }
+done:
+    return rc;
+}
+
+/* model.vocab + added_tokens -> per-id strings, decoded bytes, attributes, hash tables. */
+static lfm2_result lfm2__tok_vocab(struct lfm2__tokenizer *t, const lfm2__json *j, int32_t model, int32_t model_vocab_size,
+                                   const lfm2_allocator *a, lfm2_error *err) {
+    lfm2_result rc = LFM2_OK;
+    char nm[80], nm2[80];
+    int32_t voc = lfm2__json_get(j, model, "vocab"), at = lfm2__json_get(j, 0, "added_tokens");
+    int32_t *key_of = NULL, *added_of = NULL, k, c, n_vocab, n_at = 0;
+    size_t vbytes = 0, abytes = 0, pos, need;
+    int64_t max_id = -1, id;
+    int16_t cp_byte[324]; /* inverse of lfm2__byte_to_cp, -1 where none */
+    if (voc < 0 || j->tok[voc].type != LFM2__J_OBJ) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "model.vocab is missing or not an object");
+    if (at >= 0 && j->tok[at].type != LFM2__J_NULL && j->tok[at].type != LFM2__J_ARR) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "added_tokens is not an array");
+    if (at >= 0 && j->tok[at].type == LFM2__J_ARR) n_at = j->tok[at].n;
+    n_vocab = j->tok[voc].n;
+    if (n_vocab < 1) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "model.vocab is empty");
+    /* pass 1: ids in range, sizes */
+    for (k = 0, c = voc + 1; k < n_vocab; k++, c = j->tok[c + 1].skip) {
+        if (!lfm2__json_int(j, c + 1, 0, LFM2_MAX_VOCAB - 1, &id))
+            LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "model.vocab[\"%s\"]: id is not an integer in [0, %d)", lfm2__json_name(j, c, nm, sizeof nm), LFM2_MAX_VOCAB);
+        if (id > max_id) max_id = id;
+        vbytes += j->tok[c].end - j->tok[c].start;
+    }
+    for (k = 0, c = at + 1; k < n_at; k++, c = j->tok[c].skip) {
+        int32_t ct = lfm2__json_get(j, c, "content");
+        if (!lfm2__json_int(j, lfm2__json_get(j, c, "id"), 0, LFM2_MAX_VOCAB - 1, &id))
+            LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "added_tokens[%d]: \"id\" is not an integer in [0, %d)", LFM2__CAST(int, k), LFM2_MAX_VOCAB);
+        if (ct < 0 || j->tok[ct].type != LFM2__J_STR || j->tok[ct].end == j->tok[ct].start)
+            LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "added_tokens[%d]: \"content\" is not a non-empty string", LFM2__CAST(int, k));
+        if (id > max_id) max_id = id;
+        abytes += j->tok[ct].end - j->tok[ct].start;
+    }
+    t->n_tok = LFM2__CAST(int32_t, max_id + 1);
+    t->n_ids = t->n_tok;
+    if (model_vocab_size > 0) {
+        if (t->n_tok > model_vocab_size)
+            LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "token id %d is beyond the model's %d embedding rows", LFM2__CAST(int, max_id), LFM2__CAST(int, model_vocab_size));
+        t->n_ids = model_vocab_size;
+    }
+    if (vbytes + abytes >= 0xffffffffu) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "token strings larger than 4 GiB");
+    need = LFM2__CAST(size_t, t->n_tok) + 1;
+    t->voff = LFM2__CAST(uint32_t *, lfm2__malloc(a, need * sizeof(uint32_t)));
+    t->doff = LFM2__CAST(uint32_t *, lfm2__malloc(a, need * sizeof(uint32_t)));
+    t->vlen = LFM2__CAST(int32_t *, lfm2__calloc(a, need * sizeof(int32_t)));
+    t->attr = LFM2__CAST(uint8_t *, lfm2__calloc(a, need));
+    t->vstr = LFM2__CAST(char *, lfm2__malloc(a, vbytes + 1));
+    t->dec = LFM2__CAST(char *, lfm2__malloc(a, vbytes + abytes + 1));
+    t->added_text = LFM2__CAST(char *, lfm2__malloc(a, abytes + 1));
+    t->added = LFM2__CAST(lfm2__added_tok *, lfm2__calloc(a, LFM2__CAST(size_t, n_at) * sizeof(lfm2__added_tok)));
+    t->added_lens = LFM2__CAST(int32_t *, lfm2__malloc(a, LFM2__CAST(size_t, n_at) * sizeof(int32_t)));
+    t->vmask = lfm2__hash_size(n_vocab) - 1;
+    t->amask = lfm2__hash_size(n_at) - 1;
+    t->vhash = LFM2__CAST(int32_t *, lfm2__malloc(a, (LFM2__CAST(size_t, t->vmask) + 1) * sizeof(int32_t)));
+    t->ahash = LFM2__CAST(int32_t *, lfm2__malloc(a, (LFM2__CAST(size_t, t->amask) + 1) * sizeof(int32_t)));
+    key_of = LFM2__CAST(int32_t *, lfm2__malloc(a, need * sizeof(int32_t)));
+    added_of = LFM2__CAST(int32_t *, lfm2__malloc(a, need * sizeof(int32_t)));
+    if (!t->voff || !t->doff || !t->vlen || !t->attr || !t->vstr || !t->dec || !t->added_text || !t->added ||
+        !t->added_lens || !t->vhash || !t->ahash || !key_of || !added_of)
+        LFM2__TKERR(LFM2_ERR_OUT_OF_MEMORY, LFM2__TJ "out of memory for %d tokens", LFM2__CAST(int, t->n_tok));
+    memset(key_of, 0xff, need * sizeof(int32_t));
+    memset(added_of, 0xff, need * sizeof(int32_t));
+    memset(t->vhash, 0xff, (LFM2__CAST(size_t, t->vmask) + 1) * sizeof(int32_t));
+    memset(t->ahash, 0xff, (LFM2__CAST(size_t, t->amask) + 1) * sizeof(int32_t));
+    /* pass 2: strings in id order, duplicates */
+    for (k = 0, c = voc + 1; k < n_vocab; k++, c = j->tok[c + 1].skip) {
+        lfm2__json_int(j, c + 1, 0, LFM2_MAX_VOCAB - 1, &id);
+        if (key_of[id] >= 0)
+            LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "model.vocab: id %d is given to both \"%s\" and \"%s\"", LFM2__CAST(int, id),
+                        lfm2__json_name(j, key_of[id], nm, sizeof nm), lfm2__json_name(j, c, nm2, sizeof nm2));
+        key_of[id] = c;
+    }
+    for (id = 0, pos = 0; id < t->n_tok; id++) {
+        t->voff[id] = LFM2__CAST(uint32_t, pos);
+        if (key_of[id] < 0) continue;
+        pos += LFM2__CAST(size_t, lfm2__json_str(j, key_of[id], t->vstr + pos));
+        t->attr[id] = LFM2__TA_VOCAB;
+    }
+    t->voff[t->n_tok] = LFM2__CAST(uint32_t, pos);
+    for (id = 0; id < t->n_tok; id++) {
+        uint32_t h;
+        if (!(t->attr[id] & LFM2__TA_VOCAB)) continue;
+        for (h = lfm2__fnv(LFM2__FNV0, t->vstr + t->voff[id], t->voff[id + 1] - t->voff[id]) & t->vmask; t->vhash[h] >= 0; h = (h + 1) & t->vmask) {
+            int32_t o = t->vhash[h];
+            if (t->voff[o + 1] - t->voff[o] == t->voff[id + 1] - t->voff[id] && memcmp(t->vstr + t->voff[o], t->vstr + t->voff[id], t->voff[id + 1] - t->voff[id]) == 0)
+                LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "model.vocab: token \"%s\" appears twice (ids %d and %d)",
+                            lfm2__json_name(j, key_of[id], nm, sizeof nm), LFM2__CAST(int, o), LFM2__CAST(int, id));
+        }
+        t->vhash[h] = LFM2__CAST(int32_t, id);
+    }
+    /* added tokens */
+    for (k = 0, c = at + 1, pos = 0; k < n_at; k++, c = j->tok[c].skip) {
+        lfm2__added_tok *ad = &t->added[k];
+        int32_t ct = lfm2__json_get(j, c, "content"), q;
+        int fl[5];
+        uint32_t h;
+        static const char *const flag_names[5] = {"special", "lstrip", "rstrip", "single_word", "normalized"};
+        lfm2__json_int(j, lfm2__json_get(j, c, "id"), 0, LFM2_MAX_VOCAB - 1, &id);
+        if (added_of[id] >= 0) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "added_tokens: id %d appears twice", LFM2__CAST(int, id));
+        for (q = 0; q < 5; q++) {
+            fl[q] = lfm2__json_bool(j, c, flag_names[q], 0);
+            if (fl[q] < 0) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "added_tokens[%d].%s is not a boolean", LFM2__CAST(int, k), flag_names[q]);
+        }
+        added_of[id] = k;
+        ad->id = LFM2__CAST(int32_t, id);
+        ad->off = LFM2__CAST(uint32_t, pos);
+        ad->len = LFM2__CAST(uint32_t, lfm2__json_str(j, ct, t->added_text + pos));
+        ad->special = LFM2__CAST(uint8_t, fl[0]);
+        ad->lstrip = LFM2__CAST(uint8_t, fl[1]);
+        ad->rstrip = LFM2__CAST(uint8_t, fl[2]);
+        ad->single_word = LFM2__CAST(uint8_t, fl[3]);
+        /* "normalized" only matters with a normalizer, and none is accepted */
+        pos += ad->len;
+        t->attr[id] |= LFM2__CAST(uint8_t, LFM2__TA_ADDED | (fl[0] ? LFM2__TA_SPECIAL : 0));
+        t->added_first[LFM2__CAST(unsigned char, t->added_text[ad->off])] |= LFM2__CAST(uint8_t, fl[0] ? 1 : 2);
+        for (h = lfm2__fnv(LFM2__FNV0, t->added_text + ad->off, ad->len) & t->amask; t->ahash[h] >= 0; h = (h + 1) & t->amask) {
+            const lfm2__added_tok *o = &t->added[t->ahash[h]];
+            if (o->len == ad->len && memcmp(t->added_text + o->off, t->added_text + ad->off, ad->len) == 0)
+                LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "added_tokens: content \"%s\" appears twice", lfm2__json_name(j, ct, nm, sizeof nm));
+        }
+        t->ahash[h] = k;
+        for (q = 0; q < t->n_added_lens && t->added_lens[q] != LFM2__CAST(int32_t, ad->len); q++) {}
+        if (q == t->n_added_lens) { /* insert keeping the list longest first */
+            for (q = t->n_added_lens++; q > 0 && t->added_lens[q - 1] < LFM2__CAST(int32_t, ad->len); q--) t->added_lens[q] = t->added_lens[q - 1];
+            t->added_lens[q] = LFM2__CAST(int32_t, ad->len);
+        }
+        t->n_added = k + 1;
+    }
+    for (k = 0; k < 324; k++) cp_byte[k] = -1;
+    for (k = 0; k < 256; k++) cp_byte[lfm2__byte_to_cp(LFM2__CAST(unsigned, k))] = LFM2__CAST(int16_t, k);
+    /* decoded bytes per id: an added token's content; a vocab token through the inverse byte map
+       (a string with a character outside the map decodes to its own UTF-8, as the ByteLevel
+       decoder does); nothing for ids without a string */
+    for (id = 0, pos = 0; id < t->n_tok; id++) {
+        t->doff[id] = LFM2__CAST(uint32_t, pos);
+        if (added_of[id] >= 0) {
+            const lfm2__added_tok *ad = &t->added[added_of[id]];
+            memcpy(t->dec + pos, t->added_text + ad->off, ad->len);
+            pos += ad->len;
+        }
+        if (t->attr[id] & LFM2__TA_VOCAB) {
+            const unsigned char *s = LFM2__UBYTES(t->vstr + t->voff[id]);
+            size_t n = t->voff[id + 1] - t->voff[id], i = 0, out = pos;
+            int mapped = 1;
+            int32_t ncp = 0;
+            while (i < n) {
+                int len = lfm2__utf8_seq(s + i, n - i);
+                uint32_t cp = 0;
+                int b = -1;
+                if (len == 2) cp = ((s[i] & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu);
+                else if (len == 1) cp = s[i];
+                if ((len == 1 || len == 2) && cp < 324) b = cp_byte[cp];
+                i += len > 0 ? LFM2__CAST(size_t, len) : 1u;
+                ncp++;
+                if (b < 0) mapped = 0;
+                else if (added_of[id] < 0) t->dec[out++] = LFM2__CAST(char, b);
+            }
+            t->vlen[id] = mapped ? ncp : 0; /* 0: never a BPE symbol (no byte spelling) */
+            if (added_of[id] < 0) {
+                if (!mapped) { memcpy(t->dec + pos, s, n); out = pos + n; }
+                pos = out;
+            }
+        }
+    }
+    t->doff[t->n_tok] = LFM2__CAST(uint32_t, pos);
+done:
+    lfm2__free(a, key_of);
+    lfm2__free(a, added_of);
+    return rc;
+}
+
+/* model.merges ("a b" strings or ["a", "b"] pairs; rank = position) -> the merge hash table. */
+static lfm2_result lfm2__tok_merges(struct lfm2__tokenizer *t, const lfm2__json *j, int32_t model, const lfm2_allocator *a, lfm2_error *err) {
+    lfm2_result rc = LFM2_OK;
+    char nm[80];
+    int32_t mg = lfm2__json_get(j, model, "merges"), k, c, n;
+    size_t maxspan = 0;
+    char *buf = NULL;
+    if (mg < 0 || j->tok[mg].type != LFM2__J_ARR) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "model.merges is missing or not an array");
+    n = j->tok[mg].n;
+    for (c = mg + 1; c < j->tok[mg].skip; c++) /* every string inside, for the unescape buffer */
+        if (j->tok[c].type == LFM2__J_STR && j->tok[c].end - j->tok[c].start > maxspan) maxspan = j->tok[c].end - j->tok[c].start;
+    t->mmask = lfm2__hash_size(n) - 1;
+    t->mhash = LFM2__CAST(lfm2__merge *, lfm2__malloc(a, (LFM2__CAST(size_t, t->mmask) + 1) * sizeof(lfm2__merge)));
+    buf = LFM2__CAST(char *, lfm2__malloc(a, 2 * maxspan + 2));
+    if (!t->mhash || !buf) LFM2__TKERR(LFM2_ERR_OUT_OF_MEMORY, LFM2__TJ "out of memory for %d merges", LFM2__CAST(int, n));
+    memset(t->mhash, 0xff, (LFM2__CAST(size_t, t->mmask) + 1) * sizeof(lfm2__merge));
+    for (k = 0, c = mg + 1; k < n; k++, c = j->tok[c].skip) {
+        const char *pa = buf, *pb;
+        size_t na, nb;
+        int32_t ia, ib, im;
+        uint32_t h;
+        if (j->tok[c].type == LFM2__J_STR) { /* "a b": exactly one space */
+            size_t len = LFM2__CAST(size_t, lfm2__json_str(j, c, buf)), sp = len, q;
+            for (q = 0; q < len; q++) {
+                if (buf[q] != ' ') continue;
+                if (sp != len) { sp = len; break; }
+                sp = q;
+            }
+            if (sp == len) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "model.merges[%d] \"%s\" is not two tokens separated by one space", LFM2__CAST(int, k), lfm2__json_name(j, c, nm, sizeof nm));
+            na = sp;
+            pb = buf + sp + 1;
+            nb = len - sp - 1;
+        } else if (j->tok[c].type == LFM2__J_ARR && j->tok[c].n == 2 && j->tok[c + 1].type == LFM2__J_STR && j->tok[c + 2].type == LFM2__J_STR) {
+            na = LFM2__CAST(size_t, lfm2__json_str(j, c + 1, buf));
+            pb = buf + na;
+            nb = LFM2__CAST(size_t, lfm2__json_str(j, c + 2, buf + na));
+        } else
+            LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "model.merges[%d] is neither \"a b\" nor [\"a\", \"b\"]", LFM2__CAST(int, k));
+        ia = lfm2__vocab_find(t, pa, na);
+        ib = lfm2__vocab_find(t, pb, nb);
+        if (ia < 0 || ib < 0)
+            LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "model.merges[%d]: token \"%s\" is not in model.vocab", LFM2__CAST(int, k),
+                        lfm2__printable(nm, sizeof nm, ia < 0 ? pa : pb, ia < 0 ? na : nb, "", 0));
+        im = lfm2__vocab_find2(t, pa, na, pb, nb);
+        if (im < 0)
+            LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "model.merges[%d]: merged token \"%s\" is not in model.vocab", LFM2__CAST(int, k),
+                        lfm2__printable(nm, sizeof nm, pa, na, pb, nb));
+        /* a repeated pair keeps its last rank, as tokenizers' HashMap collect does */
+        for (h = lfm2__pair_hash(ia, ib) & t->mmask; t->mhash[h].left >= 0; h = (h + 1) & t->mmask)
+            if (t->mhash[h].left == ia && t->mhash[h].right == ib) break;
+        t->mhash[h].left = ia;
+        t->mhash[h].right = ib;
+        t->mhash[h].rank = k;
+        t->mhash[h].merged = im;
+    }
+done:
+    lfm2__free(a, buf);
+    return rc;
+}
+
+/* A special-token setting of tokenizer_config.json: "text", {"content": "text"} or null.
+   Returns 0 (id in *id, -1 if unset) or -1 if malformed / not a token. */
+static int lfm2__tok_cfg_token(const struct lfm2__tokenizer *t, const lfm2__json *j, const char *key, int32_t *id, char *nm, size_t nmcap) {
+    int32_t v = lfm2__json_get(j, 0, key);
+    char buf[256];
+    int64_t n;
+    *id = -1;
+    if (v < 0 || j->tok[v].type == LFM2__J_NULL) return 0;
+    if (j->tok[v].type == LFM2__J_OBJ) v = lfm2__json_get(j, v, "content");
+    if (v < 0 || j->tok[v].type != LFM2__J_STR) { snprintf(nm, nmcap, "(not a string)"); return -1; }
+    lfm2__json_name(j, v, nm, nmcap);
+    if (j->tok[v].end - j->tok[v].start >= sizeof buf) return -1;
+    n = lfm2__json_str(j, v, buf);
+    *id = lfm2__tok_lookup(t, buf, LFM2__CAST(size_t, n));
+    return *id >= 0 ? 0 : -1;
+}
+
+static lfm2_result lfm2__tok_config(struct lfm2__tokenizer *t, const char *src, size_t len, const lfm2_allocator *a, lfm2_error *err) {
+    static const char *const keys[3] = {"bos_token", "eos_token", "unk_token"};
+    lfm2_result rc;
+    lfm2__json j;
+    char nm[80];
+    int32_t ids[3];
+    int add_bos, add_eos, k;
+    rc = lfm2__json_parse(&j, src, len, a, err, LFM2_ERR_BAD_TOKENIZER, "tokenizer_config.json");
+    if (rc) return rc;
+    if (j.tok[0].type != LFM2__J_OBJ) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, "tokenizer_config.json: not a JSON object");
+    add_bos = lfm2__json_bool(&j, 0, "add_bos_token", 0);
+    add_eos = lfm2__json_bool(&j, 0, "add_eos_token", 0);
+    if (add_bos < 0 || add_eos < 0)
+        LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, "tokenizer_config.json: %s is not a boolean", add_bos < 0 ? "add_bos_token" : "add_eos_token");
+    for (k = 0; k < 3; k++)
+        if (lfm2__tok_cfg_token(t, &j, keys[k], &ids[k], nm, sizeof nm))
+            LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, "tokenizer_config.json: %s \"%s\" is not a token of tokenizer.json", keys[k], nm);
+    if (ids[0] >= 0) t->bos_id = ids[0];
+    if (ids[1] >= 0) t->eos_id = ids[1];
+    if (ids[2] >= 0 && t->unk_id < 0) t->unk_id = ids[2];
+    /* transformers' fast tokenizers follow the post-processor when there is one */
+    if (!t->has_template) {
+        if (add_bos && t->bos_id >= 0) t->prefix[t->n_prefix++] = t->bos_id;
+        if (add_eos && t->eos_id >= 0) t->suffix[t->n_suffix++] = t->eos_id;
+    }
+done:
+    lfm2__json_free(&j, a);
+    return rc;
+}
+
+/* Loads tokenizer.json (+ optional tokenizer_config.json). model_vocab_size: rows of the
+   embedding (ids at or above the tokenizer's size decode to nothing; 0 = unknown). */
+static lfm2_result lfm2__tokenizer_load(const char *tokenizer_json, size_t tokenizer_json_size, const char *tokenizer_config_json,
+                                        size_t tokenizer_config_json_size, int32_t model_vocab_size, const lfm2_allocator *a,
+                                        lfm2_error *err, struct lfm2__tokenizer **out) {
+    lfm2_result rc;
+    lfm2__json j;
+    struct lfm2__tokenizer *t = NULL;
+    char nm[80];
+    int32_t model, v, b;
+    int bf, q;
+    if (!out) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2__tokenizer_load: out is NULL");
+    *out = NULL;
+    rc = lfm2__json_parse(&j, tokenizer_json, tokenizer_json_size, a, err, LFM2_ERR_BAD_TOKENIZER, "tokenizer.json");
+    if (rc) return rc;
+    t = LFM2__CAST(struct lfm2__tokenizer *, lfm2__calloc(a, sizeof *t));
+    if (!t) LFM2__TKERR(LFM2_ERR_OUT_OF_MEMORY, LFM2__TJ "out of memory");
+    t->unk_id = t->bos_id = t->eos_id = -1;
+    if (j.tok[0].type != LFM2__J_OBJ) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "not a JSON object");
+    rc = lfm2__tok_check_pipeline(&j, err);
+    if (rc) goto done;
+    model = lfm2__json_get(&j, 0, "model");
+    if (model < 0 || j.tok[model].type != LFM2__J_OBJ) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "\"model\" is missing or not an object");
+    v = lfm2__json_get(&j, model, "type");
+    if (v >= 0 && !lfm2__json_str_is(&j, v, "BPE"))
+        LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "model type \"%s\" is not supported (only BPE)", lfm2__json_name(&j, v, nm, sizeof nm));
+    bf = lfm2__json_bool(&j, model, "byte_fallback", 0);
+    t->ignore_merges = lfm2__json_bool(&j, model, "ignore_merges", 0);
+    t->fuse_unk = lfm2__json_bool(&j, model, "fuse_unk", 0);
+    if (bf < 0 || t->ignore_merges < 0 || t->fuse_unk < 0)
+        LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "model.%s is not a boolean", bf < 0 ? "byte_fallback" : t->ignore_merges < 0 ? "ignore_merges" : "fuse_unk");
+    if (bf) LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "model.byte_fallback true is not supported (LFM2 uses the byte-level map)");
+    v = lfm2__json_get(&j, model, "dropout");
+    if (v >= 0 && j.tok[v].type != LFM2__J_NULL) LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "model.dropout is not supported (must be null)");
+    for (q = 0; q < 2; q++) {
+        const char *key = q ? "end_of_word_suffix" : "continuing_subword_prefix";
+        v = lfm2__json_get(&j, model, key);
+        if (v >= 0 && j.tok[v].type != LFM2__J_NULL && !lfm2__json_str_is(&j, v, ""))
+            LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "model.%s is not supported (must be null)", key);
+    }
+    rc = lfm2__tok_vocab(t, &j, model, model_vocab_size, a, err);
+    if (rc) goto done;
+    rc = lfm2__tok_merges(t, &j, model, a, err);
+    if (rc) goto done;
+    v = lfm2__json_get(&j, model, "unk_token");
+    if (v >= 0 && j.tok[v].type != LFM2__J_NULL) {
+        char buf[256];
+        int64_t n;
+        if (j.tok[v].type != LFM2__J_STR || j.tok[v].end - j.tok[v].start >= sizeof buf ||
+            (n = lfm2__json_str(&j, v, buf), (t->unk_id = lfm2__vocab_find(t, buf, LFM2__CAST(size_t, n))) < 0))
+            LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "model.unk_token %s is not in model.vocab", lfm2__json_name(&j, v, nm, sizeof nm));
+    }
+    rc = lfm2__tok_post(t, &j, err);
+    if (rc) goto done;
+    for (b = 0; b < 256; b++) {
+        char u[2];
+        size_t k = 0;
+        lfm2__utf8_put(lfm2__byte_to_cp(LFM2__CAST(unsigned, b)), u, &k);
+        t->byte_id[b] = lfm2__vocab_find(t, u, k);
+    }
+    if (t->has_template && t->n_prefix > 0) t->bos_id = t->prefix[0];
+    if (tokenizer_config_json) {
+        rc = lfm2__tok_config(t, tokenizer_config_json, tokenizer_config_json_size, a, err);
+        if (rc) goto done;
+    }
+    t->im_end_id = lfm2__tok_lookup(t, "<|im_end|>", 10);
+    t->endoftext_id = lfm2__tok_lookup(t, "<|endoftext|>", 13);
+done:
+    lfm2__json_free(&j, a);
+    if (rc) lfm2__tokenizer_free(t, a);
+    else *out = t;
+    return rc;
+}
+
+/* ---- encoding ------------------------------------------------------------------------------- */
+
+typedef struct lfm2__enc {
+    const struct lfm2__tokenizer *t;
+    lfm2_token *out;
+    int32_t cap, n;
+    int full;        /* out (or the scratch a long pre-token needs) was too small */
+} lfm2__enc;
+
+static void lfm2__emit(lfm2__enc *e, int32_t id) {
+    if (e->n < e->cap) e->out[e->n++] = id;
+    else e->full = 1;
+}
+
+/* BPE state of one pre-token of n bytes, kept in place in s[0..n): the symbol covering bytes
+   [k, k + width) has its id (or -1 for a byte without a token) in s[k], and, when width >= 2, a
+   back-pointer -(k + 2) in s[k + width - 1], so both neighbours are found in O(1): the next
+   symbol starts at k + width, the previous one ends at k - 1. Slots inside a symbol hold
+   back-pointers or LFM2__SYM_DEAD, never a value >= -1, so "s[k] >= -1" means "k starts a symbol". */
+static int32_t lfm2__sym_width(const struct lfm2__tokenizer *t, const int32_t *s, int32_t k) {
+    return s[k] >= 0 ? t->vlen[s[k]] : 1;
+}
+static int32_t lfm2__sym_prev(const int32_t *s, int32_t k) {
+    return s[k - 1] >= -1 ? k - 1 : -s[k - 1] - 2;
+}
+/* Merges the symbol at a with the next one (at b) into `merged`. Returns the end of the result. */
+static int32_t lfm2__sym_merge(const struct lfm2__tokenizer *t, int32_t *s, int32_t a, int32_t b, int32_t merged) {
+    int32_t end = b + lfm2__sym_width(t, s, b);
+    s[b] = LFM2__SYM_DEAD;
+    s[a] = merged;
+    s[end - 1] = -(a + 2);
+    return end;
+}
+
+typedef struct lfm2__bpe_cand { int32_t rank, pos; const lfm2__merge *m; } lfm2__bpe_cand;
+
+static int lfm2__cand_less(lfm2__bpe_cand x, lfm2__bpe_cand y) {
+    return x.rank < y.rank || (x.rank == y.rank && x.pos < y.pos);
+}
+static void lfm2__heap_push(lfm2__bpe_cand *h, int32_t *nh, lfm2__bpe_cand c) {
+    int32_t i = (*nh)++;
+    while (i > 0 && lfm2__cand_less(c, h[(i - 1) / 2])) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
+    h[i] = c;
+}
+static lfm2__bpe_cand lfm2__heap_pop(lfm2__bpe_cand *h, int32_t *nh) {
+    lfm2__bpe_cand top = h[0], last = h[--(*nh)];
+    int32_t i = 0;
+    for (;;) {
+        int32_t c = 2 * i + 1;
+        if (c >= *nh) break;
+        if (c + 1 < *nh && lfm2__cand_less(h[c + 1], h[c])) c++;
+        if (!lfm2__cand_less(h[c], last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = last;
+    return top;
+}
+static void lfm2__push_pair(const struct lfm2__tokenizer *t, const int32_t *s, int32_t k, int32_t next, lfm2__bpe_cand *h, int32_t *nh) {
+    const lfm2__merge *m = lfm2__merge_find(t, s[k], s[next]);
+    if (m) {
+        lfm2__bpe_cand c;
+        c.rank = m->rank;
+        c.pos = k;
+        c.m = m;
+        lfm2__heap_push(h, nh, c);
+    }
+}
+
+/* BPE as tokenizers does it: repeatedly merge the pair of lowest rank (leftmost on ties), with a
+   min-heap of candidates; stale candidates (a side already merged elsewhere) are recognised when
+   popped by comparing the ids in place with the candidate's pair. n <= LFM2__BPE_STACK.
+   The heap holds at most the n-1 initial pairs plus two per merge: 3n entries. */
+static void lfm2__bpe_heap(const struct lfm2__tokenizer *t, int32_t *s, int32_t n) {
+    lfm2__bpe_cand heap[3 * LFM2__BPE_STACK];
+    int32_t nh = 0, k;
+    for (k = 0; k + 1 < n; k++) lfm2__push_pair(t, s, k, k + 1, heap, &nh);
+    while (nh > 0) {
+        lfm2__bpe_cand c = lfm2__heap_pop(heap, &nh);
+        int32_t a = c.pos, b, end;
+        if (s[a] != c.m->left) continue; /* no longer a symbol start, or a different symbol */
+        b = a + t->vlen[s[a]];
+        if (b >= n || s[b] != c.m->right) continue;
+        end = lfm2__sym_merge(t, s, a, b, c.m->merged);
+        if (a > 0) lfm2__push_pair(t, s, lfm2__sym_prev(s, a), a, heap, &nh);
+        if (end < n) lfm2__push_pair(t, s, a, end, heap, &nh);
+    }
+}
+
+/* The same merges for a pre-token longer than LFM2__BPE_STACK, in place in the caller's output
+   space and with no other memory: each pass finds the lowest rank present and merges all its
+   occurrences left to right (identical to one-at-a-time leftmost-first order, because a merge
+   never creates another occurrence of the pair being merged). Cost O(n) per distinct merge
+   applied; such pre-tokens are runs of one kind of character, which need few distinct merges. */
+static void lfm2__bpe_passes(const struct lfm2__tokenizer *t, int32_t *s, int32_t n) {
+    for (;;) {
+        const lfm2__merge *best = NULL, *m;
+        int32_t k, next;
+        for (k = 0; (next = k + lfm2__sym_width(t, s, k)) < n; k = next) {
+            m = lfm2__merge_find(t, s[k], s[next]);
+            if (m && (!best || m->rank < best->rank)) best = m;
+        }
+        if (!best) return;
+        for (k = 0; (next = k + lfm2__sym_width(t, s, k)) < n;) {
+            if (s[k] == best->left && s[next] == best->right) k = lfm2__sym_merge(t, s, k, next, best->merged);
+            else k = next;
+            if (k >= n) break;
+        }
+    }
+}
+
+/* Encodes one pre-token w[0..n) (raw bytes) and appends its ids. */
+static void lfm2__bpe_word(lfm2__enc *e, const unsigned char *w, size_t n) {
+    const struct lfm2__tokenizer *t = e->t;
+    int32_t stack[LFM2__BPE_STACK], *s, k, prev_unk = 0;
+    if (t->ignore_merges) { /* a pre-token that is itself a token is emitted whole */
+        int32_t id = lfm2__vocab_find_mapped(t, w, n);
+        if (id >= 0) { lfm2__emit(e, id); return; }
+    }
+    if (n <= LFM2__BPE_STACK) s = stack;
+    else if (LFM2__CAST(size_t, e->cap - e->n) >= n) s = e->out + e->n;
+    else { e->full = 1; return; }
+    for (k = 0; k < LFM2__CAST(int32_t, n); k++) s[k] = t->byte_id[w[k]];
+    if (n <= LFM2__BPE_STACK) lfm2__bpe_heap(t, s, LFM2__CAST(int32_t, n));
+    else lfm2__bpe_passes(t, s, LFM2__CAST(int32_t, n));
+    /* read the symbols left to right; in the in-place case the write position never passes the
+       read position */
+    for (k = 0; k < LFM2__CAST(int32_t, n); k += lfm2__sym_width(t, s, k)) {
+        int32_t id = s[k];
+        if (id < 0) { /* a byte without a token: the unk token (fused if asked), or dropped */
+            if (t->unk_id >= 0 && !(t->fuse_unk && prev_unk)) lfm2__emit(e, t->unk_id);
+            prev_unk = 1;
+            continue;
+        }
+        prev_unk = 0;
+        lfm2__emit(e, id);
+    }
+}
+
+/* Word character for single_word added tokens: letter, number or '_'. */
+static int lfm2__is_word_at(const unsigned char *s, size_t i, size_t n) {
+    int c;
+    if (s[i] == '_') return 1;
+    lfm2__cp_at(s, i, n, &c);
+    return c == LFM2__CP_L || c == LFM2__CP_N;
+}
+/* Start of the code point that ends at s[i] (i > 0). */
+static size_t lfm2__cp_before(const unsigned char *s, size_t i) {
+    size_t k;
+    for (k = 1; k <= 4 && k <= i; k++) {
+        if ((s[i - k] & 0xC0) != 0x80) {
+            int len = lfm2__utf8_seq(s + i - k, k);
+            return LFM2__CAST(size_t, len) == k ? i - k : i - 1;
+        }
+    }
+    return i - 1;
+}
+
+/* Finds the leftmost added token in s[from..n), longest first, of the kinds `mask` allows
+   (1 special, 2 non-special). Returns its id and its span [*ms, *me) (lstrip/rstrip widen it over
+   whitespace), or -1 with *ms = *me = n. */
+static int32_t lfm2__added_next(const struct lfm2__tokenizer *t, const unsigned char *s, size_t from, size_t n, int mask, size_t *ms, size_t *me) {
+    size_t i;
+    *ms = *me = n;
+    if (!mask) return -1;
+    for (i = from; i < n; i++) {
+        int32_t q;
+        if (!(t->added_first[s[i]] & mask)) continue;
+        for (q = 0; q < t->n_added_lens; q++) {
+            size_t len = LFM2__CAST(size_t, t->added_lens[q]), a = i, b = i + len;
+            int32_t k;
+            const lfm2__added_tok *ad;
+            int c;
+            if (len > n - i) continue;
+            k = lfm2__added_find(t, LFM2__CBYTES(s + i), len);
+            if (k < 0) continue;
+            ad = &t->added[k];
+            if (!((ad->special ? 1 : 2) & mask)) continue;
+            if (ad->single_word && ((a > 0 && lfm2__is_word_at(s, lfm2__cp_before(s, a), n)) || (b < n && lfm2__is_word_at(s, b, n)))) continue;
+            if (ad->lstrip)
+                while (a > from) {
+                    size_t p = lfm2__cp_before(s, a);
+                    lfm2__cp_at(s, p, n, &c);
+                    if (c != LFM2__CP_S) break;
+                    a = p;
+                }
+            if (ad->rstrip)
+                while (b < n) {
+                    size_t l = lfm2__cp_at(s, b, n, &c);
+                    if (c != LFM2__CP_S) break;
+                    b += l;
+                }
+            *ms = a;
+            *me = b;
+            return ad->id;
+        }
+    }
+    return -1;
+}
+
+/* The internal encoder (no model needed). See lfm2_tokenize for the contract. */
+static lfm2_result lfm2__tokenize_impl(const struct lfm2__tokenizer *t, const char *text, size_t len, int flags, lfm2_token *out,
+                                       int32_t cap, int32_t *n_out) {
+    const unsigned char *s = LFM2__UBYTES(text);
+    int mask = 2 | ((flags & LFM2_TOKENIZE_PARSE_SPECIAL) ? 1 : 0);
+    size_t pos = 0;
+    int32_t k;
+    lfm2__enc e;
+    if (!n_out) return LFM2_ERR_INVALID_ARG;
+    *n_out = 0;
+    if (!t || (!text && len) || cap < 0 || (cap > 0 && !out) || len > LFM2__CAST(size_t, INT32_MAX - 2 * LFM2__MAX_AFFIX))
+        return LFM2_ERR_INVALID_ARG;
+    e.t = t;
+    e.out = out;
+    e.cap = cap;
+    e.n = 0;
+    e.full = 0;
+    if (flags & LFM2_TOKENIZE_ADD_BOS)
+        for (k = 0; k < t->n_prefix; k++) lfm2__emit(&e, t->prefix[k]);
+    while (pos < len && !e.full) {
+        size_t ms, me, i;
+        int32_t id = lfm2__added_next(t, s, pos, len, mask, &ms, &me);
+        for (i = pos; i < ms && !e.full;) { /* pre-tokenize the text before the added token */
+            size_t j = lfm2__split_next(s, i, ms);
+            lfm2__bpe_word(&e, s + i, j - i);
+            i = j;
+        }
+        if (id >= 0) lfm2__emit(&e, id);
+        pos = me;
+    }
+    if (flags & LFM2_TOKENIZE_ADD_BOS)
+        for (k = 0; k < t->n_suffix; k++) lfm2__emit(&e, t->suffix[k]);
+    if (e.full) {
+        *n_out = LFM2__CAST(int32_t, len) + ((flags & LFM2_TOKENIZE_ADD_BOS) ? t->n_prefix + t->n_suffix : 0);
+        return LFM2_ERR_BUFFER_TOO_SMALL;
+    }
+    *n_out = e.n;
+    return LFM2_OK;
+}
+
+/* ---- decoding ------------------------------------------------------------------------------- */
+
+static lfm2_result lfm2__token_to_piece_impl(const struct lfm2__tokenizer *t, lfm2_token id, int flags, char *buf, size_t cap, size_t *n_out) {
+    size_t n = 0;
+    if (!n_out) return LFM2_ERR_INVALID_ARG;
+    *n_out = 0;
+    if (!t || (cap > 0 && !buf) || id < 0 || id >= t->n_ids) return LFM2_ERR_INVALID_ARG;
+    if (id < t->n_tok && !((flags & LFM2_DETOKENIZE_SKIP_SPECIAL) && (t->attr[id] & LFM2__TA_SPECIAL))) n = t->doff[id + 1] - t->doff[id];
+    *n_out = n;
+    if (n > cap) return LFM2_ERR_BUFFER_TOO_SMALL;
+    if (n) memcpy(buf, t->dec + t->doff[id], n);
+    return LFM2_OK;
+}
+
+static lfm2_result lfm2__detokenize_impl(const struct lfm2__tokenizer *t, const lfm2_token *ids, int32_t n, int flags, char *buf, size_t cap, size_t *n_out) {
+    size_t total = 0, len;
+    int32_t k;
+    if (!n_out) return LFM2_ERR_INVALID_ARG;
+    *n_out = 0;
+    if (!t || n < 0 || (n > 0 && !ids) || (cap > 0 && !buf)) return LFM2_ERR_INVALID_ARG;
+    for (k = 0; k < n; k++) {
+        lfm2_result rc = lfm2__token_to_piece_impl(t, ids[k], flags, total < cap ? buf + total : NULL, total < cap ? cap - total : 0, &len);
+        if (rc == LFM2_ERR_INVALID_ARG) return rc;
+        total += len;
+    }
+    *n_out = total;
+    return total > cap ? LFM2_ERR_BUFFER_TOO_SMALL : LFM2_OK;
+}
+
+/* Streaming: pending bytes + the token's bytes -> everything up to an unfinished UTF-8 start. */
+static lfm2_result lfm2__detok_stream_impl(const struct lfm2__tokenizer *t, lfm2_detok_stream *st, lfm2_token id, int flags, char *buf, size_t cap, size_t *n_out) {
+    const char *p;
+    size_t plen = 0, total, i, emit, np;
+    unsigned char tail[8];
+    lfm2_result rc;
+    if (!n_out) return LFM2_ERR_INVALID_ARG;
+    *n_out = 0;
+    if (!t || !st || (cap > 0 && !buf) || st->n_pending < 0 || st->n_pending > 3) return LFM2_ERR_INVALID_ARG;
+    rc = lfm2__token_to_piece_impl(t, id, flags, NULL, 0, &plen);
+    if (rc == LFM2_ERR_INVALID_ARG) return rc;
+    p = t->dec + (id < t->n_tok ? t->doff[id] : 0);
+    np = LFM2__CAST(size_t, st->n_pending);
+    total = np + plen;
+    /* scan the last (at most 3) bytes for the start of an unfinished character: everything
+       before it is final */
+    emit = total;
+    for (i = total > 3 ? total - 3 : 0; i < total; i++) {
+        size_t k, m = total - i;
+        int r;
+        for (k = 0; k < m; k++) tail[k] = i + k < np ? st->pending[i + k] : LFM2__CAST(unsigned char, p[i + k - np]);
+        r = lfm2__utf8_seq(tail, m);
+        if (r == 0) { emit = i; break; }
+        if (r > 0) i += LFM2__CAST(size_t, r) - 1; /* skip the rest of a complete character */
+    }
+    *n_out = emit;
+    if (emit > cap) return LFM2_ERR_BUFFER_TOO_SMALL;
+    for (i = 0; i < emit; i++) buf[i] = i < np ? LFM2__CAST(char, st->pending[i]) : p[i - np];
+    {
+        unsigned char keep[4];
+        size_t nk = total - emit;
+        for (i = 0; i < nk; i++) keep[i] = emit + i < np ? st->pending[emit + i] : LFM2__CAST(unsigned char, p[emit + i - np]);
+        memcpy(st->pending, keep, nk);
+        st->n_pending = LFM2__CAST(int32_t, nk);
+    }
+    return LFM2_OK;
+}
+
+/* ---- chat template ---------------------------------------------------------------------------- */
+
+typedef struct lfm2__sbuf { char *buf; size_t cap, n; int overflow; } lfm2__sbuf;
+
+static void lfm2__sput(lfm2__sbuf *b, const char *p, size_t n) {
+    if (!lfm2__add_ok(b->n, n, &b->n)) { b->overflow = 1; return; }
+    if (n && b->n <= b->cap) memcpy(b->buf + b->n - n, p, n);
+}
+static void lfm2__sputs(lfm2__sbuf *b, const char *p) { lfm2__sput(b, p, p ? strlen(p) : 0); }
+
+/* ---- public API ----------------------------------------------------------------------------- */
+
+#define LFM2__GET_TOK(m, t) do { if (!(m)) return LFM2_ERR_INVALID_ARG; (t) = lfm2__model_tokenizer(m); if (!(t)) return LFM2_ERR_UNSUPPORTED; } while (0)
+
+LFM2_API lfm2_result lfm2_tokenize(const lfm2_model *m, const char *text, size_t len, int flags, lfm2_token *out, int32_t cap, int32_t *n_out) {
+    const struct lfm2__tokenizer *t;
+    if (n_out) *n_out = 0;
+    LFM2__GET_TOK(m, t);
+    return lfm2__tokenize_impl(t, text, len, flags, out, cap, n_out);
+}
+
+LFM2_API int32_t lfm2_tokenize_bound(const lfm2_model *m, size_t len, int flags) {
+    const struct lfm2__tokenizer *t = m ? lfm2__model_tokenizer(m) : NULL;
+    if (!t || len > LFM2__CAST(size_t, INT32_MAX - 2 * LFM2__MAX_AFFIX)) return -1;
+    return LFM2__CAST(int32_t, len) + ((flags & LFM2_TOKENIZE_ADD_BOS) ? t->n_prefix + t->n_suffix : 0);
+}
+
+LFM2_API lfm2_result lfm2_token_to_piece(const lfm2_model *m, lfm2_token id, char *buf, size_t cap, size_t *n_out) {
+    const struct lfm2__tokenizer *t;
+    if (n_out) *n_out = 0;
+    LFM2__GET_TOK(m, t);
+    return lfm2__token_to_piece_impl(t, id, 0, buf, cap, n_out);
+}
+
+LFM2_API lfm2_result lfm2_detokenize(const lfm2_model *m, const lfm2_token *ids, int32_t n, int flags, char *buf, size_t cap, size_t *n_out) {
+    const struct lfm2__tokenizer *t;
+    if (n_out) *n_out = 0;
+    LFM2__GET_TOK(m, t);
+    return lfm2__detokenize_impl(t, ids, n, flags, buf, cap, n_out);
+}
+
+LFM2_API lfm2_result lfm2_detok_stream_push(const lfm2_model *m, lfm2_detok_stream *s, lfm2_token id, int flags, char *buf, size_t cap, size_t *n_out) {
+    const struct lfm2__tokenizer *t;
+    if (n_out) *n_out = 0;
+    LFM2__GET_TOK(m, t);
+    return lfm2__detok_stream_impl(t, s, id, flags, buf, cap, n_out);
+}
+
+LFM2_API lfm2_result lfm2_detok_stream_flush(lfm2_detok_stream *s, char *buf, size_t cap, size_t *n_out) {
+    size_t n;
+    if (!n_out) return LFM2_ERR_INVALID_ARG;
+    *n_out = 0;
+    if (!s || s->n_pending < 0 || s->n_pending > 3 || (cap > 0 && !buf)) return LFM2_ERR_INVALID_ARG;
+    n = LFM2__CAST(size_t, s->n_pending);
+    *n_out = n;
+    if (n > cap) return LFM2_ERR_BUFFER_TOO_SMALL;
+    if (n) memcpy(buf, s->pending, n);
+    s->n_pending = 0;
+    return LFM2_OK;
+}
+
+LFM2_API int32_t lfm2_tokenizer_size(const lfm2_model *m) {
+    const struct lfm2__tokenizer *t = m ? lfm2__model_tokenizer(m) : NULL;
+    return t ? t->n_tok : 0;
+}
+
+LFM2_API lfm2_token lfm2_token_bos(const lfm2_model *m) {
+    const struct lfm2__tokenizer *t;
+    const lfm2_config *cfg;
+    if (!m) return -1;
+    t = lfm2__model_tokenizer(m);
+    if (t && t->bos_id >= 0) return t->bos_id;
+    cfg = lfm2__model_cfg(m);
+    return (cfg && cfg->bos_token_id >= 0 && cfg->bos_token_id < cfg->vocab_size) ? cfg->bos_token_id : -1;
+}
+
+LFM2_API int lfm2_token_is_eog(const lfm2_model *m, lfm2_token id) {
+    const struct lfm2__tokenizer *t;
+    const lfm2_config *cfg;
+    int32_t k;
+    if (!m || id < 0) return 0;
+    cfg = lfm2__model_cfg(m);
+    if (cfg)
+        for (k = 0; k < cfg->n_eos && k < LFM2__CAST(int32_t, sizeof cfg->eos_token_ids / sizeof cfg->eos_token_ids[0]); k++)
+            if (cfg->eos_token_ids[k] == id) return 1;
+    t = lfm2__model_tokenizer(m);
+    return t && (id == t->eos_id || id == t->im_end_id || id == t->endoftext_id);
+}
+
+LFM2_API int lfm2_token_is_special(const lfm2_model *m, lfm2_token id) {
+    const struct lfm2__tokenizer *t = m ? lfm2__model_tokenizer(m) : NULL;
+    return t && id >= 0 && id < t->n_tok && (t->attr[id] & LFM2__TA_SPECIAL) != 0;
+}
+
+LFM2_API int32_t lfm2_token_lookup(const lfm2_model *m, const char *piece, size_t n) {
+    const struct lfm2__tokenizer *t = m ? lfm2__model_tokenizer(m) : NULL;
+    if (!t || (!piece && n)) return -1;
+    return lfm2__tok_lookup(t, piece ? piece : "", n);
+}
+
+LFM2_API const char *lfm2_token_text(const lfm2_model *m, lfm2_token id, size_t *len) {
+    const struct lfm2__tokenizer *t = m ? lfm2__model_tokenizer(m) : NULL;
+    size_t dummy;
+    const char *s;
+    if (!len) len = &dummy;
+    *len = 0;
+    s = t ? lfm2__tok_str(t, id, len) : NULL;
+    return s;
+}
+
+LFM2_API lfm2_result lfm2_chat_format(const lfm2_chat_message *msgs, int32_t n, const char *const *tools_json, int32_t n_tools,
+                                      int add_generation_prompt, char *buf, size_t cap, size_t *n_out) {
+    lfm2__sbuf b;
+    int32_t k, first = 0;
+    if (!n_out) return LFM2_ERR_INVALID_ARG;
+    *n_out = 0;
+    if (n < 0 || n_tools < 0 || (n > 0 && !msgs) || (n_tools > 0 && !tools_json) || (cap > 0 && !buf)) return LFM2_ERR_INVALID_ARG;
+    for (k = 0; k < n; k++) if (!msgs[k].role) return LFM2_ERR_INVALID_ARG;
+    for (k = 0; k < n_tools; k++) if (!tools_json[k]) return LFM2_ERR_INVALID_ARG;
+    b.buf = buf;
+    b.cap = cap;
+    b.n = 0;
+    b.overflow = 0;
+    lfm2__sputs(&b, "<|startoftext|>");
+    if (n_tools > 0) {
+        /* tool-use template: the system prompt (a leading system message) gets the tool list */
+        if (n > 0 && strcmp(msgs[0].role, "system") == 0) first = 1;
+        lfm2__sputs(&b, "<|im_start|>system\n");
+        if (first && msgs[0].content && msgs[0].content[0]) {
+            lfm2__sputs(&b, msgs[0].content);
+            lfm2__sputs(&b, "\n");
+        }
+        lfm2__sputs(&b, "List of tools: <|tool_list_start|>[");
+        for (k = 0; k < n_tools; k++) {
+            if (k) lfm2__sputs(&b, ", ");
+            lfm2__sputs(&b, tools_json[k]);
+        }
+        lfm2__sputs(&b, "]<|tool_list_end|><|im_end|>\n");
+    }
+    for (k = first; k < n; k++) {
+        int tool = n_tools > 0 && strcmp(msgs[k].role, "tool") == 0;
+        lfm2__sputs(&b, "<|im_start|>");
+        lfm2__sputs(&b, msgs[k].role);
+        lfm2__sputs(&b, "\n");
+        if (tool) lfm2__sputs(&b, "<|tool_response_start|>");
+        lfm2__sputs(&b, msgs[k].content);
+        if (tool) lfm2__sputs(&b, "<|tool_response_end|>");
+        lfm2__sputs(&b, "<|im_end|>\n");
+    }
+    if (add_generation_prompt) lfm2__sputs(&b, "<|im_start|>assistant\n");
+    if (b.overflow) return LFM2_ERR_INVALID_ARG;
+    *n_out = b.n;
+    return b.n > cap ? LFM2_ERR_BUFFER_TOO_SMALL : LFM2_OK;
+}
+/* >>sampler --------------------------------------------------------------------------------- */
+/* The processing follows transformers' LogitsProcessor classes step by step, in float32 like
+   generate() (which copies the last logits to fp32), so that the set of removed ids matches:
+     RepetitionPenalty  gather/where/scatter: each distinct history id changed once
+     Temperature        scores / T
+     TopK               remove scores < (k-th largest score)
+     TopP               sort ascending, softmax, cumsum; remove cumsum <= 1 - top_p, keep the last
+     MinP               p = softmax; remove p < min_p * max(p), keep the top-1
+   Top-p only looks at the ids still alive (finite), which gives the same result: removed ids have
+   probability 0 and sit at the front of an ascending sort. */
+
+/* xoshiro256** seeded through splitmix64 (both by Blackman and Vigna, public domain). Only
+   64-bit integer arithmetic: the same stream on every platform and compiler. */
+typedef struct lfm2__rng { uint64_t s[4]; } lfm2__rng;
+
+static uint64_t lfm2__splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static void lfm2__rng_seed(lfm2__rng *r, uint64_t seed) {
+    int i;
+    for (i = 0; i < 4; i++) r->s[i] = lfm2__splitmix64(&seed);
+}
+static uint64_t lfm2__rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t lfm2__rng_next(lfm2__rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = lfm2__rotl64(s[1] * 5u, 7) * 9u;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = lfm2__rotl64(s[3], 45);
+    return result;
+}
+/* uniform double in [0, 1) with 53 random bits */
+static double lfm2__rng_uniform(lfm2__rng *r) {
+    return LFM2__CAST(double, lfm2__rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+typedef struct lfm2__scored { float v; int32_t id; } lfm2__scored;
+
+struct lfm2_sampler {
+    lfm2_allocator alloc;
+    lfm2_sampler_params p;
+    int32_t n_vocab;
+    lfm2__rng rng;
+    uint8_t *seen;          /* [n_vocab] 1 = id in the history */
+    int32_t *hist;          /* [n_vocab] the distinct history ids, in arrival order */
+    int32_t n_hist;
+    float *work;            /* [n_vocab] processed scores of lfm2_sampler_sample */
+    lfm2__scored *sorted;   /* [n_vocab] survivors for top-p / the top-k heap */
+    char *text;             /* lfm2_generate's text buffer for tokens longer than its stack
+                               buffer; grown rarely, freed with the sampler */
+    size_t text_cap;
+};
+
+LFM2_API lfm2_sampler_params lfm2_sampler_default_params(void) {
+    lfm2_sampler_params p;
+    memset(&p, 0, sizeof p);
+    p.temperature = 0.3f;
+    p.top_k = LFM2_SAMPLER_DEFAULT_TOP_K;
+    p.top_p = 1.0f;
+    p.min_p = 0.15f;
+    p.repetition_penalty = 1.05f;
+    p.seed = 0;
+    return p;
+}
+
+static int lfm2__sampler_params_ok(const lfm2_sampler_params *p) {
+    /* written so that NaN fails every test */
+    if (!(p->temperature >= 0.0f && p->temperature <= FLT_MAX)) return 0;
+    if (p->top_k < 0) return 0;
+    if (!(p->top_p >= 0.0f && p->top_p <= 1.0f)) return 0;
+    if (!(p->min_p >= 0.0f && p->min_p <= 1.0f)) return 0;
+    if (!(p->repetition_penalty >= 0.0f && p->repetition_penalty <= FLT_MAX)) return 0;
+    return 1;
+}
+
+LFM2_API lfm2_result lfm2_sampler_create(const lfm2_sampler_params *params, int32_t vocab_size,
+                                         const lfm2_allocator *allocator, lfm2_sampler **out) {
+    lfm2_sampler *s;
+    lfm2_allocator a;
+    size_t V;
+    if (!out) return LFM2_ERR_INVALID_ARG;
+    *out = NULL;
+    if (vocab_size < 1) return LFM2_ERR_INVALID_ARG;
+    if (params && !lfm2__sampler_params_ok(params)) return LFM2_ERR_INVALID_ARG;
+    memset(&a, 0, sizeof a);
+    if (allocator) {
+        if ((allocator->alloc == NULL) != (allocator->free == NULL)) return LFM2_ERR_INVALID_ARG;
+        a = *allocator;
+    }
+    V = LFM2__CAST(size_t, vocab_size);
+    if (V > SIZE_MAX / sizeof(lfm2__scored)) return LFM2_ERR_OUT_OF_MEMORY;
+    s = LFM2__CAST(lfm2_sampler *, lfm2__calloc(&a, sizeof *s));
+    if (!s) return LFM2_ERR_OUT_OF_MEMORY;
+    s->alloc = a;
+    s->n_vocab = vocab_size;
+    if (params) s->p = *params; /* else all zero: greedy */
+    lfm2__rng_seed(&s->rng, s->p.seed);
+    s->seen = LFM2__CAST(uint8_t *, lfm2__calloc(&a, V));
+    s->hist = LFM2__CAST(int32_t *, lfm2__malloc(&a, V * sizeof(int32_t)));
+    s->work = LFM2__CAST(float *, lfm2__malloc(&a, V * sizeof(float)));
+    s->sorted = LFM2__CAST(lfm2__scored *, lfm2__malloc(&a, V * sizeof(lfm2__scored)));
+    if (!s->seen || !s->hist || !s->work || !s->sorted) {
+        lfm2_sampler_free(s);
+        return LFM2_ERR_OUT_OF_MEMORY;
+    }
+    *out = s;
+    return LFM2_OK;
+}
+
+LFM2_API void lfm2_sampler_free(lfm2_sampler *s) {
+    lfm2_allocator a;
+    if (!s) return;
+    a = s->alloc;
+    lfm2__free(&a, s->seen);
+    lfm2__free(&a, s->hist);
+    lfm2__free(&a, s->work);
+    lfm2__free(&a, s->sorted);
+    lfm2__free(&a, s->text);
+    lfm2__free(&a, s);
+}
+
+LFM2_API lfm2_result lfm2_sampler_set_params(lfm2_sampler *s, const lfm2_sampler_params *params) {
+    if (!s || !params || !lfm2__sampler_params_ok(params)) return LFM2_ERR_INVALID_ARG;
+    s->p = *params;
+    lfm2__rng_seed(&s->rng, params->seed);
+    return LFM2_OK;
+}
+
+LFM2_API void lfm2_sampler_seed(lfm2_sampler *s, uint64_t seed) {
+    if (!s) return;
+    s->p.seed = seed;
+    lfm2__rng_seed(&s->rng, seed);
+}
+
+LFM2_API lfm2_result lfm2_sampler_accept(lfm2_sampler *s, const lfm2_token *ids, int32_t n) {
+    int32_t i;
+    if (!s || n < 0 || (n > 0 && !ids)) return LFM2_ERR_INVALID_ARG;
+    for (i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= s->n_vocab) return LFM2_ERR_INVALID_ARG;
+    for (i = 0; i < n; i++) {
+        if (s->seen[ids[i]]) continue;
+        s->seen[ids[i]] = 1;
+        s->hist[s->n_hist++] = ids[i];
+    }
+    return LFM2_OK;
+}
+
+LFM2_API void lfm2_sampler_reset(lfm2_sampler *s) {
+    int32_t i;
+    if (!s) return;
+    for (i = 0; i < s->n_hist; i++) s->seen[s->hist[i]] = 0;
+    s->n_hist = 0;
+}
+
+LFM2_API int32_t lfm2_sampler_history_size(const lfm2_sampler *s) { return s ? s->n_hist : 0; }
+
+/* total order used by top-p: ascending score, ties by ascending id (a stable ascending sort) */
+static int lfm2__scored_less(const lfm2__scored *a, const lfm2__scored *b) {
+    return a->v < b->v || (a->v == b->v && a->id < b->id);
+}
+/* sift-down of a max-heap ordered by lfm2__scored_less */
+static void lfm2__scored_sift(lfm2__scored *x, size_t i, size_t n) {
+    for (;;) {
+        size_t c = 2 * i + 1;
+        lfm2__scored t;
+        if (c >= n) return;
+        if (c + 1 < n && lfm2__scored_less(&x[c], &x[c + 1])) c++;
+        if (!lfm2__scored_less(&x[i], &x[c])) return;
+        t = x[i]; x[i] = x[c]; x[c] = t;
+        i = c;
+    }
+}
+/* k-th largest of z[0..n) (1 <= k <= n), with a min-heap of k entries in heap[]: O(n log k) */
+static float lfm2__kth_largest(const float *z, int32_t n, int32_t k, lfm2__scored *heap) {
+    int32_t i, m = 0;
+    for (i = 0; i < n; i++) {
+        float v = z[i];
+        int32_t j;
+        if (m < k) { /* push, sift up */
+            j = m++;
+            while (j > 0 && heap[(j - 1) / 2].v > v) { heap[j] = heap[(j - 1) / 2]; j = (j - 1) / 2; }
+            heap[j].v = v;
+        } else if (v > heap[0].v) { /* replace the minimum, sift down */
+            j = 0;
+            for (;;) {
+                int32_t c = 2 * j + 1;
+                if (c >= k) break;
+                if (c + 1 < k && heap[c + 1].v < heap[c].v) c++;
+                if (!(heap[c].v < v)) break;
+                heap[j] = heap[c];
+                j = c;
+            }
+            heap[j].v = v;
+        }
+    }
+    return heap[0].v;
+}
+
+static void lfm2__sampler_process(lfm2_sampler *s, const float *logits, float *z) {
+    const lfm2_sampler_params *p = &s->p;
+    const int32_t V = s->n_vocab;
+    const float neg_inf = -HUGE_VALF;
+    int32_t i;
+    memcpy(z, logits, LFM2__CAST(size_t, V) * sizeof(float));
+
+    /* RepetitionPenaltyLogitsProcessor: once per distinct id of the sequence */
+    if (p->repetition_penalty > 0.0f && p->repetition_penalty != 1.0f) {
+        const float rho = p->repetition_penalty;
+        for (i = 0; i < s->n_hist; i++) {
+            float v = z[s->hist[i]];
+            z[s->hist[i]] = v < 0.0f ? v * rho : v / rho;
+        }
+    }
+    if (p->temperature <= 0.0f) return; /* greedy: processors only, no warpers */
+
+    /* TemperatureLogitsWarper */
+    if (p->temperature != 1.0f) {
+        const float t = p->temperature;
+        for (i = 0; i < V; i++) z[i] = z[i] / t;
+    }
+
+    /* TopKLogitsWarper: threshold = k-th largest score, ties kept */
+    if (p->top_k > 0 && p->top_k < V) {
+        float kth = lfm2__kth_largest(z, V, p->top_k, s->sorted);
+        for (i = 0; i < V; i++) if (z[i] < kth) z[i] = neg_inf;
+    }
+
+    /* TopPLogitsWarper. transformers sorts ascending and removes ids whose cumulative probability
+       (torch accumulates cumsum in double on the CPU, then stores float) is <= 1 - top_p,
+       always keeping the largest. The cumsum at an id equals total - (mass of the ids above it),
+       so the ids are taken from the top of a max-heap until the cut: O(n + kept * log n)
+       instead of a full sort. Order: descending score, ties by descending id (the reverse of a
+       stable ascending sort). */
+    if (p->top_p > 0.0f && p->top_p < 1.0f) {
+        lfm2__scored *x = s->sorted;
+        size_t n = 0, j, end;
+        float mx, inv, thr = LFM2__CAST(float, 1.0 - LFM2__CAST(double, p->top_p));
+        double sum = 0.0, total = 0.0, above = 0.0;
+        for (i = 0; i < V; i++)
+            if (z[i] > neg_inf) { x[n].v = z[i]; x[n].id = i; n++; }
+        if (n > 1) {
+            for (j = n / 2; j-- > 0;) lfm2__scored_sift(x, j, n); /* max-heap */
+            mx = x[0].v;
+            for (j = 0; j < n; j++) sum += LFM2__CAST(double, expf(x[j].v - mx));
+            inv = LFM2__CAST(float, 1.0 / sum);
+            for (j = 0; j < n; j++) total += LFM2__CAST(double, expf(x[j].v - mx) * inv);
+            for (end = n; end > 0; end--) {
+                if (end < n && LFM2__CAST(float, total - above) <= thr) break; /* the top one stays */
+                above += LFM2__CAST(double, expf(x[0].v - mx) * inv);
+                x[0] = x[end - 1];
+                lfm2__scored_sift(x, 0, end - 1);
+            }
+            for (j = 0; j < end; j++) z[x[j].id] = neg_inf; /* everything left in the heap */
+        }
+    }
+
+    /* MinPLogitsWarper: p < min_p * p_max removed; the top-1 always kept. With p_i = e_i / S and
+       p_max = 1 / S the test is e_i < min_p, i.e. z_i - z_max < ln(min_p): done in the log
+       domain without any exp, unless some id lies so close to the cut (1e-4, about 100 times the
+       rounding of transformers' float32 softmax) that rounding could decide; then the float32
+       computation itself is repeated. */
+    if (p->min_p > 0.0f) {
+        float mx = neg_inf, lnm = logf(p->min_p);
+        const float band = 1e-4f;
+        int32_t top = -1, near_cut = 0;
+        for (i = 0; i < V; i++) if (z[i] > mx) { mx = z[i]; top = i; }
+        if (top >= 0) {
+            for (i = 0; i < V; i++) {
+                float d = z[i] - mx;
+                if (i != top && d >= lnm - band && d <= lnm + band) { near_cut = 1; break; }
+            }
+            if (!near_cut) {
+                for (i = 0; i < V; i++) if (i != top && z[i] - mx < lnm) z[i] = neg_inf;
+            } else {
+                float inv, thr;
+                double sum = 0.0;
+                for (i = 0; i < V; i++) if (z[i] > neg_inf) sum += LFM2__CAST(double, expf(z[i] - mx));
+                inv = LFM2__CAST(float, 1.0 / sum);
+                thr = p->min_p * inv; /* min_p * max(p), max(p) = exp(0) / sum */
+                for (i = 0; i < V; i++)
+                    if (i != top && z[i] > neg_inf && expf(z[i] - mx) * inv < thr) z[i] = neg_inf;
+            }
+        }
+    }
+}
+
+LFM2_API lfm2_result lfm2_sampler_process(lfm2_sampler *s, const float *logits, float *out) {
+    if (!s || !logits || !out || logits == out) return LFM2_ERR_INVALID_ARG;
+    lfm2__sampler_process(s, logits, out);
+    return LFM2_OK;
+}
+
+LFM2_API lfm2_result lfm2_sampler_sample(lfm2_sampler *s, const float *logits, lfm2_token *out) {
+    float *z, mx;
+    int32_t i, V, top = 0, last = -1;
+    double sum = 0.0, u, cum = 0.0;
+    if (!s || !logits || !out) return LFM2_ERR_INVALID_ARG;
+    z = s->work;
+    V = s->n_vocab;
+    lfm2__sampler_process(s, logits, z);
+    mx = z[0];
+    for (i = 1; i < V; i++) if (z[i] > mx) { mx = z[i]; top = i; } /* first maximum */
+    if (s->p.temperature <= 0.0f || !(mx > -HUGE_VALF) || !(mx < HUGE_VALF)) {
+        *out = top;
+        return LFM2_OK;
+    }
+    /* softmax of the survivors, then the inverse-CDF draw */
+    for (i = 0; i < V; i++) {
+        if (z[i] > -HUGE_VALF) { z[i] = expf(z[i] - mx); sum += LFM2__CAST(double, z[i]); }
+        else z[i] = 0.0f;
+    }
+    if (!(sum > 0.0 && sum <= DBL_MAX)) { *out = top; return LFM2_OK; } /* NaN logits */
+    u = lfm2__rng_uniform(&s->rng) * sum;
+    for (i = 0; i < V; i++) {
+        if (z[i] <= 0.0f) continue;
+        cum += LFM2__CAST(double, z[i]);
+        last = i;
+        if (u < cum) break;
+    }
+    *out = last >= 0 ? last : top;
+    return LFM2_OK;
+}
+
+/* >>generate -------------------------------------------------------------------------------- */
+
+#define LFM2__GEN_TEXT_STACK 1024
+
+/* Streams token t's text through the detokenizer into a stack buffer, or into the sampler's
+   grow-only buffer for a piece longer than that. *text receives the bytes. */
+static lfm2_result lfm2__gen_text(const lfm2_model *m, lfm2_sampler *s, lfm2_detok_stream *st, lfm2_token t,
+                                  char *stack_buf, const char **text, size_t *len) {
+    lfm2_result rc;
+    *text = stack_buf;
+    *len = 0;
+    if (!lfm2__model_tokenizer(m)) return LFM2_OK; /* no tokenizer.json: ids only, no text */
+    rc = lfm2_detok_stream_push(m, st, t, 0, stack_buf, LFM2__GEN_TEXT_STACK, len);
+    if (rc == LFM2_ERR_BUFFER_TOO_SMALL) {
+        if (*len > s->text_cap) {
+            char *nb = LFM2__CAST(char *, lfm2__malloc(&s->alloc, *len));
+            if (!nb) return LFM2_ERR_OUT_OF_MEMORY;
+            lfm2__free(&s->alloc, s->text);
+            s->text = nb;
+            s->text_cap = *len;
+        }
+        rc = lfm2_detok_stream_push(m, st, t, 0, s->text, s->text_cap, len);
+        *text = s->text;
+    }
+    return rc;
+}
+
+LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_token *prompt,
+                                   int32_t n_prompt, const lfm2_generate_params *params,
+                                   lfm2_generate_result *res) {
+    lfm2_generate_params gp;
+    lfm2_generate_result r;
+    lfm2_detok_stream st;
+    const lfm2_model *m;
+    const float *logits = NULL;
+    char buf[LFM2__GEN_TEXT_STACK];
+    int32_t pos, n_ctx;
+    lfm2_result rc = LFM2_OK;
+
+    memset(&gp, 0, sizeof gp);
+    if (params) gp = *params;
+    r.n_prompt = 0;
+    r.n_generated = 0;
+    r.stop_token = -1;
+    r.stop_reason = LFM2_STOP_NONE;
+    if (res) *res = r;
+    memset(&st, 0, sizeof st);
+    if (!c || !s) return lfm2__fail(gp.error, LFM2_ERR_INVALID_ARG, "lfm2_generate: NULL context or sampler");
+    if (!prompt || n_prompt < 1)
+        return lfm2__fail(gp.error, LFM2_ERR_INVALID_ARG, "lfm2_generate: the prompt needs at least one token");
+    if (gp.max_tokens < 0) return lfm2__fail(gp.error, LFM2_ERR_INVALID_ARG, "lfm2_generate: max_tokens < 0");
+    m = lfm2_context_model(c);
+    if (!m || lfm2_model_config(m)->vocab_size != s->n_vocab)
+        return lfm2__fail(gp.error, LFM2_ERR_INVALID_ARG, "lfm2_generate: the sampler was made for %d ids, the model has %d",
+                          (int)s->n_vocab, m ? (int)lfm2_model_config(m)->vocab_size : 0);
+    pos = lfm2_context_pos(c);
+    n_ctx = lfm2_context_n_ctx(c);
+    if (n_prompt > n_ctx - pos)
+        return lfm2__fail(gp.error, LFM2_ERR_CONTEXT_FULL, "context full: %d new tokens do not fit (%d of %d positions used)",
+                          (int)n_prompt, (int)pos, (int)n_ctx);
+    if (gp.should_abort && gp.should_abort(gp.user))
+        return lfm2__fail(gp.error, LFM2_ERR_ABORTED, "generation aborted");
+
+    /* prefill: the ids are checked by the decode, so the history only gets valid ids */
+    rc = lfm2_context_decode(c, prompt, n_prompt, &logits);
+    if (rc != LFM2_OK) return lfm2__fail(gp.error, rc, "%s", lfm2_context_error(c));
+    lfm2_sampler_accept(s, prompt, n_prompt);
+    r.n_prompt = n_prompt;
+
+    for (;;) {
+        lfm2_token t = -1;
+        const char *text = buf;
+        size_t len = 0;
+        int stop;
+        lfm2_sampler_sample(s, logits, &t);
+        if (lfm2_token_is_eog(m, t)) { r.stop_token = t; r.stop_reason = LFM2_STOP_EOG; break; }
+        if (lfm2_context_pos(c) >= n_ctx) {
+            rc = lfm2__fail(gp.error, LFM2_ERR_CONTEXT_FULL, "context full: all %d positions used", (int)n_ctx);
+            break;
+        }
+        /* the text first (lowest latency), then the token goes into the context, so that every
+           token the caller saw is in the cache whatever happens next */
+        rc = lfm2__gen_text(m, s, &st, t, buf, &text, &len);
+        if (rc != LFM2_OK) { rc = lfm2__fail(gp.error, rc, "lfm2_generate: cannot detokenize token %d", (int)t); break; }
+        stop = gp.on_token ? gp.on_token(gp.user, t, text, len) : 0;
+        rc = lfm2_context_decode(c, &t, 1, &logits);
+        if (rc != LFM2_OK) { rc = lfm2__fail(gp.error, rc, "%s", lfm2_context_error(c)); break; }
+        lfm2_sampler_accept(s, &t, 1);
+        r.n_generated++;
+        if (stop) { r.stop_reason = LFM2_STOP_CALLBACK; break; }
+        if (gp.max_tokens > 0 && r.n_generated >= gp.max_tokens) { r.stop_reason = LFM2_STOP_MAX_TOKENS; break; }
+        if (gp.should_abort && gp.should_abort(gp.user)) {
+            rc = lfm2__fail(gp.error, LFM2_ERR_ABORTED, "generation aborted");
+            break;
+        }
+    }
+    /* an unfinished UTF-8 character at the very end: hand over its bytes as they are */
+    if (st.n_pending > 0) {
+        size_t len = 0;
+        if (lfm2_detok_stream_flush(&st, buf, sizeof buf, &len) == LFM2_OK && len > 0 && gp.on_token)
+            gp.on_token(gp.user, -1, buf, len);
+    }
+    if (res) *res = r;
+    return rc;
+}
+
+/* >>structs -------------------------------------------------------------------------------- */
+
+/* A weight matrix [rows, cols] (row-major, HF [out, in]) used in place in its stored dtype. */
+typedef struct lfm2__mat {
+    const void *data;
+    const uint16_t *scales;      /* Q8 / Q4: f16 scale per block of 32 columns, [rows][cols/32] */
+    int32_t dtype;               /* LFM2__DT_F32 / F16 / BF16 / Q8 / Q4 */
+    int32_t rows, cols;
+} lfm2__mat;
+
+typedef struct lfm2__layer {
+    int32_t is_attention;
+    int32_t slot;                /* index among the conv layers, or among the attention layers */
+    const float *operator_norm;  /* model.layers.N.operator_norm.weight [D] */
+    const float *ffn_norm;       /* model.layers.N.ffn_norm.weight      [D] */
+    lfm2__mat w1, w3, w2;        /* feed_forward.w1 [F,D] gate, w3 [F,D] up, w2 [D,F] down */
+    /* conv layers */
+    lfm2__mat in_proj;           /* conv.in_proj.weight  [3D, D]  rows: B | C | x */
+    lfm2__mat out_proj;          /* conv.out_proj.weight [D, D] */
+    const float *conv_w;         /* conv.conv.weight     [D, 1, L] -> [D][L] */
+    const float *in_bias, *conv_b, *out_bias;  /* [3D], [D], [D] when conv_bias, else NULL */
+    /* attention layers */
+    lfm2__mat wq, wk, wv, wo;    /* self_attn.q_proj [H*hd,D], k_proj/v_proj [Hkv*hd,D], out_proj [D,H*hd] */
+    const float *q_norm, *k_norm;/* self_attn.q_layernorm / k_layernorm [hd] */
+} lfm2__layer;
+
+typedef struct lfm2__blob {      /* a file the model owns: mapped or read */
+    void *data;
+    size_t size;
+    int mapped;
+    char name[64];
+} lfm2__blob;
+
+struct lfm2_model {
+    lfm2_config cfg;
+    lfm2_allocator alloc;
+    lfm2__stfile *files;         /* parsed safetensors shards */
+    int32_t n_files;
+    const lfm2__tensor **by_name;/* every tensor, sorted by name */
+    int32_t n_tensors;
+    lfm2__layer *layers;
+    lfm2__mat embed;             /* model.embed_tokens.weight [V, D] */
+    lfm2__mat head;              /* lm_head.weight [V, D], or embed when tied */
+    const float *final_norm;     /* model.embedding_norm.weight [D] (the FINAL norm) */
+    float *vec;                  /* f32 copies of the small vectors (norms, conv taps, biases) */
+    struct lfm2__tokenizer *tok; /* NULL when there was no tokenizer.json */
+    lfm2__blob *blobs;           /* files owned by the model (lfm2_model_load_dir) */
+    int32_t n_blobs;
+    char **shard_names;          /* names of the shards, for lfm2_model_tensor_info */
+    unsigned char *qbuf;         /* weights quantized at load (lfm2_model_params.weights) */
+};
+
+struct lfm2_context {
+    const lfm2_model *m;
+    lfm2_allocator alloc;
+    void *block;                 /* the one allocation everything below lives in */
+    int32_t n_ctx, n_batch, n_threads;
+    int32_t pos;                 /* tokens in the cache */
+    int32_t has_logits;
+    /* scratch, per chunk of up to n_batch tokens */
+    float *x;                    /* [B, D]   residual stream */
+    float *xb;                   /* [B, D]   normalised input of a block */
+    float *zb;                   /* [B, 3D]  conv in_proj output  B | C | x */
+    float *win;                  /* [L-1+B, D] conv window: state then new Bx */
+    float *qb, *kb, *vb;         /* [B, H*hd], [B, Hkv*hd], [B, Hkv*hd] */
+    float *yb;                   /* [B, max(D, H*hd)] conv output y / attention output */
+    float *ob;                   /* [B, D]   block output before the residual add */
+    float *gb, *ub;              /* [B, F]   FFN gate and up */
+    float *att;                  /* [H, n_ctx] attention scores */
+    float *rope_cos, *rope_sin;  /* [B, hd/2] */
+    float *inv_freq;             /* [hd/2] */
+    float *logits;               /* [V] last position */
+    /* state */
+    float *conv_state;           /* [n_conv_layers][L-1][D]  last L-1 Bx vectors */
+    float *k_cache, *v_cache;    /* [n_attention_layers][n_ctx][Hkv*hd] (K after norm + RoPE) */
+    float *dbg_hidden;           /* tests: [n_layers+2][T][D] hidden states of one chunk */
+    int (*abort_fn)(void *user);
+    void *abort_user;
+    char err[320];
+};
+
+LFM2__MAYBE_UNUSED static const struct lfm2__tokenizer *lfm2__model_tokenizer(const lfm2_model *m) { return m ? m->tok : NULL; }
+LFM2__MAYBE_UNUSED static const lfm2_config *lfm2__model_cfg(const lfm2_model *m) { return m ? &m->cfg : NULL; }
+
+/* >>kernels -------------------------------------------------------------------------------- */
+/* Weight formats of lfm2__mat:
+     F32 / F16 / BF16   the safetensors data, used in place
+     Q8   blocks of 32 columns: int8 q[32] per block, one f16 scale d per block: w = d * q
+     Q4   blocks of 32 columns: 16 bytes per block, byte j holds element j (low nibble) and
+          element j + 16 (high nibble), unsigned 0..15 with offset 8: w = d * (nibble - 8)
+   Scales are a separate f16 array [rows][cols / 32]. All arithmetic is f32.
+
+   lfm2__matmul_ref is the scalar reference, always compiled; lfm2__matmul uses the SIMD kernels
+   of the build (AVX-512, AVX2+FMA+F16C, NEON) and falls back to the reference otherwise. Every
+   output element is summed in one fixed order whatever the tiling or thread count, so results
+   are bit-identical for any number of threads and any chunking of the tokens. */
+
+#define LFM2__QBLK 32
+
+/* f32 value of element (r, k) of any weight format (scalar; used for tails and references) */
+static float lfm2__wget(const lfm2__mat *w, int32_t r, int32_t k) {
+    size_t i = LFM2__CAST(size_t, r) * LFM2__CAST(size_t, w->cols) + LFM2__CAST(size_t, k);
+    switch (w->dtype) {
+    case LFM2__DT_F32: return LFM2__CAST(const float *, w->data)[i];
+    case LFM2__DT_BF16: return lfm2__bf16_to_f32(LFM2__CAST(const uint16_t *, w->data)[i]);
+    case LFM2__DT_F16: return lfm2__f16_to_f32(LFM2__CAST(const uint16_t *, w->data)[i]);
+    case LFM2__DT_Q8: {
+        float d = lfm2__f16_to_f32(w->scales[i / LFM2__QBLK]);
+        return d * LFM2__CAST(float, LFM2__CAST(const int8_t *, w->data)[i]);
+    }
+    default: { /* Q4 */
+        size_t blk = i / LFM2__QBLK, e = i % LFM2__QBLK;
+        uint8_t byte = LFM2__CAST(const uint8_t *, w->data)[blk * 16 + (e & 15)];
+        int v = (e < 16) ? (byte & 15) : (byte >> 4);
+        return lfm2__f16_to_f32(w->scales[blk]) * LFM2__CAST(float, v - 8);
+    }
+    }
+}
+
+/* dst[0..n) = weight row r, columns [k0, k0+n), as f32 */
+static void lfm2__row_to_f32(float *dst, const lfm2__mat *w, int32_t r, int32_t k0, int32_t n) {
+    size_t base = LFM2__CAST(size_t, r) * LFM2__CAST(size_t, w->cols) + LFM2__CAST(size_t, k0);
+    int32_t i;
+    if (w->dtype == LFM2__DT_F32) {
+        memcpy(dst, LFM2__CAST(const float *, w->data) + base, sizeof(float) * LFM2__CAST(size_t, n));
+    } else if (w->dtype == LFM2__DT_BF16) {
+        const uint16_t *s = LFM2__CAST(const uint16_t *, w->data) + base;
+        for (i = 0; i < n; i++) dst[i] = lfm2__bf16_to_f32(s[i]);
+    } else {
+        for (i = 0; i < n; i++) dst[i] = lfm2__wget(w, r, k0 + i);
+    }
+}
+
+static float lfm2__dot_ref(const float *a, const float *b, int32_t n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+#define LFM2__KBLK 256   /* weight columns converted at a time */
+#define LFM2__BBLK 16    /* tokens sharing one converted weight block */
+
+/* Scalar reference: out[b, r] = sum_k x[b, k] * W[r, k] for b < B, r < rows.
+   x: [B, cols] (row stride ldx), out: [B, rows] (row stride ldo). */
+LFM2__MAYBE_UNUSED static void lfm2__matmul_ref(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t nth) {
+    int32_t r, rows = w->rows, K = w->cols;
+    (void)nth;
+#ifdef LFM2__OPENMP
+#pragma omp parallel for num_threads(nth) schedule(static) if (LFM2__CAST(int64_t, rows) * K * B >= LFM2__OMP_MIN_WORK)
+#endif
+    for (r = 0; r < rows; r++) {
+        float tmp[LFM2__KBLK];
+        float acc[LFM2__BBLK];
+        int32_t b0, b, k0;
+        for (b0 = 0; b0 < B; b0 += LFM2__BBLK) {
+            int32_t nb = (B - b0 < LFM2__BBLK) ? B - b0 : LFM2__BBLK;
+            for (b = 0; b < nb; b++) acc[b] = 0;
+            for (k0 = 0; k0 < K; k0 += LFM2__KBLK) {
+                int32_t nk = (K - k0 < LFM2__KBLK) ? K - k0 : LFM2__KBLK;
+                lfm2__row_to_f32(tmp, w, r, k0, nk);
+                for (b = 0; b < nb; b++) acc[b] += lfm2__dot_ref(tmp, x + LFM2__CAST(size_t, b0 + b) * LFM2__CAST(size_t, K) + k0, nk);
+            }
+            for (b = 0; b < nb; b++) out[LFM2__CAST(size_t, b0 + b) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, r)] = acc[b];
+        }
+    }
+}
+
+/* ---- SIMD primitives: one vector of LFM2__W floats ---------------------------------------- */
+#if defined(LFM2__AVX512)
+#define LFM2__W 16
+typedef __m512 lfm2__v;
+#define LFM2__VZERO() _mm512_setzero_ps()
+#define LFM2__VLOAD(p) _mm512_loadu_ps(p)
+#define LFM2__VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define LFM2__VMUL(a, b) _mm512_mul_ps(a, b)
+#define LFM2__VSET1(s) _mm512_set1_ps(s)
+static float lfm2__hsum512(__m512 a) { /* (not _mm512_reduce_add_ps: gcc 12 warns inside it in C++) */
+    __m512 s = _mm512_add_ps(a, _mm512_shuffle_f32x4(a, a, 0x4e));
+    __m128 t = _mm_add_ps(_mm512_castps512_ps128(s), _mm512_castps512_ps128(_mm512_shuffle_f32x4(s, s, 0xb1)));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
+    return _mm_cvtss_f32(t);
+}
+#define LFM2__VHSUM(a) lfm2__hsum512(a)
+#define LFM2__VBF16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, p)))), 16))
+#define LFM2__VF16(p) _mm512_cvtph_ps(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, p))))
+#define LFM2__VI8(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p)))))
+#define LFM2__VNIB(p, sh) _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32( \
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p)))), sh), _mm512_set1_epi32(15)), _mm512_set1_epi32(8)))
+#define LFM2__H2F(h) _cvtsh_ss(h)
+#elif defined(LFM2__AVX2)
+#define LFM2__W 8
+typedef __m256 lfm2__v;
+#define LFM2__VZERO() _mm256_setzero_ps()
+#define LFM2__VLOAD(p) _mm256_loadu_ps(p)
+#define LFM2__VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define LFM2__VMUL(a, b) _mm256_mul_ps(a, b)
+#define LFM2__VSET1(s) _mm256_set1_ps(s)
+static float lfm2__hsum256(__m256 a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+#define LFM2__VHSUM(a) lfm2__hsum256(a)
+#define LFM2__VBF16(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p)))), 16))
+#define LFM2__VF16(p) _mm256_cvtph_ps(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p))))
+#define LFM2__VI8(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p)))))
+#define LFM2__VNIB(p, sh) _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32( \
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p)))), sh), _mm256_set1_epi32(15)), _mm256_set1_epi32(8)))
+#define LFM2__H2F(h) _cvtsh_ss(h)
+#elif defined(LFM2__NEON)
+#define LFM2__W 4
+typedef float32x4_t lfm2__v;
+#define LFM2__VZERO() vdupq_n_f32(0.0f)
+#define LFM2__VLOAD(p) vld1q_f32(p)
+#define LFM2__VFMA(a, b, c) vfmaq_f32(c, a, b)
+#define LFM2__VMUL(a, b) vmulq_f32(a, b)
+#define LFM2__VSET1(s) vdupq_n_f32(s)
+#define LFM2__VHSUM(a) vaddvq_f32(a)
+#define LFM2__VBF16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16))
+#define LFM2__VF16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)))
+static float32x4_t lfm2__neon_i8(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return vcvtq_f32_s32(vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(v))))));
+}
+static float32x4_t lfm2__neon_nib(const uint8_t *p, int sh) {
+    uint32_t v;
+    int32x4_t i;
+    memcpy(&v, p, 4);
+    i = vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(v))))));
+    i = vshlq_s32(i, vdupq_n_s32(-sh));
+    i = vsubq_s32(vandq_s32(i, vdupq_n_s32(15)), vdupq_n_s32(8));
+    return vcvtq_f32_s32(i);
+}
+#define LFM2__VI8(p) lfm2__neon_i8(p)
+#define LFM2__VNIB(p, sh) lfm2__neon_nib(p, sh)
+#define LFM2__H2F(h) lfm2__f16_to_f32(h)
+#endif
+
+#ifdef LFM2__W
+/* Weight vector loaders: LFM2__W f32 weights of row pointer `wr` at column k. For the block
+   formats, `sc` is the row's scale array and k is a multiple of LFM2__W inside one block. */
+#define LFM2__WL_F32(wr, sc, k) LFM2__VLOAD(LFM2__CAST(const float *, wr) + (k))
+#define LFM2__WL_BF16(wr, sc, k) LFM2__VBF16(LFM2__CAST(const uint16_t *, wr) + (k))
+#define LFM2__WL_F16(wr, sc, k) LFM2__VF16(LFM2__CAST(const uint16_t *, wr) + (k))
+#define LFM2__WL_Q8(wr, sc, k) LFM2__VMUL(LFM2__VI8(LFM2__CAST(const int8_t *, wr) + (k)), LFM2__VSET1(LFM2__H2F((sc)[(k) / LFM2__QBLK])))
+#define LFM2__WL_Q4(wr, sc, k) LFM2__VMUL(LFM2__VNIB(LFM2__CAST(const uint8_t *, wr) + ((k) / LFM2__QBLK) * 16 + ((k) & 15), (((k) & 31) >> 4) * 4), \
+                                          LFM2__VSET1(LFM2__H2F((sc)[(k) / LFM2__QBLK])))
+
+/* One tile: NR rows (1 or 4) x NT tokens (1 or 4). Each (row, token) pair has its own
+   accumulator, filled in column order, then reduced and completed with the scalar tail: the
+   same arithmetic for every tile shape. */
+#define LFM2__DEF_KERNELS(SFX, WL, ROWBYTES_NUM, ROWBYTES_DEN)                                                    \
+    static void lfm2__mm_##SFX(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { \
+        int32_t K = w->cols, Kv = K - K % LFM2__W, rows = w->rows, r, b, k, i, j;                                   \
+        size_t rb = LFM2__CAST(size_t, K) * (ROWBYTES_NUM) / (ROWBYTES_DEN), nsc = LFM2__CAST(size_t, K / LFM2__QBLK); \
+        const unsigned char *base = LFM2__CAST(const unsigned char *, w->data);                                     \
+        for (r = r0; r < r1; r += 4) {                                                                              \
+            int32_t nr = (r1 - r < 4) ? r1 - r : 4;                                                                 \
+            const void *wr[4];                                                                                      \
+            const uint16_t *sc[4];                                                                                  \
+            for (i = 0; i < 4; i++) {                                                                               \
+                int32_t rr = r + (i < nr ? i : 0);                                                                  \
+                wr[i] = base + LFM2__CAST(size_t, rr) * rb;                                                         \
+                sc[i] = w->scales ? w->scales + LFM2__CAST(size_t, rr) * nsc : NULL;                                \
+            }                                                                                                       \
+            (void)sc;                                                                                               \
+            for (b = 0; b < B;) {                                                                                   \
+                float res[4][4];                                                                                    \
+                const float *xb0 = x + LFM2__CAST(size_t, b) * LFM2__CAST(size_t, K);                               \
+                int32_t nt = (B - b >= 4 && nr == 4) ? 4 : 1;                                                       \
+                if (nt == 4) {                                                                                      \
+                    const float *xb1 = xb0 + K, *xb2 = xb1 + K, *xb3 = xb2 + K;                                     \
+                    lfm2__v a00 = LFM2__VZERO(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00,  \
+                            a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00; \
+                    for (k = 0; k < Kv; k += LFM2__W) {                                                             \
+                        lfm2__v x0 = LFM2__VLOAD(xb0 + k), x1 = LFM2__VLOAD(xb1 + k), x2 = LFM2__VLOAD(xb2 + k),      \
+                                x3 = LFM2__VLOAD(xb3 + k), wv;                                                      \
+                        wv = WL(wr[0], sc[0], k);                                                                   \
+                        a00 = LFM2__VFMA(wv, x0, a00); a01 = LFM2__VFMA(wv, x1, a01);                               \
+                        a02 = LFM2__VFMA(wv, x2, a02); a03 = LFM2__VFMA(wv, x3, a03);                               \
+                        wv = WL(wr[1], sc[1], k);                                                                   \
+                        a10 = LFM2__VFMA(wv, x0, a10); a11 = LFM2__VFMA(wv, x1, a11);                               \
+                        a12 = LFM2__VFMA(wv, x2, a12); a13 = LFM2__VFMA(wv, x3, a13);                               \
+                        wv = WL(wr[2], sc[2], k);                                                                   \
+                        a20 = LFM2__VFMA(wv, x0, a20); a21 = LFM2__VFMA(wv, x1, a21);                               \
+                        a22 = LFM2__VFMA(wv, x2, a22); a23 = LFM2__VFMA(wv, x3, a23);                               \
+                        wv = WL(wr[3], sc[3], k);                                                                   \
+                        a30 = LFM2__VFMA(wv, x0, a30); a31 = LFM2__VFMA(wv, x1, a31);                               \
+                        a32 = LFM2__VFMA(wv, x2, a32); a33 = LFM2__VFMA(wv, x3, a33);                               \
+                    }                                                                                               \
+                    res[0][0] = LFM2__VHSUM(a00); res[0][1] = LFM2__VHSUM(a01); res[0][2] = LFM2__VHSUM(a02); res[0][3] = LFM2__VHSUM(a03); \
+                    res[1][0] = LFM2__VHSUM(a10); res[1][1] = LFM2__VHSUM(a11); res[1][2] = LFM2__VHSUM(a12); res[1][3] = LFM2__VHSUM(a13); \
+                    res[2][0] = LFM2__VHSUM(a20); res[2][1] = LFM2__VHSUM(a21); res[2][2] = LFM2__VHSUM(a22); res[2][3] = LFM2__VHSUM(a23); \
+                    res[3][0] = LFM2__VHSUM(a30); res[3][1] = LFM2__VHSUM(a31); res[3][2] = LFM2__VHSUM(a32); res[3][3] = LFM2__VHSUM(a33); \
+                } else {                                                                                            \
+                    lfm2__v a0 = LFM2__VZERO(), a1 = a0, a2 = a0, a3 = a0;                                          \
+                    for (k = 0; k < Kv; k += LFM2__W) {                                                             \
+                        lfm2__v x0 = LFM2__VLOAD(xb0 + k);                                                          \
+                        a0 = LFM2__VFMA(WL(wr[0], sc[0], k), x0, a0);                                               \
+                        if (nr > 1) a1 = LFM2__VFMA(WL(wr[1], sc[1], k), x0, a1);                                   \
+                        if (nr > 2) a2 = LFM2__VFMA(WL(wr[2], sc[2], k), x0, a2);                                   \
+                        if (nr > 3) a3 = LFM2__VFMA(WL(wr[3], sc[3], k), x0, a3);                                   \
+                    }                                                                                               \
+                    res[0][0] = LFM2__VHSUM(a0); res[1][0] = LFM2__VHSUM(a1);                                       \
+                    res[2][0] = LFM2__VHSUM(a2); res[3][0] = LFM2__VHSUM(a3);                                       \
+                }                                                                                                   \
+                for (i = 0; i < nr; i++)                                                                            \
+                    for (j = 0; j < nt; j++) {                                                                      \
+                        float s = res[i][j];                                                                        \
+                        const float *xr = xb0 + LFM2__CAST(size_t, j) * LFM2__CAST(size_t, K);                      \
+                        for (k = Kv; k < K; k++) s += lfm2__wget(w, r + i, k) * xr[k];                              \
+                        out[LFM2__CAST(size_t, b + j) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, r + i)] = s;  \
+                    }                                                                                               \
+                b += nt;                                                                                            \
+            }                                                                                                       \
+        }                                                                                                           \
+    }
+
+LFM2__DEF_KERNELS(f32, LFM2__WL_F32, 4, 1)
+LFM2__DEF_KERNELS(bf16, LFM2__WL_BF16, 2, 1)
+LFM2__DEF_KERNELS(f16, LFM2__WL_F16, 2, 1)
+LFM2__DEF_KERNELS(q8, LFM2__WL_Q8, 1, 1)
+LFM2__DEF_KERNELS(q4, LFM2__WL_Q4, 1, 2)
+
+static float lfm2__dot_f32(const float *a, const float *b, int32_t n) {
+    lfm2__v acc = LFM2__VZERO();
+    int32_t k = 0;
+    float s;
+    for (; k + LFM2__W <= n; k += LFM2__W) acc = LFM2__VFMA(LFM2__VLOAD(a + k), LFM2__VLOAD(b + k), acc);
+    s = LFM2__VHSUM(acc);
+    for (; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+/* y[0..n) += a * x[0..n) */
+static void lfm2__axpy(float *y, float a, const float *x, int32_t n) {
+    lfm2__v av = LFM2__VSET1(a);
+    int32_t k = 0;
+    for (; k + LFM2__W <= n; k += LFM2__W)
+#if defined(LFM2__NEON)
+        vst1q_f32(y + k, LFM2__VFMA(av, LFM2__VLOAD(x + k), LFM2__VLOAD(y + k)));
+#elif defined(LFM2__AVX512)
+        _mm512_storeu_ps(y + k, LFM2__VFMA(av, LFM2__VLOAD(x + k), LFM2__VLOAD(y + k)));
+#else
+        _mm256_storeu_ps(y + k, LFM2__VFMA(av, LFM2__VLOAD(x + k), LFM2__VLOAD(y + k)));
+#endif
+    for (; k < n; k++) y[k] += a * x[k];
+}
+#else
+static float lfm2__dot_f32(const float *a, const float *b, int32_t n) { return lfm2__dot_ref(a, b, n); }
+static void lfm2__axpy(float *y, float a, const float *x, int32_t n) {
+    int32_t k;
+    for (k = 0; k < n; k++) y[k] += a * x[k];
+}
+#endif /* LFM2__W */
+
+/* out[b, r] = sum_k x[b, k] * W[r, k]   for b < B, r < rows.   x: [B, cols], out: [B, rows].
+   Rows are split over threads in fixed blocks of 4. */
+static void lfm2__matmul(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t nth) {
+#ifdef LFM2__W
+    int32_t nblk = (w->rows + 3) / 4, i;
+    void (*kern)(float *, const float *, int32_t, const lfm2__mat *, int32_t, int32_t);
+    switch (w->dtype) {
+    case LFM2__DT_F32: kern = lfm2__mm_f32; break;
+    case LFM2__DT_BF16: kern = lfm2__mm_bf16; break;
+    case LFM2__DT_F16: kern = lfm2__mm_f16; break;
+    case LFM2__DT_Q8: kern = lfm2__mm_q8; break;
+    default: kern = lfm2__mm_q4; break;
+    }
+    (void)nth;
+#ifdef LFM2__OPENMP
+#pragma omp parallel for num_threads(nth) schedule(static) if (LFM2__CAST(int64_t, w->rows) * w->cols * B >= LFM2__OMP_MIN_WORK)
+#endif
+    for (i = 0; i < nblk; i++) {
+        int32_t r0 = 4 * i, r1 = (4 * i + 4 < w->rows) ? 4 * i + 4 : w->rows;
+        kern(out, x, B, w, r0, r1);
+    }
+#else
+    lfm2__matmul_ref(out, x, B, w, nth);
+#endif
+}
+
+/* o = w * x / sqrt(mean(x^2) + eps)   (HF Lfm2RMSNorm: multiply by w, not 1 + w) */
+static void lfm2__rmsnorm(float *o, const float *x, const float *w, int32_t n, float eps) {
+    float ss = 0, s;
+    int32_t i;
+    for (i = 0; i < n; i++) ss += x[i] * x[i];
+    s = 1.0f / sqrtf(ss / LFM2__CAST(float, n) + eps);
+    for (i = 0; i < n; i++) o[i] = w[i] * (x[i] * s);
+}
+
+static void lfm2__softmax(float *x, int32_t n) {
+    float mx = x[0], sum = 0, inv;
+    int32_t i;
+    for (i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
+    for (i = 0; i < n; i++) { x[i] = expf(x[i] - mx); sum += x[i]; }
+    inv = 1.0f / sum;
+    for (i = 0; i < n; i++) x[i] *= inv;
+}
+
+static float lfm2__silu(float a) { return a / (1.0f + expf(-a)); }
+
+/* >>blocks --------------------------------------------------------------------------------- */
+
+/* Double-gated short convolution (spec 3.4) for T tokens. xb: [T, D] normalised input. */
+static void lfm2__shortconv(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
+    const lfm2_config *cf = &c->m->cfg;
+    int32_t D = cf->hidden_size, L = cf->conv_L_cache, t, d, k, nth = c->n_threads;
+    size_t Dz = LFM2__CAST(size_t, D);
+    float *state = c->conv_state + LFM2__CAST(size_t, ly->slot) * LFM2__CAST(size_t, L - 1) * Dz;
+    /* z = in_proj(u): [T, 3D] = B | C | x */
+    lfm2__matmul(c->zb, c->xb, T, &ly->in_proj, nth);
+    if (ly->in_bias)
+        for (t = 0; t < T; t++) for (d = 0; d < 3 * D; d++) c->zb[LFM2__CAST(size_t, t) * 3 * Dz + LFM2__CAST(size_t, d)] += ly->in_bias[d];
+    /* window = [state (L-1 rows) ; Bx (T rows)],  Bx = B * x */
+    memcpy(c->win, state, sizeof(float) * LFM2__CAST(size_t, L - 1) * Dz);
+    for (t = 0; t < T; t++) {
+        const float *z = c->zb + LFM2__CAST(size_t, t) * 3 * Dz;
+        float *bx = c->win + LFM2__CAST(size_t, L - 1 + t) * Dz;
+        for (d = 0; d < D; d++) bx[d] = z[d] * z[2 * D + d];
+    }
+    /* conv[t][d] = sum_k w[d][k] * window[t + k][d]   (w[d][L-1] multiplies the current token);
+       y = C * conv */
+    for (t = 0; t < T; t++) {
+        const float *C = c->zb + LFM2__CAST(size_t, t) * 3 * Dz + Dz;
+        float *y = c->yb + LFM2__CAST(size_t, t) * Dz;
+        for (d = 0; d < D; d++) {
+            float s = ly->conv_b ? ly->conv_b[d] : 0.0f;
+            for (k = 0; k < L; k++) s += ly->conv_w[LFM2__CAST(size_t, d) * LFM2__CAST(size_t, L) + LFM2__CAST(size_t, k)] * c->win[LFM2__CAST(size_t, t + k) * Dz + LFM2__CAST(size_t, d)];
+            y[d] = C[d] * s;
+        }
+    }
+    /* new state = the last L-1 rows of the window */
+    memcpy(state, c->win + LFM2__CAST(size_t, T) * Dz, sizeof(float) * LFM2__CAST(size_t, L - 1) * Dz);
+    /* out = out_proj(y) */
+    lfm2__matmul(c->ob, c->yb, T, &ly->out_proj, nth);
+    if (ly->out_bias)
+        for (t = 0; t < T; t++) for (d = 0; d < D; d++) c->ob[LFM2__CAST(size_t, t) * Dz + LFM2__CAST(size_t, d)] += ly->out_bias[d];
+}
+
+/* NeoX RoPE on one head vector x[hd]: pairs (i, i + hd/2). */
+static void lfm2__rope(float *x, const float *cs, const float *sn, int32_t half) {
+    int32_t i;
+    for (i = 0; i < half; i++) {
+        float a = x[i], b = x[i + half];
+        x[i] = a * cs[i] - b * sn[i];
+        x[i + half] = b * cs[i] + a * sn[i];
+    }
+}
+
+/* Grouped-query attention with per-head q/k RMSNorm and RoPE (spec 3.5) for T tokens at
+   positions pos .. pos+T-1. xb: [T, D]. */
+static void lfm2__attention(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
+    const lfm2_config *cf = &c->m->cfg;
+    int32_t H = cf->num_attention_heads, Hkv = cf->num_key_value_heads, hd = cf->head_dim, half = hd / 2;
+    int32_t qdim = H * hd, kvdim = Hkv * hd, n_rep = H / Hkv, t, h, nth = c->n_threads;
+    size_t cache_off = LFM2__CAST(size_t, ly->slot) * LFM2__CAST(size_t, c->n_ctx) * LFM2__CAST(size_t, kvdim);
+    float *kc = c->k_cache + cache_off, *vc = c->v_cache + cache_off;
+    float scale = 1.0f / sqrtf(LFM2__CAST(float, hd));
+    lfm2__matmul(c->qb, c->xb, T, &ly->wq, nth);   /* [T, H*hd]   */
+    lfm2__matmul(c->kb, c->xb, T, &ly->wk, nth);   /* [T, Hkv*hd] */
+    lfm2__matmul(c->vb, c->xb, T, &ly->wv, nth);   /* [T, Hkv*hd] */
+    for (t = 0; t < T; t++) {
+        const float *cs = c->rope_cos + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, half);
+        const float *sn = c->rope_sin + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, half);
+        float *q = c->qb + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, qdim);
+        float *k = c->kb + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, kvdim);
+        size_t p = LFM2__CAST(size_t, c->pos + t);
+        for (h = 0; h < H; h++) {
+            lfm2__rmsnorm(q + h * hd, q + h * hd, ly->q_norm, hd, cf->norm_eps);
+            lfm2__rope(q + h * hd, cs, sn, half);
+        }
+        for (h = 0; h < Hkv; h++) {
+            lfm2__rmsnorm(k + h * hd, k + h * hd, ly->k_norm, hd, cf->norm_eps);
+            lfm2__rope(k + h * hd, cs, sn, half);
+        }
+        memcpy(kc + p * LFM2__CAST(size_t, kvdim), k, sizeof(float) * LFM2__CAST(size_t, kvdim));
+        memcpy(vc + p * LFM2__CAST(size_t, kvdim), c->vb + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, kvdim), sizeof(float) * LFM2__CAST(size_t, kvdim));
+    }
+    for (t = 0; t < T; t++) {
+        int32_t n_keys = c->pos + t + 1;   /* causal: cache 0..pos-1 and chunk tokens 0..t */
+#ifdef LFM2__OPENMP
+#pragma omp parallel for num_threads(nth) schedule(static) if (LFM2__CAST(int64_t, n_keys) * hd * H >= LFM2__OMP_MIN_WORK)
+#endif
+        for (h = 0; h < H; h++) {
+            const float *q = c->qb + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, qdim) + LFM2__CAST(size_t, h * hd);
+            float *s = c->att + LFM2__CAST(size_t, h) * LFM2__CAST(size_t, c->n_ctx);
+            float *o = c->yb + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, qdim) + LFM2__CAST(size_t, h * hd);
+            size_t kvo = LFM2__CAST(size_t, (h / n_rep) * hd);
+            int32_t j, i;
+            for (j = 0; j < n_keys; j++) s[j] = lfm2__dot_f32(q, kc + LFM2__CAST(size_t, j) * LFM2__CAST(size_t, kvdim) + kvo, hd) * scale;
+            lfm2__softmax(s, n_keys);
+            for (i = 0; i < hd; i++) o[i] = 0;
+            for (j = 0; j < n_keys; j++) lfm2__axpy(o, s[j], vc + LFM2__CAST(size_t, j) * LFM2__CAST(size_t, kvdim) + kvo, hd);
+        }
+    }
+    lfm2__matmul(c->ob, c->yb, T, &ly->wo, nth);   /* [T, D] */
+}
+
+/* SwiGLU feed-forward (spec 3.6): ob = w2( silu(w1 xb) * (w3 xb) ) */
+static void lfm2__ffn(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
+    size_t i, n = LFM2__CAST(size_t, T) * LFM2__CAST(size_t, c->m->cfg.ff_dim);
+    lfm2__matmul(c->gb, c->xb, T, &ly->w1, c->n_threads);
+    lfm2__matmul(c->ub, c->xb, T, &ly->w3, c->n_threads);
+    for (i = 0; i < n; i++) c->gb[i] = lfm2__silu(c->gb[i]) * c->ub[i];
+    lfm2__matmul(c->ob, c->gb, T, &ly->w2, c->n_threads);
+}
+
+/* >>forward -------------------------------------------------------------------------------- */
+/* One chunk of T <= n_batch tokens at positions pos .. pos+T-1. Writes the logits of the last
+   token to c->logits, or of every token to all_logits [T, V] when that is not NULL. */
+static void lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, float *all_logits) {
+    const lfm2_model *m = c->m;
+    const lfm2_config *cf = &m->cfg;
+    int32_t D = cf->hidden_size, half = cf->head_dim / 2, t, l, i;
+    size_t Dz = LFM2__CAST(size_t, D), TD = LFM2__CAST(size_t, T) * Dz, q;
+    float eps = cf->norm_eps;
+    /* embedding: x[t] = E[tok[t]]  (no scaling) */
+    for (t = 0; t < T; t++) lfm2__row_to_f32(c->x + LFM2__CAST(size_t, t) * Dz, &m->embed, tok[t], 0, D);
+    if (c->dbg_hidden) memcpy(c->dbg_hidden, c->x, sizeof(float) * TD);
+    /* RoPE angles of this chunk, computed like transformers: f32 inv_freq, f32 angle */
+    if (cf->n_attention_layers > 0) {
+        for (t = 0; t < T; t++) {
+            float fp = LFM2__CAST(float, c->pos + t);
+            for (i = 0; i < half; i++) {
+                float a = fp * c->inv_freq[i];
+                c->rope_cos[t * half + i] = LFM2__CAST(float, cos(LFM2__CAST(double, a)));
+                c->rope_sin[t * half + i] = LFM2__CAST(float, sin(LFM2__CAST(double, a)));
+            }
+        }
+    }
+    for (l = 0; l < cf->num_hidden_layers; l++) {
+        const lfm2__layer *ly = &m->layers[l];
+        /* h = h + Mixer(rms(h; operator_norm)) */
+        for (t = 0; t < T; t++) lfm2__rmsnorm(c->xb + LFM2__CAST(size_t, t) * Dz, c->x + LFM2__CAST(size_t, t) * Dz, ly->operator_norm, D, eps);
+        if (ly->is_attention) lfm2__attention(c, ly, T);
+        else lfm2__shortconv(c, ly, T);
+        for (q = 0; q < TD; q++) c->x[q] += c->ob[q];
+        /* h = h + FFN(rms(h; ffn_norm)) */
+        for (t = 0; t < T; t++) lfm2__rmsnorm(c->xb + LFM2__CAST(size_t, t) * Dz, c->x + LFM2__CAST(size_t, t) * Dz, ly->ffn_norm, D, eps);
+        lfm2__ffn(c, ly, T);
+        for (q = 0; q < TD; q++) c->x[q] += c->ob[q];
+        if (c->dbg_hidden) memcpy(c->dbg_hidden + LFM2__CAST(size_t, l + 1) * TD, c->x, sizeof(float) * TD);
+    }
+    /* final norm (model.embedding_norm) and the head */
+    if (all_logits) {
+        for (t = 0; t < T; t++) lfm2__rmsnorm(c->xb + LFM2__CAST(size_t, t) * Dz, c->x + LFM2__CAST(size_t, t) * Dz, m->final_norm, D, eps);
+        if (c->dbg_hidden) memcpy(c->dbg_hidden + LFM2__CAST(size_t, cf->num_hidden_layers + 1) * TD, c->xb, sizeof(float) * TD);
+        lfm2__matmul(all_logits, c->xb, T, &m->head, c->n_threads);
+    } else {
+        lfm2__rmsnorm(c->xb, c->x + LFM2__CAST(size_t, T - 1) * Dz, m->final_norm, D, eps);
+        lfm2__matmul(c->logits, c->xb, 1, &m->head, c->n_threads);
+    }
+    c->pos += T;
+}
+
+/* >>quant ---------------------------------------------------------------------------------- */
+/* Quantization of f32/f16/bf16 weights to Q8 / Q4 (formats described under >>kernels). The
+   block scale is rounded to f16 first and the integers are computed with the rounded scale. */
+
+static void lfm2__quantize_row_q8(const float *x, int32_t K, int8_t *q, uint16_t *sc) {
+    int32_t b, i;
+    for (b = 0; b < K / LFM2__QBLK; b++) {
+        const float *xb = x + b * LFM2__QBLK;
+        float amax = 0, d, id;
+        for (i = 0; i < LFM2__QBLK; i++) amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
+        sc[b] = lfm2__f32_to_f16(amax / 127.0f);
+        d = lfm2__f16_to_f32(sc[b]);
+        id = d > 0 ? 1.0f / d : 0.0f;
+        for (i = 0; i < LFM2__QBLK; i++) {
+            float v = xb[i] * id;
+            v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+            q[b * LFM2__QBLK + i] = LFM2__CAST(int8_t, lrintf(v));
+        }
+    }
+}
+/* Q4: the scale of each block is chosen among a few candidates (the extreme value mapped to
+   -8, -7.75, ... -6, or to +7) to minimise the squared error of the block. */
+static void lfm2__quantize_row_q4(const float *x, int32_t K, uint8_t *q, uint16_t *sc) {
+    int32_t b, i, c;
+    for (b = 0; b < K / LFM2__QBLK; b++) {
+        const float *xb = x + b * LFM2__QBLK;
+        float amax = 0, mx = 0, best_err = -1;
+        int v[LFM2__QBLK], tv[LFM2__QBLK];
+        for (i = 0; i < LFM2__QBLK; i++) if (fabsf(xb[i]) > amax) { amax = fabsf(xb[i]); mx = xb[i]; }
+        sc[b] = 0;
+        for (i = 0; i < LFM2__QBLK; i++) v[i] = 8;
+        for (c = 0; c <= 9 && amax > 0; c++) {
+            uint16_t h = lfm2__f32_to_f16(c < 9 ? mx / -(8.0f - 0.25f * LFM2__CAST(float, c)) : mx / 7.0f);
+            float d = lfm2__f16_to_f32(h), id, err = 0;
+            if (d == 0 || d != d) continue;
+            id = 1.0f / d;
+            for (i = 0; i < LFM2__QBLK; i++) {
+                int r = LFM2__CAST(int, lrintf(xb[i] * id + 8.0f));
+                float e;
+                tv[i] = r < 0 ? 0 : (r > 15 ? 15 : r);
+                e = xb[i] - d * LFM2__CAST(float, tv[i] - 8);
+                err += e * e;
+            }
+            if (best_err < 0 || err < best_err) {
+                best_err = err;
+                sc[b] = h;
+                memcpy(v, tv, sizeof v);
+            }
+        }
+        for (i = 0; i < 16; i++) q[b * 16 + i] = LFM2__CAST(uint8_t, v[i] | (v[i + 16] << 4));
+    }
+}
+
+/* bytes of the quantized data of a [rows, cols] matrix (0 if it cannot be quantized) */
+static size_t lfm2__quant_bytes(const lfm2__mat *w, int32_t type) {
+    size_t n = LFM2__CAST(size_t, w->rows) * LFM2__CAST(size_t, w->cols);
+    if (w->cols % LFM2__QBLK != 0 || w->dtype == LFM2__DT_Q8 || w->dtype == LFM2__DT_Q4) return 0;
+    return (type == LFM2_WEIGHTS_Q8 ? n : n / 2) + 2 * (n / LFM2__QBLK);
+}
+/* Converts *w into the quantized format at mem (which has lfm2__quant_bytes bytes). */
+static void lfm2__quantize_mat(lfm2__mat *w, int32_t type, unsigned char *mem) {
+    size_t n = LFM2__CAST(size_t, w->rows) * LFM2__CAST(size_t, w->cols);
+    size_t qb = (type == LFM2_WEIGHTS_Q8) ? n : n / 2, row_q = qb / LFM2__CAST(size_t, w->rows);
+    uint16_t *sc = LFM2__CAST(uint16_t *, LFM2__CAST(void *, mem + qb));
+    int32_t r, nsc = w->cols / LFM2__QBLK;
+#ifdef LFM2__OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (r = 0; r < w->rows; r++) {
+        float tmp[LFM2__KBLK];
+        int32_t k0;
+        for (k0 = 0; k0 < w->cols; k0 += LFM2__KBLK) {
+            int32_t nk = (w->cols - k0 < LFM2__KBLK) ? w->cols - k0 : LFM2__KBLK; /* KBLK is a multiple of 32 */
+            lfm2__row_to_f32(tmp, w, r, k0, nk);
+            if (type == LFM2_WEIGHTS_Q8)
+                lfm2__quantize_row_q8(tmp, nk, LFM2__CAST(int8_t *, LFM2__CAST(void *, mem + LFM2__CAST(size_t, r) * row_q + LFM2__CAST(size_t, k0))),
+                                      sc + LFM2__CAST(size_t, r) * LFM2__CAST(size_t, nsc) + LFM2__CAST(size_t, k0 / LFM2__QBLK));
+            else
+                lfm2__quantize_row_q4(tmp, nk, mem + LFM2__CAST(size_t, r) * row_q + LFM2__CAST(size_t, k0 / 2),
+                                      sc + LFM2__CAST(size_t, r) * LFM2__CAST(size_t, nsc) + LFM2__CAST(size_t, k0 / LFM2__QBLK));
+        }
+    }
+    w->data = mem;
+    w->scales = sc;
+    w->dtype = (type == LFM2_WEIGHTS_Q8) ? LFM2__DT_Q8 : LFM2__DT_Q4;
+}
+
+/* Every weight matrix of the model, in a fixed order (embed, head if untied, then per layer). */
+static int32_t lfm2__model_mats(lfm2_model *m, lfm2__mat **list) {
+    int32_t n = 0, l;
+    list[n++] = &m->embed;
+    if (m->head.data != m->embed.data) list[n++] = &m->head;
+    for (l = 0; l < m->cfg.num_hidden_layers; l++) {
+        lfm2__layer *ly = &m->layers[l];
+        list[n++] = &ly->w1; list[n++] = &ly->w3; list[n++] = &ly->w2;
+        if (ly->is_attention) { list[n++] = &ly->wq; list[n++] = &ly->wk; list[n++] = &ly->wv; list[n++] = &ly->wo; }
+        else { list[n++] = &ly->in_proj; list[n++] = &ly->out_proj; }
+    }
+    return n;
+}
+
+static lfm2_result lfm2__quantize_weights(lfm2_model *m, int32_t type, lfm2_error *err) {
+    lfm2__mat **list;
+    int32_t n, i;
+    size_t total = 0, off = 0;
+    list = LFM2__CAST(lfm2__mat **, lfm2__malloc(&m->alloc, sizeof(lfm2__mat *) * (2 + 7 * LFM2__CAST(size_t, m->cfg.num_hidden_layers))));
+    if (!list) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for quantization");
+    n = lfm2__model_mats(m, list);
+    for (i = 0; i < n; i++) {
+        size_t b = lfm2__quant_bytes(list[i], LFM2_WEIGHTS_Q8);  /* an upper bound for Q4 too */
+        total += (b + 63) & ~LFM2__CAST(size_t, 63);
+    }
+    m->qbuf = LFM2__CAST(unsigned char *, lfm2__malloc(&m->alloc, total + 64));
+    if (!m->qbuf) { lfm2__free(&m->alloc, list); return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory: quantized weights need %zu bytes", total); }
+    for (i = 0; i < n; i++) {
+        size_t b = lfm2__quant_bytes(list[i], type);
+        int tied_head = (list[i] == &m->embed && m->head.data == m->embed.data);
+        /* with Q4, the embedding and the head stay at 8 bits (as llama.cpp keeps its output
+           matrix at higher precision): they matter most for the logits and cost little time */
+        int t = (type == LFM2_WEIGHTS_Q4 && (list[i] == &m->embed || list[i] == &m->head)) ? LFM2_WEIGHTS_Q8 : type;
+        b = lfm2__quant_bytes(list[i], t);
+        if (b == 0) continue;
+        lfm2__quantize_mat(list[i], t, m->qbuf + off);
+        if (tied_head) m->head = m->embed;
+        off += (b + 63) & ~LFM2__CAST(size_t, 63);
+    }
+    lfm2__free(&m->alloc, list);
+    return LFM2_OK;
+}
+
+/* >>model ---------------------------------------------------------------------------------- */
+
+static int lfm2__cmp_tensor_name(const void *a, const void *b) {
+    const lfm2__tensor *x = *LFM2__CAST(const lfm2__tensor *const *, a), *y = *LFM2__CAST(const lfm2__tensor *const *, b);
+    return strcmp(x->name, y->name);
+}
+static const lfm2__tensor *lfm2__model_find(const lfm2_model *m, const char *name) {
+    int32_t lo = 0, hi = m->n_tensors - 1;
+    while (lo <= hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        int r = strcmp(m->by_name[mid]->name, name);
+        if (r == 0) return m->by_name[mid];
+        if (r < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
+}
+
+/* Looks up a tensor and checks its shape (n dims given in `shape`, -1 = any) and dtype. */
+static lfm2_result lfm2__get_tensor(const lfm2_model *m, const char *name, int32_t ndim, const int64_t *shape,
+                                    lfm2_error *err, const lfm2__tensor **out) {
+    const lfm2__tensor *t = lfm2__model_find(m, name);
+    int32_t i;
+    char want[128], got[128];
+    size_t wn = 0, gn = 0;
+    *out = NULL;
+    if (!t) return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "tensor \"%s\" is missing from the safetensors files", name);
+    if (t->dtype != LFM2__DT_F32 && t->dtype != LFM2__DT_F16 && t->dtype != LFM2__DT_BF16)
+        return lfm2__fail(err, LFM2_ERR_UNSUPPORTED, "tensor \"%s\" has dtype %s; weights must be BF16, F16 or F32", name, lfm2__dtype_name[t->dtype]);
+    if ((LFM2__PTRINT(t->data) % lfm2__dtype_size[t->dtype]) != 0)
+        return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "tensor \"%s\" (file offset %llu) is not aligned to its %d-byte elements", name,
+                          LFM2__CAST(unsigned long long, t->offset), lfm2__dtype_size[t->dtype]);
+    for (i = 0; i < ndim && wn < 100; i++) wn += LFM2__CAST(size_t, snprintf(want + wn, sizeof want - wn, i ? ", %lld" : "%lld", LFM2__CAST(long long, shape[i])));
+    for (i = 0; i < t->ndim && gn < 100; i++) gn += LFM2__CAST(size_t, snprintf(got + gn, sizeof got - gn, i ? ", %lld" : "%lld", LFM2__CAST(long long, t->shape[i])));
+    want[wn] = got[gn] = 0;
+    if (t->ndim != ndim) return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "tensor \"%s\" has shape [%s], expected [%s]", name, got, want);
+    for (i = 0; i < ndim; i++)
+        if (t->shape[i] != shape[i]) return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "tensor \"%s\" has shape [%s], expected [%s]", name, got, want);
+    *out = t;
+    return LFM2_OK;
+}
+/* A pre-quantized matrix (tools/lfm2-quantize): NAME as I8 [rows, cols] (Q8) or U8
+   [rows, cols/2] (Q4), plus NAME_scale as F16 [rows, cols/32]. Used in place. */
+static lfm2_result lfm2__bind_quant(const lfm2_model *m, const lfm2__tensor *t, const char *name, int64_t rows, int64_t cols,
+                                    lfm2_error *err, lfm2__mat *out) {
+    char sname[160];
+    const lfm2__tensor *s;
+    int q8 = (t->dtype == LFM2__DT_I8);
+    if (cols % LFM2__QBLK != 0)
+        return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "tensor \"%s\" is quantized but its width %lld is not a multiple of 32", name, LFM2__CAST(long long, cols));
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != (q8 ? cols : cols / 2))
+        return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "quantized tensor \"%s\" (%s) must have shape [%lld, %lld]", name, lfm2__dtype_name[t->dtype],
+                          LFM2__CAST(long long, rows), LFM2__CAST(long long, q8 ? cols : cols / 2));
+    snprintf(sname, sizeof sname, "%s_scale", name);
+    s = lfm2__model_find(m, sname);
+    if (!s) return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "quantized tensor \"%s\" has no scale tensor \"%s\"", name, sname);
+    if (s->dtype != LFM2__DT_F16 || s->ndim != 2 || s->shape[0] != rows || s->shape[1] != cols / LFM2__QBLK)
+        return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "scale tensor \"%s\" must be F16 [%lld, %lld]", sname, LFM2__CAST(long long, rows),
+                          LFM2__CAST(long long, cols / LFM2__QBLK));
+    if ((LFM2__PTRINT(s->data) & 1) != 0)
+        return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "scale tensor \"%s\" is not 2-byte aligned in its file", sname);
+    out->data = t->data;
+    out->scales = LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, s->data));
+    out->dtype = q8 ? LFM2__DT_Q8 : LFM2__DT_Q4;
+    out->rows = LFM2__CAST(int32_t, rows);
+    out->cols = LFM2__CAST(int32_t, cols);
+    return LFM2_OK;
+}
+static lfm2_result lfm2__bind_mat(const lfm2_model *m, const char *name, int64_t rows, int64_t cols, lfm2_error *err, lfm2__mat *out) {
+    const lfm2__tensor *t = lfm2__model_find(m, name);
+    int64_t shape[2];
+    lfm2_result rc;
+    if (t && (t->dtype == LFM2__DT_I8 || t->dtype == LFM2__DT_U8)) return lfm2__bind_quant(m, t, name, rows, cols, err, out);
+    shape[0] = rows;
+    shape[1] = cols;
+    rc = lfm2__get_tensor(m, name, 2, shape, err, &t);
+    if (rc != LFM2_OK) return rc;
+    out->data = t->data;
+    out->dtype = t->dtype;
+    out->rows = LFM2__CAST(int32_t, rows);
+    out->cols = LFM2__CAST(int32_t, cols);
+    return LFM2_OK;
+}
+/* Binds a small tensor of n elements (given shape) as an f32 copy taken from *arena. */
+static lfm2_result lfm2__bind_vec(const lfm2_model *m, const char *name, int32_t ndim, const int64_t *shape,
+                                  float **arena, lfm2_error *err, const float **out) {
+    const lfm2__tensor *t;
+    lfm2_result rc = lfm2__get_tensor(m, name, ndim, shape, err, &t);
+    uint64_t i;
+    float *dst = *arena;
+    if (rc != LFM2_OK) return rc;
+    for (i = 0; i < t->numel; i++) {
+        const unsigned char *p = t->data + i * lfm2__dtype_size[t->dtype];
+        uint16_t h;
+        if (t->dtype == LFM2__DT_F32) memcpy(&dst[i], p, 4);
+        else {
+            memcpy(&h, p, 2);
+            dst[i] = (t->dtype == LFM2__DT_BF16) ? lfm2__bf16_to_f32(h) : lfm2__f16_to_f32(h);
+        }
+    }
+    *arena += t->numel;
+    *out = dst;
+    return LFM2_OK;
+}
+
+/* Binds every tensor of the architecture, with full shape checks. */
+static lfm2_result lfm2__bind_weights(lfm2_model *m, lfm2_error *err) {
+    const lfm2_config *c = &m->cfg;
+    int64_t D = c->hidden_size, V = c->vocab_size, F = c->ff_dim, L = c->conv_L_cache, hd = c->head_dim;
+    int64_t qd = c->num_attention_heads * hd, kvd = c->num_key_value_heads * hd, sh[3];
+    size_t n_vec = LFM2__CAST(size_t, D);
+    int32_t l, n_conv = 0, n_attn = 0;
+    float *arena;
+    char name[128];
+    lfm2_result rc;
+    const lfm2__tensor *w1;
+#define LFM2__TRY(x) do { rc = (x); if (rc != LFM2_OK) return rc; } while (0)
+    for (l = 0; l < c->num_hidden_layers; l++) {
+        n_vec += 2 * LFM2__CAST(size_t, D);
+        if (c->layer_is_attention[l]) n_vec += 2 * LFM2__CAST(size_t, hd);
+        else n_vec += LFM2__CAST(size_t, D * L) + (c->conv_bias ? LFM2__CAST(size_t, 5 * D) : 0);
+    }
+    m->vec = LFM2__CAST(float *, lfm2__malloc(&m->alloc, sizeof(float) * n_vec));
+    m->layers = LFM2__CAST(lfm2__layer *, lfm2__calloc(&m->alloc, sizeof(lfm2__layer) * LFM2__CAST(size_t, c->num_hidden_layers)));
+    if (!m->vec || !m->layers) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the model's tables");
+    arena = m->vec;
+    /* the FFN width of the file must agree with the config's derivation (spec 1.3) */
+    w1 = lfm2__model_find(m, "model.layers.0.feed_forward.w1.weight");
+    if (w1 && w1->ndim == 2 && w1->shape[0] != F)
+        return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json gives an FFN width of %lld (intermediate_size/block_ff_dim %d, auto-adjust %d, multiplier %g, "
+                          "multiple_of %d) but tensor \"model.layers.0.feed_forward.w1.weight\" has %lld rows",
+                          LFM2__CAST(long long, F), c->intermediate_size, c->block_auto_adjust_ff_dim, c->block_ffn_dim_multiplier,
+                          c->block_multiple_of, LFM2__CAST(long long, w1->shape[0]));
+    LFM2__TRY(lfm2__bind_mat(m, "model.embed_tokens.weight", V, D, err, &m->embed));
+    sh[0] = D;
+    LFM2__TRY(lfm2__bind_vec(m, "model.embedding_norm.weight", 1, sh, &arena, err, &m->final_norm));
+    if (lfm2__model_find(m, "lm_head.weight")) LFM2__TRY(lfm2__bind_mat(m, "lm_head.weight", V, D, err, &m->head));
+    else if (c->tie_word_embeddings) m->head = m->embed;
+    else return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "tensor \"lm_head.weight\" is missing and config.json says tie_word_embeddings = false");
+    for (l = 0; l < c->num_hidden_layers; l++) {
+        lfm2__layer *ly = &m->layers[l];
+#define LFM2__NAME(suffix) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), name)
+        ly->is_attention = c->layer_is_attention[l];
+        sh[0] = D;
+        LFM2__TRY(lfm2__bind_vec(m, LFM2__NAME("operator_norm.weight"), 1, sh, &arena, err, &ly->operator_norm));
+        LFM2__TRY(lfm2__bind_vec(m, LFM2__NAME("ffn_norm.weight"), 1, sh, &arena, err, &ly->ffn_norm));
+        LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("feed_forward.w1.weight"), F, D, err, &ly->w1));
+        LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("feed_forward.w3.weight"), F, D, err, &ly->w3));
+        LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("feed_forward.w2.weight"), D, F, err, &ly->w2));
+        if (ly->is_attention) {
+            ly->slot = n_attn++;
+            LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("self_attn.q_proj.weight"), qd, D, err, &ly->wq));
+            LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("self_attn.k_proj.weight"), kvd, D, err, &ly->wk));
+            LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("self_attn.v_proj.weight"), kvd, D, err, &ly->wv));
+            LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("self_attn.out_proj.weight"), D, qd, err, &ly->wo));
+            sh[0] = hd;
+            LFM2__TRY(lfm2__bind_vec(m, LFM2__NAME("self_attn.q_layernorm.weight"), 1, sh, &arena, err, &ly->q_norm));
+            LFM2__TRY(lfm2__bind_vec(m, LFM2__NAME("self_attn.k_layernorm.weight"), 1, sh, &arena, err, &ly->k_norm));
+            if (lfm2__model_find(m, LFM2__NAME("conv.in_proj.weight")))
+                return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json says layer %d is attention but tensor \"%s\" exists", l, name);
+        } else {
+            ly->slot = n_conv++;
+            LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("conv.in_proj.weight"), 3 * D, D, err, &ly->in_proj));
+            LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("conv.out_proj.weight"), D, D, err, &ly->out_proj));
+            sh[0] = D; sh[1] = 1; sh[2] = L;
+            LFM2__TRY(lfm2__bind_vec(m, LFM2__NAME("conv.conv.weight"), 3, sh, &arena, err, &ly->conv_w));
+            if (c->conv_bias) {
+                sh[0] = 3 * D;
+                LFM2__TRY(lfm2__bind_vec(m, LFM2__NAME("conv.in_proj.bias"), 1, sh, &arena, err, &ly->in_bias));
+                sh[0] = D;
+                LFM2__TRY(lfm2__bind_vec(m, LFM2__NAME("conv.conv.bias"), 1, sh, &arena, err, &ly->conv_b));
+                LFM2__TRY(lfm2__bind_vec(m, LFM2__NAME("conv.out_proj.bias"), 1, sh, &arena, err, &ly->out_bias));
+            }
+            if (lfm2__model_find(m, LFM2__NAME("self_attn.q_proj.weight")))
+                return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json says layer %d is conv but tensor \"%s\" exists", l, name);
+        }
+#undef LFM2__NAME
+    }
+    return LFM2_OK;
+#undef LFM2__TRY
+}
+
+static void lfm2__model_destroy(lfm2_model *m) {
+    int32_t i;
+    lfm2_allocator a;
+    if (!m) return;
+    a = m->alloc;
+    if (m->tok) lfm2__tokenizer_free(m->tok, &a);
+    for (i = 0; i < m->n_files; i++) lfm2__st_free(&m->files[i], &a);
+    lfm2__free(&a, m->files);
+    lfm2__free(&a, m->by_name);
+    lfm2__free(&a, m->layers);
+    lfm2__free(&a, m->vec);
+    lfm2__free(&a, m->qbuf);
+    if (m->shard_names) {
+        for (i = 0; i < m->n_files; i++) lfm2__free(&a, m->shard_names[i]);
+        lfm2__free(&a, m->shard_names);
+    }
+    for (i = 0; i < m->n_blobs; i++) {
+#ifdef LFM2__HAVE_MMAP
+        if (m->blobs[i].mapped) { munmap(m->blobs[i].data, m->blobs[i].size); continue; }
+#endif
+        lfm2__free(&a, m->blobs[i].data);
+    }
+    lfm2__free(&a, m->blobs);
+    lfm2__free(&a, m);
+}
+
+/* Adds the eos ids of generation_config.json to the config's. */
+static lfm2_result lfm2__read_generation_config(lfm2_config *c, const char *json, size_t len, const lfm2_allocator *a, lfm2_error *err) {
+    lfm2__json j;
+    lfm2__cfgread r;
+    int32_t e;
+    lfm2_result rc = lfm2__json_parse(&j, json, len, a, err, LFM2_ERR_BAD_CONFIG, "generation_config.json");
+    if (rc != LFM2_OK) return rc;
+    r.j = &j;
+    r.err = err;
+    r.rc = LFM2_OK;
+    if (j.tok[0].type != LFM2__J_OBJ) r.rc = lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "generation_config.json: the top level must be an object");
+    else if ((e = lfm2__json_get(&j, 0, "eos_token_id")) >= 0) lfm2__cfg_eos(&r, e, "generation_config.json", c->eos_token_ids, &c->n_eos);
+    lfm2__json_free(&j, a);
+    return r.rc;
+}
+
+/* The core of both loaders. Takes ownership of `blobs` (freed with the model, or on failure). */
+static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_model_params *p, lfm2__blob *blobs, int32_t n_blobs,
+                                     lfm2_model **out) {
+    lfm2_allocator a;
+    lfm2_error *err = p ? p->error : NULL;
+    lfm2_model *m;
+    lfm2_result rc;
+    int32_t i, k, n = 0;
+    memset(&a, 0, sizeof a);
+    if (p) a = p->allocator;
+    *out = NULL;
+    m = LFM2__CAST(lfm2_model *, lfm2__calloc(&a, sizeof *m));
+    if (!m) {
+        lfm2_model tmp;
+        memset(&tmp, 0, sizeof tmp);
+        tmp.alloc = a;
+        tmp.blobs = blobs;
+        tmp.n_blobs = n_blobs;
+        /* free the blobs through a throwaway model on the stack */
+        for (i = 0; i < n_blobs; i++) {
+#ifdef LFM2__HAVE_MMAP
+            if (blobs[i].mapped) { munmap(blobs[i].data, blobs[i].size); continue; }
+#endif
+            lfm2__free(&a, blobs[i].data);
+        }
+        lfm2__free(&a, blobs);
+        return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the model");
+    }
+    m->alloc = a;
+    m->blobs = blobs;
+    m->n_blobs = n_blobs;
+    rc = lfm2_config_parse(s->config_json, s->config_json_size, &m->cfg, err);
+    if (rc != LFM2_OK) goto fail;
+    if (s->generation_config_json) {
+        rc = lfm2__read_generation_config(&m->cfg, s->generation_config_json, s->generation_config_json_size, &a, err);
+        if (rc != LFM2_OK) goto fail;
+    }
+    if (s->n_safetensors < 1 || !s->safetensors) { rc = lfm2__fail(err, LFM2_ERR_INVALID_ARG, "no safetensors buffer given"); goto fail; }
+    m->files = LFM2__CAST(lfm2__stfile *, lfm2__calloc(&a, sizeof(lfm2__stfile) * LFM2__CAST(size_t, s->n_safetensors)));
+    m->shard_names = LFM2__CAST(char **, lfm2__calloc(&a, sizeof(char *) * LFM2__CAST(size_t, s->n_safetensors)));
+    if (!m->files || !m->shard_names) { rc = lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the shard table"); goto fail; }
+    for (i = 0; i < s->n_safetensors; i++) {
+        const char *nm = s->safetensors[i].name ? s->safetensors[i].name : "model.safetensors";
+        size_t nl = strlen(nm);
+        m->shard_names[i] = LFM2__CAST(char *, lfm2__malloc(&a, nl + 1));
+        if (!m->shard_names[i]) { m->n_files = i; rc = lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory"); goto fail; }
+        memcpy(m->shard_names[i], nm, nl + 1);
+        m->n_files = i + 1;
+        rc = lfm2__st_parse(s->safetensors[i].data, s->safetensors[i].size, m->shard_names[i], i, &a, err, &m->files[i]);
+        if (rc != LFM2_OK) goto fail;
+        n += m->files[i].n;
+    }
+    /* one sorted table of every tensor; the same name in two places is an error */
+    m->by_name = LFM2__CAST(const lfm2__tensor **, lfm2__malloc(&a, sizeof(lfm2__tensor *) * LFM2__CAST(size_t, n)));
+    if (!m->by_name) { rc = lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the tensor table"); goto fail; }
+    for (i = 0, k = 0; i < m->n_files; i++) {
+        int32_t q;
+        for (q = 0; q < m->files[i].n; q++) m->by_name[k++] = &m->files[i].t[q];
+    }
+    m->n_tensors = n;
+    qsort(LFM2__CAST(void *, m->by_name), LFM2__CAST(size_t, n), sizeof(lfm2__tensor *), lfm2__cmp_tensor_name);
+    for (i = 1; i < n; i++)
+        if (strcmp(m->by_name[i - 1]->name, m->by_name[i]->name) == 0) {
+            rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "tensor \"%s\" appears twice (in %s and %s)", m->by_name[i]->name,
+                            m->shard_names[m->by_name[i - 1]->file], m->shard_names[m->by_name[i]->file]);
+            goto fail;
+        }
+    rc = lfm2__bind_weights(m, err);
+    if (rc != LFM2_OK) goto fail;
+    if (p && (p->weights == LFM2_WEIGHTS_Q8 || p->weights == LFM2_WEIGHTS_Q4)) {
+        rc = lfm2__quantize_weights(m, p->weights, err);
+        if (rc != LFM2_OK) goto fail;
+    } else if (p && p->weights != LFM2_WEIGHTS_AS_STORED) {
+        rc = lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_model_params.weights = %d is not an LFM2_WEIGHTS_* value", p->weights);
+        goto fail;
+    }
+    if (s->tokenizer_json && !(p && p->no_tokenizer)) {
+        rc = lfm2__tokenizer_load(s->tokenizer_json, s->tokenizer_json_size, s->tokenizer_config_json, s->tokenizer_config_json_size,
+                                  m->cfg.vocab_size, &a, err, &m->tok);
+        if (rc != LFM2_OK) goto fail;
+    }
+    *out = m;
+    return LFM2_OK;
+fail:
+    lfm2__model_destroy(m);
+    return rc;
+}
+
+LFM2_API lfm2_result lfm2_model_load_memory(const lfm2_model_sources *s, const lfm2_model_params *p, lfm2_model **out) {
+    lfm2_error *err = p ? p->error : NULL;
+    if (!out) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_model_load_memory: out is NULL");
+    *out = NULL;
+    if (!s || !s->config_json) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_model_load_memory: no config_json given");
+    if (p && (!p->allocator.alloc) != (!p->allocator.free)) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "allocator: set both alloc and free, or neither");
+    return lfm2__model_build(s, p, NULL, 0, out);
+}
+
+#ifndef LFM2_NO_STDIO
+/* Reads (or maps) dir/name. *missing = 1 when the file does not exist. */
+static lfm2_result lfm2__load_file(const char *dir, const char *name, int allow_map, const lfm2_allocator *a, lfm2_error *err,
+                                   lfm2__blob *out, int *missing) {
+    char path[4096];
+    FILE *f;
+    long sz;
+    size_t dl = strlen(dir);
+    memset(out, 0, sizeof *out);
+    *missing = 0;
+    if (dl + strlen(name) + 2 > sizeof path) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "path too long: %s/%s", dir, name);
+    memcpy(path, dir, dl);
+    path[dl] = '/';
+    strcpy(path + dl + 1, name);
+    strncpy(out->name, name, sizeof out->name - 1);
+#ifdef LFM2__HAVE_MMAP
+    if (allow_map) {
+        int fd = open(path, O_RDONLY);
+        struct stat st;
+        if (fd < 0) { *missing = 1; return lfm2__fail(err, LFM2_ERR_IO, "cannot open %s", path); }
+        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { close(fd); return lfm2__fail(err, LFM2_ERR_IO, "%s is not a regular file", path); }
+        if (st.st_size > 0 && LFM2__CAST(uint64_t, st.st_size) <= SIZE_MAX) {
+            void *p = mmap(NULL, LFM2__CAST(size_t, st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+            if (p != MAP_FAILED) {
+                close(fd);
+                out->data = p;
+                out->size = LFM2__CAST(size_t, st.st_size);
+                out->mapped = 1;
+                return LFM2_OK;
+            }
+        }
+        close(fd); /* empty or unmappable: read it */
+    }
+#else
+    (void)allow_map;
+#endif
+    f = fopen(path, "rb");
+    if (!f) { *missing = 1; return lfm2__fail(err, LFM2_ERR_IO, "cannot open %s", path); }
+    if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return lfm2__fail(err, LFM2_ERR_IO, "cannot determine the size of %s", path);
+    }
+    out->size = LFM2__CAST(size_t, sz);
+    out->data = lfm2__malloc(a, out->size + 1);
+    if (!out->data) { fclose(f); return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory reading %s (%ld bytes)", path, sz); }
+    if (fread(out->data, 1, out->size, f) != out->size) {
+        fclose(f);
+        lfm2__free(a, out->data);
+        out->data = NULL;
+        return lfm2__fail(err, LFM2_ERR_IO, "read error in %s", path);
+    }
+    LFM2__CAST(char *, out->data)[out->size] = 0;
+    fclose(f);
+    return LFM2_OK;
+}
+
+/* A shard name from an index must be a plain file name inside the folder. */
+static int lfm2__safe_filename(const char *s, size_t n) {
+    size_t i;
+    if (n == 0 || n >= 64 || s[0] == '.') return 0;
+    for (i = 0; i < n; i++) if (s[i] == '/' || s[i] == '\\' || s[i] == 0 || s[i] == ':') return 0;
+    return 1;
+}
+
+LFM2_API lfm2_result lfm2_model_load_dir(const char *dir, const lfm2_model_params *p, lfm2_model **out) {
+    lfm2_allocator a;
+    lfm2_error *err = p ? p->error : NULL;
+    int allow_map = !(p && p->no_mmap), missing;
+    lfm2__blob *blobs = NULL, cfg, tok, tokcfg, gen, index;
+    int32_t n_blobs = 0, i, k, n_shards = 0;
+    lfm2__json ij;
+    int32_t wm = -1;
+    lfm2_model_sources src;
+    lfm2_buffer *bufs = NULL;
+    lfm2_result rc;
+    memset(&a, 0, sizeof a);
+    memset(&ij, 0, sizeof ij);
+    memset(&cfg, 0, sizeof cfg); memset(&tok, 0, sizeof tok); memset(&tokcfg, 0, sizeof tokcfg);
+    memset(&gen, 0, sizeof gen); memset(&index, 0, sizeof index);
+    if (!out) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_model_load_dir: out is NULL");
+    *out = NULL;
+    if (!dir) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_model_load_dir: dir is NULL");
+    if (p) {
+        if ((!p->allocator.alloc) != (!p->allocator.free)) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "allocator: set both alloc and free, or neither");
+        a = p->allocator;
+    }
+    rc = lfm2__load_file(dir, "config.json", 0, &a, err, &cfg, &missing);
+    if (rc != LFM2_OK) {
+        if (missing) lfm2__fail(err, LFM2_ERR_IO, "%s/config.json not found: is \"%s\" a Hugging Face LFM2 model folder?", dir, dir);
+        return rc;
+    }
+    /* optional files */
+    if (lfm2__load_file(dir, "generation_config.json", 0, &a, NULL, &gen, &missing) != LFM2_OK && !missing) { rc = lfm2__fail(err, LFM2_ERR_IO, "cannot read %s/generation_config.json", dir); goto done; }
+    if (!(p && p->no_tokenizer)) {
+        if (lfm2__load_file(dir, "tokenizer.json", 0, &a, NULL, &tok, &missing) != LFM2_OK && !missing) { rc = lfm2__fail(err, LFM2_ERR_IO, "cannot read %s/tokenizer.json", dir); goto done; }
+        if (lfm2__load_file(dir, "tokenizer_config.json", 0, &a, NULL, &tokcfg, &missing) != LFM2_OK && !missing) { rc = lfm2__fail(err, LFM2_ERR_IO, "cannot read %s/tokenizer_config.json", dir); goto done; }
+    }
+    /* weights: a sharded set named by the index, or one model.safetensors */
+    if (lfm2__load_file(dir, "model.safetensors.index.json", 0, &a, NULL, &index, &missing) == LFM2_OK) {
+        rc = lfm2__json_parse(&ij, LFM2__CAST(const char *, index.data), index.size, &a, err, LFM2_ERR_BAD_WEIGHTS, "model.safetensors.index.json");
+        if (rc != LFM2_OK) goto done;
+        wm = (ij.tok[0].type == LFM2__J_OBJ) ? lfm2__json_get(&ij, 0, "weight_map") : -1;
+        if (wm < 0 || ij.tok[wm].type != LFM2__J_OBJ) { rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "model.safetensors.index.json: no \"weight_map\" object"); goto done; }
+        blobs = LFM2__CAST(lfm2__blob *, lfm2__calloc(&a, sizeof(lfm2__blob) * LFM2__CAST(size_t, ij.tok[wm].n + 1)));
+        if (!blobs) { rc = lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
+        for (k = 0, i = wm + 1; k < ij.tok[wm].n; k++, i = ij.tok[i + 1].skip) {
+            int32_t v = i + 1, q, seen = 0;
+            char fname[64];
+            int64_t fl;
+            if (ij.tok[v].type != LFM2__J_STR || ij.tok[v].end - ij.tok[v].start >= sizeof fname) {
+                rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "model.safetensors.index.json: weight_map entry %d is not a short file name", k);
+                goto done;
+            }
+            fl = lfm2__json_str(&ij, v, fname);
+            fname[fl] = 0;
+            if (!lfm2__safe_filename(fname, LFM2__CAST(size_t, fl))) {
+                rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "model.safetensors.index.json: shard name \"%s\" is not a plain file name", fname);
+                goto done;
+            }
+            for (q = 0; q < n_blobs; q++) if (strcmp(blobs[q].name, fname) == 0) seen = 1;
+            if (seen) continue;
+            rc = lfm2__load_file(dir, fname, allow_map, &a, err, &blobs[n_blobs], &missing);
+            if (rc != LFM2_OK) {
+                if (missing) rc = lfm2__fail(err, LFM2_ERR_IO, "model.safetensors.index.json names shard \"%s\", which is missing from %s", fname, dir);
+                goto done;
+            }
+            n_blobs++;
+        }
+        if (n_blobs == 0) { rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "model.safetensors.index.json: weight_map is empty"); goto done; }
+    } else {
+        blobs = LFM2__CAST(lfm2__blob *, lfm2__calloc(&a, sizeof(lfm2__blob)));
+        if (!blobs) { rc = lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
+        rc = lfm2__load_file(dir, "model.safetensors", allow_map, &a, err, &blobs[0], &missing);
+        if (rc != LFM2_OK) {
+            if (missing) rc = lfm2__fail(err, LFM2_ERR_IO, "%s has neither model.safetensors nor model.safetensors.index.json", dir);
+            goto done;
+        }
+        n_blobs = 1;
+    }
+    n_shards = n_blobs;
+    bufs = LFM2__CAST(lfm2_buffer *, lfm2__calloc(&a, sizeof(lfm2_buffer) * LFM2__CAST(size_t, n_shards)));
+    if (!bufs) { rc = lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
+    for (i = 0; i < n_shards; i++) {
+        bufs[i].data = blobs[i].data;
+        bufs[i].size = blobs[i].size;
+        bufs[i].name = blobs[i].name;
+    }
+    memset(&src, 0, sizeof src);
+    src.config_json = LFM2__CAST(const char *, cfg.data);
+    src.config_json_size = cfg.size;
+    src.safetensors = bufs;
+    src.n_safetensors = n_shards;
+    src.tokenizer_json = LFM2__CAST(const char *, tok.data);
+    src.tokenizer_json_size = tok.size;
+    src.tokenizer_config_json = LFM2__CAST(const char *, tokcfg.data);
+    src.tokenizer_config_json_size = tokcfg.size;
+    src.generation_config_json = LFM2__CAST(const char *, gen.data);
+    src.generation_config_json_size = gen.size;
+    rc = lfm2__model_build(&src, p, blobs, n_blobs, out);   /* owns blobs from here on */
+    blobs = NULL;
+    n_blobs = 0;
+    if (rc == LFM2_OK && wm >= 0) {
+        /* every tensor the index names must be in the shard it names */
+        for (k = 0, i = wm + 1; k < ij.tok[wm].n && rc == LFM2_OK; k++, i = ij.tok[i + 1].skip) {
+            char tname[256], fname[64];
+            int64_t tl, fl;
+            const lfm2__tensor *t;
+            if (ij.tok[i].end - ij.tok[i].start >= sizeof tname) { rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "model.safetensors.index.json: tensor name %d too long", k); break; }
+            tl = lfm2__json_str(&ij, i, tname);
+            tname[tl] = 0;
+            fl = lfm2__json_str(&ij, i + 1, fname);
+            fname[fl] = 0;
+            t = lfm2__model_find(*out, tname);
+            if (!t) rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "model.safetensors.index.json names tensor \"%s\" in %s, but no shard has it", tname, fname);
+            else if (strcmp((*out)->shard_names[t->file], fname) != 0)
+                rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "model.safetensors.index.json puts tensor \"%s\" in %s, but it is in %s", tname, fname, (*out)->shard_names[t->file]);
+        }
+        if (rc != LFM2_OK) { lfm2_model_free(*out); *out = NULL; }
+    }
+done:
+    lfm2__json_free(&ij, &a);
+    lfm2__free(&a, bufs);
+    for (i = 0; i < n_blobs; i++) {
+#ifdef LFM2__HAVE_MMAP
+        if (blobs[i].mapped) { munmap(blobs[i].data, blobs[i].size); continue; }
+#endif
+        lfm2__free(&a, blobs[i].data);
+    }
+    lfm2__free(&a, blobs);
+    lfm2__free(&a, cfg.data);
+    lfm2__free(&a, gen.data);
+    lfm2__free(&a, index.data);
+    /* the tokenizer copies what it needs at load */
+    lfm2__free(&a, tok.data);
+    lfm2__free(&a, tokcfg.data);
+    return rc;
+}
+#endif /* LFM2_NO_STDIO */
+
+LFM2_API void lfm2_model_free(lfm2_model *m) { lfm2__model_destroy(m); }
+LFM2_API const lfm2_config *lfm2_model_config(const lfm2_model *m) { return m ? &m->cfg : NULL; }
+LFM2_API int32_t lfm2_model_tensor_count(const lfm2_model *m) { return m ? m->n_tensors : 0; }
+LFM2_API lfm2_result lfm2_model_tensor_info(const lfm2_model *m, int32_t i, lfm2_tensor_info *out) {
+    const lfm2__tensor *t;
+    int32_t d;
+    if (!m || !out || i < 0 || i >= m->n_tensors) return LFM2_ERR_INVALID_ARG;
+    t = m->by_name[i];
+    memset(out, 0, sizeof *out);
+    out->name = t->name;
+    out->dtype = lfm2__dtype_name[t->dtype];
+    out->n_dims = t->ndim;
+    for (d = 0; d < t->ndim && d < 4; d++) out->shape[d] = t->shape[d];
+    out->n_bytes = t->nbytes;
+    out->file = m->shard_names[t->file];
+    out->file_offset = t->offset;
+    return LFM2_OK;
+}
+
+/* >>context -------------------------------------------------------------------------------- */
+
+typedef struct lfm2__layout {
+    size_t total;
+    size_t off[20];
+    int n;
+} lfm2__layout;
+
+/* Appends n floats at 64-byte alignment; returns 0 on overflow. */
+static int lfm2__lay(lfm2__layout *l, size_t n_floats) {
+    size_t bytes, start;
+    if (!lfm2__mul_ok(n_floats, sizeof(float), &bytes)) return 0;
+    start = (l->total + 63) & ~LFM2__CAST(size_t, 63);
+    if (start < l->total || !lfm2__add_ok(start, bytes, &l->total)) return 0;
+    l->off[l->n++] = start;
+    return 1;
+}
+
+static int lfm2__context_layout(const lfm2_config *c, int32_t n_ctx, int32_t B, lfm2__layout *l) {
+    size_t D = LFM2__CAST(size_t, c->hidden_size), Bz = LFM2__CAST(size_t, B), F = LFM2__CAST(size_t, c->ff_dim);
+    size_t hd = LFM2__CAST(size_t, c->head_dim), qd = LFM2__CAST(size_t, c->num_attention_heads) * hd;
+    size_t kvd = LFM2__CAST(size_t, c->num_key_value_heads) * hd, L1 = LFM2__CAST(size_t, c->conv_L_cache - 1);
+    size_t yd = D > qd ? D : qd, cache = 0, tmp = 0;
+    int ok = 1;
+    memset(l, 0, sizeof *l);
+    l->total = 64; /* room to align the block itself */
+    ok &= lfm2__lay(l, Bz * D);                 /* 0 x  */
+    ok &= lfm2__lay(l, Bz * D);                 /* 1 xb */
+    ok &= lfm2__lay(l, Bz * 3 * D);             /* 2 zb */
+    ok &= lfm2__lay(l, (L1 + Bz) * D);          /* 3 win */
+    ok &= lfm2__lay(l, Bz * qd);                /* 4 qb */
+    ok &= lfm2__lay(l, Bz * kvd);               /* 5 kb */
+    ok &= lfm2__lay(l, Bz * kvd);               /* 6 vb */
+    ok &= lfm2__lay(l, Bz * yd);                /* 7 yb */
+    ok &= lfm2__lay(l, Bz * D);                 /* 8 ob */
+    ok &= lfm2__lay(l, Bz * F);                 /* 9 gb */
+    ok &= lfm2__lay(l, Bz * F);                 /* 10 ub */
+    ok &= lfm2__mul_ok(LFM2__CAST(size_t, c->num_attention_heads), LFM2__CAST(size_t, n_ctx), &tmp) && lfm2__lay(l, tmp); /* 11 att */
+    ok &= lfm2__lay(l, Bz * hd / 2);            /* 12 rope_cos */
+    ok &= lfm2__lay(l, Bz * hd / 2);            /* 13 rope_sin */
+    ok &= lfm2__lay(l, hd / 2);                 /* 14 inv_freq */
+    ok &= lfm2__lay(l, LFM2__CAST(size_t, c->vocab_size));                         /* 15 logits */
+    ok &= lfm2__lay(l, LFM2__CAST(size_t, c->n_conv_layers) * L1 * D);           /* 16 conv_state */
+    ok &= lfm2__mul_ok(LFM2__CAST(size_t, c->n_attention_layers), LFM2__CAST(size_t, n_ctx), &tmp) && lfm2__mul_ok(tmp, kvd, &cache);
+    ok &= lfm2__lay(l, cache);                  /* 17 k_cache */
+    ok &= lfm2__lay(l, cache);                  /* 18 v_cache */
+    return ok;
+}
+
+static int32_t lfm2__default_ctx(const lfm2_config *c) {
+    return c->max_position_embeddings < LFM2__DEFAULT_CTX ? c->max_position_embeddings : LFM2__DEFAULT_CTX;
+}
+
+LFM2_API lfm2_result lfm2_context_create(const lfm2_model *m, const lfm2_context_params *p, lfm2_context **out) {
+    lfm2_error *err = p ? p->error : NULL;
+    lfm2_allocator a;
+    lfm2__layout l;
+    lfm2_context *c;
+    int32_t n_ctx, B, i, half;
+    unsigned char *base;
+    if (!out) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_context_create: out is NULL");
+    *out = NULL;
+    if (!m) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_context_create: model is NULL");
+    memset(&a, 0, sizeof a);
+    if (p) {
+        if ((!p->allocator.alloc) != (!p->allocator.free)) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "allocator: set both alloc and free, or neither");
+        a = p->allocator;
+    }
+    n_ctx = (p && p->n_ctx > 0) ? p->n_ctx : lfm2__default_ctx(&m->cfg);
+    B = (p && p->n_batch > 0) ? p->n_batch : LFM2__DEFAULT_BATCH;
+    if ((p && (p->n_ctx < 0 || p->n_batch < 0 || p->n_threads < 0)) || n_ctx > (1 << 24) || B > 65536)
+        return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_context_create: n_ctx must be in [0, 16777216], n_batch in [0, 65536], n_threads >= 0");
+    if (B > n_ctx) B = n_ctx;
+    if (!lfm2__context_layout(&m->cfg, n_ctx, B, &l))
+        return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "context of n_ctx %d does not fit in the address space", n_ctx);
+    c = LFM2__CAST(lfm2_context *, lfm2__calloc(&a, sizeof *c));
+    if (!c) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the context");
+    c->block = lfm2__malloc(&a, l.total);
+    if (!c->block) {
+        lfm2__free(&a, c);
+        return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory: the context needs %zu bytes (n_ctx %d)", l.total, n_ctx);
+    }
+    base = LFM2__CAST(unsigned char *, c->block);
+    base += (64 - (LFM2__PTRINT(base) & 63)) & 63;
+#define LFM2__AT(k) LFM2__CAST(float *, LFM2__CAST(void *, base + l.off[k] - 64))
+    c->x = LFM2__AT(0); c->xb = LFM2__AT(1); c->zb = LFM2__AT(2); c->win = LFM2__AT(3);
+    c->qb = LFM2__AT(4); c->kb = LFM2__AT(5); c->vb = LFM2__AT(6); c->yb = LFM2__AT(7); c->ob = LFM2__AT(8);
+    c->gb = LFM2__AT(9); c->ub = LFM2__AT(10); c->att = LFM2__AT(11); c->rope_cos = LFM2__AT(12); c->rope_sin = LFM2__AT(13);
+    c->inv_freq = LFM2__AT(14); c->logits = LFM2__AT(15); c->conv_state = LFM2__AT(16); c->k_cache = LFM2__AT(17); c->v_cache = LFM2__AT(18);
+#undef LFM2__AT
+    c->m = m;
+    c->alloc = a;
+    c->n_ctx = n_ctx;
+    c->n_batch = B;
+    lfm2_context_set_threads(c, p ? p->n_threads : 0);
+    /* inv_freq[i] = 1 / theta^(2i/hd), rounded to f32 as transformers computes it */
+    half = m->cfg.head_dim / 2;
+    for (i = 0; i < half; i++) {
+        float e = LFM2__CAST(float, 2 * i) / LFM2__CAST(float, m->cfg.head_dim);
+        float pw = LFM2__CAST(float, pow(m->cfg.rope_theta, LFM2__CAST(double, e)));
+        c->inv_freq[i] = 1.0f / pw;
+    }
+    lfm2_context_reset(c);
+    *out = c;
+    return LFM2_OK;
+}
+
+LFM2_API void lfm2_context_free(lfm2_context *c) {
+    lfm2_allocator a;
+    if (!c) return;
+    a = c->alloc;
+    lfm2__free(&a, c->block);
+    lfm2__free(&a, c);
+}
+
+LFM2_API void lfm2_context_reset(lfm2_context *c) {
+    const lfm2_config *cf;
+    if (!c) return;
+    cf = &c->m->cfg;
+    c->pos = 0;
+    c->has_logits = 0;
+    c->err[0] = 0;
+    /* the conv state starts at zero (= zero left padding); the KV cache needs no clearing */
+    memset(c->conv_state, 0, sizeof(float) * LFM2__CAST(size_t, cf->n_conv_layers) * LFM2__CAST(size_t, cf->conv_L_cache - 1) * LFM2__CAST(size_t, cf->hidden_size));
+}
+
+LFM2_API int32_t lfm2_context_pos(const lfm2_context *c) { return c ? c->pos : 0; }
+LFM2_API int32_t lfm2_context_n_ctx(const lfm2_context *c) { return c ? c->n_ctx : 0; }
+LFM2_API const char *lfm2_context_error(const lfm2_context *c) { return c ? c->err : "context is NULL"; }
+LFM2_API const lfm2_model *lfm2_context_model(const lfm2_context *c) { return c ? c->m : NULL; }
+LFM2_API void lfm2_context_set_threads(lfm2_context *c, int32_t n_threads) {
+    if (!c) return;
+#ifdef LFM2__OPENMP
+    c->n_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
+#else
+    c->n_threads = 1;
+    (void)n_threads;
+#endif
+}
+LFM2_API void lfm2_context_set_abort(lfm2_context *c, int (*abort_fn)(void *user), void *user) {
+    if (!c) return;
+    c->abort_fn = abort_fn;
+    c->abort_user = user;
+}
+
+static lfm2_result lfm2__context_fail(lfm2_context *c, lfm2_result rc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Shared by decode and decode_all: checks, then chunks of n_batch tokens. */
+static lfm2_result lfm2__decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, float *all) {
+    int32_t i, V;
+    if (!c) return LFM2_ERR_INVALID_ARG;
+    if (!tokens || n < 1) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "decode: need at least one token (n = %d)", n);
+    V = c->m->cfg.vocab_size;
+    for (i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "decode: token %d at index %d is outside the vocabulary [0, %d)", tokens[i], i, V);
+    if (n > c->n_ctx - c->pos)
+        return lfm2__context_fail(c, LFM2_ERR_CONTEXT_FULL, "decode: %d tokens do not fit: position %d of n_ctx %d", n, c->pos, c->n_ctx);
+    for (i = 0; i < n; i += c->n_batch) {
+        int32_t T = (n - i < c->n_batch) ? n - i : c->n_batch;
+        if (i > 0 && c->abort_fn && c->abort_fn(c->abort_user)) {
+            c->has_logits = 0;
+            return lfm2__context_fail(c, LFM2_ERR_ABORTED, "decode: aborted by the callback at position %d", c->pos);
+        }
+        if (all) lfm2__forward(c, tokens + i, T, all + LFM2__CAST(size_t, i) * LFM2__CAST(size_t, V));
+        else lfm2__forward(c, tokens + i, T, NULL);
+    }
+    if (all) memcpy(c->logits, all + LFM2__CAST(size_t, n - 1) * LFM2__CAST(size_t, V), sizeof(float) * LFM2__CAST(size_t, V));
+    c->has_logits = 1;
+    return LFM2_OK;
+}
+
+LFM2_API lfm2_result lfm2_context_decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, const float **logits) {
+    lfm2_result rc = lfm2__decode(c, tokens, n, NULL);
+    if (logits) *logits = (rc == LFM2_OK) ? c->logits : NULL;
+    return rc;
+}
+LFM2_API lfm2_result lfm2_context_decode_all(lfm2_context *c, const lfm2_token *tokens, int32_t n, float *out) {
+    if (c && !out) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "decode_all: out is NULL");
+    return lfm2__decode(c, tokens, n, out);
+}
+LFM2_API const float *lfm2_context_logits(const lfm2_context *c) { return (c && c->has_logits) ? c->logits : NULL; }
+
+/* >>state ---------------------------------------------------------------------------------- */
+/* Snapshot layout (native endianness, floats as stored):
+     u32 magic 'L','F','M','2' | u32 version 1 | u32 n_layers, hidden, L, n_attn, kv_dim, vocab, pos, has_logits
+     conv states [n_conv][L-1][D] | per attention layer: K [pos][kv_dim], V [pos][kv_dim] | logits [V] if has_logits */
+#define LFM2__STATE_MAGIC 0x324d464cu
+#define LFM2__STATE_HDR 10
+
+static size_t lfm2__state_bytes(const lfm2_config *cf, int32_t pos, int32_t has_logits) {
+    size_t kvd = LFM2__CAST(size_t, cf->num_key_value_heads) * LFM2__CAST(size_t, cf->head_dim);
+    size_t n = LFM2__STATE_HDR * sizeof(uint32_t);
+    n += sizeof(float) * LFM2__CAST(size_t, cf->n_conv_layers) * LFM2__CAST(size_t, cf->conv_L_cache - 1) * LFM2__CAST(size_t, cf->hidden_size);
+    n += sizeof(float) * 2 * LFM2__CAST(size_t, cf->n_attention_layers) * LFM2__CAST(size_t, pos) * kvd;
+    if (has_logits) n += sizeof(float) * LFM2__CAST(size_t, cf->vocab_size);
+    return n;
+}
+LFM2_API size_t lfm2_context_state_size(const lfm2_context *c) {
+    return c ? lfm2__state_bytes(&c->m->cfg, c->pos, c->has_logits) : 0;
+}
+static void lfm2__state_header(const lfm2_context *c, int32_t pos, int32_t has_logits, uint32_t *h) {
+    const lfm2_config *cf = &c->m->cfg;
+    h[0] = LFM2__STATE_MAGIC; h[1] = 1;
+    h[2] = LFM2__CAST(uint32_t, cf->num_hidden_layers); h[3] = LFM2__CAST(uint32_t, cf->hidden_size);
+    h[4] = LFM2__CAST(uint32_t, cf->conv_L_cache); h[5] = LFM2__CAST(uint32_t, cf->n_attention_layers);
+    h[6] = LFM2__CAST(uint32_t, cf->num_key_value_heads * cf->head_dim); h[7] = LFM2__CAST(uint32_t, cf->vocab_size);
+    h[8] = LFM2__CAST(uint32_t, pos); h[9] = LFM2__CAST(uint32_t, has_logits);
+}
+LFM2_API lfm2_result lfm2_context_state_save(const lfm2_context *c, void *buf, size_t cap, size_t *n_written) {
+    const lfm2_config *cf;
+    size_t need, kvd, conv, rows, o;
+    unsigned char *p = LFM2__CAST(unsigned char *, buf);
+    uint32_t h[LFM2__STATE_HDR];
+    int32_t a;
+    if (n_written) *n_written = 0;
+    if (!c) return LFM2_ERR_INVALID_ARG;
+    cf = &c->m->cfg;
+    need = lfm2__state_bytes(cf, c->pos, c->has_logits);
+    if (n_written) *n_written = need;
+    if (!buf || cap < need) return LFM2_ERR_BUFFER_TOO_SMALL;
+    lfm2__state_header(c, c->pos, c->has_logits, h);
+    memcpy(p, h, sizeof h);
+    o = sizeof h;
+    conv = sizeof(float) * LFM2__CAST(size_t, cf->n_conv_layers) * LFM2__CAST(size_t, cf->conv_L_cache - 1) * LFM2__CAST(size_t, cf->hidden_size);
+    memcpy(p + o, c->conv_state, conv);
+    o += conv;
+    kvd = LFM2__CAST(size_t, cf->num_key_value_heads) * LFM2__CAST(size_t, cf->head_dim);
+    rows = sizeof(float) * LFM2__CAST(size_t, c->pos) * kvd;
+    for (a = 0; a < cf->n_attention_layers; a++) {
+        size_t off = LFM2__CAST(size_t, a) * LFM2__CAST(size_t, c->n_ctx) * kvd;
+        memcpy(p + o, c->k_cache + off, rows); o += rows;
+        memcpy(p + o, c->v_cache + off, rows); o += rows;
+    }
+    if (c->has_logits) memcpy(p + o, c->logits, sizeof(float) * LFM2__CAST(size_t, cf->vocab_size));
+    return LFM2_OK;
+}
+LFM2_API lfm2_result lfm2_context_state_load(lfm2_context *c, const void *buf, size_t size) {
+    const lfm2_config *cf;
+    const unsigned char *p = LFM2__CAST(const unsigned char *, buf);
+    uint32_t h[LFM2__STATE_HDR], want[LFM2__STATE_HDR];
+    size_t kvd, conv, rows, o;
+    int32_t a, k, pos, has_logits;
+    if (!c) return LFM2_ERR_INVALID_ARG;
+    cf = &c->m->cfg;
+    if (!buf || size < sizeof h) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: %zu bytes is too small for a state", size);
+    memcpy(h, p, sizeof h);
+    pos = LFM2__CAST(int32_t, h[8] & 0x7fffffffu);
+    has_logits = h[9] ? 1 : 0;
+    lfm2__state_header(c, pos, has_logits, want);
+    for (k = 0; k < 8; k++)
+        if (h[k] != want[k]) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: header field %d is %u, this model/context expects %u", k, h[k], want[k]);
+    if (h[8] > LFM2__CAST(uint32_t, c->n_ctx)) return lfm2__context_fail(c, LFM2_ERR_CONTEXT_FULL, "state_load: the state holds %u tokens, n_ctx is %d", h[8], c->n_ctx);
+    if (size != lfm2__state_bytes(cf, pos, has_logits)) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: %zu bytes, expected %zu", size, lfm2__state_bytes(cf, pos, has_logits));
+    o = sizeof h;
+    conv = sizeof(float) * LFM2__CAST(size_t, cf->n_conv_layers) * LFM2__CAST(size_t, cf->conv_L_cache - 1) * LFM2__CAST(size_t, cf->hidden_size);
+    memcpy(c->conv_state, p + o, conv);
+    o += conv;
+    kvd = LFM2__CAST(size_t, cf->num_key_value_heads) * LFM2__CAST(size_t, cf->head_dim);
+    rows = sizeof(float) * LFM2__CAST(size_t, pos) * kvd;
+    for (a = 0; a < cf->n_attention_layers; a++) {
+        size_t off = LFM2__CAST(size_t, a) * LFM2__CAST(size_t, c->n_ctx) * kvd;
+        memcpy(c->k_cache + off, p + o, rows); o += rows;
+        memcpy(c->v_cache + off, p + o, rows); o += rows;
+    }
+    if (has_logits) memcpy(c->logits, p + o, sizeof(float) * LFM2__CAST(size_t, cf->vocab_size));
+    c->pos = pos;
+    c->has_logits = has_logits;
+    return LFM2_OK;
+}
+
+/* >>public --------------------------------------------------------------------------------- */
+
+LFM2_API const char *lfm2_result_string(lfm2_result r) {
+    switch (r) {
+    case LFM2_OK: return "ok";
+    case LFM2_ERR_INVALID_ARG: return "invalid argument";
+    case LFM2_ERR_OUT_OF_MEMORY: return "out of memory";
+    case LFM2_ERR_IO: return "file error";
+    case LFM2_ERR_BAD_CONFIG: return "bad config.json";
+    case LFM2_ERR_BAD_WEIGHTS: return "bad safetensors weights";
+    case LFM2_ERR_BAD_TOKENIZER: return "bad tokenizer";
+    case LFM2_ERR_UNSUPPORTED: return "unsupported";
+    case LFM2_ERR_CONTEXT_FULL: return "context full";
+    case LFM2_ERR_BUFFER_TOO_SMALL: return "buffer too small";
+    case LFM2_ERR_ABORTED: return "aborted";
+    }
+    return "unknown error";
+}
+LFM2_API const char *lfm2_version_string(void) { return LFM2_VERSION_STRING; }
+LFM2_API const char *lfm2_build_info(void) {
+    return
+#if defined(LFM2__AVX512)
+        "AVX512"
+#elif defined(LFM2__AVX2)
+        "AVX2"
+#elif defined(LFM2__NEON)
+        "NEON"
+#else
+        "scalar"
+#endif
+#ifdef LFM2__OPENMP
+           " OPENMP"
+#endif
+        ;
+}
+LFM2_API lfm2_token lfm2_argmax(const float *logits, int32_t n) {
+    int32_t i, best = 0;
+    if (!logits || n < 1) return -1;
+    for (i = 1; i < n; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+}
+
+
+#ifdef LFM2__GCC_PR105593
+#pragma GCC diagnostic pop
+#endif
+#endif /* LFM2_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+MIT License
+
+Copyright (c) 2026 the lfm2.h authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+*/

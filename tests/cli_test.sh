@@ -1,0 +1,123 @@
+#!/bin/sh
+# tests/cli_test.sh BUILD_DIR - tests of the lfm2 command-line program, run from the repository
+# root (make cli-test). Prints each check; exits non-zero if any fails.
+B=${1:-build}
+LFM2="$B/lfm2"
+DATA=tests/data
+TMP=${TMPDIR:-/tmp}/lfm2_cli_test.$$
+mkdir -p "$TMP" || exit 1
+trap 'rm -rf "$TMP"' EXIT INT TERM
+fails=0
+checks=0
+
+pass() { checks=$((checks + 1)); echo "  ok    $1"; }
+fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "  FAIL  $1"; }
+
+
+echo "cli tests of $LFM2"
+if [ ! -x "$LFM2" ]; then echo "  FAIL  $LFM2 is not built"; exit 1; fi
+
+# --- help ----------------------------------------------------------------------------------------
+if "$LFM2" --help > "$TMP/help" 2>&1 && grep -q -- "--repeat-penalty" "$TMP/help"; then
+    pass "--help prints the usage and exits 0"
+else fail "--help"; fi
+
+# --- one-shot greedy completion on the demo model equals the reference text -----------------------
+for k in 0 1 2; do
+    p=$(cat "$DATA/cli/demo-p$k.prompt"; printf x); p=${p%x}   # exact text, trailing newline kept
+    if "$LFM2" -m models/demo-code-8m --raw --temp 0 --repeat-penalty 1 -n 48 -p "$p" > "$TMP/out$k" 2> "$TMP/err$k" &&
+       cmp -s "$TMP/out$k" "$DATA/cli/demo-p$k.expected"; then
+        pass "demo-code-8m prompt $k: 48 greedy tokens equal the reference text"
+    else
+        fail "demo-code-8m prompt $k: output differs from $DATA/cli/demo-p$k.expected"
+        sed 's/^/        /' "$TMP/out$k" "$TMP/err$k"
+    fi
+done
+
+# the same with a thread count and a seed given (greedy ignores the seed)
+p=$(cat "$DATA/cli/demo-p0.prompt"; printf x); p=${p%x}
+if "$LFM2" -m models/demo-code-8m --raw --temp 0 --repeat-penalty 1 -n 48 -t 1 -s 7 -c 128 -p "$p" > "$TMP/out_t1" 2>/dev/null &&
+   cmp -s "$TMP/out_t1" "$DATA/cli/demo-p0.expected"; then
+    pass "-t 1 -s 7 -c 128 gives the same greedy text"
+else fail "-t 1 -s 7 -c 128 changed the greedy text"; fi
+
+# sampling: the same seed gives the same text, and --verbose reports speeds on stderr only
+a=$("$LFM2" -m models/demo-code-8m --raw -n 40 -s 1234 --temp 0.8 -p "$p" 2>/dev/null)
+b=$("$LFM2" -m models/demo-code-8m --raw -n 40 -s 1234 --temp 0.8 -p "$p" --verbose 2> "$TMP/verbose")
+if [ -n "$a" ] && [ "$a" = "$b" ]; then pass "sampling with a fixed seed is reproducible"
+else fail "sampling with -s 1234 gave different texts"; fi
+if grep -q "tok/s" "$TMP/verbose" && grep -q "loaded" "$TMP/verbose"; then pass "--verbose prints load time and tokens/s to stderr"
+else fail "--verbose output"; sed 's/^/        /' "$TMP/verbose"; fi
+
+# --- one-shot chat on the real-vocabulary model: the chat template's greedy answer ---------------
+if "$LFM2" -m "$DATA/realvocab-bf16" --temp 0 --repeat-penalty 1 -n 16 -p "What is C. elegans?" > "$TMP/chat1" 2>/dev/null &&
+   cmp -s "$TMP/chat1" "$DATA/cli/realvocab-turn1.expected"; then
+    pass "realvocab-bf16 one-shot chat answer equals e2e.json's greedy text"
+else fail "realvocab-bf16 one-shot chat answer"; sed 's/^/        /' "$TMP/chat1"; fi
+
+# --- interactive: two turns through a pipe, exit at end of input ---------------------------------
+printf 'What is C. elegans?\nAnd why?\n' |
+    "$LFM2" -m "$DATA/realvocab-bf16" -i --temp 0 --repeat-penalty 1 -n 16 > "$TMP/chat2" 2> "$TMP/chat2.err"
+rc=$?
+n1=$(wc -c < "$DATA/cli/realvocab-turn1.expected")
+dd if="$TMP/chat2" of="$TMP/chat2.first" bs=1 count="$n1" 2>/dev/null
+tail -c +"$((n1 + 1))" "$TMP/chat2" > "$TMP/chat2.second"
+if [ $rc -eq 0 ]; then pass "interactive session exits 0 at end of input"
+else fail "interactive session exit status $rc"; sed 's/^/        /' "$TMP/chat2.err"; fi
+if cmp -s "$TMP/chat2.first" "$DATA/cli/realvocab-turn1.expected"; then pass "interactive turn 1 answers like the one-shot run"
+else fail "interactive turn 1"; sed 's/^/        /' "$TMP/chat2"; fi
+if [ "$(wc -c < "$TMP/chat2.second")" -gt 1 ] && [ "$(tail -c 1 "$TMP/chat2.second" | od -An -c | tr -d ' ')" = '\n' ] &&
+   ! cmp -s "$TMP/chat2.second" "$TMP/chat2.first"; then
+    pass "interactive turn 2 gives a second, different answer"
+else fail "interactive turn 2 (no second answer)"; sed 's/^/        /' "$TMP/chat2"; fi
+
+# /reset starts over: the same question gives the same greedy answer again
+printf 'What is C. elegans?\n/reset\nWhat is C. elegans?\n' |
+    "$LFM2" -m "$DATA/realvocab-bf16" -i --temp 0 --repeat-penalty 1 -n 16 > "$TMP/chat3" 2>/dev/null
+cat "$DATA/cli/realvocab-turn1.expected" "$DATA/cli/realvocab-turn1.expected" > "$TMP/chat3.expected"
+if cmp -s "$TMP/chat3" "$TMP/chat3.expected"; then pass "/reset forgets the conversation"
+else fail "/reset"; sed 's/^/        /' "$TMP/chat3"; fi
+
+# Ctrl-C (SIGINT) during an answer stops that answer, not the program: it goes on reading input
+( printf 'def fibonacci(n):\n'; sleep 4; printf '/quit\n' ) |
+    "$LFM2" -m models/demo-code-8m -i -n 0 --temp 0 > "$TMP/sig.out" 2> "$TMP/sig.err" &
+pid=$!
+sleep 1
+kill -INT $pid 2>/dev/null
+wait $pid
+rc=$?
+if [ $rc -eq 0 ] && grep -q "stopped" "$TMP/sig.err" && [ -s "$TMP/sig.out" ]; then
+    pass "Ctrl-C stops the answer, the session goes on and ends normally"
+elif [ $rc -eq 0 ] && grep -q "context full" "$TMP/sig.err"; then
+    echo "  skip  Ctrl-C: the 4096-token answer was finished before the signal came"
+else fail "Ctrl-C during an answer: exit $rc"; sed 's/^/        /' "$TMP/sig.err"; fi
+
+# --- errors: non-zero exit and exactly one line on stderr ----------------------------------------
+expect_error() { # description, then the command
+    what=$1; shift
+    "$@" > "$TMP/e.out" 2> "$TMP/e.err" < /dev/null
+    rc=$?
+    lines=$(wc -l < "$TMP/e.err")
+    if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && [ ! -s "$TMP/e.out" ]; then
+        pass "$what: exit $rc, \"$(cat "$TMP/e.err")\""
+    else
+        fail "$what: exit $rc, $lines stderr lines"
+        sed 's/^/        /' "$TMP/e.err"
+    fi
+}
+mkdir -p "$TMP/nosafetensors"
+cp models/demo-code-8m/config.json "$TMP/nosafetensors/"
+expect_error "unknown flag"            "$LFM2" -m models/demo-code-8m -p hi --bogus
+expect_error "bad number"              "$LFM2" -m models/demo-code-8m -p hi --temp abc
+expect_error "negative top-k"          "$LFM2" -m models/demo-code-8m -p hi --top-k -3
+expect_error "top-p above 1"           "$LFM2" -m models/demo-code-8m -p hi --top-p 1.5
+expect_error "flag without its value"  "$LFM2" -m models/demo-code-8m -p
+expect_error "no model folder given"   "$LFM2" -p hi
+expect_error "no prompt and no -i"     "$LFM2" -m models/demo-code-8m
+expect_error "missing folder"          "$LFM2" -m "$TMP/does-not-exist" -p hi
+expect_error "folder without weights"  "$LFM2" -m "$TMP/nosafetensors" -p hi
+expect_error "model without tokenizer" "$LFM2" -m "$DATA/tiny-bf16" -p hi
+expect_error "prompt longer than the context" "$LFM2" -m models/demo-code-8m --raw -c 4 -p "def fibonacci(n): return n"
+
+echo "cli tests: $checks checks, $fails failed"
+[ $fails -eq 0 ]

@@ -1,0 +1,56 @@
+/* fuzz target: quantized weights. Input: byte 0 = lfm2_model_params.weights (% 3: as stored,
+   Q8, Q4 quantized at load), then one safetensors file for a fixed micro config with hidden
+   size and FFN width 32 (one quantization block), so that pre-quantized tensors (I8 / U8 +
+   NAME_scale F16) and load-time quantization of arbitrary (NaN, inf, denormal) weights are
+   reached. A model that loads is exercised (tensor info, decode). */
+#define LFM2_IMPLEMENTATION
+#ifdef FUZZ_LFM2_H
+#include FUZZ_LFM2_H
+#else
+#include "../../lfm2.h"
+#endif
+#include "fuzz_common.h"
+#include "fuzz_micro.h"
+
+static const char fuzz_micro32_config[] =
+    "{\"model_type\":\"lfm2\",\"vocab_size\":32,\"hidden_size\":32,\"num_hidden_layers\":2,\"num_attention_heads\":2,"
+    "\"num_key_value_heads\":1,\"intermediate_size\":32,\"block_auto_adjust_ff_dim\":false,\"conv_L_cache\":3,\"conv_bias\":true,"
+    "\"layer_types\":[\"conv\",\"full_attention\"],\"tie_word_embeddings\":true,\"max_position_embeddings\":64,\"norm_eps\":1e-5,"
+    "\"rope_theta\":10000.0,\"bos_token_id\":1,\"eos_token_id\":2}";
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    lfm2_model_sources s;
+    lfm2_buffer b;
+    lfm2_model_params p;
+    lfm2_error e;
+    lfm2_model *m = NULL;
+    lfm2_result rc;
+    uint8_t *copy;
+    if (size < 1) return 0;
+    memset(&s, 0, sizeof s);
+    memset(&p, 0, sizeof p);
+    memset(&e, 0, sizeof e);
+    /* an exact-size copy at an 8-aligned address (malloc), as a mapped file would be */
+    copy = (uint8_t *)malloc(size - 1 ? size - 1 : 1);
+    memcpy(copy, data + 1, size - 1);
+    b.data = copy;
+    b.size = size - 1;
+    b.name = "model.safetensors";
+    s.config_json = fuzz_micro32_config;
+    s.config_json_size = sizeof fuzz_micro32_config - 1;
+    s.safetensors = &b;
+    s.n_safetensors = 1;
+    p.error = &e;
+    p.weights = data[0] % 3;
+    rc = lfm2_model_load_memory(&s, &p, &m);
+    FUZZ_LOG(rc, e.message);
+    if (rc == LFM2_OK) {
+        FUZZ_ASSERT(m != NULL);
+        fuzz_exercise_model(m);
+        lfm2_model_free(m);
+    } else {
+        FUZZ_ASSERT(m == NULL && e.code == rc && e.message[0] != 0);
+    }
+    free(copy);
+    return 0;
+}
