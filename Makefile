@@ -11,9 +11,9 @@ B       := build
 HDR := lfm2.h
 TEST_SRC := tests/run_tests.c tests/test.h $(wildcard tests/test_*.c)
 
-.PHONY: all test unit matrix sanitize run clean cli-test
+.PHONY: all test unit matrix sanitize run clean cli-test simd-variants neon
 
-all: $(B)/run_tests $(B)/lfm2 $(B)/lfm2-inspect
+all: $(B)/run_tests $(B)/lfm2 $(B)/lfm2-inspect $(B)/lfm2-quantize
 
 $(B):
 	@mkdir -p $(B)
@@ -28,13 +28,13 @@ $(B)/lfm2-inspect: tools/lfm2-inspect.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-inspect.c $(LDLIBS)
 
 # --- the test command of the README and of CI ------------------------------------------------
-test: unit matrix sanitize cli-test
+test: unit matrix sanitize cli-test simd-variants neon
 	@echo "make test: all stages passed"
 
 unit: $(B)/run_tests
 	./$(B)/run_tests
 
-cli-test: $(B)/lfm2 $(B)/lfm2-inspect
+cli-test: $(B)/lfm2 $(B)/lfm2-inspect $(B)/lfm2-quantize
 	sh tests/cli_test.sh $(B)
 
 # compile matrix: C99 pedantic, C++11, C++17, LFM2_STATIC, two translation units, with and
@@ -59,8 +59,28 @@ sanitize: | $(B)
 	    -o $(B)/run_tests_asan tests/run_tests.c $(LDLIBS) -lpthread
 	ASAN_OPTIONS=detect_leaks=1 ./$(B)/run_tests_asan
 
+# the core suite (goldens, kernels against the scalar reference, quantization) built for AVX2
+# (AVX-512 off) and for the scalar path only
+simd-variants: | $(B)
+	$(CC) $(OPT) -mno-avx512f $(WARN) -std=c99 -pedantic $(OMP) -o $(B)/run_tests_avx2 tests/run_tests.c $(LDLIBS) -lpthread
+	./$(B)/run_tests_avx2 core/
+	$(CC) $(OPT) -DLFM2_NO_SIMD $(WARN) -std=c99 -pedantic $(OMP) -o $(B)/run_tests_scalar tests/run_tests.c $(LDLIBS) -lpthread
+	./$(B)/run_tests_scalar core/
+
+# NEON: cross-compiled for aarch64 and run under qemu-user (packages gcc-aarch64-linux-gnu and
+# qemu-user; skipped with a message when they are missing)
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+neon: | $(B)
+	@if command -v $(AARCH64_CC) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then \
+	  $(AARCH64_CC) -O2 $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon tests/run_tests.c $(LDLIBS) -lpthread && \
+	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon core/kernels core/golden core/chunked core/quant-roundtrip tokenizer/golden; \
+	else echo "neon: SKIPPED ($(AARCH64_CC) or qemu-aarch64 missing: apt-get install gcc-aarch64-linux-gnu qemu-user)"; fi
+
 run: $(B)/lfm2
 	./$(B)/lfm2 -m models/demo-code-8m --raw -n 120 --temp 0 -p "def fibonacci(n):"
 
 clean:
 	rm -rf $(B)
+
+$(B)/lfm2-quantize: tools/lfm2-quantize.c $(HDR) | $(B)
+	$(CC) $(CFLAGS) -o $@ tools/lfm2-quantize.c $(LDLIBS)

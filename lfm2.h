@@ -3781,11 +3781,110 @@ static void lfm2__axpy(float *y, float a, const float *x, int32_t n) {
 #endif
     for (; k < n; k++) y[k] += a * x[k];
 }
+
+/* exp(x) for a vector: x = n ln2 + r, exp(r) by a degree-7 polynomial (Cephes expf), times 2^n.
+   Inputs are clamped to [-87.3, 88], so the result is never 0, inf or NaN for finite input;
+   relative error about 2e-7. */
+#if defined(LFM2__AVX512)
+static __m512 lfm2__vexp(__m512 x) {
+    __m512 fx, r, y;
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.0f));
+    fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+#define LFM2__EXP_POLY(FMA, MUL, SET1, ADD)                                                     \
+    y = FMA(SET1(1.9875691500e-4f), r, SET1(1.3981999507e-3f));                                   \
+    y = FMA(y, r, SET1(8.3334519073e-3f));                                                        \
+    y = FMA(y, r, SET1(4.1665795894e-2f));                                                        \
+    y = FMA(y, r, SET1(1.6666665459e-1f));                                                        \
+    y = FMA(y, r, SET1(5.0000001201e-1f));                                                        \
+    y = FMA(y, MUL(r, r), ADD(r, SET1(1.0f)));
+    LFM2__EXP_POLY(_mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_add_ps)
+    return _mm512_scalef_ps(y, fx);
+}
+#define LFM2__VDIV(a, b) _mm512_div_ps(a, b)
+#define LFM2__VADD(a, b) _mm512_add_ps(a, b)
+#define LFM2__VSTORE(p, v) _mm512_storeu_ps(p, v)
+#define LFM2__VMAX(a, b) _mm512_max_ps(a, b)
+#elif defined(LFM2__AVX2)
+static __m256 lfm2__vexp(__m256 x) {
+    __m256 fx, r, y;
+    __m256i e;
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.0f));
+    fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+    LFM2__EXP_POLY(_mm256_fmadd_ps, _mm256_mul_ps, _mm256_set1_ps, _mm256_add_ps)
+    e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+#define LFM2__VDIV(a, b) _mm256_div_ps(a, b)
+#define LFM2__VADD(a, b) _mm256_add_ps(a, b)
+#define LFM2__VSTORE(p, v) _mm256_storeu_ps(p, v)
+#define LFM2__VMAX(a, b) _mm256_max_ps(a, b)
+#else /* NEON */
+static float32x4_t lfm2__vexp(float32x4_t x) {
+    float32x4_t fx, r, y;
+    int32x4_t e;
+    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.3f)), vdupq_n_f32(88.0f));
+    fx = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
+    r = vfmsq_f32(x, fx, vdupq_n_f32(0.693359375f));
+    r = vfmsq_f32(r, fx, vdupq_n_f32(-2.12194440e-4f));
+#define LFM2__NEON_FMA(a, b, c) vfmaq_f32(c, a, b)
+    LFM2__EXP_POLY(LFM2__NEON_FMA, vmulq_f32, vdupq_n_f32, vaddq_f32)
+    e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(fx), vdupq_n_s32(127)), 23);
+    return vmulq_f32(y, vreinterpretq_f32_s32(e));
+}
+#define LFM2__VDIV(a, b) vdivq_f32(a, b)
+#define LFM2__VADD(a, b) vaddq_f32(a, b)
+#define LFM2__VSTORE(p, v) vst1q_f32(p, v)
+#define LFM2__VMAX(a, b) vmaxq_f32(a, b)
+#endif
+
+/* g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u */
+static void lfm2__silu_mul(float *g, const float *u, size_t n) {
+    size_t i = 0;
+    lfm2__v one = LFM2__VSET1(1.0f), zero = LFM2__VZERO();
+    for (; i + LFM2__W <= n; i += LFM2__W) {
+        lfm2__v a = LFM2__VLOAD(g + i);
+        lfm2__v e = lfm2__vexp(LFM2__VFMA(a, LFM2__VSET1(-1.0f), zero));
+        LFM2__VSTORE(g + i, LFM2__VMUL(LFM2__VDIV(a, LFM2__VADD(one, e)), LFM2__VLOAD(u + i)));
+    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+/* in-place softmax of x[0..n) */
+static void lfm2__softmax(float *x, int32_t n) {
+    int32_t i = 0;
+    float mx = x[0], sum, inv;
+    lfm2__v vs = LFM2__VZERO();
+    for (i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
+    for (i = 0; i + LFM2__W <= n; i += LFM2__W) {
+        lfm2__v e = lfm2__vexp(LFM2__VADD(LFM2__VLOAD(x + i), LFM2__VSET1(-mx)));
+        LFM2__VSTORE(x + i, e);
+        vs = LFM2__VADD(vs, e);
+    }
+    sum = LFM2__VHSUM(vs);
+    for (; i < n; i++) { x[i] = expf(x[i] - mx); sum += x[i]; }
+    inv = 1.0f / sum;
+    for (i = 0; i < n; i++) x[i] *= inv;
+}
 #else
 static float lfm2__dot_f32(const float *a, const float *b, int32_t n) { return lfm2__dot_ref(a, b, n); }
 static void lfm2__axpy(float *y, float a, const float *x, int32_t n) {
     int32_t k;
     for (k = 0; k < n; k++) y[k] += a * x[k];
+}
+static void lfm2__silu_mul(float *g, const float *u, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+static void lfm2__softmax(float *x, int32_t n) {
+    float mx = x[0], sum = 0, inv;
+    int32_t i;
+    for (i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
+    for (i = 0; i < n; i++) { x[i] = expf(x[i] - mx); sum += x[i]; }
+    inv = 1.0f / sum;
+    for (i = 0; i < n; i++) x[i] *= inv;
 }
 #endif /* LFM2__W */
 
@@ -3824,16 +3923,6 @@ static void lfm2__rmsnorm(float *o, const float *x, const float *w, int32_t n, f
     for (i = 0; i < n; i++) o[i] = w[i] * (x[i] * s);
 }
 
-static void lfm2__softmax(float *x, int32_t n) {
-    float mx = x[0], sum = 0, inv;
-    int32_t i;
-    for (i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
-    for (i = 0; i < n; i++) { x[i] = expf(x[i] - mx); sum += x[i]; }
-    inv = 1.0f / sum;
-    for (i = 0; i < n; i++) x[i] *= inv;
-}
-
-static float lfm2__silu(float a) { return a / (1.0f + expf(-a)); }
 
 /* >>blocks --------------------------------------------------------------------------------- */
 
@@ -3934,10 +4023,10 @@ static void lfm2__attention(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
 
 /* SwiGLU feed-forward (spec 3.6): ob = w2( silu(w1 xb) * (w3 xb) ) */
 static void lfm2__ffn(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
-    size_t i, n = LFM2__CAST(size_t, T) * LFM2__CAST(size_t, c->m->cfg.ff_dim);
+    size_t n = LFM2__CAST(size_t, T) * LFM2__CAST(size_t, c->m->cfg.ff_dim);
     lfm2__matmul(c->gb, c->xb, T, &ly->w1, c->n_threads);
     lfm2__matmul(c->ub, c->xb, T, &ly->w3, c->n_threads);
-    for (i = 0; i < n; i++) c->gb[i] = lfm2__silu(c->gb[i]) * c->ub[i];
+    lfm2__silu_mul(c->gb, c->ub, n);
     lfm2__matmul(c->ob, c->gb, T, &ly->w2, c->n_threads);
 }
 

@@ -119,5 +119,41 @@ expect_error "folder without weights"  "$LFM2" -m "$TMP/nosafetensors" -p hi
 expect_error "model without tokenizer" "$LFM2" -m "$DATA/tiny-bf16" -p hi
 expect_error "prompt longer than the context" "$LFM2" -m models/demo-code-8m --raw -c 4 -p "def fibonacci(n): return n"
 
+# --- tools: lfm2-inspect and lfm2-quantize -------------------------------------------------------
+INSPECT="$B/lfm2-inspect"
+QUANT="$B/lfm2-quantize"
+if "$INSPECT" models/demo-code-8m > "$TMP/inspect" 2>&1 && grep -q "ffn width  *704" "$TMP/inspect" &&
+   grep -q "attention at 2 5 7" "$TMP/inspect" && grep -q "model.embed_tokens.weight" "$TMP/inspect"; then
+    pass "lfm2-inspect prints the resolved config and the tensor table"
+else fail "lfm2-inspect config/tensor table"; fi
+# logits file: [n_ids, vocab] little-endian float32
+if "$INSPECT" models/demo-code-8m --ids 2,100,200 --logits "$TMP/l.bin" 2>/dev/null &&
+   [ "$(wc -c < "$TMP/l.bin")" -eq $((3 * 8192 * 4)) ]; then
+    pass "lfm2-inspect --ids --logits writes 3 x 8192 float32"
+else fail "lfm2-inspect --logits"; fi
+if printf 'def f(x):\n    return x' | "$INSPECT" models/demo-code-8m --tokenize > "$TMP/ids" &&
+   "$INSPECT" models/demo-code-8m --detokenize < "$TMP/ids" > "$TMP/text" &&
+   [ "$(cat "$TMP/text")" = "$(printf 'def f(x):\n    return x')" ]; then
+    pass "lfm2-inspect --tokenize | --detokenize round-trips"
+else fail "lfm2-inspect --tokenize/--detokenize"; fi
+if printf '<|im_start|>' | "$INSPECT" "$DATA/realvocab-bf16" --tokenize --special | grep -qx "6" &&
+   [ "$(printf '<|im_start|>' | "$INSPECT" "$DATA/realvocab-bf16" --tokenize | wc -w)" -gt 1 ]; then
+    pass "lfm2-inspect --tokenize parses special tokens only with --special"
+else fail "lfm2-inspect --special"; fi
+# a pre-quantized folder gives exactly the logits of quantizing at load time
+for q in q8 q4; do
+    if "$QUANT" models/demo-code-8m "$TMP/demo-$q" $q 2>/dev/null &&
+       "$INSPECT" "$TMP/demo-$q" --ids 2,100,200,300 --logits "$TMP/pre.bin" 2>/dev/null &&
+       "$INSPECT" models/demo-code-8m --weights $q --ids 2,100,200,300 --logits "$TMP/load.bin" 2>/dev/null &&
+       cmp -s "$TMP/pre.bin" "$TMP/load.bin"; then
+        pass "lfm2-quantize $q: the pre-quantized folder gives the logits of load-time $q"
+    else fail "lfm2-quantize $q"; fi
+done
+if "$LFM2" -m "$TMP/demo-q8" --raw --temp 0 -n 8 -p "def f" > /dev/null 2>&1; then
+    pass "the CLI runs a pre-quantized folder"
+else fail "CLI on a pre-quantized folder"; fi
+expect_error "lfm2-inspect on a missing folder" "$INSPECT" "$TMP/does-not-exist"
+expect_error "lfm2-quantize with a bad type" "$QUANT" models/demo-code-8m "$TMP/x" q5
+
 echo "cli tests: $checks checks, $fails failed"
 [ $fails -eq 0 ]

@@ -855,6 +855,35 @@ static void test_kernels_vs_scalar(void) {
         CHECK(e < 1e-5, "axpy: %.3g", e);
         NOTE("dot/axpy vs scalar: max abs err %.2g", e);
     }
+    {   /* SiLU-gate and softmax (vector exp) against libm */
+        float g[301], u[301], sm[301];
+        double eg = 0, es = 0, sum = 0, mx = -1e30;
+        int i;
+        for (i = 0; i < 301; i++) { g[i] = t_randf() * 40.0f; u[i] = t_randf(); sm[i] = t_randf() * 30.0f; }
+        g[0] = -100.0f; g[1] = 100.0f; g[2] = 0.0f;
+        {
+            float g2[301], sm2[301];
+            memcpy(g2, g, sizeof g);
+            memcpy(sm2, sm, sizeof sm);
+            lfm2__silu_mul(g2, u, 301);
+            lfm2__softmax(sm2, 301);
+            for (i = 0; i < 301; i++) {
+                double want = (double)g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+                double d = fabs(g2[i] - want) / (fabs(want) + 1e-30);
+                if (fabs(want) > 1e-30 && d > eg) eg = d;
+                if (sm[i] > mx) mx = sm[i];
+            }
+            for (i = 0; i < 301; i++) sum += exp((double)sm[i] - mx);
+            for (i = 0; i < 301; i++) {
+                double want = exp((double)sm[i] - mx) / sum;
+                double d = fabs(sm2[i] - want) / want;
+                if (d > es) es = d;
+            }
+        }
+        CHECK(eg < 2e-6, "silu_mul rel err %.3g", eg);
+        CHECK(es < 2e-6, "softmax rel err %.3g", es);
+        NOTE("silu*u and softmax (vector exp) vs double libm: rel err %.2g and %.2g", eg, es);
+    }
 }
 
 /* quantization round trip: dequantized values within half a step of the originals */

@@ -5,6 +5,7 @@
                                                    as little-endian float32 [n_ids, vocab]
      lfm2-inspect DIR --tokenize [--special] [--bos]   UTF-8 text on stdin -> ids on one line
      lfm2-inspect DIR --detokenize                 ids on stdin (space/comma separated) -> exact bytes
+   Options: -t N threads; --weights q8|q4 quantizes the weights at load time.
 */
 #define LFM2_IMPLEMENTATION
 #include "../lfm2.h"
@@ -14,7 +15,7 @@
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: lfm2-inspect DIR [--ids 1,2,3 --logits OUT.bin] [--tokenize [--special] [--bos]] [--detokenize] [-t N]\n");
+            "usage: lfm2-inspect DIR [--ids 1,2,3 --logits OUT.bin] [--tokenize [--special] [--bos]] [--detokenize] [-t N] [--weights q8|q4]\n");
     return 2;
 }
 
@@ -102,7 +103,7 @@ static void print_config(const char *dir, const lfm2_model *m) {
 
 int main(int argc, char **argv) {
     const char *dir = NULL, *ids_arg = NULL, *logits_path = NULL;
-    int tokenize = 0, detokenize = 0, special = 0, bos = 0, threads = 0, i, rc = 0;
+    int tokenize = 0, detokenize = 0, special = 0, bos = 0, threads = 0, weights = LFM2_WEIGHTS_AS_STORED, i, rc = 0;
     lfm2_model *m = NULL;
     lfm2_model_params mp;
     lfm2_error err;
@@ -114,6 +115,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--special")) special = 1;
         else if (!strcmp(argv[i], "--bos")) bos = 1;
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--weights") && i + 1 < argc && !strcmp(argv[i + 1], "q8")) weights = LFM2_WEIGHTS_Q8, i++;
+        else if (!strcmp(argv[i], "--weights") && i + 1 < argc && !strcmp(argv[i + 1], "q4")) weights = LFM2_WEIGHTS_Q4, i++;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(), 0;
         else if (argv[i][0] != '-' && !dir) dir = argv[i];
         else { fprintf(stderr, "lfm2-inspect: unknown or incomplete option '%s'\n", argv[i]); return usage(); }
@@ -122,6 +125,7 @@ int main(int argc, char **argv) {
     if ((ids_arg != NULL) != (logits_path != NULL)) { fprintf(stderr, "lfm2-inspect: --ids and --logits go together\n"); return 2; }
     memset(&mp, 0, sizeof mp);
     mp.error = &err;
+    mp.weights = weights;
     if (lfm2_model_load_dir(dir, &mp, &m) != LFM2_OK) { fprintf(stderr, "lfm2-inspect: %s\n", err.message); return 1; }
     if (tokenize) {
         size_t n;

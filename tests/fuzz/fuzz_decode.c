@@ -1,12 +1,13 @@
 /* fuzz target: lfm2_context_decode / decode_all / reset / state save+load with arbitrary token
    ids and chunk lengths on tests/data/tiny-bf16 (vocab 512, loaded once), small n_ctx.
-   Input: byte 0 -> n_ctx = 1 + b % 32, byte 1 -> n_batch = 1 + b % 8, then up to 16 ops:
+   Input: byte 0 -> n_ctx = 1 + b % 16, byte 1 -> n_batch = 1 + b % 8, then up to 16 ops:
      op % 6 == 0 decode      n = next byte % (n_ctx + 3), then n ids of 2 bytes each
              1 decode_all    same
              2 reset
              3 state save -> load into a second context; both decode the same token: identical
              4 state_load of fuzzed bytes (next byte = length, optionally behind a valid header)
              5 set_threads   1 + next byte % 2
+   At most 48 tokens run through the model per input (the rest of the ops still run).
    An id is u16 % (512 + 4) - 2 (so -2, -1, 512, 513 occur), 0xffff = INT32_MIN, 0xfffe = INT32_MAX.
    Invariants: the documented result for every call (INVALID_ARG for n < 1 or a bad id, checked
    before CONTEXT_FULL when n > n_ctx - pos), the position, finite logits, decode_all's last row
@@ -34,14 +35,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_in in;
     lfm2_context_params cp;
     lfm2_context *c = NULL, *c2 = NULL;
-    int32_t V, n_ctx, op_count = 0;
+    int32_t V, n_ctx, op_count = 0, budget = 48; /* tokens run through the model per input (speed) */
     int b;
     if (!g_m) g_m = fuzz_load_model("tiny-bf16", 1);
     if (size < 2) return 0;
     in.p = data; in.n = size; in.i = 0;
     V = lfm2_model_config(g_m)->vocab_size;
     memset(&cp, 0, sizeof cp);
-    cp.n_ctx = n_ctx = 1 + fz_byte(&in) % 32;
+    cp.n_ctx = n_ctx = 1 + fz_byte(&in) % 16;
     cp.n_batch = 1 + fz_byte(&in) % 8;
     cp.n_threads = 1;
     FUZZ_ASSERT(lfm2_context_create(g_m, &cp, &c) == LFM2_OK);
@@ -56,6 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             int nb = fz_byte(&in);
             if (nb < 0) break;
             n = nb % (n_ctx + 3);
+            if (n > budget && n <= n_ctx - lfm2_context_pos(c)) n = budget; /* keep over-long calls: they are refused */
+            budget -= n;
             for (k = 0; k < n; k++) {
                 int lo = fz_byte(&in), hi = fz_byte(&in);
                 uint32_t raw;
@@ -94,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             FUZZ_ASSERT(lfm2_context_state_load(c2, st, need - 1) != LFM2_OK);
             FUZZ_ASSERT(lfm2_context_state_load(c2, st, need) == LFM2_OK);
             FUZZ_ASSERT(lfm2_context_pos(c2) == lfm2_context_pos(c));
-            if (lfm2_context_pos(c) < n_ctx) {
+            if (lfm2_context_pos(c) < n_ctx && budget > 0) {
+                budget -= 2;
                 FUZZ_ASSERT(lfm2_context_decode(c, &t, 1, &l1) == LFM2_OK);
                 FUZZ_ASSERT(lfm2_context_decode(c2, &t, 1, &l2) == LFM2_OK);
                 FUZZ_ASSERT(memcmp(l1, l2, sizeof(float) * (size_t)V) == 0);
