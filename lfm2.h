@@ -11,7 +11,7 @@
 
    and plain `#include "lfm2.h"` everywhere else.
 
-   QUICK START
+   QUICK START (greedy completion; see examples/lfm2.c for chat and sampling)
        lfm2_error err;  lfm2_model *m;  lfm2_context *c;  const float *logits;
        lfm2_model_params mp = {0};  mp.error = &err;
        if (lfm2_model_load_dir("LFM2-350M", &mp, &m) != LFM2_OK) { puts(err.message); return 1; }
@@ -22,19 +22,32 @@
        for (int i = 0; i < 32; i++) {
            lfm2_token t = lfm2_argmax(logits, lfm2_model_config(m)->vocab_size);
            if (lfm2_token_is_eog(m, t)) break;
-           char piece[64]; size_t len;
+           char piece[256]; size_t len;
            lfm2_token_to_piece(m, t, piece, sizeof piece, &len); fwrite(piece, 1, len, stdout);
            lfm2_context_decode(c, &t, 1, &logits);       // one token with the conv + KV cache
        }
        lfm2_context_free(c);  lfm2_model_free(m);
 
-   API OVERVIEW (see the declarations below for each function's contract)
+   API OVERVIEW (each declaration below carries its contract: ownership, threads, errors)
        config      lfm2_config_parse, lfm2_config_param_count
        model       lfm2_model_load_dir, lfm2_model_load_memory, lfm2_model_free, lfm2_model_config,
                    lfm2_model_tensor_count, lfm2_model_tensor_info
+                   (lfm2_model_params.weights = LFM2_WEIGHTS_Q8 / _Q4 quantizes at load time)
        context     lfm2_context_create, lfm2_context_decode, lfm2_context_decode_all,
-                   lfm2_context_reset, lfm2_context_pos, lfm2_context_n_ctx, lfm2_context_error,
-                   lfm2_context_set_threads, lfm2_context_free
+                   lfm2_context_logits, lfm2_context_reset, lfm2_context_pos, lfm2_context_n_ctx,
+                   lfm2_context_set_threads, lfm2_context_set_abort, lfm2_context_error,
+                   lfm2_context_model, lfm2_context_free
+       state       lfm2_context_state_size, lfm2_context_state_save, lfm2_context_state_load
+       tokenizer   lfm2_tokenize, lfm2_tokenize_bound, lfm2_token_to_piece, lfm2_detokenize,
+                   lfm2_detok_stream_push, lfm2_detok_stream_flush, lfm2_tokenizer_size,
+                   lfm2_token_bos, lfm2_token_is_eog, lfm2_token_is_special, lfm2_token_lookup,
+                   lfm2_token_text
+       chat        lfm2_chat_format
+       sampler     lfm2_sampler_default_params, lfm2_sampler_create, lfm2_sampler_set_params,
+                   lfm2_sampler_seed, lfm2_sampler_accept, lfm2_sampler_reset,
+                   lfm2_sampler_history_size, lfm2_sampler_process, lfm2_sampler_sample,
+                   lfm2_sampler_free
+       generate    lfm2_generate
        misc        lfm2_result_string, lfm2_version_string, lfm2_build_info, lfm2_argmax
 
    CONFIGURATION MACROS (define before the #include that has LFM2_IMPLEMENTATION)
@@ -42,7 +55,9 @@
        LFM2_API             override the linkage/visibility of the API functions
        LFM2_NO_STDIO        remove lfm2_model_load_dir (no file system access at all)
        LFM2_NO_MMAP         read files into memory instead of memory-mapping them
-       LFM2_NO_SIMD         scalar kernels only
+       LFM2_NO_SIMD         scalar kernels only (the SIMD kernels are chosen at compile time:
+                            AVX-512 F/BW/VL, else AVX2+FMA+F16C, else NEON on aarch64)
+       LFM2_NO_AVX512 / LFM2_NO_AVX2 / LFM2_NO_NEON   turn one instruction set off
        LFM2_NO_OPENMP       ignore OpenMP even when compiled with -fopenmp
        LFM2_MAX_LAYERS      largest num_hidden_layers accepted (default 256)
        LFM2_MAX_DIM         largest hidden/FFN width accepted (default 65536)
@@ -70,7 +85,16 @@
 
    DETERMINISM
        Work is split over threads by output rows with a fixed order of summation, so logits are
-       bit-identical for any thread count on one build.
+       bit-identical for any thread count, and for any chunking of a prompt, on one build. The
+       sampler's random stream (xoshiro256**) is the same on every platform.
+
+   lfm2.h DOES NOT
+       run on GPUs; read GGUF; implement LFM2-MoE, the VL vision tower or audio models; run Jinja
+       (the LFM2 chat template is implemented natively); download anything.
+
+   SECTIONS (grep for the tag)
+       >>types >>api >>config >>util >>json >>configjson >>safetensors >>tokenizer >>sampler
+       >>generate >>structs >>kernels >>quant >>model >>blocks >>forward >>context >>state >>public
 */
 #ifndef LFM2_H_INCLUDED
 #define LFM2_H_INCLUDED
@@ -3785,13 +3809,6 @@ static void lfm2__axpy(float *y, float a, const float *x, int32_t n) {
 /* exp(x) for a vector: x = n ln2 + r, exp(r) by a degree-7 polynomial (Cephes expf), times 2^n.
    Inputs are clamped to [-87.3, 88], so the result is never 0, inf or NaN for finite input;
    relative error about 2e-7. */
-#if defined(LFM2__AVX512)
-static __m512 lfm2__vexp(__m512 x) {
-    __m512 fx, r, y;
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.0f));
-    fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
 #define LFM2__EXP_POLY(FMA, MUL, SET1, ADD)                                                     \
     y = FMA(SET1(1.9875691500e-4f), r, SET1(1.3981999507e-3f));                                   \
     y = FMA(y, r, SET1(8.3334519073e-3f));                                                        \
@@ -3799,6 +3816,13 @@ static __m512 lfm2__vexp(__m512 x) {
     y = FMA(y, r, SET1(1.6666665459e-1f));                                                        \
     y = FMA(y, r, SET1(5.0000001201e-1f));                                                        \
     y = FMA(y, MUL(r, r), ADD(r, SET1(1.0f)));
+#if defined(LFM2__AVX512)
+static __m512 lfm2__vexp(__m512 x) {
+    __m512 fx, r, y;
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.0f));
+    fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
     LFM2__EXP_POLY(_mm512_fmadd_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_add_ps)
     return _mm512_scalef_ps(y, fx);
 }

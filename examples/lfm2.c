@@ -60,7 +60,7 @@ static double now_s(void) {
 /* ---- options ------------------------------------------------------------------------------- */
 typedef struct options {
     const char *model_dir, *prompt, *system;
-    int interactive, raw, bos, verbose;
+    int interactive, raw, bos, verbose, weights;
     int32_t n_predict, n_threads, n_ctx;
     lfm2_sampler_params sp;
     int seed_given;
@@ -89,6 +89,7 @@ static void usage(FILE *f) {
         "  -s, --seed N            random seed (default: from the clock)\n"
         "  -t, --threads N         CPU threads (default: all)\n"
         "  -c, --ctx N             context size in tokens (default: min(4096, the model's maximum))\n"
+        "      --weights W         q8 or q4: quantize the weights at load time (default: as stored)\n"
         "      --verbose           print load time and prefill / decode speed to stderr\n"
         "  -h, --help              this text\n"
         "The sampling defaults are the LFM2 model-card recipe as transformers' generate() applies it.\n",
@@ -146,6 +147,13 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--raw")) o->raw = 1;
         else if (!strcmp(a, "--bos")) o->bos = 1;
         else if (!strcmp(a, "--verbose")) o->verbose = 1;
+        else if (!strcmp(a, "--weights")) {
+            NEEDS_VALUE();
+            if (!strcmp(v, "q8")) o->weights = LFM2_WEIGHTS_Q8;
+            else if (!strcmp(v, "q4")) o->weights = LFM2_WEIGHTS_Q4;
+            else if (!strcmp(v, "stored")) o->weights = LFM2_WEIGHTS_AS_STORED;
+            else BAD_VALUE("expected q8, q4 or stored");
+        }
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             NEEDS_VALUE();
             if (!parse_long(v, -1, INT32_MAX, &n)) BAD_VALUE("expected an integer >= -1");
@@ -390,6 +398,7 @@ int main(int argc, char **argv) {
     memset(&err, 0, sizeof err);
     memset(&mp, 0, sizeof mp);
     mp.error = &err;
+    mp.weights = o.weights;
     t0 = now_s();
     rc = lfm2_model_load_dir(o.model_dir, &mp, &S.m);
     if (rc != LFM2_OK) { fprintf(stderr, "lfm2: cannot load model '%s': %s\n", o.model_dir, err.message); return 1; }

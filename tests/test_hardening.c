@@ -2,7 +2,7 @@
    hot paths, threads sharing one model, limits, and malformed inputs (bit flips, JSON type
    confusions in the safetensors header, NaN/Infinity, huge sizes, invalid UTF-8, special-token
    injection). Complements core/config-errors, core/weights-errors, core/dir-errors.
-   The malformed-input tests print "TABLE|input|result|message" lines; tests/fuzz/make_table.sh
+   The malformed-input tests print "TABLE<tab>input<tab>result<tab>message" lines; tests/fuzz/make_table.sh
    turns them into tests/fuzz/MALFORMED_TABLE.md. */
 #include <pthread.h>
 
@@ -422,7 +422,7 @@ static void test_limits(void) {
             rc = th_load_mem(absurd[i], strlen(absurd[i]), &b, 1, &mx, &e, NULL);
             CHECK(rc == LFM2_ERR_BAD_WEIGHTS || rc == LFM2_ERR_BAD_CONFIG, "absurd config %d: %s (%s)", (int)i, lfm2_result_string(rc), e.message);
             CHECK(mx < ((size_t)64 << 20), "absurd config %d: the load asked for %zu bytes at once before refusing", (int)i, mx);
-            NOTE("TABLE|config %s + micro weights|%s|%s (largest allocation %zu bytes)", i == 0 ? "vocab 10^6 x hidden 65536" : i == 1 ? "256 conv layers x 65536 x kernel 64 + biases" : "256 attention layers, head_dim 4096", lfm2_result_string(rc), e.message, mx);
+            NOTE("TABLE\tconfig %s + micro weights\t%s\t%s (largest allocation %zu bytes)", i == 0 ? "vocab 10^6 x hidden 65536" : i == 1 ? "256 conv layers x 65536 x kernel 64 + biases" : "256 attention layers, head_dim 4096", lfm2_result_string(rc), e.message, mx);
         }
     }
     /* context: huge n_ctx fails cleanly; beyond the cap is an argument error */
@@ -442,23 +442,23 @@ static void test_limits(void) {
             rc = lfm2_context_create(m, &cp, &c);
             CHECK(rc == LFM2_ERR_OUT_OF_MEMORY && c == NULL, "n_ctx 2^24 with a 1 GiB allocator: %s", lfm2_result_string(rc));
             CHECK(cnt.allocs == cnt.frees, "n_ctx 2^24: leak");
-            NOTE("TABLE|lfm2_context_create n_ctx 2^24, allocator refusing > 1 GiB|%s|%s", lfm2_result_string(rc), e.message);
+            NOTE("TABLE\tlfm2_context_create n_ctx 2^24, allocator refusing > 1 GiB\t%s\t%s", lfm2_result_string(rc), e.message);
             th_counter_done(&cnt);
             memset(&cp, 0, sizeof cp);
             cp.error = &e;
             cp.n_ctx = (1 << 24) + 1;
             rc = lfm2_context_create(m, &cp, &c);
             CHECK(rc == LFM2_ERR_INVALID_ARG && c == NULL, "n_ctx 2^24 + 1: %s", lfm2_result_string(rc));
-            NOTE("TABLE|lfm2_context_create n_ctx 2^24 + 1|%s|%s", lfm2_result_string(rc), e.message);
+            NOTE("TABLE\tlfm2_context_create n_ctx 2^24 + 1\t%s\t%s", lfm2_result_string(rc), e.message);
             cp.n_ctx = -5;
             rc = lfm2_context_create(m, &cp, &c);
             CHECK(rc == LFM2_ERR_INVALID_ARG && c == NULL, "n_ctx -5: %s", lfm2_result_string(rc));
-            NOTE("TABLE|lfm2_context_create n_ctx -5|%s|%s", lfm2_result_string(rc), e.message);
+            NOTE("TABLE\tlfm2_context_create n_ctx -5\t%s\t%s", lfm2_result_string(rc), e.message);
             cp.n_ctx = 16;
             cp.n_batch = 65537;
             rc = lfm2_context_create(m, &cp, &c);
             CHECK(rc == LFM2_ERR_INVALID_ARG && c == NULL, "n_batch 65537: %s", lfm2_result_string(rc));
-            NOTE("TABLE|lfm2_context_create n_batch 65537|%s|%s", lfm2_result_string(rc), e.message);
+            NOTE("TABLE\tlfm2_context_create n_batch 65537\t%s\t%s", lfm2_result_string(rc), e.message);
             /* tokens beyond n_ctx and ids outside the vocabulary, with chunking (n_batch 3) */
             cp.n_batch = 3;
             rc = lfm2_context_create(m, &cp, &c);
@@ -469,19 +469,19 @@ static void test_limits(void) {
                 int32_t k;
                 for (k = 0; k < 20; k++) ids[k] = k;
                 CHECK(lfm2_context_decode(c, ids, 17, &lg) == LFM2_ERR_CONTEXT_FULL && lfm2_context_pos(c) == 0, "17 tokens into 16");
-                NOTE("TABLE|decode 17 tokens, n_ctx 16|%s|%s", lfm2_result_string(LFM2_ERR_CONTEXT_FULL), lfm2_context_error(c));
+                NOTE("TABLE\tdecode 17 tokens, n_ctx 16\t%s\t%s", lfm2_result_string(LFM2_ERR_CONTEXT_FULL), lfm2_context_error(c));
                 CHECK(lfm2_context_decode(c, ids, 16, &lg) == LFM2_OK && lfm2_context_pos(c) == 16, "16 tokens fill it");
                 t = 0;
                 CHECK(lfm2_context_decode(c, &t, 1, &lg) == LFM2_ERR_CONTEXT_FULL && lfm2_context_pos(c) == 16, "then one more");
                 lfm2_context_reset(c);
                 ids[5] = 512;
                 CHECK(lfm2_context_decode(c, ids, 10, &lg) == LFM2_ERR_INVALID_ARG && lfm2_context_pos(c) == 0, "id = vocab in the 2nd chunk");
-                NOTE("TABLE|decode id 512 (= vocab_size) at index 5|%s|%s", lfm2_result_string(LFM2_ERR_INVALID_ARG), lfm2_context_error(c));
+                NOTE("TABLE\tdecode id 512 (= vocab_size) at index 5\t%s\t%s", lfm2_result_string(LFM2_ERR_INVALID_ARG), lfm2_context_error(c));
                 ids[5] = INT32_MIN;
                 CHECK(lfm2_context_decode(c, ids, 10, &lg) == LFM2_ERR_INVALID_ARG, "INT32_MIN id");
                 ids[5] = INT32_MAX;
                 CHECK(lfm2_context_decode(c, ids, 10, &lg) == LFM2_ERR_INVALID_ARG, "INT32_MAX id");
-                NOTE("TABLE|decode id INT32_MAX|%s|%s", lfm2_result_string(LFM2_ERR_INVALID_ARG), lfm2_context_error(c));
+                NOTE("TABLE\tdecode id INT32_MAX\t%s\t%s", lfm2_result_string(LFM2_ERR_INVALID_ARG), lfm2_context_error(c));
                 CHECK(lfm2_context_decode(c, ids, -1, &lg) == LFM2_ERR_INVALID_ARG, "n = -1");
                 CHECK(lfm2_context_decode(c, NULL, 3, &lg) == LFM2_ERR_INVALID_ARG, "NULL tokens");
                 CHECK(lfm2_context_decode_all(c, ids, 3, NULL) == LFM2_ERR_INVALID_ARG, "decode_all NULL out");
@@ -493,21 +493,21 @@ static void test_limits(void) {
                     unsigned char *sv;
                     memset(junk, 0xab, sizeof junk);
                     CHECK(lfm2_context_state_load(c, junk, sizeof junk) == LFM2_ERR_INVALID_ARG, "junk state");
-                    NOTE("TABLE|lfm2_context_state_load 64 bytes of 0xAB|%s|%s", lfm2_result_string(LFM2_ERR_INVALID_ARG), lfm2_context_error(c));
+                    NOTE("TABLE\tlfm2_context_state_load 64 bytes of 0xAB\t%s\t%s", lfm2_result_string(LFM2_ERR_INVALID_ARG), lfm2_context_error(c));
                     CHECK(lfm2_context_decode(c, ids, 4, &lg) == LFM2_OK, "decode 4");
                     need = lfm2_context_state_size(c);
                     sv = (unsigned char *)malloc(need);
                     CHECK(lfm2_context_state_save(c, sv, need, &need) == LFM2_OK, "save");
                     CHECK(lfm2_context_state_load(c, sv, need - 1) == LFM2_ERR_INVALID_ARG, "truncated state");
-                    NOTE("TABLE|lfm2_context_state_load of a state one byte short|%s|%s", lfm2_result_string(LFM2_ERR_INVALID_ARG), lfm2_context_error(c));
+                    NOTE("TABLE\tlfm2_context_state_load of a state one byte short\t%s\t%s", lfm2_result_string(LFM2_ERR_INVALID_ARG), lfm2_context_error(c));
                     ((uint32_t *)(void *)sv)[8] = 17; /* pos beyond n_ctx 16 */
                     rc = lfm2_context_state_load(c, sv, need);
                     CHECK(rc == LFM2_ERR_CONTEXT_FULL, "state pos 17 > n_ctx: %s", lfm2_result_string(rc));
-                    NOTE("TABLE|lfm2_context_state_load with pos 17 > n_ctx 16|%s|%s", lfm2_result_string(rc), lfm2_context_error(c));
+                    NOTE("TABLE\tlfm2_context_state_load with pos 17 > n_ctx 16\t%s\t%s", lfm2_result_string(rc), lfm2_context_error(c));
                     ((uint32_t *)(void *)sv)[8] = 0xffffffffu;
                     rc = lfm2_context_state_load(c, sv, need);
                     CHECK(rc != LFM2_OK, "state pos 0xffffffff: %s", lfm2_result_string(rc));
-                    NOTE("TABLE|lfm2_context_state_load with pos 0xffffffff|%s|%s", lfm2_result_string(rc), lfm2_context_error(c));
+                    NOTE("TABLE\tlfm2_context_state_load with pos 0xffffffff\t%s\t%s", lfm2_result_string(rc), lfm2_context_error(c));
                     free(sv);
                 }
                 lfm2_context_free(c);
@@ -520,7 +520,7 @@ static void test_limits(void) {
              "\"intermediate_size\":262144,\"block_ffn_dim_multiplier\":64,\"block_multiple_of\":65536}");
     rc = th_load_mem(cfg, strlen(cfg), &b, 1, &mx, &e, NULL);
     CHECK(rc == LFM2_ERR_BAD_CONFIG, "FFN width overflow: %s", e.message);
-    NOTE("TABLE|config intermediate_size 262144 x multiplier 64, multiple_of 65536|%s|%s", lfm2_result_string(rc), e.message);
+    NOTE("TABLE\tconfig intermediate_size 262144 x multiplier 64, multiple_of 65536\t%s\t%s", lfm2_result_string(rc), e.message);
     free(st);
 }
 
@@ -626,7 +626,7 @@ static void test_st_type_confusion(void) {
         rc = th_load_mem(th_micro_cfg, strlen(th_micro_cfg), &b, 1, NULL, &e, NULL);
         if (ed[i].rc == TH_FAIL) CHECK(rc != LFM2_OK, "%s: accepted", ed[i].what);
         else if (ed[i].rc != TH_ANY) CHECK(rc == ed[i].rc, "%s: got %s, expected %s (%s)", ed[i].what, lfm2_result_string(rc), lfm2_result_string(ed[i].rc), e.message);
-        NOTE("TABLE|safetensors header: %s|%s|%s", ed[i].what, lfm2_result_string(rc), rc == LFM2_OK ? "(accepted)" : e.message);
+        NOTE("TABLE\tsafetensors header: %s\t%s\t%s", ed[i].what, lfm2_result_string(rc), rc == LFM2_OK ? "(accepted)" : e.message);
         free(s2);
     }
     /* headers that are not an object, or broken */
@@ -653,7 +653,7 @@ static void test_st_type_confusion(void) {
             b.name = "model.safetensors";
             rc = th_load_mem(th_micro_cfg, strlen(th_micro_cfg), &b, 1, NULL, &e, NULL);
             CHECK(rc == LFM2_ERR_BAD_WEIGHTS || rc == LFM2_ERR_UNSUPPORTED, "%s: %s", hd[i].what, lfm2_result_string(rc));
-            NOTE("TABLE|safetensors %s|%s|%s", hd[i].what, lfm2_result_string(rc), e.message);
+            NOTE("TABLE\tsafetensors %s\t%s\t%s", hd[i].what, lfm2_result_string(rc), e.message);
             free(s2);
         }
     }
@@ -716,7 +716,7 @@ static void test_config_values(void) {
         rc = lfm2_config_parse(buf, n, &c, &e);
         CHECK(rc == cs[i].rc, "%s: got %s, expected %s (%s)", cs[i].what, lfm2_result_string(rc), lfm2_result_string(cs[i].rc), e.message);
         if (rc == LFM2_OK) CHECK(c.n_eos <= 8 && c.vocab_size == 16 && c.hidden_size == 8, "%s: values", cs[i].what);
-        NOTE("TABLE|config.json %s|%s|%s", cs[i].what, lfm2_result_string(rc), rc == LFM2_OK ? "(accepted)" : e.message);
+        NOTE("TABLE\tconfig.json %s\t%s\t%s", cs[i].what, lfm2_result_string(rc), rc == LFM2_OK ? "(accepted)" : e.message);
     }
     /* huge sizes that are within the caps: accepted by the parser, refused by the loader */
     {
@@ -724,7 +724,7 @@ static void test_config_values(void) {
         lfm2_error e;
         const char *big = "{\"vocab_size\":1048576,\"hidden_size\":65536,\"num_hidden_layers\":256,\"num_attention_heads\":64,\"num_key_value_heads\":64,\"intermediate_size\":98304}";
         CHECK(lfm2_config_parse(big, strlen(big), &c, &e) == LFM2_OK, "largest config parses: %s", e.message);
-        NOTE("TABLE|config.json with every size at its cap|%s|%s", "ok", "(accepted by the parser; param count " "computed without overflow)");
+        NOTE("TABLE\tconfig.json with every size at its cap\t%s\t%s", "ok", "(accepted by the parser; param count " "computed without overflow)");
         CHECK(lfm2_config_param_count(&c) > 0, "param count");
     }
 }
@@ -809,7 +809,7 @@ static void test_bitflips(void) {
     NOTE("1200 flip sets (1-3 bits; 90%% in the %llu-byte header): %zu loaded (and decoded), %zu refused", (unsigned long long)hl + 8, n_ok, n_fail);
     {
         int r;
-        for (r = 0; r < 16; r++) if (counts[r]) NOTE("TABLE|tiny-bf16 model.safetensors, 1200 random 1-3 bit flips (seed fixed)|%s|%d of 1200", lfm2_result_string((lfm2_result)r), counts[r]);
+        for (r = 0; r < 16; r++) if (counts[r]) NOTE("TABLE\ttiny-bf16 model.safetensors, 1200 random 1-3 bit flips (seed fixed)\t%s\t%d of 1200", lfm2_result_string((lfm2_result)r), counts[r]);
     }
     /* config.json flips */
     {
@@ -824,7 +824,7 @@ static void test_bitflips(void) {
             if (lfm2_config_parse(cc, cn, &c, &e) == LFM2_OK) ok2++;
             cc[pos] ^= (char)(1 << bit);
         }
-        NOTE("TABLE|tiny-bf16 config.json, 800 random single-bit flips|ok / refused|%zu accepted, %zu refused, no crash", ok2, 800 - ok2);
+        NOTE("TABLE\ttiny-bf16 config.json, 800 random single-bit flips\tok / refused\t%zu accepted, %zu refused, no crash", ok2, 800 - ok2);
         free(cc);
     }
     /* truncation at every 97th byte of the header */
@@ -839,7 +839,7 @@ static void test_bitflips(void) {
             if (th_load_mem(cfg, cn, &b, 1, NULL, &e, NULL) != LFM2_OK) refused++;
         }
         CHECK(refused == total, "every truncation is refused (%zu of %zu)", refused, total);
-        NOTE("TABLE|tiny-bf16 model.safetensors truncated at %zu points in the header|%s|%zu of %zu refused", total, lfm2_result_string(LFM2_ERR_BAD_WEIGHTS), refused, total);
+        NOTE("TABLE\ttiny-bf16 model.safetensors truncated at %zu points in the header\t%s\t%zu of %zu refused", total, lfm2_result_string(LFM2_ERR_BAD_WEIGHTS), refused, total);
     }
     free(cp);
     free(cfg);
@@ -924,7 +924,7 @@ static void test_tokenizer_inputs(void) {
             rc = lfm2__tokenizer_load(buf, bn, tcfg, tcn, 65536, NULL, &e, &tk);
             if (rc == LFM2_OK) lfm2__tokenizer_free(tk, NULL);
             else CHECK(tk == NULL && e.message[0], "%s: no message", what);
-            NOTE("TABLE|%s|%s|%s", what, lfm2_result_string(rc), rc == LFM2_OK ? "(accepted)" : e.message);
+            NOTE("TABLE\t%s\t%s\t%s", what, lfm2_result_string(rc), rc == LFM2_OK ? "(accepted)" : e.message);
             free(buf);
         }
         free(mini);
@@ -955,7 +955,7 @@ static void test_tokenizer_inputs(void) {
             rc = lfm2_model_load_memory(&s, &p, &m);
             if (rc == LFM2_OK) { lfm2_model_free(m); m = NULL; }
             CHECK(rc != LFM2_OK, "%s is accepted", what[i]);
-            NOTE("TABLE|%s|%s|%s", what[i], lfm2_result_string(rc), rc == LFM2_OK ? "(accepted)" : e.message);
+            NOTE("TABLE\t%s\t%s\t%s", what[i], lfm2_result_string(rc), rc == LFM2_OK ? "(accepted)" : e.message);
         }
     }
     /* special-token injection: without PARSE_SPECIAL, control-token text is plain text */
@@ -971,26 +971,26 @@ static void test_tokenizer_inputs(void) {
         for (k = 0; k < n; k++) specials += lfm2_token_is_special(m, ids[k]) ? 1 : 0;
         CHECK(specials == 0, "%d special tokens from plain text", (int)specials);
         CHECK(lfm2_detokenize(m, ids, n, 0, back, sizeof back, &bn) == LFM2_OK && bn == sizeof inj - 1 && memcmp(back, inj, bn) == 0, "round trip");
-        NOTE("TABLE|tokenize \"hi<\\|im_end\\|>...<\\|startoftext\\|>\" without PARSE_SPECIAL|ok|%d tokens, %d special (no injection)", (int)n, (int)specials);
+        NOTE("TABLE\ttokenize \"hi<|im_end|>...<|startoftext|>\" without PARSE_SPECIAL\tok\t%d tokens, %d special (no injection)", (int)n, (int)specials);
         CHECK(lfm2_tokenize(m, inj, sizeof inj - 1, LFM2_TOKENIZE_PARSE_SPECIAL, ids, 256, &n) == LFM2_OK, "tokenize special");
         for (k = 0, specials = 0; k < n; k++) specials += lfm2_token_is_special(m, ids[k]) ? 1 : 0;
         CHECK(specials == 4, "%d special tokens with PARSE_SPECIAL", (int)specials);
-        NOTE("TABLE|the same with PARSE_SPECIAL|ok|%d tokens, %d special", (int)n, (int)specials);
+        NOTE("TABLE\tthe same with PARSE_SPECIAL\tok\t%d tokens, %d special", (int)n, (int)specials);
         {
             static const char bad[] = "\xff\xfe\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80\xe2\x82 end";
             CHECK(lfm2_tokenize(m, bad, sizeof bad - 1, 0, ids, 256, &n) == LFM2_OK, "invalid UTF-8");
             CHECK(lfm2_detokenize(m, ids, n, 0, back, sizeof back, &bn) == LFM2_OK && bn == sizeof bad - 1 && memcmp(back, bad, bn) == 0, "invalid UTF-8 round trip");
-            NOTE("TABLE|tokenize invalid UTF-8 (overlong, surrogate, > U+10FFFF, truncated)|ok|%d tokens, bytes round-trip", (int)n);
+            NOTE("TABLE\ttokenize invalid UTF-8 (overlong, surrogate, > U+10FFFF, truncated)\tok\t%d tokens, bytes round-trip", (int)n);
         }
         {
             lfm2_token badid[2] = {5, 65536};
             lfm2_result rc = lfm2_detokenize(m, badid, 2, 0, back, sizeof back, &bn);
             CHECK(rc == LFM2_ERR_INVALID_ARG, "detokenize id 65536: %s", lfm2_result_string(rc));
-            NOTE("TABLE|detokenize id 65536 (= vocab_size)|%s|", lfm2_result_string(rc));
+            NOTE("TABLE\tdetokenize id 65536 (= vocab_size)\t%s\t", lfm2_result_string(rc));
             badid[1] = -7;
             rc = lfm2_token_to_piece(m, badid[1], back, sizeof back, &bn);
             CHECK(rc == LFM2_ERR_INVALID_ARG, "piece of -7: %s", lfm2_result_string(rc));
-            NOTE("TABLE|lfm2_token_to_piece id -7|%s|", lfm2_result_string(rc));
+            NOTE("TABLE\tlfm2_token_to_piece id -7\t%s\t", lfm2_result_string(rc));
         }
         lfm2_model_free(m);
     }
