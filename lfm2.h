@@ -3697,33 +3697,35 @@ static float32x4_t lfm2__neon_nib(const uint8_t *p, int sh) {
 #endif
 
 #ifdef LFM2__W
-/* Weight vector loaders: LFM2__W f32 weights of row pointer `wr` at column k. For the block
-   formats, `sc` is the row's scale array and k is a multiple of LFM2__W inside one block. */
-#define LFM2__WL_F32(wr, sc, k) LFM2__VLOAD(LFM2__CAST(const float *, wr) + (k))
-#define LFM2__WL_BF16(wr, sc, k) LFM2__VBF16(LFM2__CAST(const uint16_t *, wr) + (k))
-#define LFM2__WL_F16(wr, sc, k) LFM2__VF16(LFM2__CAST(const uint16_t *, wr) + (k))
-#define LFM2__WL_Q8(wr, sc, k) LFM2__VMUL(LFM2__VI8(LFM2__CAST(const int8_t *, wr) + (k)), LFM2__VSET1(LFM2__H2F((sc)[(k) / LFM2__QBLK])))
-#define LFM2__WL_Q4(wr, sc, k) LFM2__VMUL(LFM2__VNIB(LFM2__CAST(const uint8_t *, wr) + ((k) / LFM2__QBLK) * 16 + ((k) & 15), (((k) & 31) >> 4) * 4), \
-                                          LFM2__VSET1(LFM2__H2F((sc)[(k) / LFM2__QBLK])))
+/* Weight vector loaders: LFM2__W f32 weights of row pointer `wr` at column k. The block formats
+   multiply by `dv`, their block's scale broadcast once per block of 32 by LFM2__DV_*. */
+#define LFM2__WL_F32(wr, dv, k) LFM2__VLOAD(LFM2__CAST(const float *, wr) + (k))
+#define LFM2__WL_BF16(wr, dv, k) LFM2__VBF16(LFM2__CAST(const uint16_t *, wr) + (k))
+#define LFM2__WL_F16(wr, dv, k) LFM2__VF16(LFM2__CAST(const uint16_t *, wr) + (k))
+#define LFM2__WL_Q8(wr, dv, k) LFM2__VMUL(LFM2__VI8(LFM2__CAST(const int8_t *, wr) + (k)), dv)
+#define LFM2__WL_Q4(wr, dv, k) LFM2__VMUL(LFM2__VNIB(LFM2__CAST(const uint8_t *, wr) + ((k) / LFM2__QBLK) * 16 + ((k) & 15), (((k) & 31) >> 4) * 4), dv)
+#define LFM2__DV_NONE(sc, k) LFM2__VZERO()
+#define LFM2__DV_Q(sc, k) LFM2__VSET1(LFM2__H2F((sc)[(k) / LFM2__QBLK]))
 
-/* One tile: NR rows (1 or 4) x NT tokens (1 or 4). Each (row, token) pair has its own
-   accumulator, filled in column order, then reduced and completed with the scalar tail: the
-   same arithmetic for every tile shape. */
-#define LFM2__DEF_KERNELS(SFX, WL, ROWBYTES_NUM, ROWBYTES_DEN)                                                    \
+/* The kernel of one weight format: rows [r0, r1) of out = x . W^T for all B tokens.
+   Tiles: 4 rows x 4 tokens, 4 rows x 1 token, 1 row x 1 token. Every (row, token) pair has its
+   own accumulator, filled in column order, then reduced and completed with the scalar tail:
+   the same arithmetic whatever the tile, so any chunking of the tokens gives identical results.
+   BLK = columns sharing one scale (32 for the block formats; LFM2__W otherwise). */
+#define LFM2__DEF_KERNELS(SFX, WL, DV, BLK, ROWBYTES_NUM, ROWBYTES_DEN)                                          \
     static void lfm2__mm_##SFX(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { \
-        int32_t K = w->cols, Kv = K - K % LFM2__W, rows = w->rows, r, b, k, i, j;                                   \
+        int32_t K = w->cols, Kv = K - K % (BLK), rows = w->rows, r, b, k, k0, i, j;                                 \
         size_t rb = LFM2__CAST(size_t, K) * (ROWBYTES_NUM) / (ROWBYTES_DEN), nsc = LFM2__CAST(size_t, K / LFM2__QBLK); \
         const unsigned char *base = LFM2__CAST(const unsigned char *, w->data);                                     \
         for (r = r0; r < r1; r += 4) {                                                                              \
             int32_t nr = (r1 - r < 4) ? r1 - r : 4;                                                                 \
-            const void *wr[4];                                                                                      \
-            const uint16_t *sc[4];                                                                                  \
-            for (i = 0; i < 4; i++) {                                                                               \
-                int32_t rr = r + (i < nr ? i : 0);                                                                  \
-                wr[i] = base + LFM2__CAST(size_t, rr) * rb;                                                         \
-                sc[i] = w->scales ? w->scales + LFM2__CAST(size_t, rr) * nsc : NULL;                                \
-            }                                                                                                       \
-            (void)sc;                                                                                               \
+            const void *wr0 = base + LFM2__CAST(size_t, r) * rb, *wr1 = base + LFM2__CAST(size_t, r + (nr > 1)) * rb;  \
+            const void *wr2 = base + LFM2__CAST(size_t, r + 2 * (nr > 2)) * rb, *wr3 = base + LFM2__CAST(size_t, r + 3 * (nr > 3)) * rb; \
+            const uint16_t *sc0 = w->scales ? w->scales + LFM2__CAST(size_t, r) * nsc : NULL;                        \
+            const uint16_t *sc1 = sc0 ? sc0 + LFM2__CAST(size_t, nr > 1) * nsc : NULL;                                \
+            const uint16_t *sc2 = sc0 ? sc0 + LFM2__CAST(size_t, 2 * (nr > 2)) * nsc : NULL;                          \
+            const uint16_t *sc3 = sc0 ? sc0 + LFM2__CAST(size_t, 3 * (nr > 3)) * nsc : NULL;                          \
+            (void)sc1; (void)sc2; (void)sc3;                                                                        \
             for (b = 0; b < B;) {                                                                                   \
                 float res[4][4];                                                                                    \
                 const float *xb0 = x + LFM2__CAST(size_t, b) * LFM2__CAST(size_t, K);                               \
@@ -3732,37 +3734,58 @@ static float32x4_t lfm2__neon_nib(const uint8_t *p, int sh) {
                     const float *xb1 = xb0 + K, *xb2 = xb1 + K, *xb3 = xb2 + K;                                     \
                     lfm2__v a00 = LFM2__VZERO(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00,  \
                             a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00; \
-                    for (k = 0; k < Kv; k += LFM2__W) {                                                             \
-                        lfm2__v x0 = LFM2__VLOAD(xb0 + k), x1 = LFM2__VLOAD(xb1 + k), x2 = LFM2__VLOAD(xb2 + k),      \
-                                x3 = LFM2__VLOAD(xb3 + k), wv;                                                      \
-                        wv = WL(wr[0], sc[0], k);                                                                   \
-                        a00 = LFM2__VFMA(wv, x0, a00); a01 = LFM2__VFMA(wv, x1, a01);                               \
-                        a02 = LFM2__VFMA(wv, x2, a02); a03 = LFM2__VFMA(wv, x3, a03);                               \
-                        wv = WL(wr[1], sc[1], k);                                                                   \
-                        a10 = LFM2__VFMA(wv, x0, a10); a11 = LFM2__VFMA(wv, x1, a11);                               \
-                        a12 = LFM2__VFMA(wv, x2, a12); a13 = LFM2__VFMA(wv, x3, a13);                               \
-                        wv = WL(wr[2], sc[2], k);                                                                   \
-                        a20 = LFM2__VFMA(wv, x0, a20); a21 = LFM2__VFMA(wv, x1, a21);                               \
-                        a22 = LFM2__VFMA(wv, x2, a22); a23 = LFM2__VFMA(wv, x3, a23);                               \
-                        wv = WL(wr[3], sc[3], k);                                                                   \
-                        a30 = LFM2__VFMA(wv, x0, a30); a31 = LFM2__VFMA(wv, x1, a31);                               \
-                        a32 = LFM2__VFMA(wv, x2, a32); a33 = LFM2__VFMA(wv, x3, a33);                               \
+                    for (k0 = 0; k0 < Kv; k0 += (BLK)) {                                                            \
+                        lfm2__v d0 = DV(sc0, k0), d1 = DV(sc1, k0), d2 = DV(sc2, k0), d3 = DV(sc3, k0);             \
+                        (void)d0; (void)d1; (void)d2; (void)d3;                                                     \
+                        for (k = k0; k < k0 + (BLK); k += LFM2__W) {                                                \
+                            lfm2__v x0 = LFM2__VLOAD(xb0 + k), x1 = LFM2__VLOAD(xb1 + k), x2 = LFM2__VLOAD(xb2 + k),  \
+                                    x3 = LFM2__VLOAD(xb3 + k), wv;                                                  \
+                            wv = WL(wr0, d0, k);                                                                    \
+                            a00 = LFM2__VFMA(wv, x0, a00); a01 = LFM2__VFMA(wv, x1, a01);                           \
+                            a02 = LFM2__VFMA(wv, x2, a02); a03 = LFM2__VFMA(wv, x3, a03);                           \
+                            wv = WL(wr1, d1, k);                                                                    \
+                            a10 = LFM2__VFMA(wv, x0, a10); a11 = LFM2__VFMA(wv, x1, a11);                           \
+                            a12 = LFM2__VFMA(wv, x2, a12); a13 = LFM2__VFMA(wv, x3, a13);                           \
+                            wv = WL(wr2, d2, k);                                                                    \
+                            a20 = LFM2__VFMA(wv, x0, a20); a21 = LFM2__VFMA(wv, x1, a21);                           \
+                            a22 = LFM2__VFMA(wv, x2, a22); a23 = LFM2__VFMA(wv, x3, a23);                           \
+                            wv = WL(wr3, d3, k);                                                                    \
+                            a30 = LFM2__VFMA(wv, x0, a30); a31 = LFM2__VFMA(wv, x1, a31);                           \
+                            a32 = LFM2__VFMA(wv, x2, a32); a33 = LFM2__VFMA(wv, x3, a33);                           \
+                        }                                                                                           \
                     }                                                                                               \
                     res[0][0] = LFM2__VHSUM(a00); res[0][1] = LFM2__VHSUM(a01); res[0][2] = LFM2__VHSUM(a02); res[0][3] = LFM2__VHSUM(a03); \
                     res[1][0] = LFM2__VHSUM(a10); res[1][1] = LFM2__VHSUM(a11); res[1][2] = LFM2__VHSUM(a12); res[1][3] = LFM2__VHSUM(a13); \
                     res[2][0] = LFM2__VHSUM(a20); res[2][1] = LFM2__VHSUM(a21); res[2][2] = LFM2__VHSUM(a22); res[2][3] = LFM2__VHSUM(a23); \
                     res[3][0] = LFM2__VHSUM(a30); res[3][1] = LFM2__VHSUM(a31); res[3][2] = LFM2__VHSUM(a32); res[3][3] = LFM2__VHSUM(a33); \
-                } else {                                                                                            \
+                } else if (nr == 4) {                                                                               \
                     lfm2__v a0 = LFM2__VZERO(), a1 = a0, a2 = a0, a3 = a0;                                          \
-                    for (k = 0; k < Kv; k += LFM2__W) {                                                             \
-                        lfm2__v x0 = LFM2__VLOAD(xb0 + k);                                                          \
-                        a0 = LFM2__VFMA(WL(wr[0], sc[0], k), x0, a0);                                               \
-                        if (nr > 1) a1 = LFM2__VFMA(WL(wr[1], sc[1], k), x0, a1);                                   \
-                        if (nr > 2) a2 = LFM2__VFMA(WL(wr[2], sc[2], k), x0, a2);                                   \
-                        if (nr > 3) a3 = LFM2__VFMA(WL(wr[3], sc[3], k), x0, a3);                                   \
+                    for (k0 = 0; k0 < Kv; k0 += (BLK)) {                                                            \
+                        lfm2__v d0 = DV(sc0, k0), d1 = DV(sc1, k0), d2 = DV(sc2, k0), d3 = DV(sc3, k0);             \
+                        (void)d0; (void)d1; (void)d2; (void)d3;                                                     \
+                        for (k = k0; k < k0 + (BLK); k += LFM2__W) {                                                \
+                            lfm2__v x0 = LFM2__VLOAD(xb0 + k);                                                      \
+                            a0 = LFM2__VFMA(WL(wr0, d0, k), x0, a0);                                                \
+                            a1 = LFM2__VFMA(WL(wr1, d1, k), x0, a1);                                                \
+                            a2 = LFM2__VFMA(WL(wr2, d2, k), x0, a2);                                                \
+                            a3 = LFM2__VFMA(WL(wr3, d3, k), x0, a3);                                                \
+                        }                                                                                           \
                     }                                                                                               \
                     res[0][0] = LFM2__VHSUM(a0); res[1][0] = LFM2__VHSUM(a1);                                       \
                     res[2][0] = LFM2__VHSUM(a2); res[3][0] = LFM2__VHSUM(a3);                                       \
+                } else {                                                                                            \
+                    for (i = 0; i < nr; i++) {                                                                      \
+                        const void *wri = base + LFM2__CAST(size_t, r + i) * rb;                                     \
+                        const uint16_t *sci = sc0 ? sc0 + LFM2__CAST(size_t, i) * nsc : NULL;                        \
+                        lfm2__v a0 = LFM2__VZERO();                                                                 \
+                        (void)sci;                                                                                  \
+                        for (k0 = 0; k0 < Kv; k0 += (BLK)) {                                                        \
+                            lfm2__v d0 = DV(sci, k0);                                                               \
+                            (void)d0;                                                                               \
+                            for (k = k0; k < k0 + (BLK); k += LFM2__W) a0 = LFM2__VFMA(WL(wri, d0, k), LFM2__VLOAD(xb0 + k), a0); \
+                        }                                                                                           \
+                        res[i][0] = LFM2__VHSUM(a0);                                                                \
+                    }                                                                                               \
                 }                                                                                                   \
                 for (i = 0; i < nr; i++)                                                                            \
                     for (j = 0; j < nt; j++) {                                                                      \
@@ -3776,11 +3799,11 @@ static float32x4_t lfm2__neon_nib(const uint8_t *p, int sh) {
         }                                                                                                           \
     }
 
-LFM2__DEF_KERNELS(f32, LFM2__WL_F32, 4, 1)
-LFM2__DEF_KERNELS(bf16, LFM2__WL_BF16, 2, 1)
-LFM2__DEF_KERNELS(f16, LFM2__WL_F16, 2, 1)
-LFM2__DEF_KERNELS(q8, LFM2__WL_Q8, 1, 1)
-LFM2__DEF_KERNELS(q4, LFM2__WL_Q4, 1, 2)
+LFM2__DEF_KERNELS(f32, LFM2__WL_F32, LFM2__DV_NONE, LFM2__W, 4, 1)
+LFM2__DEF_KERNELS(bf16, LFM2__WL_BF16, LFM2__DV_NONE, LFM2__W, 2, 1)
+LFM2__DEF_KERNELS(f16, LFM2__WL_F16, LFM2__DV_NONE, LFM2__W, 2, 1)
+LFM2__DEF_KERNELS(q8, LFM2__WL_Q8, LFM2__DV_Q, LFM2__QBLK, 1, 1)
+LFM2__DEF_KERNELS(q4, LFM2__WL_Q4, LFM2__DV_Q, LFM2__QBLK, 1, 2)
 
 static float lfm2__dot_f32(const float *a, const float *b, int32_t n) {
     lfm2__v acc = LFM2__VZERO();
@@ -3913,10 +3936,22 @@ static void lfm2__softmax(float *x, int32_t n) {
 #endif /* LFM2__W */
 
 /* out[b, r] = sum_k x[b, k] * W[r, k]   for b < B, r < rows.   x: [B, cols], out: [B, rows].
-   Rows are split over threads in fixed blocks of 4. */
+   Each thread takes a contiguous range of 4-row blocks and walks it once per 16 tokens, so the
+   16 activation rows stay in L1/L2 while the weights stream through. */
+#define LFM2__TOKEN_BLOCK 16
+#ifdef LFM2__W
+static void lfm2__matmul_range(void (*kern)(float *, const float *, int32_t, const lfm2__mat *, int32_t, int32_t),
+                               float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) {
+    int32_t tb;
+    if (r0 >= r1) return;
+    for (tb = 0; tb < B; tb += LFM2__TOKEN_BLOCK)
+        kern(out + LFM2__CAST(size_t, tb) * LFM2__CAST(size_t, w->rows), x + LFM2__CAST(size_t, tb) * LFM2__CAST(size_t, w->cols),
+             (B - tb < LFM2__TOKEN_BLOCK) ? B - tb : LFM2__TOKEN_BLOCK, w, r0, r1);
+}
+#endif
 static void lfm2__matmul(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t nth) {
 #ifdef LFM2__W
-    int32_t nblk = (w->rows + 3) / 4, i;
+    int32_t nblk = (w->rows + 3) / 4;
     void (*kern)(float *, const float *, int32_t, const lfm2__mat *, int32_t, int32_t);
     switch (w->dtype) {
     case LFM2__DT_F32: kern = lfm2__mm_f32; break;
@@ -3927,12 +3962,16 @@ static void lfm2__matmul(float *out, const float *x, int32_t B, const lfm2__mat 
     }
     (void)nth;
 #ifdef LFM2__OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static) if (LFM2__CAST(int64_t, w->rows) * w->cols * B >= LFM2__OMP_MIN_WORK)
-#endif
-    for (i = 0; i < nblk; i++) {
-        int32_t r0 = 4 * i, r1 = (4 * i + 4 < w->rows) ? 4 * i + 4 : w->rows;
-        kern(out, x, B, w, r0, r1);
+#pragma omp parallel num_threads(nth) if (LFM2__CAST(int64_t, w->rows) * w->cols * B >= LFM2__OMP_MIN_WORK)
+    {
+        int32_t t = omp_get_thread_num(), n = omp_get_num_threads();
+        int32_t b0 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, nblk) * t / n), b1 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, nblk) * (t + 1) / n);
+        lfm2__matmul_range(kern, out, x, B, w, 4 * b0, (4 * b1 < w->rows) ? 4 * b1 : w->rows);
     }
+#else
+    lfm2__matmul_range(kern, out, x, B, w, 0, w->rows);
+    (void)nblk;
+#endif
 #else
     lfm2__matmul_ref(out, x, B, w, nth);
 #endif

@@ -112,7 +112,7 @@ static void th_alloc_fail_load(const char *name, int no_mmap, int no_tok) {
     }
     CHECK(bad_rc == 0, "%s: %ld of %ld failure points did not give OUT_OF_MEMORY", name, bad_rc, total);
     CHECK(leaks == 0, "%s: %ld of %ld failure points leaked", name, leaks, total);
-    NOTE("%s (no_mmap %d, tokenizer %d): %ld allocations, each failed in turn: %ld wrong results, %ld leaks", name, no_mmap, !no_tok, total, bad_rc, leaks);
+    NOTE("%s (no_mmap %d, no_tokenizer %d): %ld allocations, each failed in turn: %ld wrong results, %ld leaks", name, no_mmap, no_tok, total, bad_rc, leaks);
 }
 
 static void test_alloc_fail_load_tiny(void) {

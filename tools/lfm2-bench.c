@@ -3,7 +3,7 @@
 
      cc -O2 -march=native -Wall -Wextra -Werror -std=c99 -pedantic -fopenmp \
         -o build/lfm2-bench tools/lfm2-bench.c -lm -lpthread
-     build/lfm2-bench -m /tmp/lfm2-350m-bf16 [-m DIR2 ...] [-p 512] [-n 128] [-t 1,2] [-r 3]
+     build/lfm2-bench -m /tmp/lfm2-350m-bf16 [-m DIR2 ...] [-p 512] [-n 128] [-t 1,2] [-r 3] [--quant int8|int4]
      build/lfm2-bench --bw-only [-t 1,2]          memory read bandwidth only
 
    For each model and each thread count it measures, like llama-bench:
@@ -21,7 +21,9 @@
      bound  tg upper bound = BW / weight bytes read per token. Bytes per token = every weight
             tensor once, except the embedding: with tied embeddings the head reads the whole
             [V, D] matrix every token and the lookup one row (KV-cache reads are left out; they
-            are < 1% at these depths).
+            are < 1% at these depths). With --quant int8|int4 (lfm2_model_params.weights) the
+            matrices count at their quantized size (load time then includes the conversion, and
+            peak RSS the pages of the source file it read).
    Bandwidth here drifts within minutes: compare only ratios measured in the same run. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MADV_HUGEPAGE (glibc) */
@@ -236,20 +238,38 @@ static stats_t stats(const double *x, int n) {
 
 typedef struct wfacts {
     double file_bytes;      /* all weight tensors as stored */
+    double mem_bytes;       /* the same after load-time quantization (= file_bytes without) */
     double bytes_per_token; /* weights read per decoded token (see top of file) */
     double matmul_params;   /* parameters of every matrix product per token (head included) */
-    char dtypes[64];        /* e.g. "BF16" or "BF16+F32" */
+    char dtypes[64];        /* e.g. "BF16" or "BF16+F32", "->Q8" when quantized at load */
 } wfacts;
 
-static void model_facts(const lfm2_model *m, wfacts *w) {
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* Bytes of a [rows, cols] float matrix after lfm2.h's load-time quantization (lfm2.h >>quant:
+   blocks of 32 columns, one f16 scale each; Q8 = 1 byte, Q4 = half a byte a weight; with Q4 the
+   embedding and the head stay Q8; matrices whose width is not a multiple of 32 stay as stored).
+   Keep in step with lfm2__quant_bytes / lfm2__quantize_weights. */
+static double quantized_bytes(double stored, int64_t rows, int64_t cols, int weights, int is_embed_or_head) {
+    double n = (double)rows * (double)cols;
+    int t = (weights == LFM2_WEIGHTS_Q4 && is_embed_or_head) ? LFM2_WEIGHTS_Q8 : weights;
+    if (weights == LFM2_WEIGHTS_AS_STORED || cols % 32 != 0) return stored;
+    return (t == LFM2_WEIGHTS_Q8 ? n : n / 2) + 2.0 * (n / 32);
+}
+
+/* weights = the lfm2_model_params.weights the model was loaded with */
+static void model_facts(const lfm2_model *m, int weights, wfacts *w) {
     const lfm2_config *c = lfm2_model_config(m);
     int32_t i, n = lfm2_model_tensor_count(m), has_head = 0;
-    double embed_bytes = 0, embed_row = 0;
+    double embed_bytes = 0, embed_rows = 0;
     memset(w, 0, sizeof *w);
     for (i = 0; i < n; i++) {
         lfm2_tensor_info ti;
-        double numel = 1;
-        int d;
+        double numel = 1, bytes;
+        int d, is_embed, is_scale, is_matrix;
         if (lfm2_model_tensor_info(m, i, &ti) != LFM2_OK) continue;
         for (d = 0; d < ti.n_dims; d++) numel *= (double)ti.shape[d];
         w->file_bytes += (double)ti.n_bytes;
@@ -257,37 +277,42 @@ static void model_facts(const lfm2_model *m, wfacts *w) {
             if (w->dtypes[0]) strcat(w->dtypes, "+");
             strcat(w->dtypes, ti.dtype);
         }
-        if (!strcmp(ti.name, "model.embed_tokens.weight")) {
-            embed_bytes = (double)ti.n_bytes;
-            embed_row = ti.shape[0] > 0 ? (double)ti.n_bytes / (double)ti.shape[0] : 0;
+        /* pre-quantized folders (tools/lfm2-quantize): NAME as I8/U8 plus NAME_scale F16 */
+        is_scale = ends_with(ti.name, "_scale");
+        is_embed = !strncmp(ti.name, "model.embed_tokens.weight", 25);
+        is_matrix = ti.n_dims == 2 && !is_scale && (is_embed || !strcmp(ti.name, "lm_head.weight") || strstr(ti.name, "_proj.") ||
+                                                    strstr(ti.name, "feed_forward.w"));
+        bytes = is_matrix ? quantized_bytes((double)ti.n_bytes, ti.shape[0], ti.shape[1], weights,
+                                            is_embed || !strcmp(ti.name, "lm_head.weight"))
+                          : (double)ti.n_bytes;
+        w->mem_bytes += bytes;
+        if (is_embed) {
+            embed_bytes += bytes;
+            if (!is_scale) embed_rows = (double)ti.shape[0];
             continue;
         }
         if (!strcmp(ti.name, "lm_head.weight")) has_head = 1;
-        w->bytes_per_token += (double)ti.n_bytes;
-        if (ti.n_dims == 2) w->matmul_params += numel;
+        w->bytes_per_token += bytes;
+        if (is_matrix) w->matmul_params += numel * (!strcmp(ti.dtype, "U8") ? 2 : 1);
     }
-    w->bytes_per_token += embed_row;
+    if (embed_rows > 0) w->bytes_per_token += embed_bytes / embed_rows; /* the lookup: one row */
     if (!has_head) { /* tied: the head is the embedding matrix, read in full every token */
         w->bytes_per_token += embed_bytes;
         w->matmul_params += (double)c->vocab_size * (double)c->hidden_size;
     }
+    if (weights == LFM2_WEIGHTS_Q8 && strlen(w->dtypes) + 5 < sizeof w->dtypes) strcat(w->dtypes, "->Q8");
+    if (weights == LFM2_WEIGHTS_Q4 && strlen(w->dtypes) + 5 < sizeof w->dtypes) strcat(w->dtypes, "->Q4");
 }
 
-/* ================================ quantization hook ========================================= */
+/* ================================ quantization ============================================== */
 
-/* --quant none|int8|int4. lfm2.h does not have load-time quantization yet: when
-   lfm2_model_params gets its field, set it here (this is the only line to add), e.g.
-       mp->quant = !strcmp(q, "int8") ? LFM2_QUANT_INT8 : LFM2_QUANT_INT4;
-   The bytes-per-token figure comes from lfm2_model_tensor_info; if quantized tensors keep
-   reporting their file size there, adjust model_facts() to the in-memory size. */
-static int apply_quant(lfm2_model_params *mp, const char *q) {
-    (void)mp;
-    if (!q || !strcmp(q, "none")) return 0;
-    if (strcmp(q, "int8") && strcmp(q, "int4")) {
-        fprintf(stderr, "--quant %s: expected none, int8 or int4\n", q);
-        return -1;
-    }
-    fprintf(stderr, "--quant %s: this lfm2.h has no load-time quantization field in lfm2_model_params yet\n", q);
+/* --quant none|int8|int4 (also q8|q4): lfm2_model_params.weights, the load-time conversion of
+   the weight matrices. Returns the LFM2_WEIGHTS_* value, or -1. */
+static int parse_quant(const char *q) {
+    if (!q || !strcmp(q, "none")) return LFM2_WEIGHTS_AS_STORED;
+    if (!strcmp(q, "int8") || !strcmp(q, "q8")) return LFM2_WEIGHTS_Q8;
+    if (!strcmp(q, "int4") || !strcmp(q, "q4")) return LFM2_WEIGHTS_Q4;
+    fprintf(stderr, "--quant %s: expected none, int8 (q8) or int4 (q4)\n", q);
     return -1;
 }
 
@@ -343,7 +368,8 @@ static int bench_model(const opts *o, const char *dir) {
     memset(&err, 0, sizeof err);
     mp.error = &err;
     mp.no_tokenizer = 1;
-    if (apply_quant(&mp, o->quant) != 0) return 1;
+    mp.weights = parse_quant(o->quant);
+    if (mp.weights < 0) return 1;
     t_load = now_s();
     if (lfm2_model_load_dir(dir, &mp, &m) != LFM2_OK) {
         fprintf(stderr, "lfm2-bench: cannot load %s: %s\n", dir, err.message);
@@ -351,10 +377,10 @@ static int bench_model(const opts *o, const char *dir) {
     }
     t_load = now_s() - t_load;
     cfg = lfm2_model_config(m);
-    model_facts(m, &w);
-    fprintf(stderr, "# %s: D=%d F=%d layers=%d (attn %d) V=%d, %s, %.3f GB of weights, %.3f GB read per token\n", dir,
+    model_facts(m, mp.weights, &w);
+    fprintf(stderr, "# %s: D=%d F=%d layers=%d (attn %d) V=%d, %s, %.3f GB of weights in memory, %.3f GB read per token\n", dir,
             cfg->hidden_size, cfg->ff_dim, cfg->num_hidden_layers, cfg->n_attention_layers, cfg->vocab_size, w.dtypes,
-            w.file_bytes / 1e9, w.bytes_per_token / 1e9);
+            w.mem_bytes / 1e9, w.bytes_per_token / 1e9);
 
     prompt = (lfm2_token *)malloc(sizeof(lfm2_token) * (size_t)(o->p + o->d + 1));
     if (!prompt) goto done;
@@ -448,18 +474,18 @@ static int bench_model(const opts *o, const char *dir) {
         fprintf(stderr, "# threads=%d: pp %.2f +- %.2f t/s, tg %.2f +- %.2f t/s, TTFT %.1f ms (cold %.1f ms), BW before/after tg %.1f / %.1f GB/s, last id %d\n",
                 nthr, spp.mean, spp.sd, stg.mean, stg.sd, sttft.mean * 1e3, cold_ttft * 1e3, bw_before, bw_after, (int)tok);
         if (o->jsonl) {
-            printf("{\"model\": \"%s\", \"dir\": \"%s\", \"weights\": \"%s\", \"weight_bytes\": %.0f, \"bytes_per_token\": %.0f, "
+            printf("{\"model\": \"%s\", \"dir\": \"%s\", \"weights\": \"%s\", \"weight_bytes\": %.0f, \"file_bytes\": %.0f, \"bytes_per_token\": %.0f, "
                    "\"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"depth\": %d, \"reps\": %d, \"quant\": \"%s\", \"load_s\": %.4f, "
                    "\"ttft_cold_ms\": %.2f, \"ttft_ms\": %.2f, \"pp_ts\": %.4f, \"pp_sd\": %.4f, \"pp_best\": %.4f, \"pp_gflops\": %.2f, "
                    "\"tg_ts\": %.4f, \"tg_sd\": %.4f, \"tg_best\": %.4f, \"bw_before_gbs\": %.2f, \"bw_after_gbs\": %.2f, \"bw_gbs\": %.2f, "
                    "\"tg_bound_ts\": %.3f, \"tg_frac_of_bound\": %.4f, \"peak_rss_mib\": %.1f}\n",
-                   base_name(dir), dir, w.dtypes, w.file_bytes, w.bytes_per_token, nthr, o->p, o->n, o->d, o->reps, o->quant, t_load,
+                   base_name(dir), dir, w.dtypes, w.mem_bytes, w.file_bytes, w.bytes_per_token, nthr, o->p, o->n, o->d, o->reps, o->quant, t_load,
                    cold_ttft * 1e3, sttft.mean * 1e3, spp.mean, spp.sd, spp.max, 2.0 * w.matmul_params * spp.mean / 1e9, stg.mean, stg.sd,
                    stg.max, bw_before, bw_after, bw, bw > 0 ? bw * 1e9 / w.bytes_per_token : -1.0,
                    bw > 0 ? stg.mean * w.bytes_per_token / (bw * 1e9) : -1.0, peak_rss_mib());
         } else {
             printf("| %s | %s | %.2f | %d | %.2f | %.0f | %.2f ± %.2f | %.1f | %.2f ± %.2f | ", base_name(dir), w.dtypes,
-                   w.file_bytes / 1073741824.0, nthr, t_load, sttft.mean * 1e3, spp.mean, spp.sd, 2.0 * w.matmul_params * spp.mean / 1e9,
+                   w.mem_bytes / 1073741824.0, nthr, t_load, sttft.mean * 1e3, spp.mean, spp.sd, 2.0 * w.matmul_params * spp.mean / 1e9,
                    stg.mean, stg.sd);
             if (bw > 0) printf("%.1f | %.1f | %.0f%% | ", bw, bw * 1e9 / w.bytes_per_token, 100.0 * stg.mean * w.bytes_per_token / (bw * 1e9));
             else printf("- | - | - | ");
@@ -483,7 +509,7 @@ static void usage(void) {
             "  -t LIST        thread counts, e.g. 1,2 (default 1,2)\n"
             "  -r, --reps N   repetitions, mean +- sd reported (default 3)\n"
             "  -b N           lfm2_context_params.n_batch (default 0 = library default)\n"
-            "  --quant Q      none|int8|int4 load-time quantization (needs lfm2.h support)\n"
+            "  --quant Q      none|int8|int4 (q8|q4): lfm2_model_params.weights, quantize at load\n"
             "  --seed N       seed of the random prompt ids (default 1)\n"
             "  --bw-mib N     bandwidth buffer size in MiB (default 1024)\n"
             "  --bw-passes N  bandwidth passes, best of N-1 after a warm-up (default 6)\n"

@@ -319,7 +319,17 @@ int main(int argc, char **argv) {
     memset(hdr + hlen, ' ', hpad);
     hlen += hpad;
 
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) { fprintf(stderr, "cannot create %s: %s\n", out, strerror(errno)); return 1; }
+    { /* mkdir -p */
+        size_t k, len = strlen(out);
+        if (len >= sizeof path) { fprintf(stderr, "path too long: %s\n", out); return 1; }
+        memcpy(path, out, len + 1);
+        for (k = 1; k <= len; k++) {
+            if (path[k] != '/' && path[k] != 0) continue;
+            path[k] = 0;
+            if (mkdir(path, 0755) != 0 && errno != EEXIST) { fprintf(stderr, "cannot create %s: %s\n", path, strerror(errno)); return 1; }
+            if (k < len) path[k] = '/';
+        }
+    }
     snprintf(path, sizeof path, "%s/config.json", out);
     if (write_config(path, s, dt) != 0) { fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno)); return 1; }
 

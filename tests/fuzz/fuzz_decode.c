@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             int nb = fz_byte(&in);
             if (nb < 0) break;
             n = nb % (n_ctx + 3);
-            if (n > budget && n <= n_ctx - lfm2_context_pos(c)) n = budget; /* keep over-long calls: they are refused */
+            if (n > budget && n <= n_ctx - lfm2_context_pos(c)) n = budget > 0 ? budget : 0; /* over-long calls are kept: refused */
             budget -= n;
             for (k = 0; k < n; k++) {
                 int lo = fz_byte(&in), hi = fz_byte(&in);

@@ -118,8 +118,6 @@ def main():
                 with open(os.path.join(dp, fn), "rb") as f:
                     write("config", "config-%02d" % n, f.read())
                 n += 1
-    with open("/dev/null") as _:
-        pass
     write("config", "micro", open(os.path.join(ROOT, "tests", "fuzz", "micro_config.json"), "rb").read())
     # a mini tokenizer.json: the real one's pipeline, the 256 byte symbols + a few hundred merges
     tj = json.load(open(os.path.join(DATA, "tokenizer", "lfm2-like", "tokenizer.json"), encoding="utf-8"))
@@ -172,8 +170,6 @@ def main():
     write("decode", "context-full", bytes([4, 8]) + bytes([0, 6]) + bytes(range(12)))
     write("decode", "bad-ids", bytes([8, 2]) + bytes([0, 2, 0xff, 0xff, 0x00, 0x02]) + bytes([2, 0, 3, 1, 0]))
     write("decode", "all-and-state", bytes([12, 3]) + bytes([1, 4, 1, 0, 2, 0, 3, 0, 4, 0, 3, 0, 1, 6, 0, 4]))
-    # state_load: raw bytes
-    write("state", "empty", b"")
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@
 # tools/peer/hf_to_gguf_lfm2.py converts each to GGUF with the same bytes (matrices keep their
 # dtype; norms and conv taps F32 as llama.cpp wants); llama-quantize makes q8_0 / q4_0 from the
 # bf16 GGUF. lfm2.h runs the folders; for q8_0 / q4_0 it runs the bf16 folder with
-# --quant int8 / int4 once lfm2.h supports it (until then those rows say n/a).
+# --quant int8 / int4 (lfm2_model_params.weights = LFM2_WEIGHTS_Q8 / _Q4, converted at load).
 # Disk: ~5 GB for 350m (all variants), ~17 GB for 1.2b.
 set -eu
 

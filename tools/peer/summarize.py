@@ -18,7 +18,7 @@ import os
 import sys
 
 VARIANTS = ["bf16", "f16", "f32", "q8_0", "q4_0"]
-LFM2_EQUIV = {"bf16": "bf16", "f16": "f16", "f32": "f32", "q8_0": "int8 (--quant)", "q4_0": "int4 (--quant)"}
+LFM2_EQUIV = {"bf16": "bf16", "f16": "f16", "f32": "f32", "q8_0": "Q8 (--quant int8)", "q4_0": "Q4 (--quant int4)"}
 
 
 def read_jsonl(path):
@@ -40,12 +40,12 @@ def bw_of(rows, threads):
     return max(v) if v else None
 
 
-def fmt(x, nd=2):
-    return "-" if x is None else f"{x:.{nd}f}"
+def fmt(x, nd=2, unit=""):
+    return "-" if x is None else f"{x:.{nd}f}{unit}"
 
 
 def main():
-    run = sys.argv[1] if len(sys.argv) > 1 else "."
+    run = os.path.realpath(sys.argv[1] if len(sys.argv) > 1 else ".")
     print(f"### llama.cpp vs lfm2.h, run `{os.path.basename(os.path.normpath(run))}`\n")
     meta = os.path.join(run, "meta.txt")
     if os.path.exists(meta):
@@ -84,7 +84,7 @@ def main():
             frac_m = me["tg_frac_of_bound"] * 100 if (me and me.get("tg_frac_of_bound", -1) > 0) else None
             label = v if v == LFM2_EQUIV[v] else f"{v} / {LFM2_EQUIV[v]}"
             print(f"| {label} | {t} | {cell(pp)} | {mcell('pp')} | {ratio(pp, 'pp')} | {cell(tg)} | {mcell('tg')} | {ratio(tg, 'tg')} |"
-                  f" {fmt(bw_l, 1)} / {fmt(bw_m, 1)} | {fmt(frac_l, 0)}% / {fmt(frac_m, 0)}% |")
+                  f" {fmt(bw_l, 1)} / {fmt(bw_m, 1)} | {fmt(frac_l, 0, '%')} / {fmt(frac_m, 0, '%')} |")
     print("\nratio = lfm2.h / llama.cpp (mean of reps; in parentheses best rep vs best rep). n/a = lfm2.h has no such weights yet.")
 
 
