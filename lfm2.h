@@ -733,6 +733,16 @@ typedef struct lfm2__json {
 
 static int lfm2__json_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+/* Records scalar token nt (tok may be NULL during the counting pass). */
+static void lfm2__jtok_scalar(lfm2__jtok *tok, int64_t nt, uint8_t type, size_t start, size_t end) {
+    if (!tok) return;
+    tok[nt].type = type;
+    tok[nt].start = LFM2__CAST(uint32_t, start);
+    tok[nt].end = LFM2__CAST(uint32_t, end);
+    tok[nt].n = 0;
+    tok[nt].skip = LFM2__CAST(int32_t, nt + 1);
+}
+
 /* One pass. With tok == NULL it only validates and counts. Returns token count or -1 (with
    *err_off set to the offending byte). */
 static int64_t lfm2__json_pass(const char *s, size_t len, lfm2__jtok *tok, size_t *err_off, const char **why) {
@@ -821,13 +831,7 @@ static int64_t lfm2__json_pass(const char *s, size_t len, lfm2__jtok *tok, size_
             }
             if (i >= len) LFM2__JERR("unterminated string");
             if (st > 0xffffffffu || i > 0xffffffffu) LFM2__JERR("JSON text larger than 4 GiB");
-            if (tok) {
-                tok[nt].type = LFM2__J_STR;
-                tok[nt].start = LFM2__CAST(uint32_t, st);
-                tok[nt].end = LFM2__CAST(uint32_t, i);
-                tok[nt].n = 0;
-                tok[nt].skip = LFM2__CAST(int32_t, nt + 1);
-            }
+            lfm2__jtok_scalar(tok, nt, LFM2__J_STR, st, i);
             i++;
             nt++;
             if (is_key) { expect_value = 3; continue; }
@@ -849,13 +853,7 @@ static int64_t lfm2__json_pass(const char *s, size_t len, lfm2__jtok *tok, size_
                 while (i < len && s[i] >= '0' && s[i] <= '9') i++;
             }
             if (i > 0xffffffffu) LFM2__JERR("JSON text larger than 4 GiB");
-            if (tok) {
-                tok[nt].type = LFM2__J_NUM;
-                tok[nt].start = LFM2__CAST(uint32_t, st);
-                tok[nt].end = LFM2__CAST(uint32_t, i);
-                tok[nt].n = 0;
-                tok[nt].skip = LFM2__CAST(int32_t, nt + 1);
-            }
+            lfm2__jtok_scalar(tok, nt, LFM2__J_NUM, st, i);
             nt++;
         } else {
             const char *word;
@@ -868,13 +866,7 @@ static int64_t lfm2__json_pass(const char *s, size_t len, lfm2__jtok *tok, size_
             wl = strlen(word);
             if (len - i < wl || memcmp(s + i, word, wl) != 0) LFM2__JERR("bad literal");
             if (i + wl > 0xffffffffu) LFM2__JERR("JSON text larger than 4 GiB");
-            if (tok) {
-                tok[nt].type = ty;
-                tok[nt].start = LFM2__CAST(uint32_t, i);
-                tok[nt].end = LFM2__CAST(uint32_t, i + wl);
-                tok[nt].n = 0;
-                tok[nt].skip = LFM2__CAST(int32_t, nt + 1);
-            }
+            lfm2__jtok_scalar(tok, nt, ty, i, i + wl);
             i += wl;
             nt++;
         }
@@ -3738,20 +3730,20 @@ static float32x4_t lfm2__neon_nib(const uint8_t *p, int sh) {
                         lfm2__v d0 = DV(sc0, k0), d1 = DV(sc1, k0), d2 = DV(sc2, k0), d3 = DV(sc3, k0);             \
                         (void)d0; (void)d1; (void)d2; (void)d3;                                                     \
                         for (k = k0; k < k0 + (BLK); k += LFM2__W) {                                                \
-                            lfm2__v x0 = LFM2__VLOAD(xb0 + k), x1 = LFM2__VLOAD(xb1 + k), x2 = LFM2__VLOAD(xb2 + k),  \
-                                    x3 = LFM2__VLOAD(xb3 + k), wv;                                                  \
-                            wv = WL(wr0, d0, k);                                                                    \
-                            a00 = LFM2__VFMA(wv, x0, a00); a01 = LFM2__VFMA(wv, x1, a01);                           \
-                            a02 = LFM2__VFMA(wv, x2, a02); a03 = LFM2__VFMA(wv, x3, a03);                           \
-                            wv = WL(wr1, d1, k);                                                                    \
-                            a10 = LFM2__VFMA(wv, x0, a10); a11 = LFM2__VFMA(wv, x1, a11);                           \
-                            a12 = LFM2__VFMA(wv, x2, a12); a13 = LFM2__VFMA(wv, x3, a13);                           \
-                            wv = WL(wr2, d2, k);                                                                    \
-                            a20 = LFM2__VFMA(wv, x0, a20); a21 = LFM2__VFMA(wv, x1, a21);                           \
-                            a22 = LFM2__VFMA(wv, x2, a22); a23 = LFM2__VFMA(wv, x3, a23);                           \
-                            wv = WL(wr3, d3, k);                                                                    \
-                            a30 = LFM2__VFMA(wv, x0, a30); a31 = LFM2__VFMA(wv, x1, a31);                           \
-                            a32 = LFM2__VFMA(wv, x2, a32); a33 = LFM2__VFMA(wv, x3, a33);                           \
+                            /* the 4 weight vectors in registers, each activation vector loaded once */  \
+                            lfm2__v w0 = WL(wr0, d0, k), w1 = WL(wr1, d1, k), w2 = WL(wr2, d2, k), w3 = WL(wr3, d3, k), xv; \
+                            xv = LFM2__VLOAD(xb0 + k);                                                              \
+                            a00 = LFM2__VFMA(w0, xv, a00); a10 = LFM2__VFMA(w1, xv, a10);                           \
+                            a20 = LFM2__VFMA(w2, xv, a20); a30 = LFM2__VFMA(w3, xv, a30);                           \
+                            xv = LFM2__VLOAD(xb1 + k);                                                              \
+                            a01 = LFM2__VFMA(w0, xv, a01); a11 = LFM2__VFMA(w1, xv, a11);                           \
+                            a21 = LFM2__VFMA(w2, xv, a21); a31 = LFM2__VFMA(w3, xv, a31);                           \
+                            xv = LFM2__VLOAD(xb2 + k);                                                              \
+                            a02 = LFM2__VFMA(w0, xv, a02); a12 = LFM2__VFMA(w1, xv, a12);                           \
+                            a22 = LFM2__VFMA(w2, xv, a22); a32 = LFM2__VFMA(w3, xv, a32);                           \
+                            xv = LFM2__VLOAD(xb3 + k);                                                              \
+                            a03 = LFM2__VFMA(w0, xv, a03); a13 = LFM2__VFMA(w1, xv, a13);                           \
+                            a23 = LFM2__VFMA(w2, xv, a23); a33 = LFM2__VFMA(w3, xv, a33);                           \
                         }                                                                                           \
                     }                                                                                               \
                     res[0][0] = LFM2__VHSUM(a00); res[0][1] = LFM2__VHSUM(a01); res[0][2] = LFM2__VHSUM(a02); res[0][3] = LFM2__VHSUM(a03); \
