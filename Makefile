@@ -13,7 +13,7 @@ TEST_SRC := tests/run_tests.c tests/test.h $(wildcard tests/test_*.c)
 
 .PHONY: all test unit matrix sanitize run clean cli-test simd-variants neon
 
-all: $(B)/run_tests $(B)/lfm2 $(B)/lfm2-inspect $(B)/lfm2-quantize
+all: $(B)/run_tests $(B)/lfm2 tools
 
 $(B):
 	@mkdir -p $(B)
@@ -84,3 +84,17 @@ clean:
 
 $(B)/lfm2-quantize: tools/lfm2-quantize.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-quantize.c $(LDLIBS)
+
+# --- speed (tools/BENCH_NOTES.md) -------------------------------------------------------------
+BENCH_MODEL ?= $(B)/bench/lfm2-350m-bf16
+BENCH_ARGS  ?= -p 512 -n 128 -t 1,2 -r 3
+.PHONY: bench tools
+tools: $(B)/lfm2-bench $(B)/make-random-model $(B)/lfm2-inspect $(B)/lfm2-quantize
+$(B)/lfm2-bench: tools/lfm2-bench.c $(HDR) | $(B)
+	$(CC) $(CFLAGS) -o $@ tools/lfm2-bench.c $(LDLIBS) -lpthread
+$(B)/make-random-model: tools/make-random-model.c | $(B)
+	$(CC) $(CFLAGS) -o $@ tools/make-random-model.c $(LDLIBS)
+$(BENCH_MODEL)/model.safetensors: | $(B)/make-random-model
+	./$(B)/make-random-model --shape 350m --dtype bf16 -o $(BENCH_MODEL)
+bench: $(B)/lfm2-bench $(BENCH_MODEL)/model.safetensors
+	./$(B)/lfm2-bench -m $(BENCH_MODEL) $(BENCH_ARGS)
