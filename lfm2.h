@@ -929,7 +929,9 @@ static void lfm2__json_free(lfm2__json *j, const lfm2_allocator *a) {
 /* Compares the (escaped) string token i with a plain ASCII key without escapes. */
 static int lfm2__json_str_is(const lfm2__json *j, int32_t i, const char *key) {
     size_t kl = strlen(key);
-    const lfm2__jtok *t = &j->tok[i];
+    const lfm2__jtok *t;
+    if (i < 0 || i >= j->n_tok) return 0;
+    t = &j->tok[i];
     if (t->type != LFM2__J_STR) return 0;
     if (t->end - t->start != kl) return 0;
     return memcmp(j->src + t->start, key, kl) == 0;
@@ -995,8 +997,9 @@ static int lfm2__json_num(const lfm2__json *j, int32_t i, double *out) {
 static int lfm2__json_int(const lfm2__json *j, int32_t i, int64_t lo, int64_t hi, int64_t *out) {
     double v;
     if (!lfm2__json_num(j, i, &v)) return 0;
-    if (!(v >= LFM2__CAST(double, lo) && v <= LFM2__CAST(double, hi))) return 0;
-    if (v != floor(v)) return 0;
+    /* (double)INT64_MAX rounds up to 2^63, which does not fit: compare against 2^63 itself */
+    if (!(v >= LFM2__CAST(double, lo) && v < 9223372036854775808.0) || v != floor(v)) return 0;
+    if (LFM2__CAST(int64_t, v) > hi) return 0;
     *out = LFM2__CAST(int64_t, v);
     return 1;
 }
