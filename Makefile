@@ -28,7 +28,7 @@ $(B)/lfm2-inspect: tools/lfm2-inspect.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-inspect.c $(LDLIBS)
 
 # --- the test command of the README and of CI ------------------------------------------------
-test: unit matrix sanitize cli-test simd-variants neon
+test: unit matrix sanitize cli-test simd-variants neon fuzz-replay tsan valgrind fuzz
 	@echo "make test: all stages passed"
 
 unit: $(B)/run_tests
@@ -55,7 +55,7 @@ matrix: | $(B)
 
 # the unit suite under AddressSanitizer + UndefinedBehaviorSanitizer
 sanitize: | $(B)
-	$(CC) -O1 -g -march=native $(WARN) -std=c99 -fsanitize=address,undefined -fno-sanitize-recover=all \
+	$(CC) -O1 -g -march=native $(WARN) -std=c99 -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
 	    -o $(B)/run_tests_asan tests/run_tests.c $(LDLIBS) -lpthread
 	ASAN_OPTIONS=detect_leaks=1 ./$(B)/run_tests_asan
 
@@ -75,6 +75,62 @@ neon: | $(B)
 	  $(AARCH64_CC) -O2 $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon tests/run_tests.c $(LDLIBS) -lpthread && \
 	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon core/kernels core/golden core/chunked core/quant-roundtrip tokenizer/golden; \
 	else echo "neon: SKIPPED ($(AARCH64_CC) or qemu-aarch64 missing: apt-get install gcc-aarch64-linux-gnu qemu-user)"; fi
+
+# --- hardening: libFuzzer targets, regression replay, Valgrind, ThreadSanitizer ----------------
+# (tests/fuzz/README.md: targets, seeds, what was run)
+FUZZ_TARGETS := config safetensors safetensors_sharded safetensors_quant tokenizer_json tokenizer_config \
+                tokenize detokenize chat decode
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -g -O1 -std=c99 -D_DEFAULT_SOURCE $(WARN)
+FUZZ_DEPS    := tests/fuzz/fuzz_common.h tests/fuzz/fuzz_micro.h $(HDR)
+REPLAY_SAN   := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
+TEST_MAIN    ?= tests/run_tests.c
+VG_ARCH      ?=
+
+.PHONY: fuzz fuzz-build fuzz-replay valgrind tsan
+
+$(B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS) | $(B)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< $(LDLIBS)
+$(B)/replay_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS) | $(B)
+	$(CC) $(FUZZ_FLAGS) -DFUZZ_REPLAY $(REPLAY_SAN) -o $@ $< $(LDLIBS)
+$(B)/fuzz_tokenizer_config $(B)/replay_tokenizer_config: tests/fuzz/fuzz_tokenizer_json.c
+
+fuzz-build: $(addprefix $(B)/fuzz_,$(FUZZ_TARGETS))
+
+# every target for FUZZ_SECONDS; a finding stops with the input's path
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(B)/fuzz-corpus/$$t $(B)/fuzz-artifacts/$$t; \
+	  $(B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+	      -artifact_prefix=$(B)/fuzz-artifacts/$$t/ $(B)/fuzz-corpus/$$t tests/fuzz/corpus/$$t > $(B)/fuzz-$$t.log 2>&1 \
+	    || { tail -n 60 $(B)/fuzz-$$t.log; echo "fuzz_$$t: FINDING, input in $(B)/fuzz-artifacts/$$t/"; exit 1; }; \
+	  echo "fuzz_$$t: $$(grep -h 'stat::number_of_executed_units' $(B)/fuzz-$$t.log | sed 's/.*: *//') runs in $(FUZZ_SECONDS) s, no finding"; \
+	done
+
+# the regression inputs and the seed corpora, replayed under ASan + UBSan without libFuzzer
+fuzz-replay: $(addprefix $(B)/replay_,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	  dirs=""; for d in tests/fuzz/regressions/$$t tests/fuzz/corpus/$$t; do [ -d $$d ] && dirs="$$dirs $$d"; done; \
+	  [ -z "$$dirs" ] || $(B)/replay_$$t $$dirs > $(B)/replay-$$t.log 2>&1 \
+	    || { tail -n 30 $(B)/replay-$$t.log; echo "replay_$$t: FAILED"; exit 1; }; \
+	  echo "replay_$$t: $$(tail -n 1 $(B)/replay-$$t.log)"; \
+	done
+
+# the unit suite under Valgrind memcheck (no OpenMP, no AVX-512: Valgrind 3.19 cannot run it)
+$(B)/run_tests_vg: $(TEST_SRC) $(HDR) | $(B)
+	$(CC) -O1 -g $(VG_ARCH) $(WARN) -std=c99 -pedantic -o $@ $(TEST_MAIN) $(LDLIBS) -lpthread
+VG_SKIP  ?= core/quant-perplexity sampler/frequencies sampler/demo-perplexity
+VG_TESTS  = $(filter-out $(VG_SKIP),$(shell sed -n 's/^ *{"\(\(core\|tokenizer\|sampler\|hardening\)\/[^"]*\)".*/\1/p' tests/test_*.c))
+valgrind: $(B)/run_tests_vg
+	valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
+	    --errors-for-leak-kinds=definite,indirect $(B)/run_tests_vg $(VG_TESTS)
+
+# the threading tests under ThreadSanitizer (pthreads; libgomp is not instrumented)
+$(B)/run_tests_tsan: $(TEST_SRC) $(HDR) | $(B)
+	clang -O1 -g $(WARN) -std=c99 -pedantic -fsanitize=thread -o $@ $(TEST_MAIN) $(LDLIBS) -lpthread
+tsan: $(B)/run_tests_tsan
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66 $(B)/run_tests_tsan threads
 
 run: $(B)/lfm2
 	./$(B)/lfm2 -m models/demo-code-8m --raw -n 120 --temp 0 -p "def fibonacci(n):"

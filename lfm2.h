@@ -1178,7 +1178,11 @@ static int lfm2__cfg_eos(lfm2__cfgread *r, int32_t v, const char *what, int32_t 
 
 static lfm2_result lfm2__config_finalize(lfm2_config *c, lfm2_error *err);
 
+static lfm2_result lfm2__config_parse(const char *json, size_t len, lfm2_config *out, const lfm2_allocator *a, lfm2_error *err);
 LFM2_API lfm2_result lfm2_config_parse(const char *json, size_t len, lfm2_config *out, lfm2_error *err) {
+    return lfm2__config_parse(json, len, out, NULL, err);
+}
+static lfm2_result lfm2__config_parse(const char *json, size_t len, lfm2_config *out, const lfm2_allocator *a, lfm2_error *err) {
     lfm2__json j;
     lfm2__cfgread r;
     lfm2_result rc;
@@ -1188,7 +1192,7 @@ LFM2_API lfm2_result lfm2_config_parse(const char *json, size_t len, lfm2_config
     int32_t t, lt, fa;
     if (!json || !out) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_config_parse: NULL argument");
     memset(out, 0, sizeof *out);
-    rc = lfm2__json_parse(&j, json, len, NULL, err, LFM2_ERR_BAD_CONFIG, "config.json");
+    rc = lfm2__json_parse(&j, json, len, a, err, LFM2_ERR_BAD_CONFIG, "config.json");
     if (rc != LFM2_OK) return rc;
     r.j = &j;
     r.err = err;
@@ -1296,7 +1300,7 @@ LFM2_API lfm2_result lfm2_config_parse(const char *json, size_t len, lfm2_config
     }
     r.rc = lfm2__config_finalize(out, err);
 done:
-    lfm2__json_free(&j, NULL);
+    lfm2__json_free(&j, a);
     return r.rc;
 }
 
@@ -4388,6 +4392,15 @@ static lfm2_result lfm2__bind_weights(lfm2_model *m, lfm2_error *err) {
         if (c->layer_is_attention[l]) n_vec += 2 * LFM2__CAST(size_t, hd);
         else n_vec += LFM2__CAST(size_t, D * L) + (c->conv_bias ? LFM2__CAST(size_t, 5 * D) : 0);
     }
+    {   /* every f32 value copied below comes from a distinct element (>= 2 bytes) of some tensor:
+           a config that implies more than the files hold is refused before allocating for it */
+        uint64_t have = 0;
+        int32_t q;
+        for (q = 0; q < m->n_tensors; q++) have += m->by_name[q]->nbytes;
+        if (LFM2__CAST(uint64_t, n_vec) > have / 2)
+            return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "config.json implies %llu norm/conv/bias values, but the safetensors files hold only %llu bytes of tensors",
+                              LFM2__CAST(unsigned long long, n_vec), LFM2__CAST(unsigned long long, have));
+    }
     m->vec = LFM2__CAST(float *, lfm2__malloc(&m->alloc, sizeof(float) * n_vec));
     m->layers = LFM2__CAST(lfm2__layer *, lfm2__calloc(&m->alloc, sizeof(lfm2__layer) * LFM2__CAST(size_t, c->num_hidden_layers)));
     if (!m->vec || !m->layers) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the model's tables");
@@ -4521,7 +4534,7 @@ static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_mod
     m->alloc = a;
     m->blobs = blobs;
     m->n_blobs = n_blobs;
-    rc = lfm2_config_parse(s->config_json, s->config_json_size, &m->cfg, err);
+    rc = lfm2__config_parse(s->config_json, s->config_json_size, &m->cfg, &a, err);
     if (rc != LFM2_OK) goto fail;
     if (s->generation_config_json) {
         rc = lfm2__read_generation_config(&m->cfg, s->generation_config_json, s->generation_config_json_size, &a, err);
@@ -4643,6 +4656,17 @@ static lfm2_result lfm2__load_file(const char *dir, const char *name, int allow_
     return LFM2_OK;
 }
 
+/* Reads dir/name if it exists (out->data stays NULL when it does not). A file that exists but
+   cannot be read is an error: LFM2_ERR_IO, or LFM2_ERR_OUT_OF_MEMORY. */
+static lfm2_result lfm2__load_optional(const char *dir, const char *name, const lfm2_allocator *a, lfm2_error *err, lfm2__blob *out) {
+    int missing;
+    lfm2_error e;
+    lfm2_result rc = lfm2__load_file(dir, name, 0, a, &e, out, &missing);
+    if (rc == LFM2_OK || missing) return LFM2_OK;
+    if (err) *err = e;
+    return rc;
+}
+
 /* A shard name from an index must be a plain file name inside the folder. */
 static int lfm2__safe_filename(const char *s, size_t n) {
     size_t i;
@@ -4679,13 +4703,14 @@ LFM2_API lfm2_result lfm2_model_load_dir(const char *dir, const lfm2_model_param
         return rc;
     }
     /* optional files */
-    if (lfm2__load_file(dir, "generation_config.json", 0, &a, NULL, &gen, &missing) != LFM2_OK && !missing) { rc = lfm2__fail(err, LFM2_ERR_IO, "cannot read %s/generation_config.json", dir); goto done; }
+    if ((rc = lfm2__load_optional(dir, "generation_config.json", &a, err, &gen)) != LFM2_OK) goto done;
     if (!(p && p->no_tokenizer)) {
-        if (lfm2__load_file(dir, "tokenizer.json", 0, &a, NULL, &tok, &missing) != LFM2_OK && !missing) { rc = lfm2__fail(err, LFM2_ERR_IO, "cannot read %s/tokenizer.json", dir); goto done; }
-        if (lfm2__load_file(dir, "tokenizer_config.json", 0, &a, NULL, &tokcfg, &missing) != LFM2_OK && !missing) { rc = lfm2__fail(err, LFM2_ERR_IO, "cannot read %s/tokenizer_config.json", dir); goto done; }
+        if ((rc = lfm2__load_optional(dir, "tokenizer.json", &a, err, &tok)) != LFM2_OK) goto done;
+        if ((rc = lfm2__load_optional(dir, "tokenizer_config.json", &a, err, &tokcfg)) != LFM2_OK) goto done;
     }
     /* weights: a sharded set named by the index, or one model.safetensors */
-    if (lfm2__load_file(dir, "model.safetensors.index.json", 0, &a, NULL, &index, &missing) == LFM2_OK) {
+    if ((rc = lfm2__load_optional(dir, "model.safetensors.index.json", &a, err, &index)) != LFM2_OK) goto done;
+    if (index.data) {
         rc = lfm2__json_parse(&ij, LFM2__CAST(const char *, index.data), index.size, &a, err, LFM2_ERR_BAD_WEIGHTS, "model.safetensors.index.json");
         if (rc != LFM2_OK) goto done;
         wm = (ij.tok[0].type == LFM2__J_OBJ) ? lfm2__json_get(&ij, 0, "weight_map") : -1;
@@ -4823,34 +4848,39 @@ static int lfm2__lay(lfm2__layout *l, size_t n_floats) {
     return 1;
 }
 
+/* Appends a * b * c floats (overflow-checked). */
+static int lfm2__lay3(lfm2__layout *l, size_t a, size_t b, size_t c) {
+    size_t ab, abc;
+    return lfm2__mul_ok(a, b, &ab) && lfm2__mul_ok(ab, c, &abc) && lfm2__lay(l, abc);
+}
+
 static int lfm2__context_layout(const lfm2_config *c, int32_t n_ctx, int32_t B, lfm2__layout *l) {
     size_t D = LFM2__CAST(size_t, c->hidden_size), Bz = LFM2__CAST(size_t, B), F = LFM2__CAST(size_t, c->ff_dim);
     size_t hd = LFM2__CAST(size_t, c->head_dim), qd = LFM2__CAST(size_t, c->num_attention_heads) * hd;
     size_t kvd = LFM2__CAST(size_t, c->num_key_value_heads) * hd, L1 = LFM2__CAST(size_t, c->conv_L_cache - 1);
-    size_t yd = D > qd ? D : qd, cache = 0, tmp = 0;
+    size_t yd = D > qd ? D : qd, nctx = LFM2__CAST(size_t, n_ctx);
     int ok = 1;
     memset(l, 0, sizeof *l);
     l->total = 64; /* room to align the block itself */
-    ok &= lfm2__lay(l, Bz * D);                 /* 0 x  */
-    ok &= lfm2__lay(l, Bz * D);                 /* 1 xb */
-    ok &= lfm2__lay(l, Bz * 3 * D);             /* 2 zb */
-    ok &= lfm2__lay(l, (L1 + Bz) * D);          /* 3 win */
-    ok &= lfm2__lay(l, Bz * qd);                /* 4 qb */
-    ok &= lfm2__lay(l, Bz * kvd);               /* 5 kb */
-    ok &= lfm2__lay(l, Bz * kvd);               /* 6 vb */
-    ok &= lfm2__lay(l, Bz * yd);                /* 7 yb */
-    ok &= lfm2__lay(l, Bz * D);                 /* 8 ob */
-    ok &= lfm2__lay(l, Bz * F);                 /* 9 gb */
-    ok &= lfm2__lay(l, Bz * F);                 /* 10 ub */
-    ok &= lfm2__mul_ok(LFM2__CAST(size_t, c->num_attention_heads), LFM2__CAST(size_t, n_ctx), &tmp) && lfm2__lay(l, tmp); /* 11 att */
-    ok &= lfm2__lay(l, Bz * hd / 2);            /* 12 rope_cos */
-    ok &= lfm2__lay(l, Bz * hd / 2);            /* 13 rope_sin */
-    ok &= lfm2__lay(l, hd / 2);                 /* 14 inv_freq */
-    ok &= lfm2__lay(l, LFM2__CAST(size_t, c->vocab_size));                         /* 15 logits */
-    ok &= lfm2__lay(l, LFM2__CAST(size_t, c->n_conv_layers) * L1 * D);           /* 16 conv_state */
-    ok &= lfm2__mul_ok(LFM2__CAST(size_t, c->n_attention_layers), LFM2__CAST(size_t, n_ctx), &tmp) && lfm2__mul_ok(tmp, kvd, &cache);
-    ok &= lfm2__lay(l, cache);                  /* 17 k_cache */
-    ok &= lfm2__lay(l, cache);                  /* 18 v_cache */
+    ok &= lfm2__lay3(l, Bz, D, 1);              /* 0 x  */
+    ok &= lfm2__lay3(l, Bz, D, 1);              /* 1 xb */
+    ok &= lfm2__lay3(l, Bz, D, 3);              /* 2 zb */
+    ok &= lfm2__lay3(l, L1 + Bz, D, 1);         /* 3 win */
+    ok &= lfm2__lay3(l, Bz, qd, 1);             /* 4 qb */
+    ok &= lfm2__lay3(l, Bz, kvd, 1);            /* 5 kb */
+    ok &= lfm2__lay3(l, Bz, kvd, 1);            /* 6 vb */
+    ok &= lfm2__lay3(l, Bz, yd, 1);             /* 7 yb */
+    ok &= lfm2__lay3(l, Bz, D, 1);              /* 8 ob */
+    ok &= lfm2__lay3(l, Bz, F, 1);              /* 9 gb */
+    ok &= lfm2__lay3(l, Bz, F, 1);              /* 10 ub */
+    ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->num_attention_heads), nctx, 1);          /* 11 att */
+    ok &= lfm2__lay3(l, Bz, hd / 2, 1);         /* 12 rope_cos */
+    ok &= lfm2__lay3(l, Bz, hd / 2, 1);         /* 13 rope_sin */
+    ok &= lfm2__lay3(l, hd / 2, 1, 1);          /* 14 inv_freq */
+    ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->vocab_size), 1, 1);                      /* 15 logits */
+    ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_conv_layers), L1, D);                  /* 16 conv_state */
+    ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_attention_layers), nctx, kvd);         /* 17 k_cache */
+    ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_attention_layers), nctx, kvd);         /* 18 v_cache */
     return ok;
 }
 

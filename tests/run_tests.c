@@ -9,8 +9,9 @@
 #include "test_core.c"
 #include "test_tokenizer.c"
 #include "test_sampler.c"
+#include "test_hardening.c"
 
-static const t_case *t_tables[] = { core_tests, tokenizer_tests, sampler_tests };
+static const t_case *t_tables[] = { core_tests, tokenizer_tests, sampler_tests, hardening_tests };
 
 int main(int argc, char **argv) {
     int passed = 0, failed = 0, skipped = 0;
