@@ -2536,6 +2536,7 @@ static lfm2_result lfm2__tokenizer_load(const char *tokenizer_json, size_t token
         lfm2__utf8_put(lfm2__byte_to_cp(LFM2__CAST(unsigned, b)), u, &k);
         t->byte_id[b] = lfm2__vocab_find(t, u, k);
     }
+
     if (t->has_template && t->n_prefix > 0) t->bos_id = t->prefix[0];
     if (tokenizer_config_json) {
         rc = lfm2__tok_config(t, tokenizer_config_json, tokenizer_config_json_size, a, err);
@@ -2661,6 +2662,41 @@ static void lfm2__bpe_passes(const struct lfm2__tokenizer *t, int32_t *s, int32_
     }
 }
 
+/* Short pre-tokens (most words): the same merges on a compact symbol array, finding the lowest
+   rank (leftmost on ties) by a linear scan of the pair ranks; a merge updates only the two
+   pairs beside it. No heap: for a few symbols the scan is cheaper. sym[0..*n) in and out. */
+#define LFM2__BPE_SMALL 24
+static void lfm2__bpe_small(const struct lfm2__tokenizer *t, int32_t *sym, int32_t *n_io) {
+    const lfm2__merge *m[LFM2__BPE_SMALL]; /* m[k]: the rule for symbols k, k+1, or NULL */
+    int32_t n = *n_io, k, best;
+    for (k = 0; k + 1 < n; k++) m[k] = lfm2__merge_find(t, sym[k], sym[k + 1]);
+    for (;;) {
+        best = -1;
+        for (k = 0; k + 1 < n; k++)
+            if (m[k] && (best < 0 || m[k]->rank < m[best]->rank)) best = k;
+        if (best < 0) break;
+        sym[best] = m[best]->merged;          /* symbols best and best+1 become one */
+        for (k = best + 1; k + 1 < n; k++) { sym[k] = sym[k + 1]; m[k] = m[k + 1]; }
+        n--;
+        if (best > 0) m[best - 1] = lfm2__merge_find(t, sym[best - 1], sym[best]);
+        if (best + 1 < n) m[best] = lfm2__merge_find(t, sym[best], sym[best + 1]);
+    }
+    *n_io = n;
+}
+
+/* Appends the id of one final symbol; a byte without a token becomes the unk token (fused if
+   asked) or is dropped. */
+static void lfm2__emit_sym(lfm2__enc *e, int32_t id, int32_t *prev_unk) {
+    const struct lfm2__tokenizer *t = e->t;
+    if (id < 0) {
+        if (t->unk_id >= 0 && !(t->fuse_unk && *prev_unk)) lfm2__emit(e, t->unk_id);
+        *prev_unk = 1;
+        return;
+    }
+    *prev_unk = 0;
+    lfm2__emit(e, id);
+}
+
 /* Encodes one pre-token w[0..n) (raw bytes) and appends its ids. */
 static void lfm2__bpe_word(lfm2__enc *e, const unsigned char *w, size_t n) {
     const struct lfm2__tokenizer *t = e->t;
@@ -2668,6 +2704,13 @@ static void lfm2__bpe_word(lfm2__enc *e, const unsigned char *w, size_t n) {
     if (t->ignore_merges) { /* a pre-token that is itself a token is emitted whole */
         int32_t id = lfm2__vocab_find_mapped(t, w, n);
         if (id >= 0) { lfm2__emit(e, id); return; }
+    }
+    if (n <= LFM2__BPE_SMALL) {
+        int32_t cnt = LFM2__CAST(int32_t, n);
+        for (k = 0; k < cnt; k++) stack[k] = t->byte_id[w[k]];
+        lfm2__bpe_small(t, stack, &cnt);
+        for (k = 0; k < cnt; k++) lfm2__emit_sym(e, stack[k], &prev_unk);
+        return;
     }
     if (n <= LFM2__BPE_STACK) s = stack;
     else if (LFM2__CAST(size_t, e->cap - e->n) >= n) s = e->out + e->n;
@@ -2677,16 +2720,7 @@ static void lfm2__bpe_word(lfm2__enc *e, const unsigned char *w, size_t n) {
     else lfm2__bpe_passes(t, s, LFM2__CAST(int32_t, n));
     /* read the symbols left to right; in the in-place case the write position never passes the
        read position */
-    for (k = 0; k < LFM2__CAST(int32_t, n); k += lfm2__sym_width(t, s, k)) {
-        int32_t id = s[k];
-        if (id < 0) { /* a byte without a token: the unk token (fused if asked), or dropped */
-            if (t->unk_id >= 0 && !(t->fuse_unk && prev_unk)) lfm2__emit(e, t->unk_id);
-            prev_unk = 1;
-            continue;
-        }
-        prev_unk = 0;
-        lfm2__emit(e, id);
-    }
+    for (k = 0; k < LFM2__CAST(int32_t, n); k += lfm2__sym_width(t, s, k)) lfm2__emit_sym(e, s[k], &prev_unk);
 }
 
 /* Word character for single_word added tokens: letter, number or '_'. */

@@ -329,7 +329,7 @@ static void test_long_words(void) {
     struct lfm2__tokenizer *t = tt_load_like();
     static const char *const alpha[] = {"a", "b", "e", "th", "in", "\xc3\xa9", " ", "\t"};
     uint64_t seed = 7;
-    int it, bad = 0;
+    int it, bad = 0, bad_small = 0, n_small = 0;
     int32_t s1[LFM2__BPE_STACK], s2[LFM2__BPE_STACK];
     int32_t *ids;
     char *big;
@@ -338,7 +338,8 @@ static void test_long_words(void) {
     if (!t) { CHECK(0, "tokenizer did not load"); return; }
     for (it = 0; it < 3000; it++) {
         unsigned char w[LFM2__BPE_STACK];
-        int32_t len = 2 + (int32_t)(tt_rng(&seed) % (LFM2__BPE_STACK - 2)), i;
+        /* every other word short enough for the linear-scan path */
+        int32_t len = 2 + (int32_t)(tt_rng(&seed) % ((it & 1) ? LFM2__BPE_SMALL - 2 : LFM2__BPE_STACK - 2)), i;
         int kind = it % 3; /* letters, spaces, anything */
         for (i = 0; i < len;) {
             const char *f = kind == 0 ? alpha[tt_rng(&seed) % 6] : kind == 1 ? alpha[6 + tt_rng(&seed) % 2] : NULL;
@@ -350,8 +351,18 @@ static void test_long_words(void) {
         lfm2__bpe_passes(t, s2, len);
         for (i = 0; i < len; i++)
             if ((s1[i] >= -1 || s2[i] >= -1) && s1[i] != s2[i]) { bad++; break; }
+        if (len <= LFM2__BPE_SMALL) { /* the linear-scan path of short words gives the same symbols */
+            int32_t s3[LFM2__BPE_SMALL], r1[LFM2__BPE_SMALL], n3 = len, n1 = 0, q;
+            for (i = 0; i < len; i++) s3[i] = t->byte_id[w[i]];
+            lfm2__bpe_small(t, s3, &n3);
+            for (q = 0; q < len; q += lfm2__sym_width(t, s1, q)) r1[n1++] = s1[q]; /* the heap's symbols in order */
+            if (n1 != n3 || memcmp(r1, s3, sizeof(int32_t) * (size_t)n1) != 0) bad_small++;
+            n_small++;
+        }
     }
     CHECK(bad == 0, "heap and in-place BPE disagree on %d of 3000 words", bad);
+    CHECK(bad_small == 0, "heap and linear-scan BPE disagree on %d of %d short words", bad_small, n_small);
+    NOTE("heap vs in-place BPE: %d of 3000 words differ; heap vs linear scan: %d of %d short words differ", bad, bad_small, n_small);
     /* a 1 MB run of letters and one of spaces: the in-place path, exact cap */
     big = (char *)malloc(1 << 20);
     for (k = 0; k < (1u << 20); k++) big[k] = k < (1u << 19) ? "abcde"[k % 5] : ' ';
