@@ -133,7 +133,7 @@ tsan: $(B)/run_tests_tsan
 	TSAN_OPTIONS=halt_on_error=1:exitcode=66 $(B)/run_tests_tsan threads
 
 run: $(B)/lfm2
-	./$(B)/lfm2 -m models/demo-code-8m --raw -n 120 --temp 0 -p "def fibonacci(n):"
+	./$(B)/lfm2 -m models/demo-code-8m --raw -n 160 -s 3 -p "def fibonacci(n):"
 
 clean:
 	rm -rf $(B)
