@@ -3661,6 +3661,7 @@ LFM2__MAYBE_UNUSED static void lfm2__matmul_ref(float *out, const float *x, int3
 typedef __m512 lfm2__v;
 #define LFM2__VZERO() _mm512_setzero_ps()
 #define LFM2__VLOAD(p) _mm512_loadu_ps(p)
+#define LFM2__VSTORE(p, v) _mm512_storeu_ps(p, v)
 #define LFM2__VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define LFM2__VMUL(a, b) _mm512_mul_ps(a, b)
 #define LFM2__VSET1(s) _mm512_set1_ps(s)
@@ -3683,6 +3684,7 @@ static float lfm2__hsum512(__m512 a) { /* (not _mm512_reduce_add_ps: gcc 12 warn
 typedef __m256 lfm2__v;
 #define LFM2__VZERO() _mm256_setzero_ps()
 #define LFM2__VLOAD(p) _mm256_loadu_ps(p)
+#define LFM2__VSTORE(p, v) _mm256_storeu_ps(p, v)
 #define LFM2__VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define LFM2__VMUL(a, b) _mm256_mul_ps(a, b)
 #define LFM2__VSET1(s) _mm256_set1_ps(s)
@@ -3704,6 +3706,7 @@ static float lfm2__hsum256(__m256 a) {
 typedef float32x4_t lfm2__v;
 #define LFM2__VZERO() vdupq_n_f32(0.0f)
 #define LFM2__VLOAD(p) vld1q_f32(p)
+#define LFM2__VSTORE(p, v) vst1q_f32(p, v)
 #define LFM2__VFMA(a, b, c) vfmaq_f32(c, a, b)
 #define LFM2__VMUL(a, b) vmulq_f32(a, b)
 #define LFM2__VSET1(s) vdupq_n_f32(s)
@@ -3839,14 +3842,7 @@ static float lfm2__dot_f32(const float *a, const float *b, int32_t n) {
 static void lfm2__axpy(float *y, float a, const float *x, int32_t n) {
     lfm2__v av = LFM2__VSET1(a);
     int32_t k = 0;
-    for (; k + LFM2__W <= n; k += LFM2__W)
-#if defined(LFM2__NEON)
-        vst1q_f32(y + k, LFM2__VFMA(av, LFM2__VLOAD(x + k), LFM2__VLOAD(y + k)));
-#elif defined(LFM2__AVX512)
-        _mm512_storeu_ps(y + k, LFM2__VFMA(av, LFM2__VLOAD(x + k), LFM2__VLOAD(y + k)));
-#else
-        _mm256_storeu_ps(y + k, LFM2__VFMA(av, LFM2__VLOAD(x + k), LFM2__VLOAD(y + k)));
-#endif
+    for (; k + LFM2__W <= n; k += LFM2__W) LFM2__VSTORE(y + k, LFM2__VFMA(av, LFM2__VLOAD(x + k), LFM2__VLOAD(y + k)));
     for (; k < n; k++) y[k] += a * x[k];
 }
 
@@ -3872,8 +3868,6 @@ static __m512 lfm2__vexp(__m512 x) {
 }
 #define LFM2__VDIV(a, b) _mm512_div_ps(a, b)
 #define LFM2__VADD(a, b) _mm512_add_ps(a, b)
-#define LFM2__VSTORE(p, v) _mm512_storeu_ps(p, v)
-#define LFM2__VMAX(a, b) _mm512_max_ps(a, b)
 #elif defined(LFM2__AVX2)
 static __m256 lfm2__vexp(__m256 x) {
     __m256 fx, r, y;
@@ -3888,8 +3882,6 @@ static __m256 lfm2__vexp(__m256 x) {
 }
 #define LFM2__VDIV(a, b) _mm256_div_ps(a, b)
 #define LFM2__VADD(a, b) _mm256_add_ps(a, b)
-#define LFM2__VSTORE(p, v) _mm256_storeu_ps(p, v)
-#define LFM2__VMAX(a, b) _mm256_max_ps(a, b)
 #else /* NEON */
 static float32x4_t lfm2__vexp(float32x4_t x) {
     float32x4_t fx, r, y;
@@ -3905,8 +3897,6 @@ static float32x4_t lfm2__vexp(float32x4_t x) {
 }
 #define LFM2__VDIV(a, b) vdivq_f32(a, b)
 #define LFM2__VADD(a, b) vaddq_f32(a, b)
-#define LFM2__VSTORE(p, v) vst1q_f32(p, v)
-#define LFM2__VMAX(a, b) vmaxq_f32(a, b)
 #endif
 
 /* g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u */
@@ -4483,6 +4473,18 @@ static lfm2_result lfm2__bind_weights(lfm2_model *m, lfm2_error *err) {
 #undef LFM2__TRY
 }
 
+/* Releases files read or mapped by lfm2_model_load_dir, and their array. */
+static void lfm2__blobs_free(const lfm2_allocator *a, lfm2__blob *blobs, int32_t n) {
+    int32_t i;
+    for (i = 0; i < n; i++) {
+#ifdef LFM2__HAVE_MMAP
+        if (blobs[i].mapped) { munmap(blobs[i].data, blobs[i].size); continue; }
+#endif
+        lfm2__free(a, blobs[i].data);
+    }
+    lfm2__free(a, blobs);
+}
+
 static void lfm2__model_destroy(lfm2_model *m) {
     int32_t i;
     lfm2_allocator a;
@@ -4499,13 +4501,7 @@ static void lfm2__model_destroy(lfm2_model *m) {
         for (i = 0; i < m->n_files; i++) lfm2__free(&a, m->shard_names[i]);
         lfm2__free(&a, m->shard_names);
     }
-    for (i = 0; i < m->n_blobs; i++) {
-#ifdef LFM2__HAVE_MMAP
-        if (m->blobs[i].mapped) { munmap(m->blobs[i].data, m->blobs[i].size); continue; }
-#endif
-        lfm2__free(&a, m->blobs[i].data);
-    }
-    lfm2__free(&a, m->blobs);
+    lfm2__blobs_free(&a, m->blobs, m->n_blobs);
     lfm2__free(&a, m);
 }
 
@@ -4538,19 +4534,7 @@ static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_mod
     *out = NULL;
     m = LFM2__CAST(lfm2_model *, lfm2__calloc(&a, sizeof *m));
     if (!m) {
-        lfm2_model tmp;
-        memset(&tmp, 0, sizeof tmp);
-        tmp.alloc = a;
-        tmp.blobs = blobs;
-        tmp.n_blobs = n_blobs;
-        /* free the blobs through a throwaway model on the stack */
-        for (i = 0; i < n_blobs; i++) {
-#ifdef LFM2__HAVE_MMAP
-            if (blobs[i].mapped) { munmap(blobs[i].data, blobs[i].size); continue; }
-#endif
-            lfm2__free(&a, blobs[i].data);
-        }
-        lfm2__free(&a, blobs);
+        lfm2__blobs_free(&a, blobs, n_blobs);
         return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the model");
     }
     m->alloc = a;
@@ -4816,13 +4800,7 @@ LFM2_API lfm2_result lfm2_model_load_dir(const char *dir, const lfm2_model_param
 done:
     lfm2__json_free(&ij, &a);
     lfm2__free(&a, bufs);
-    for (i = 0; i < n_blobs; i++) {
-#ifdef LFM2__HAVE_MMAP
-        if (blobs[i].mapped) { munmap(blobs[i].data, blobs[i].size); continue; }
-#endif
-        lfm2__free(&a, blobs[i].data);
-    }
-    lfm2__free(&a, blobs);
+    lfm2__blobs_free(&a, blobs, n_blobs);
     lfm2__free(&a, cfg.data);
     lfm2__free(&a, gen.data);
     lfm2__free(&a, index.data);
