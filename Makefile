@@ -83,7 +83,7 @@ FUZZ_TARGETS := config safetensors safetensors_sharded safetensors_quant tokeniz
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -g -O1 -std=c99 -D_DEFAULT_SOURCE $(WARN)
-FUZZ_DEPS    := tests/fuzz/fuzz_common.h tests/fuzz/fuzz_micro.h $(HDR)
+FUZZ_DEPS    := tests/fuzz/fuzz_common.h tests/fuzz/fuzz_micro.h tests/fuzz/coverage_ignore.txt $(HDR)
 REPLAY_SAN   := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 TEST_MAIN    ?= tests/run_tests.c
 VG_ARCH      ?=
@@ -91,10 +91,13 @@ VG_ARCH      ?=
 .PHONY: fuzz fuzz-build fuzz-replay valgrind tsan
 
 $(B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS) | $(B)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -fsanitize-coverage-ignorelist=tests/fuzz/coverage_ignore.txt $(FUZZ_COV_EXTRA) -o $@ $< $(LDLIBS)
 $(B)/replay_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS) | $(B)
 	$(CC) $(FUZZ_FLAGS) -DFUZZ_REPLAY $(REPLAY_SAN) -o $@ $< $(LDLIBS)
 $(B)/fuzz_tokenizer_config $(B)/replay_tokenizer_config: tests/fuzz/fuzz_tokenizer_json.c
+$(B)/fuzz_tokenizer_config: tests/fuzz/coverage_ignore_tokenizer_config.txt
+$(B)/fuzz_tokenizer_config: FUZZ_COV_EXTRA = -fsanitize-coverage-ignorelist=tests/fuzz/coverage_ignore_tokenizer_config.txt
 
 fuzz-build: $(addprefix $(B)/fuzz_,$(FUZZ_TARGETS))
 

@@ -1,5 +1,6 @@
 /* fuzz target: lfm2_context_decode / decode_all / reset / state save+load with arbitrary token
-   ids and chunk lengths on tests/data/tiny-bf16 (vocab 512, loaded once), small n_ctx.
+   ids and chunk lengths on the micro32 model of fuzz_micro.h (conv + attention layer, hidden 32,
+   vocab 32; loaded once from memory: a few thousand inputs a second), small n_ctx.
    Input: byte 0 -> n_ctx = 1 + b % 16, byte 1 -> n_batch = 1 + b % 8, then up to 16 ops:
      op % 6 == 0 decode      n = next byte % (n_ctx + 3), then n ids of 2 bytes each
              1 decode_all    same
@@ -7,8 +8,8 @@
              3 state save -> load into a second context; both decode the same token: identical
              4 state_load of fuzzed bytes (next byte = length, optionally behind a valid header)
              5 set_threads   1 + next byte % 2
-   At most 48 tokens run through the model per input (the rest of the ops still run).
-   An id is u16 % (512 + 4) - 2 (so -2, -1, 512, 513 occur), 0xffff = INT32_MIN, 0xfffe = INT32_MAX.
+   At most 64 tokens run through the model per input (the rest of the ops still run).
+   An id is u16 % (V + 4) - 2 (so -2, -1, V, V + 1 occur), 0xffff = INT32_MIN, 0xfffe = INT32_MAX.
    Invariants: the documented result for every call (INVALID_ARG for n < 1 or a bad id, checked
    before CONTEXT_FULL when n > n_ctx - pos), the position, finite logits, decode_all's last row
    == the context's logits. */
@@ -19,6 +20,7 @@
 #include "../../lfm2.h"
 #endif
 #include "fuzz_common.h"
+#include "fuzz_micro.h"
 
 static lfm2_model *g_m;
 
@@ -35,9 +37,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_in in;
     lfm2_context_params cp;
     lfm2_context *c = NULL, *c2 = NULL;
-    int32_t V, n_ctx, op_count = 0, budget = 48; /* tokens run through the model per input (speed) */
+    int32_t V, n_ctx, op_count = 0, budget = 64; /* tokens run through the model per input (speed) */
     int b;
-    if (!g_m) g_m = fuzz_load_model("tiny-bf16", 1);
+    if (!g_m) g_m = fuzz_load_micro32();
     if (size < 2) return 0;
     in.p = data; in.n = size; in.i = 0;
     V = lfm2_model_config(g_m)->vocab_size;

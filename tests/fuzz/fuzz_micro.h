@@ -9,9 +9,17 @@ static const char fuzz_micro_config[] =
     "\"layer_types\":[\"conv\",\"full_attention\"],\"tie_word_embeddings\":true,\"max_position_embeddings\":64,\"norm_eps\":1e-5,"
     "\"rope_theta\":10000.0,\"bos_token_id\":1,\"eos_token_id\":2}";
 
+/* the micro32 config of fuzz_safetensors_quant and fuzz_decode: hidden size and FFN width 32 (one
+   quantization block, two AVX-512 vectors), vocab 32 */
+static const char fuzz_micro32_config[] =
+    "{\"model_type\":\"lfm2\",\"vocab_size\":32,\"hidden_size\":32,\"num_hidden_layers\":2,\"num_attention_heads\":2,"
+    "\"num_key_value_heads\":1,\"intermediate_size\":32,\"block_auto_adjust_ff_dim\":false,\"conv_L_cache\":3,\"conv_bias\":true,"
+    "\"layer_types\":[\"conv\",\"full_attention\"],\"tie_word_embeddings\":true,\"max_position_embeddings\":64,\"norm_eps\":1e-5,"
+    "\"rope_theta\":10000.0,\"bos_token_id\":1,\"eos_token_id\":2}";
+
 /* After a successful load: exercise the model a little (tensor info, a context, a few decodes),
    so that weights that parse but are strange (NaN, inf, denormals) run through the kernels. */
-static void fuzz_exercise_model(lfm2_model *m) {
+LFM2__MAYBE_UNUSED static void fuzz_exercise_model(lfm2_model *m) {
     lfm2_context_params cp;
     lfm2_context *c = NULL;
     lfm2_token ids[5] = {0, 1, 15, 7, 3};
@@ -31,5 +39,36 @@ static void fuzz_exercise_model(lfm2_model *m) {
     (void)lfm2_argmax(lg, lfm2_model_config(m)->vocab_size);
     FUZZ_ASSERT(lfm2_context_decode(c, ids, 1, &lg) == LFM2_OK);
     lfm2_context_free(c);
+}
+
+/* the micro32 model (bf16 seed of corpus/safetensors_quant, byte 0 skipped), loaded from memory
+   once; the buffer stays alive for the process (exits on failure) */
+LFM2__MAYBE_UNUSED static lfm2_model *fuzz_load_micro32(void) {
+    static char *data;
+    char *buf;
+    size_t n = 0;
+    lfm2_model_sources s;
+    lfm2_buffer b;
+    lfm2_model_params p;
+    lfm2_error e;
+    lfm2_model *m = NULL;
+    buf = fuzz_read("tests/fuzz/corpus/safetensors_quant/micro32-bf16-w0", &n);
+    if (!buf || n < 2) { fprintf(stderr, "fuzz: cannot read the micro32 seed\n"); exit(2); }
+    data = (char *)malloc(n - 1); /* malloc'd: aligned like a mapped file */
+    if (!data) exit(2);
+    memcpy(data, buf + 1, n - 1);
+    free(buf);
+    memset(&s, 0, sizeof s);
+    memset(&p, 0, sizeof p);
+    b.data = data;
+    b.size = n - 1;
+    b.name = "model.safetensors";
+    s.config_json = fuzz_micro32_config;
+    s.config_json_size = sizeof fuzz_micro32_config - 1;
+    s.safetensors = &b;
+    s.n_safetensors = 1;
+    p.error = &e;
+    if (lfm2_model_load_memory(&s, &p, &m) != LFM2_OK) { fprintf(stderr, "fuzz: micro32: %s\n", e.message); exit(2); }
+    return m;
 }
 #endif

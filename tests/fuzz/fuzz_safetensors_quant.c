@@ -12,12 +12,6 @@
 #include "fuzz_common.h"
 #include "fuzz_micro.h"
 
-static const char fuzz_micro32_config[] =
-    "{\"model_type\":\"lfm2\",\"vocab_size\":32,\"hidden_size\":32,\"num_hidden_layers\":2,\"num_attention_heads\":2,"
-    "\"num_key_value_heads\":1,\"intermediate_size\":32,\"block_auto_adjust_ff_dim\":false,\"conv_L_cache\":3,\"conv_bias\":true,"
-    "\"layer_types\":[\"conv\",\"full_attention\"],\"tie_word_embeddings\":true,\"max_position_embeddings\":64,\"norm_eps\":1e-5,"
-    "\"rope_theta\":10000.0,\"bos_token_id\":1,\"eos_token_id\":2}";
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lfm2_model_sources s;
     lfm2_buffer b;

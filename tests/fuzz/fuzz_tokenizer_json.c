@@ -1,6 +1,7 @@
 /* fuzz target: tokenizer.json (or, built with -DFUZZ_TOKENIZER_CONFIG, tokenizer_config.json)
    -> the tokenizer loader lfm2__tokenizer_load; the other file is the mini seed of
-   corpus/tokenizer_config (resp. corpus/tokenizer_json), read once. A tokenizer that loads is
+   corpus/tokenizer_config (resp. the nano seed of corpus/tokenizer_json, 16 merges: cheap to
+   parse on every input), read once. A tokenizer that loads is
    used: a fixed text with special tokens is encoded and decoded, every id's piece is fetched. */
 #define LFM2_IMPLEMENTATION
 #ifdef FUZZ_LFM2_H
@@ -23,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&e, 0, sizeof e);
     if (!g_other) {
 #ifdef FUZZ_TOKENIZER_CONFIG
-        g_other = fuzz_read("tests/fuzz/corpus/tokenizer_json/mini-tokenizer.json", &g_other_n);
+        g_other = fuzz_read("tests/fuzz/corpus/tokenizer_json/nano-tokenizer.json", &g_other_n);
 #else
         g_other = fuzz_read("tests/fuzz/corpus/tokenizer_config/mini-tokenizer_config.json", &g_other_n);
 #endif

@@ -120,29 +120,32 @@ def main():
                 n += 1
     write("config", "micro", open(os.path.join(ROOT, "tests", "fuzz", "micro_config.json"), "rb").read())
     # a mini tokenizer.json: the real one's pipeline, the 256 byte symbols + a few hundred merges
-    tj = json.load(open(os.path.join(DATA, "tokenizer", "lfm2-like", "tokenizer.json"), encoding="utf-8"))
-    vocab = tj["model"]["vocab"]
-    inv = sorted(vocab.items(), key=lambda kv: kv[1])
-    keep = dict(kv for kv in inv if len(kv[0]) == 1)
-    merges, kept = [], 0
-    for m in tj["model"]["merges"]:
-        a, b = (m.split(" ", 1) if isinstance(m, str) else m)
-        if a in keep and b in keep and (a + b) in vocab:
-            keep[a + b] = vocab[a + b]
-            merges.append(m)
-            kept += 1
-            if kept >= 300: break
-    ids = sorted(set(keep.values()))
-    remap = {old: i for i, old in enumerate(ids)}
-    tj["model"]["vocab"] = {k: remap[v] for k, v in keep.items()}
-    tj["model"]["merges"] = merges
-    nxt = len(ids)
-    for at in tj.get("added_tokens", []):
-        at["id"] = nxt if at["id"] not in remap else remap[at["id"]]
-        nxt += 1
-    tj["added_tokens"] = tj.get("added_tokens", [])[:40]
-    mini = json.dumps(tj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    write("tokenizer_json", "mini-tokenizer.json", mini)
+    # (and a nano one with 16 merges: the fixed tokenizer.json of fuzz_tokenizer_config, cheap to parse)
+    def small_tokenizer(n_merges):
+        tj = json.load(open(os.path.join(DATA, "tokenizer", "lfm2-like", "tokenizer.json"), encoding="utf-8"))
+        vocab = tj["model"]["vocab"]
+        inv = sorted(vocab.items(), key=lambda kv: kv[1])
+        keep = dict(kv for kv in inv if len(kv[0]) == 1)
+        merges, kept = [], 0
+        for m in tj["model"]["merges"]:
+            a, b = (m.split(" ", 1) if isinstance(m, str) else m)
+            if a in keep and b in keep and (a + b) in vocab:
+                keep[a + b] = vocab[a + b]
+                merges.append(m)
+                kept += 1
+                if kept >= n_merges: break
+        ids = sorted(set(keep.values()))
+        remap = {old: i for i, old in enumerate(ids)}
+        tj["model"]["vocab"] = {k: remap[v] for k, v in keep.items()}
+        tj["model"]["merges"] = merges
+        nxt = len(ids)
+        for at in tj.get("added_tokens", []):
+            at["id"] = nxt if at["id"] not in remap else remap[at["id"]]
+            nxt += 1
+        tj["added_tokens"] = tj.get("added_tokens", [])[:40]
+        return json.dumps(tj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    write("tokenizer_json", "mini-tokenizer.json", small_tokenizer(300))
+    write("tokenizer_json", "nano-tokenizer.json", small_tokenizer(16))
     tc = json.load(open(os.path.join(DATA, "tokenizer", "lfm2-like", "tokenizer_config.json"), encoding="utf-8"))
     atd = tc.get("added_tokens_decoder", {})
     tc["added_tokens_decoder"] = {k: atd[k] for k in list(atd)[:12]}
