@@ -64,6 +64,8 @@ sanitize: | $(B)
 simd-variants: | $(B)
 	$(CC) $(OPT) -mno-avx512f $(WARN) -std=c99 -pedantic $(OMP) -o $(B)/run_tests_avx2 tests/run_tests.c $(LDLIBS) -lpthread
 	./$(B)/run_tests_avx2 core/
+	$(CC) $(OPT) -mno-avx512vnni $(WARN) -std=c99 -pedantic $(OMP) -o $(B)/run_tests_novnni tests/run_tests.c $(LDLIBS) -lpthread
+	./$(B)/run_tests_novnni core/kernels core/quant core/golden
 	$(CC) $(OPT) -DLFM2_NO_SIMD $(WARN) -std=c99 -pedantic $(OMP) -o $(B)/run_tests_scalar tests/run_tests.c $(LDLIBS) -lpthread
 	./$(B)/run_tests_scalar core/
 
@@ -73,7 +75,9 @@ AARCH64_CC ?= aarch64-linux-gnu-gcc
 neon: | $(B)
 	@if command -v $(AARCH64_CC) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then \
 	  $(AARCH64_CC) -O2 $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon tests/run_tests.c $(LDLIBS) -lpthread && \
-	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon core/kernels core/golden core/chunked core/quant-roundtrip tokenizer/golden; \
+	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon core/kernels core/golden core/chunked core/quant-roundtrip tokenizer/golden && \
+	  $(AARCH64_CC) -O2 -march=armv8.2-a+dotprod $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon_dot tests/run_tests.c $(LDLIBS) -lpthread && \
+	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon_dot core/kernels core/quant-roundtrip; \
 	else echo "neon: SKIPPED ($(AARCH64_CC) or qemu-aarch64 missing: apt-get install gcc-aarch64-linux-gnu qemu-user)"; fi
 
 # --- hardening: libFuzzer targets, regression replay, Valgrind, ThreadSanitizer ----------------

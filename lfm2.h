@@ -589,8 +589,13 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
 
 #if defined(__GNUC__) || defined(__clang__)
 #define LFM2__MAYBE_UNUSED __attribute__((unused))
+#define LFM2__INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define LFM2__MAYBE_UNUSED
+#define LFM2__INLINE __forceinline
 #else
 #define LFM2__MAYBE_UNUSED
+#define LFM2__INLINE inline
 #endif
 
 #ifdef __cplusplus
@@ -3556,6 +3561,7 @@ struct lfm2_context {
     /* state */
     float *conv_state;           /* [n_conv_layers][L-1][D]  last L-1 Bx vectors */
     float *k_cache, *v_cache;    /* [n_attention_layers][n_ctx][Hkv*hd] (K after norm + RoPE) */
+    unsigned char *qa;           /* [B, 3 * max(D, F, H*hd)] bytes: int8 activations for Q8/Q4 weights */
     float *dbg_hidden;           /* tests: [n_layers+2][T][D] hidden states of one chunk */
     int (*abort_fn)(void *user);
     void *abort_user;
@@ -3627,14 +3633,149 @@ static float lfm2__dot_ref(const float *a, const float *b, int32_t n) {
     return (s0 + s1) + (s2 + s3);
 }
 
+/* ---- int8 activations for the block formats ------------------------------------------------
+   Q8 and Q4 weights multiply int8 activations, as llama.cpp's Q8_0 x Q8_0 and Q4_0 x Q8_0 dot
+   products do: every token row x[0..K) is quantized in blocks of 32 (dx = max|x| / 127,
+   q = round(x / dx)) and
+       out[r] = sum over blocks b of  (dw[r][b] * dx[b]) * (sum over k in b of  wq[r][k] * q[k])
+   with the inner sums exact in int32 (Q4: wq = nibble - 8). The scalar reference and the SIMD
+   kernels differ only in the order of the float sums: the kernels keep one float per "lane" of
+   4 consecutive columns, which is what vpdpbusd / sdot sum into one int32.
+   A quantized row takes LFM2__QROW_BYTES(K) = 3K bytes (K % 32 == 0):
+       int8  q[K]
+       int32 s[K/4]  -c * (sum of the lane's 4 q): the weights enter the products as unsigned
+                     bytes (vpdpbusd multiplies unsigned by signed), Q8 as w + 128 (c = 128),
+                     Q4 as the nibble = w + 8 (c = 8); s cancels the offset
+       f32   d[K/4]  dx of the lane's block
+   A block holding a NaN or an infinity gets q = 0 and dx = NaN (its outputs become NaN, as f32
+   arithmetic would make them); a block whose max|x| is below 1e-30 is zero. */
+#define LFM2__QROW_BYTES(K) (LFM2__CAST(size_t, K) * 3)
+
+static void lfm2__quantize_act(unsigned char *dst, const float *x, int32_t K, int q4) {
+    int32_t *s = LFM2__CAST(int32_t *, LFM2__CAST(void *, dst + K));
+    float *d = LFM2__CAST(float *, LFM2__CAST(void *, dst + 2 * LFM2__CAST(size_t, K)));
+    int32_t b, i;
+    for (b = 0; b < K; b += LFM2__QBLK) {
+        const float *xb = x + b;
+        float amax = 0, id = 0, dx = 0;
+        int bad = 0, qv[LFM2__QBLK];
+#if defined(LFM2__AVX512)
+        { /* the same arithmetic as the scalar code below, 16 lanes at a time */
+            __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16), m;
+            __m512 a0 = _mm512_abs_ps(x0), a1 = _mm512_abs_ps(x1);
+            __m512 big = _mm512_set1_ps(FLT_MAX);
+            if (_mm512_cmp_ps_mask(a0, big, _CMP_NLE_UQ) | _mm512_cmp_ps_mask(a1, big, _CMP_NLE_UQ)) bad = 1;
+            else {
+                __m256 h;
+                __m128 t;
+                m = _mm512_max_ps(a0, a1);
+                h = _mm256_max_ps(_mm512_castps512_ps256(m), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1)));
+                t = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+                t = _mm_max_ps(t, _mm_movehl_ps(t, t));
+                t = _mm_max_ss(t, _mm_shuffle_ps(t, t, 1));
+                amax = _mm_cvtss_f32(t);
+                if (amax >= 1e-30f) {
+                    __m512 idv, v0, v1, half = _mm512_set1_ps(0.5f), nhalf = _mm512_set1_ps(-0.5f), zero = _mm512_setzero_ps();
+                    __m512i q0, q1, lim = _mm512_set1_epi32(127);
+                    dx = amax / 127.0f;
+                    id = 127.0f / amax;
+                    idv = _mm512_set1_ps(id);
+                    v0 = _mm512_mul_ps(x0, idv);
+                    v1 = _mm512_mul_ps(x1, idv);
+                    v0 = _mm512_add_ps(v0, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v0, zero, _CMP_GE_OQ), nhalf, half));
+                    v1 = _mm512_add_ps(v1, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v1, zero, _CMP_GE_OQ), nhalf, half));
+                    q0 = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvttps_epi32(v0), lim), _mm512_sub_epi32(_mm512_setzero_si512(), lim));
+                    q1 = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvttps_epi32(v1), lim), _mm512_sub_epi32(_mm512_setzero_si512(), lim));
+                    _mm_storeu_si128(LFM2__CAST(__m128i *, LFM2__CAST(void *, dst + b)), _mm512_cvtepi32_epi8(q0));
+                    _mm_storeu_si128(LFM2__CAST(__m128i *, LFM2__CAST(void *, dst + b + 16)), _mm512_cvtepi32_epi8(q1));
+                    { /* -c * lane sums */
+                        __m512i c = _mm512_set1_epi32(q4 ? -8 : -128);
+                        __m512i p = _mm512_mullo_epi32(c, _mm512_add_epi32(q0, _mm512_srli_epi64(q0, 32)));
+                        __m512i r = _mm512_mullo_epi32(c, _mm512_add_epi32(q1, _mm512_srli_epi64(q1, 32)));
+                        int32_t t0[16], t1[16];
+                        _mm512_storeu_si512(LFM2__CAST(void *, t0), p);
+                        _mm512_storeu_si512(LFM2__CAST(void *, t1), r);
+                        for (i = 0; i < 4; i++) { s[b / 4 + i] = t0[4 * i] + t0[4 * i + 2]; s[b / 4 + 4 + i] = t1[4 * i] + t1[4 * i + 2]; }
+                    }
+                    _mm256_storeu_ps(d + b / 4, _mm256_set1_ps(dx));
+                    continue;
+                }
+            }
+        }
+#else
+        for (i = 0; i < LFM2__QBLK; i++) {
+            float a = fabsf(xb[i]);
+            bad |= !(a <= FLT_MAX);
+            amax = a > amax ? a : amax;
+        }
+#endif
+        if (bad) dx = NAN;
+        else if (amax >= 1e-30f) { dx = amax / 127.0f; id = 127.0f / amax; }
+        for (i = 0; i < LFM2__QBLK; i++) {
+            float v = bad ? 0.0f : xb[i] * id;
+            int qi = LFM2__CAST(int, v + (v >= 0.0f ? 0.5f : -0.5f));
+            qv[i] = qi > 127 ? 127 : qi < -127 ? -127 : qi;
+            dst[b + i] = LFM2__CAST(unsigned char, qv[i]);
+        }
+        for (i = 0; i < LFM2__QBLK / 4; i++) {
+            s[b / 4 + i] = (q4 ? -8 : -128) * (qv[4 * i] + qv[4 * i + 1] + qv[4 * i + 2] + qv[4 * i + 3]);
+            d[b / 4 + i] = dx;
+        }
+    }
+}
+/* an int8 stored as a byte (portable: no implementation-defined conversion) */
+static int32_t lfm2__s8(unsigned char v) { return LFM2__CAST(int32_t, v) - LFM2__CAST(int32_t, (v & 128u) << 1); }
+
+/* Scalar reference of the block formats: rows [r0, r1) of out for B quantized token rows. */
+static void lfm2__qmm_ref(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) {
+    int32_t K = w->cols, nb = K / LFM2__QBLK, r, t, b, i;
+    size_t qrow = LFM2__QROW_BYTES(K);
+    for (r = r0; r < r1; r++)
+        for (t = 0; t < B; t++) {
+            const unsigned char *q = qa + LFM2__CAST(size_t, t) * qrow;
+            const float *d = LFM2__CAST(const float *, LFM2__CAST(const void *, q + 2 * LFM2__CAST(size_t, K)));
+            float acc = 0;
+            for (b = 0; b < nb; b++) {
+                size_t blk = LFM2__CAST(size_t, r) * LFM2__CAST(size_t, nb) + LFM2__CAST(size_t, b);
+                const unsigned char *qb = q + b * LFM2__QBLK;
+                int32_t isum = 0;
+                if (w->dtype == LFM2__DT_Q8) {
+                    const unsigned char *wq = LFM2__CAST(const unsigned char *, w->data) + blk * LFM2__QBLK;
+                    for (i = 0; i < LFM2__QBLK; i++) isum += lfm2__s8(wq[i]) * lfm2__s8(qb[i]);
+                } else {
+                    const unsigned char *wq = LFM2__CAST(const unsigned char *, w->data) + blk * 16;
+                    for (i = 0; i < 16; i++)
+                        isum += (LFM2__CAST(int32_t, wq[i] & 15) - 8) * lfm2__s8(qb[i]) + (LFM2__CAST(int32_t, wq[i] >> 4) - 8) * lfm2__s8(qb[16 + i]);
+                }
+                acc += (lfm2__f16_to_f32(w->scales[blk]) * d[b * 8]) * LFM2__CAST(float, isum);
+            }
+            out[LFM2__CAST(size_t, t) * LFM2__CAST(size_t, w->rows) + LFM2__CAST(size_t, r)] = acc;
+        }
+}
+/* quantizes the B token rows of x for weight w into qa (B * LFM2__QROW_BYTES(w->cols) bytes) */
+static void lfm2__quantize_acts(unsigned char *qa, const float *x, int32_t B, const lfm2__mat *w) {
+    int32_t t;
+    for (t = 0; t < B; t++)
+        lfm2__quantize_act(qa + LFM2__CAST(size_t, t) * LFM2__QROW_BYTES(w->cols), x + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, w->cols),
+                           w->cols, w->dtype == LFM2__DT_Q4);
+}
+
 #define LFM2__KBLK 256   /* weight columns converted at a time */
 #define LFM2__BBLK 16    /* tokens sharing one converted weight block */
 
 /* Scalar reference: out[b, r] = sum_k x[b, k] * W[r, k] for b < B, r < rows.
    x: [B, cols] (row stride ldx), out: [B, rows] (row stride ldo). */
-LFM2__MAYBE_UNUSED static void lfm2__matmul_ref(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t nth) {
+LFM2__MAYBE_UNUSED static void lfm2__matmul_ref(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t nth, unsigned char *qa) {
     int32_t r, rows = w->rows, K = w->cols;
     (void)nth;
+    if (w->dtype == LFM2__DT_Q8 || w->dtype == LFM2__DT_Q4) { /* int8 activations, qa: B * LFM2__QROW_BYTES(K) bytes */
+        lfm2__quantize_acts(qa, x, B, w);
+#ifdef LFM2__OPENMP
+#pragma omp parallel for num_threads(nth) schedule(static) if (LFM2__CAST(int64_t, rows) * K * B >= LFM2__OMP_MIN_WORK)
+#endif
+        for (r = 0; r < rows; r++) lfm2__qmm_ref(out, qa, B, w, r, r + 1);
+        return;
+    }
 #ifdef LFM2__OPENMP
 #pragma omp parallel for num_threads(nth) schedule(static) if (LFM2__CAST(int64_t, rows) * K * B >= LFM2__OMP_MIN_WORK)
 #endif
@@ -3675,10 +3816,6 @@ static float lfm2__hsum512(__m512 a) { /* (not _mm512_reduce_add_ps: gcc 12 warn
 #define LFM2__VHSUM(a) lfm2__hsum512(a)
 #define LFM2__VBF16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, p)))), 16))
 #define LFM2__VF16(p) _mm512_cvtph_ps(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, p))))
-#define LFM2__VI8(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p)))))
-#define LFM2__VNIB(p, sh) _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32( \
-        _mm512_cvtepu8_epi32(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p)))), sh), _mm512_set1_epi32(15)), _mm512_set1_epi32(8)))
-#define LFM2__H2F(h) _cvtsh_ss(h)
 #elif defined(LFM2__AVX2)
 #define LFM2__W 8
 typedef __m256 lfm2__v;
@@ -3697,10 +3834,6 @@ static float lfm2__hsum256(__m256 a) {
 #define LFM2__VHSUM(a) lfm2__hsum256(a)
 #define LFM2__VBF16(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p)))), 16))
 #define LFM2__VF16(p) _mm256_cvtph_ps(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p))))
-#define LFM2__VI8(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p)))))
-#define LFM2__VNIB(p, sh) _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32( \
-        _mm256_cvtepu8_epi32(_mm_loadl_epi64(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p)))), sh), _mm256_set1_epi32(15)), _mm256_set1_epi32(8)))
-#define LFM2__H2F(h) _cvtsh_ss(h)
 #elif defined(LFM2__NEON)
 #define LFM2__W 4
 typedef float32x4_t lfm2__v;
@@ -3713,23 +3846,6 @@ typedef float32x4_t lfm2__v;
 #define LFM2__VHSUM(a) vaddvq_f32(a)
 #define LFM2__VBF16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16))
 #define LFM2__VF16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)))
-static float32x4_t lfm2__neon_i8(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return vcvtq_f32_s32(vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(v))))));
-}
-static float32x4_t lfm2__neon_nib(const uint8_t *p, int sh) {
-    uint32_t v;
-    int32x4_t i;
-    memcpy(&v, p, 4);
-    i = vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(v))))));
-    i = vshlq_s32(i, vdupq_n_s32(-sh));
-    i = vsubq_s32(vandq_s32(i, vdupq_n_s32(15)), vdupq_n_s32(8));
-    return vcvtq_f32_s32(i);
-}
-#define LFM2__VI8(p) lfm2__neon_i8(p)
-#define LFM2__VNIB(p, sh) lfm2__neon_nib(p, sh)
-#define LFM2__H2F(h) lfm2__f16_to_f32(h)
 #endif
 
 #ifdef LFM2__W
@@ -3738,10 +3854,7 @@ static float32x4_t lfm2__neon_nib(const uint8_t *p, int sh) {
 #define LFM2__WL_F32(wr, dv, k) LFM2__VLOAD(LFM2__CAST(const float *, wr) + (k))
 #define LFM2__WL_BF16(wr, dv, k) LFM2__VBF16(LFM2__CAST(const uint16_t *, wr) + (k))
 #define LFM2__WL_F16(wr, dv, k) LFM2__VF16(LFM2__CAST(const uint16_t *, wr) + (k))
-#define LFM2__WL_Q8(wr, dv, k) LFM2__VMUL(LFM2__VI8(LFM2__CAST(const int8_t *, wr) + (k)), dv)
-#define LFM2__WL_Q4(wr, dv, k) LFM2__VMUL(LFM2__VNIB(LFM2__CAST(const uint8_t *, wr) + ((k) / LFM2__QBLK) * 16 + ((k) & 15), (((k) & 31) >> 4) * 4), dv)
 #define LFM2__DV_NONE(sc, k) LFM2__VZERO()
-#define LFM2__DV_Q(sc, k) LFM2__VSET1(LFM2__H2F((sc)[(k) / LFM2__QBLK]))
 
 /* The kernel of one weight format: rows [r0, r1) of out = x . W^T for all B tokens.
    Tiles: 4 rows x 4 tokens, and 1 row x 1 token for the rest (decode). Every (row, token) pair
@@ -3826,8 +3939,217 @@ static float32x4_t lfm2__neon_nib(const uint8_t *p, int sh) {
 LFM2__DEF_KERNELS(f32, LFM2__WL_F32, LFM2__DV_NONE, LFM2__W, 4, 1)
 LFM2__DEF_KERNELS(bf16, LFM2__WL_BF16, LFM2__DV_NONE, LFM2__W, 2, 1)
 LFM2__DEF_KERNELS(f16, LFM2__WL_F16, LFM2__DV_NONE, LFM2__W, 2, 1)
-LFM2__DEF_KERNELS(q8, LFM2__WL_Q8, LFM2__DV_Q, LFM2__QBLK, 1, 1)
-LFM2__DEF_KERNELS(q4, LFM2__WL_Q4, LFM2__DV_Q, LFM2__QBLK, 1, 2)
+
+/* ---- the block formats on int8 activations (see lfm2__quantize_act) ------------------------
+   One float accumulator per lane of 4 columns and per (row, token), filled in column order and
+   summed at the end by one fixed reduction: the same arithmetic in every tile, so results do
+   not depend on the chunking of the tokens or the thread count. */
+#if defined(LFM2__AVX512) && defined(__AVX512VNNI__)
+#define LFM2__QK_VNNI 1
+/* AVX-512 VNNI: steps of 64 columns (2 blocks, 16 lanes); 4 rows x 4 tokens, else 1 x 1.
+   A step's weights: v = the 64 weights as unsigned bytes (Q8: w + 128, Q4: the nibbles in
+   column order), d = the two block scales spread over their 8 lanes each. A step's activations:
+   v = q, s = the offset correction, d = dx per lane. `full` is 0 for a last step of 32 columns
+   (the upper lanes are zero). */
+#ifndef LFM2__QPF_ROWS
+#define LFM2__QPF_ROWS 8
+#endif
+typedef struct { __m512i v; __m512 d; } lfm2__qw;
+typedef struct { __m512i v, s; __m512 d; } lfm2__qx;
+static LFM2__INLINE void lfm2__qw_step(lfm2__qw *o, const unsigned char *wr, const uint16_t *sc, int32_t k, int full, int q4) {
+    uint32_t s2 = sc[k / LFM2__QBLK];
+    if (full) s2 |= LFM2__CAST(uint32_t, sc[k / LFM2__QBLK + 1]) << 16;
+    o->d = _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+                                 _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(LFM2__CAST(int, s2)))));
+    if (q4) {
+        const unsigned char *p = wr + k / 2;
+        __m256i v = full ? _mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, p)))
+                         : _mm256_zextsi128_si256(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p))));
+        __m256i lo = _mm256_and_si256(v, _mm256_set1_epi8(15)), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(15));
+        __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); /* [A lo, B lo, A hi, B hi] */
+        o->v = _mm512_shuffle_i64x2(z, z, 0xD8);                            /* [A lo, A hi, B lo, B hi] */
+    } else {
+        const unsigned char *p = wr + k;
+        o->v = _mm512_xor_si512(full ? _mm512_loadu_si512(LFM2__CAST(const void *, p))
+                                     : _mm512_zextsi256_si512(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, p)))),
+                                _mm512_set1_epi8(-128));
+    }
+}
+static LFM2__INLINE void lfm2__qx_step(lfm2__qx *o, const unsigned char *q, int32_t K, int32_t k, int full) {
+    const int32_t *s = LFM2__CAST(const int32_t *, LFM2__CAST(const void *, q + K)) + k / 4;
+    const float *d = LFM2__CAST(const float *, LFM2__CAST(const void *, q + 2 * LFM2__CAST(size_t, K))) + k / 4;
+    if (full) {
+        o->v = _mm512_loadu_si512(LFM2__CAST(const void *, q + k));
+        o->s = _mm512_loadu_si512(LFM2__CAST(const void *, s));
+        o->d = _mm512_loadu_ps(d);
+    } else {
+        o->v = _mm512_zextsi256_si512(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, q + k))));
+        o->s = _mm512_zextsi256_si512(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, s))));
+        o->d = _mm512_zextps256_ps512(_mm256_loadu_ps(d));
+    }
+}
+/* acc += float(lane sums of w * q) * (dw * dx) */
+#define LFM2__QPAIR(acc, W, X) acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32((X).s, (W).v, (X).v)), _mm512_mul_ps((W).d, (X).d), acc)
+/* one step of the 4 x 4 tile; FULL is a constant, so the tail tests fold away */
+#define LFM2__QTILE_STEP(FULL)                                                                                         \
+    {                                                                                                                 \
+        lfm2__qw w0, w1, w2, w3;                                                                                      \
+        lfm2__qx x;                                                                                                   \
+        lfm2__qw_step(&w0, wr0, sc0, k, FULL, q4); lfm2__qw_step(&w1, wr1, sc1, k, FULL, q4);                         \
+        lfm2__qw_step(&w2, wr2, sc2, k, FULL, q4); lfm2__qw_step(&w3, wr3, sc3, k, FULL, q4);                         \
+        lfm2__qx_step(&x, q0, K, k, FULL);                                                                            \
+        LFM2__QPAIR(a00, w0, x); LFM2__QPAIR(a10, w1, x); LFM2__QPAIR(a20, w2, x); LFM2__QPAIR(a30, w3, x);           \
+        lfm2__qx_step(&x, q0 + qrow, K, k, FULL);                                                                     \
+        LFM2__QPAIR(a01, w0, x); LFM2__QPAIR(a11, w1, x); LFM2__QPAIR(a21, w2, x); LFM2__QPAIR(a31, w3, x);           \
+        lfm2__qx_step(&x, q0 + 2 * qrow, K, k, FULL);                                                                 \
+        LFM2__QPAIR(a02, w0, x); LFM2__QPAIR(a12, w1, x); LFM2__QPAIR(a22, w2, x); LFM2__QPAIR(a32, w3, x);           \
+        lfm2__qx_step(&x, q0 + 3 * qrow, K, k, FULL);                                                                 \
+        LFM2__QPAIR(a03, w0, x); LFM2__QPAIR(a13, w1, x); LFM2__QPAIR(a23, w2, x); LFM2__QPAIR(a33, w3, x);           \
+    }
+static LFM2__INLINE void lfm2__qmm_vnni(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
+    int32_t K = w->cols, rows = w->rows, r, t, k, i, j;
+    size_t rb = q4 ? LFM2__CAST(size_t, K) / 2 : LFM2__CAST(size_t, K), nsc = LFM2__CAST(size_t, K / LFM2__QBLK), qrow = LFM2__QROW_BYTES(K);
+    const unsigned char *base = LFM2__CAST(const unsigned char *, w->data);
+    for (r = r0; r < r1; r += 4) {
+        int32_t nr = (r1 - r < 4) ? r1 - r : 4;
+        for (t = 0; t < B;) {
+            float res[4][4];
+            int32_t nt = (B - t >= 4 && nr == 4) ? 4 : 1;
+            const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;
+            if (nt == 4) {
+                const unsigned char *wr0 = base + LFM2__CAST(size_t, r) * rb, *wr1 = wr0 + rb, *wr2 = wr1 + rb, *wr3 = wr2 + rb;
+                const uint16_t *sc0 = w->scales + LFM2__CAST(size_t, r) * nsc, *sc1 = sc0 + nsc, *sc2 = sc1 + nsc, *sc3 = sc2 + nsc;
+                __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
+                       a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+                for (k = 0; k + 64 <= K; k += 64) LFM2__QTILE_STEP(1)
+                if (k < K) LFM2__QTILE_STEP(0)
+                res[0][0] = lfm2__hsum512(a00); res[0][1] = lfm2__hsum512(a01); res[0][2] = lfm2__hsum512(a02); res[0][3] = lfm2__hsum512(a03);
+                res[1][0] = lfm2__hsum512(a10); res[1][1] = lfm2__hsum512(a11); res[1][2] = lfm2__hsum512(a12); res[1][3] = lfm2__hsum512(a13);
+                res[2][0] = lfm2__hsum512(a20); res[2][1] = lfm2__hsum512(a21); res[2][2] = lfm2__hsum512(a22); res[2][3] = lfm2__hsum512(a23);
+                res[3][0] = lfm2__hsum512(a30); res[3][1] = lfm2__hsum512(a31); res[3][2] = lfm2__hsum512(a32); res[3][3] = lfm2__hsum512(a33);
+            } else {
+                for (i = 0; i < nr; i++) { /* decode: one weight row at a time (one DRAM stream) */
+                    const unsigned char *wri = base + LFM2__CAST(size_t, r + i) * rb;
+                    const uint16_t *sci = w->scales + LFM2__CAST(size_t, r + i) * nsc;
+                    __m512 a0 = _mm512_setzero_ps();
+                    lfm2__qw w0;
+                    lfm2__qx x;
+                    if (r + i + LFM2__QPF_ROWS < rows) { /* the scales are a second, sparse stream: fetch them a few rows ahead */
+                        const char *pf = LFM2__CAST(const char *, LFM2__CAST(const void *, sci + LFM2__QPF_ROWS * nsc));
+                        size_t off;
+                        for (off = 0; off < nsc * 2; off += 64) _mm_prefetch(pf + off, _MM_HINT_T0);
+                    }
+                    for (k = 0; k + 64 <= K; k += 64) {
+                        lfm2__qw_step(&w0, wri, sci, k, 1, q4);
+                        lfm2__qx_step(&x, q0, K, k, 1);
+                        LFM2__QPAIR(a0, w0, x);
+                    }
+                    if (k < K) {
+                        lfm2__qw_step(&w0, wri, sci, k, 0, q4);
+                        lfm2__qx_step(&x, q0, K, k, 0);
+                        LFM2__QPAIR(a0, w0, x);
+                    }
+                    res[i][0] = lfm2__hsum512(a0);
+                }
+            }
+            for (i = 0; i < nr; i++)
+                for (j = 0; j < nt; j++) out[LFM2__CAST(size_t, t + j) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, r + i)] = res[i][j];
+            t += nt;
+        }
+    }
+}
+static void lfm2__qmm_q8(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_vnni(out, qa, B, w, r0, r1, 0); }
+static void lfm2__qmm_q4(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_vnni(out, qa, B, w, r0, r1, 1); }
+
+#elif defined(LFM2__AVX512) || defined(LFM2__AVX2)
+#define LFM2__QK_AVX2 1
+/* AVX2 (also AVX-512 without VNNI): one block of 32 columns (8 lanes) per step, 1 row x 1 token.
+   vpmaddubsw multiplies unsigned by signed bytes into saturating int16 pairs: Q8 uses |w| and
+   q with w's sign (at most 2 * 128 * 127, no saturation), Q4 the nibbles 0..15 and q. */
+static float lfm2__qhsum256(__m256 a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+static LFM2__INLINE void lfm2__qmm_avx2(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
+    int32_t K = w->cols, rows = w->rows, r, t, k;
+    size_t rb = q4 ? LFM2__CAST(size_t, K) / 2 : LFM2__CAST(size_t, K), nsc = LFM2__CAST(size_t, K / LFM2__QBLK), qrow = LFM2__QROW_BYTES(K);
+    const __m256i ones = _mm256_set1_epi16(1), m15 = _mm256_set1_epi8(15);
+    for (r = r0; r < r1; r++) {
+        const unsigned char *wr = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, r) * rb;
+        const uint16_t *sc = w->scales + LFM2__CAST(size_t, r) * nsc;
+        for (t = 0; t < B; t++) {
+            const unsigned char *q = qa + LFM2__CAST(size_t, t) * qrow;
+            const int32_t *s = LFM2__CAST(const int32_t *, LFM2__CAST(const void *, q + K));
+            const float *d = LFM2__CAST(const float *, LFM2__CAST(const void *, q + 2 * LFM2__CAST(size_t, K)));
+            __m256 acc = _mm256_setzero_ps();
+            for (k = 0; k < K; k += LFM2__QBLK) {
+                __m256i xv = _mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, q + k))), iv;
+                if (q4) {
+                    __m128i v = _mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, wr + k / 2)));
+                    __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m15);
+                    iv = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(nib, xv), ones),
+                                          _mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, s + k / 4))));
+                } else {
+                    __m256i wv = _mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, wr + k)));
+                    iv = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv)), ones);
+                }
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(sc[k / LFM2__QBLK])), _mm256_loadu_ps(d + k / 4)), acc);
+            }
+            out[LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, r)] = lfm2__qhsum256(acc);
+        }
+    }
+}
+static void lfm2__qmm_q8(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_avx2(out, qa, B, w, r0, r1, 0); }
+static void lfm2__qmm_q4(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_avx2(out, qa, B, w, r0, r1, 1); }
+
+#elif defined(LFM2__NEON)
+#define LFM2__QK_NEON 1
+/* NEON: one block of 32 columns per step (two 16-byte halves, 4 lanes each), 1 row x 1 token.
+   sdot with the dot-product extension, else widening multiplies and pairwise adds that sum the
+   same 4 bytes per lane (pairs at most 2 * 128 * 127: no int16 overflow). */
+static int32x4_t lfm2__sdot(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(acc, a, b);
+#else
+    int16x8_t p0 = vmull_s8(vget_low_s8(a), vget_low_s8(b)), p1 = vmull_s8(vget_high_s8(a), vget_high_s8(b));
+    return vaddq_s32(acc, vpaddlq_s16(vpaddq_s16(p0, p1)));
+#endif
+}
+static void lfm2__qmm_neon(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
+    int32_t K = w->cols, rows = w->rows, r, t, k;
+    size_t rb = q4 ? LFM2__CAST(size_t, K) / 2 : LFM2__CAST(size_t, K), nsc = LFM2__CAST(size_t, K / LFM2__QBLK), qrow = LFM2__QROW_BYTES(K);
+    for (r = r0; r < r1; r++) {
+        const unsigned char *wr = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, r) * rb;
+        const uint16_t *sc = w->scales + LFM2__CAST(size_t, r) * nsc;
+        for (t = 0; t < B; t++) {
+            const unsigned char *q = qa + LFM2__CAST(size_t, t) * qrow;
+            const int32_t *s = LFM2__CAST(const int32_t *, LFM2__CAST(const void *, q + K));
+            const float *d = LFM2__CAST(const float *, LFM2__CAST(const void *, q + 2 * LFM2__CAST(size_t, K)));
+            float32x4_t acc = vdupq_n_f32(0.0f);
+            for (k = 0; k < K; k += LFM2__QBLK) {
+                float dw = lfm2__f16_to_f32(sc[k / LFM2__QBLK]);
+                int32x4_t i0, i1;
+                if (q4) {
+                    uint8x16_t v = vld1q_u8(wr + k / 2);
+                    i0 = lfm2__sdot(vld1q_s32(s + k / 4), vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(15))), vreinterpretq_s8_u8(vld1q_u8(q + k)));
+                    i1 = lfm2__sdot(vld1q_s32(s + k / 4 + 4), vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vreinterpretq_s8_u8(vld1q_u8(q + k + 16)));
+                } else {
+                    i0 = lfm2__sdot(vdupq_n_s32(0), vreinterpretq_s8_u8(vld1q_u8(wr + k)), vreinterpretq_s8_u8(vld1q_u8(q + k)));
+                    i1 = lfm2__sdot(vdupq_n_s32(0), vreinterpretq_s8_u8(vld1q_u8(wr + k + 16)), vreinterpretq_s8_u8(vld1q_u8(q + k + 16)));
+                }
+                acc = vfmaq_f32(acc, vcvtq_f32_s32(i0), vmulq_n_f32(vld1q_f32(d + k / 4), dw));
+                acc = vfmaq_f32(acc, vcvtq_f32_s32(i1), vmulq_n_f32(vld1q_f32(d + k / 4 + 4), dw));
+            }
+            out[LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, r)] = vaddvq_f32(acc);
+        }
+    }
+}
+static void lfm2__qmm_q8(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_neon(out, qa, B, w, r0, r1, 0); }
+static void lfm2__qmm_q4(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_neon(out, qa, B, w, r0, r1, 1); }
+#endif
+
 
 static float lfm2__dot_f32(const float *a, const float *b, int32_t n) {
     lfm2__v acc = LFM2__VZERO();
@@ -3959,17 +4281,28 @@ static void lfm2__matmul_range(void (*kern)(float *, const float *, int32_t, con
         kern(out + LFM2__CAST(size_t, tb) * LFM2__CAST(size_t, w->rows), x + LFM2__CAST(size_t, tb) * LFM2__CAST(size_t, w->cols),
              (B - tb < LFM2__TOKEN_BLOCK) ? B - tb : LFM2__TOKEN_BLOCK, w, r0, r1);
 }
+static void lfm2__qmatmul_range(void (*kern)(float *, const unsigned char *, int32_t, const lfm2__mat *, int32_t, int32_t),
+                                float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) {
+    int32_t tb;
+    if (r0 >= r1) return;
+    for (tb = 0; tb < B; tb += LFM2__TOKEN_BLOCK)
+        kern(out + LFM2__CAST(size_t, tb) * LFM2__CAST(size_t, w->rows), qa + LFM2__CAST(size_t, tb) * LFM2__QROW_BYTES(w->cols),
+             (B - tb < LFM2__TOKEN_BLOCK) ? B - tb : LFM2__TOKEN_BLOCK, w, r0, r1);
+}
 #endif
-static void lfm2__matmul(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t nth) {
+/* qa: scratch for the int8 activations of the block formats, B * LFM2__QROW_BYTES(w->cols) bytes
+   (unused for f32 / f16 / bf16 weights) */
+static void lfm2__matmul(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t nth, unsigned char *qa) {
 #ifdef LFM2__W
     int32_t nblk = (w->rows + 3) / 4;
-    void (*kern)(float *, const float *, int32_t, const lfm2__mat *, int32_t, int32_t);
+    void (*kern)(float *, const float *, int32_t, const lfm2__mat *, int32_t, int32_t) = NULL;
+    void (*qkern)(float *, const unsigned char *, int32_t, const lfm2__mat *, int32_t, int32_t) = NULL;
     switch (w->dtype) {
     case LFM2__DT_F32: kern = lfm2__mm_f32; break;
     case LFM2__DT_BF16: kern = lfm2__mm_bf16; break;
     case LFM2__DT_F16: kern = lfm2__mm_f16; break;
-    case LFM2__DT_Q8: kern = lfm2__mm_q8; break;
-    default: kern = lfm2__mm_q4; break;
+    case LFM2__DT_Q8: qkern = lfm2__qmm_q8; break;
+    default: qkern = lfm2__qmm_q4; break;
     }
     (void)nth;
 #ifdef LFM2__OPENMP
@@ -3977,14 +4310,23 @@ static void lfm2__matmul(float *out, const float *x, int32_t B, const lfm2__mat 
     {
         int32_t t = omp_get_thread_num(), n = omp_get_num_threads();
         int32_t b0 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, nblk) * t / n), b1 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, nblk) * (t + 1) / n);
-        lfm2__matmul_range(kern, out, x, B, w, 4 * b0, (4 * b1 < w->rows) ? 4 * b1 : w->rows);
+        int32_t e1 = (4 * b1 < w->rows) ? 4 * b1 : w->rows;
+        if (qkern) { /* each thread quantizes its share of the tokens (per token: the same result) */
+            int32_t t0 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, B) * t / n), t1 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, B) * (t + 1) / n);
+            lfm2__quantize_acts(qa + LFM2__CAST(size_t, t0) * LFM2__QROW_BYTES(w->cols), x + LFM2__CAST(size_t, t0) * LFM2__CAST(size_t, w->cols), t1 - t0, w);
+        }
+#pragma omp barrier
+        if (qkern) lfm2__qmatmul_range(qkern, out, qa, B, w, 4 * b0, e1);
+        else lfm2__matmul_range(kern, out, x, B, w, 4 * b0, e1);
     }
 #else
-    lfm2__matmul_range(kern, out, x, B, w, 0, w->rows);
+    if (qkern) lfm2__quantize_acts(qa, x, B, w);
+    if (qkern) lfm2__qmatmul_range(qkern, out, qa, B, w, 0, w->rows);
+    else lfm2__matmul_range(kern, out, x, B, w, 0, w->rows);
     (void)nblk;
 #endif
 #else
-    lfm2__matmul_ref(out, x, B, w, nth);
+    lfm2__matmul_ref(out, x, B, w, nth, qa);
 #endif
 }
 
@@ -4007,7 +4349,7 @@ static void lfm2__shortconv(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     size_t Dz = LFM2__CAST(size_t, D);
     float *state = c->conv_state + LFM2__CAST(size_t, ly->slot) * LFM2__CAST(size_t, L - 1) * Dz;
     /* z = in_proj(u): [T, 3D] = B | C | x */
-    lfm2__matmul(c->zb, c->xb, T, &ly->in_proj, nth);
+    lfm2__matmul(c->zb, c->xb, T, &ly->in_proj, nth, c->qa);
     if (ly->in_bias)
         for (t = 0; t < T; t++) for (d = 0; d < 3 * D; d++) c->zb[LFM2__CAST(size_t, t) * 3 * Dz + LFM2__CAST(size_t, d)] += ly->in_bias[d];
     /* window = [state (L-1 rows) ; Bx (T rows)],  Bx = B * x */
@@ -4031,7 +4373,7 @@ static void lfm2__shortconv(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     /* new state = the last L-1 rows of the window */
     memcpy(state, c->win + LFM2__CAST(size_t, T) * Dz, sizeof(float) * LFM2__CAST(size_t, L - 1) * Dz);
     /* out = out_proj(y) */
-    lfm2__matmul(c->ob, c->yb, T, &ly->out_proj, nth);
+    lfm2__matmul(c->ob, c->yb, T, &ly->out_proj, nth, c->qa);
     if (ly->out_bias)
         for (t = 0; t < T; t++) for (d = 0; d < D; d++) c->ob[LFM2__CAST(size_t, t) * Dz + LFM2__CAST(size_t, d)] += ly->out_bias[d];
 }
@@ -4055,9 +4397,9 @@ static void lfm2__attention(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     size_t cache_off = LFM2__CAST(size_t, ly->slot) * LFM2__CAST(size_t, c->n_ctx) * LFM2__CAST(size_t, kvdim);
     float *kc = c->k_cache + cache_off, *vc = c->v_cache + cache_off;
     float scale = 1.0f / sqrtf(LFM2__CAST(float, hd));
-    lfm2__matmul(c->qb, c->xb, T, &ly->wq, nth);   /* [T, H*hd]   */
-    lfm2__matmul(c->kb, c->xb, T, &ly->wk, nth);   /* [T, Hkv*hd] */
-    lfm2__matmul(c->vb, c->xb, T, &ly->wv, nth);   /* [T, Hkv*hd] */
+    lfm2__matmul(c->qb, c->xb, T, &ly->wq, nth, c->qa);   /* [T, H*hd]   */
+    lfm2__matmul(c->kb, c->xb, T, &ly->wk, nth, c->qa);   /* [T, Hkv*hd] */
+    lfm2__matmul(c->vb, c->xb, T, &ly->wv, nth, c->qa);   /* [T, Hkv*hd] */
     for (t = 0; t < T; t++) {
         const float *cs = c->rope_cos + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, half);
         const float *sn = c->rope_sin + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, half);
@@ -4092,16 +4434,16 @@ static void lfm2__attention(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
             for (j = 0; j < n_keys; j++) lfm2__axpy(o, s[j], vc + LFM2__CAST(size_t, j) * LFM2__CAST(size_t, kvdim) + kvo, hd);
         }
     }
-    lfm2__matmul(c->ob, c->yb, T, &ly->wo, nth);   /* [T, D] */
+    lfm2__matmul(c->ob, c->yb, T, &ly->wo, nth, c->qa);   /* [T, D] */
 }
 
 /* SwiGLU feed-forward (spec 3.6): ob = w2( silu(w1 xb) * (w3 xb) ) */
 static void lfm2__ffn(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     size_t n = LFM2__CAST(size_t, T) * LFM2__CAST(size_t, c->m->cfg.ff_dim);
-    lfm2__matmul(c->gb, c->xb, T, &ly->w1, c->n_threads);
-    lfm2__matmul(c->ub, c->xb, T, &ly->w3, c->n_threads);
+    lfm2__matmul(c->gb, c->xb, T, &ly->w1, c->n_threads, c->qa);
+    lfm2__matmul(c->ub, c->xb, T, &ly->w3, c->n_threads, c->qa);
     lfm2__silu_mul(c->gb, c->ub, n);
-    lfm2__matmul(c->ob, c->gb, T, &ly->w2, c->n_threads);
+    lfm2__matmul(c->ob, c->gb, T, &ly->w2, c->n_threads, c->qa);
 }
 
 /* >>forward -------------------------------------------------------------------------------- */
@@ -4144,10 +4486,10 @@ static void lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, flo
     if (all_logits) {
         for (t = 0; t < T; t++) lfm2__rmsnorm(c->xb + LFM2__CAST(size_t, t) * Dz, c->x + LFM2__CAST(size_t, t) * Dz, m->final_norm, D, eps);
         if (c->dbg_hidden) memcpy(c->dbg_hidden + LFM2__CAST(size_t, cf->num_hidden_layers + 1) * TD, c->xb, sizeof(float) * TD);
-        lfm2__matmul(all_logits, c->xb, T, &m->head, c->n_threads);
+        lfm2__matmul(all_logits, c->xb, T, &m->head, c->n_threads, c->qa);
     } else {
         lfm2__rmsnorm(c->xb, c->x + LFM2__CAST(size_t, T - 1) * Dz, m->final_norm, D, eps);
-        lfm2__matmul(c->logits, c->xb, 1, &m->head, c->n_threads);
+        lfm2__matmul(c->logits, c->xb, 1, &m->head, c->n_threads, c->qa);
     }
     c->pos += T;
 }
@@ -4156,6 +4498,14 @@ static void lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, flo
 /* Quantization of f32/f16/bf16 weights to Q8 / Q4 (formats described under >>kernels). The
    block scale is rounded to f16 first and the integers are computed with the rounded scale. */
 
+/* v rounded to the nearest integer (ties to even, as lrintf), clamped to [lo, hi]; NaN -> 0.
+   rintf is one instruction where SSE4.1 / NEON exist; lrintf was a library call per weight. */
+static int lfm2__round_clamp(float v, int lo, int hi) {
+    if (v != v) return 0;
+    if (v <= LFM2__CAST(float, lo)) return lo;
+    if (v >= LFM2__CAST(float, hi)) return hi;
+    return LFM2__CAST(int, rintf(v));
+}
 static void lfm2__quantize_row_q8(const float *x, int32_t K, int8_t *q, uint16_t *sc) {
     int32_t b, i;
     for (b = 0; b < K / LFM2__QBLK; b++) {
@@ -4166,9 +4516,7 @@ static void lfm2__quantize_row_q8(const float *x, int32_t K, int8_t *q, uint16_t
         d = lfm2__f16_to_f32(sc[b]);
         id = d > 0 ? 1.0f / d : 0.0f;
         for (i = 0; i < LFM2__QBLK; i++) {
-            float v = xb[i] * id;
-            v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
-            q[b * LFM2__QBLK + i] = LFM2__CAST(int8_t, lrintf(v));
+            q[b * LFM2__QBLK + i] = LFM2__CAST(int8_t, lfm2__round_clamp(xb[i] * id, -127, 127));
         }
     }
 }
@@ -4189,9 +4537,8 @@ static void lfm2__quantize_row_q4(const float *x, int32_t K, uint8_t *q, uint16_
             if (d == 0 || d != d) continue;
             id = 1.0f / d;
             for (i = 0; i < LFM2__QBLK; i++) {
-                int r = LFM2__CAST(int, lrintf(xb[i] * id + 8.0f));
                 float e;
-                tv[i] = r < 0 ? 0 : (r > 15 ? 15 : r);
+                tv[i] = lfm2__round_clamp(xb[i] * id + 8.0f, 0, 15);
                 e = xb[i] - d * LFM2__CAST(float, tv[i] - 8);
                 err += e * e;
             }
@@ -4834,7 +5181,7 @@ LFM2_API lfm2_result lfm2_model_tensor_info(const lfm2_model *m, int32_t i, lfm2
 
 typedef struct lfm2__layout {
     size_t total;
-    size_t off[20];
+    size_t off[24];
     int n;
 } lfm2__layout;
 
@@ -4881,6 +5228,7 @@ static int lfm2__context_layout(const lfm2_config *c, int32_t n_ctx, int32_t B, 
     ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_conv_layers), L1, D);                  /* 16 conv_state */
     ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_attention_layers), nctx, kvd);         /* 17 k_cache */
     ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_attention_layers), nctx, kvd);         /* 18 v_cache */
+    ok &= lfm2__lay3(l, Bz, (D > F ? D : F) > qd ? (D > F ? D : F) : qd, 1);          /* 19 qa (3 bytes per column <= 1 float) */
     return ok;
 }
 
@@ -4924,6 +5272,7 @@ LFM2_API lfm2_result lfm2_context_create(const lfm2_model *m, const lfm2_context
     c->qb = LFM2__AT(4); c->kb = LFM2__AT(5); c->vb = LFM2__AT(6); c->yb = LFM2__AT(7); c->ob = LFM2__AT(8);
     c->gb = LFM2__AT(9); c->ub = LFM2__AT(10); c->att = LFM2__AT(11); c->rope_cos = LFM2__AT(12); c->rope_sin = LFM2__AT(13);
     c->inv_freq = LFM2__AT(14); c->logits = LFM2__AT(15); c->conv_state = LFM2__AT(16); c->k_cache = LFM2__AT(17); c->v_cache = LFM2__AT(18);
+    c->qa = LFM2__CAST(unsigned char *, LFM2__CAST(void *, LFM2__AT(19)));
 #undef LFM2__AT
     c->m = m;
     c->alloc = a;
@@ -5140,6 +5489,11 @@ LFM2_API const char *lfm2_build_info(void) {
         "NEON"
 #else
         "scalar"
+#endif
+#if defined(LFM2__QK_VNNI)
+        " VNNI"
+#elif defined(LFM2__NEON) && defined(__ARM_FEATURE_DOTPROD)
+        " DOTPROD"
 #endif
 #ifdef LFM2__OPENMP
            " OPENMP"

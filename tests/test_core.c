@@ -444,33 +444,53 @@ static void test_chunked_prefill(void) {
     }
 }
 
-/* bit-identical logits for 1 and 2 threads */
+/* bit-identical logits for 1 and 2 threads and for any chunking, with every weight format
+   (as stored = bf16, int8 and int4 at load: the int8-activation kernels too) */
 static void test_threads_identical(void) {
-    lfm2_model *m = t_load("realvocab-bf16");
-    lfm2_context_params cp;
-    lfm2_context *c1, *c2;
-    lfm2_token ids[20];
-    float *a, *b;
-    int32_t V, i;
-    CHECK(m != NULL, "load");
-    if (!m) return;
-    V = lfm2_model_config(m)->vocab_size;
-    for (i = 0; i < 20; i++) ids[i] = (i * 7919 + 13) % V;
-    memset(&cp, 0, sizeof cp);
-    cp.n_threads = 1;
-    lfm2_context_create(m, &cp, &c1);
-    cp.n_threads = 2;
-    lfm2_context_create(m, &cp, &c2);
-    a = (float *)malloc(sizeof(float) * 20 * (size_t)V);
-    b = (float *)malloc(sizeof(float) * 20 * (size_t)V);
-    lfm2_context_decode_all(c1, ids, 20, a);
-    lfm2_context_decode_all(c2, ids, 20, b);
-    CHECK(memcmp(a, b, sizeof(float) * 20 * (size_t)V) == 0, "1 and 2 threads differ");
-    NOTE("1 vs 2 threads: %s", memcmp(a, b, sizeof(float) * 20 * (size_t)V) == 0 ? "bit-identical" : "DIFFERENT");
-    free(a); free(b);
-    lfm2_context_free(c1);
-    lfm2_context_free(c2);
-    lfm2_model_free(m);
+    static const int32_t types[3] = {LFM2_WEIGHTS_AS_STORED, LFM2_WEIGHTS_Q8, LFM2_WEIGHTS_Q4};
+    static const char *names[3] = {"bf16", "q8", "q4"};
+    int ti;
+    for (ti = 0; ti < 3; ti++) {
+        char path[1024];
+        lfm2_model_params p;
+        lfm2_model *m = NULL;
+        lfm2_context_params cp;
+        lfm2_context *c1, *c2, *c3;
+        lfm2_token ids[20];
+        float *a, *b, *cc;
+        int32_t V, i;
+        int same_threads, same_chunks;
+        memset(&p, 0, sizeof p);
+        p.weights = types[ti];
+        snprintf(path, sizeof path, "%s/realvocab-bf16", t_data_dir());
+        CHECK(lfm2_model_load_dir(path, &p, &m) == LFM2_OK, "load %s", names[ti]);
+        if (!m) continue;
+        V = lfm2_model_config(m)->vocab_size;
+        for (i = 0; i < 20; i++) ids[i] = (i * 7919 + 13) % V;
+        memset(&cp, 0, sizeof cp);
+        cp.n_threads = 1;
+        lfm2_context_create(m, &cp, &c1);
+        lfm2_context_create(m, &cp, &c3);
+        cp.n_threads = 2;
+        lfm2_context_create(m, &cp, &c2);
+        a = (float *)malloc(sizeof(float) * 20 * (size_t)V);
+        b = (float *)malloc(sizeof(float) * 20 * (size_t)V);
+        cc = (float *)malloc(sizeof(float) * 20 * (size_t)V);
+        lfm2_context_decode_all(c1, ids, 20, a);
+        lfm2_context_decode_all(c2, ids, 20, b);
+        for (i = 0; i < 20; i += 3) lfm2_context_decode_all(c3, ids + i, 20 - i < 3 ? 20 - i : 3, cc + (size_t)i * V);
+        same_threads = memcmp(a, b, sizeof(float) * 20 * (size_t)V) == 0;
+        same_chunks = memcmp(a, cc, sizeof(float) * 20 * (size_t)V) == 0;
+        CHECK(same_threads, "%s: 1 and 2 threads differ", names[ti]);
+        CHECK(same_chunks, "%s: whole and chunks of 3 differ", names[ti]);
+        NOTE("%s: 1 vs 2 threads %s, whole vs chunks of 3 %s", names[ti], same_threads ? "bit-identical" : "DIFFERENT",
+             same_chunks ? "bit-identical" : "DIFFERENT");
+        free(a); free(b); free(cc);
+        lfm2_context_free(c1);
+        lfm2_context_free(c2);
+        lfm2_context_free(c3);
+        lfm2_model_free(m);
+    }
 }
 
 /* snapshot mid-generation, restore in a fresh context: identical logits afterwards */
@@ -801,6 +821,7 @@ static void test_kernels_vs_scalar(void) {
         float *wf = (float *)malloc(sizeof(float) * (size_t)N * K), *x = (float *)malloc(sizeof(float) * (size_t)B * K);
         float *o1 = (float *)malloc(sizeof(float) * (size_t)B * N), *o2 = (float *)malloc(sizeof(float) * (size_t)B * N);
         uint16_t *w16 = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)N * K);
+        unsigned char *qa = (unsigned char *)malloc(LFM2__QROW_BYTES(K) * (size_t)B);
         size_t i;
         for (i = 0; i < (size_t)N * K; i++) wf[i] = t_randf();
         for (i = 0; i < (size_t)B * K; i++) x[i] = t_randf();
@@ -826,8 +847,8 @@ static void test_kernels_vs_scalar(void) {
                 qmem = (unsigned char *)malloc(lfm2__quant_bytes(&w, type));
                 lfm2__quantize_mat(&w, type, qmem);
             }
-            lfm2__matmul_ref(o1, x, B, &w, 2);
-            lfm2__matmul(o2, x, B, &w, 2);
+            lfm2__matmul_ref(o1, x, B, &w, 2, qa);
+            lfm2__matmul(o2, x, B, &w, 2, qa);
             for (i = 0; i < (size_t)B * N; i++) {
                 double d = fabs((double)o1[i] - o2[i]);
                 if (d > md) md = d;
@@ -838,7 +859,7 @@ static void test_kernels_vs_scalar(void) {
             if (md / mo > worst[di]) worst[di] = md / mo;
             free(qmem);
         }
-        free(wf); free(x); free(o1); free(o2); free(w16);
+        free(wf); free(x); free(o1); free(o2); free(w16); free(qa);
     }
     NOTE("%s matmul vs scalar reference, worst rel err: f32 %.2g, bf16 %.2g, f16 %.2g, q8 %.2g, q4 %.2g", lfm2_build_info(),
          worst[0], worst[1], worst[2], worst[3], worst[4]);
@@ -915,6 +936,60 @@ static void test_quant_roundtrip(void) {
     NOTE("dequantized: q8 within half a step (max err %.3g), q4 within one step (max err %.3g)", e8, e4);
 }
 
+/* int8 activations (lfm2__quantize_act, SIMD in AVX-512 builds) against a plain restatement of
+   its definition: every byte equal, for ordinary, zero, tiny, huge, NaN and infinite blocks */
+static void test_quant_act(void) {
+    enum { K = 256 };
+    float x[K];
+    unsigned char got[3 * K], want[3 * K];
+    int q4, i, b, cases = 0;
+    for (i = 0; i < K; i++) x[i] = t_randf() * (i < 64 ? 3.0f : 0.01f);
+    for (i = 64; i < 96; i++) x[i] = 0;          /* a zero block */
+    x[100] = 1e-35f;                              /* a block below 1e-30 */
+    for (i = 97; i < 128; i++) if (i != 100) x[i] = 0;
+    x[130] = NAN;                                 /* NaN and inf blocks */
+    x[170] = -INFINITY;
+    x[200] = 3e38f; x[201] = -3e38f;              /* huge but finite */
+    x[224] = 0.5f / 127.0f;                       /* ties: 0.5 steps round away from zero */
+    x[225] = 127.0f; x[226] = -1.5f; x[227] = 2.5f;
+    for (q4 = 0; q4 < 2; q4++) {
+        int32_t *ws = (int32_t *)(void *)(want + K);
+        float *wd = (float *)(void *)(want + 2 * K);
+        lfm2__quantize_act(got, x, K, q4);
+        for (b = 0; b < K; b += 32) {
+            float amax = 0, id = 0, dx = 0;
+            int bad = 0, qv[32];
+            for (i = 0; i < 32; i++) { float a = fabsf(x[b + i]); if (!(a <= FLT_MAX)) bad = 1; if (a > amax) amax = a; }
+            if (bad) dx = NAN;
+            else if (amax >= 1e-30f) { dx = amax / 127.0f; id = 127.0f / amax; }
+            for (i = 0; i < 32; i++) {
+                float v = bad ? 0.0f : x[b + i] * id;
+                int qi = (int)(v + (v >= 0.0f ? 0.5f : -0.5f));
+                qv[i] = qi > 127 ? 127 : qi < -127 ? -127 : qi;
+                want[b + i] = (unsigned char)qv[i];
+            }
+            for (i = 0; i < 8; i++) {
+                ws[b / 4 + i] = (q4 ? -8 : -128) * (qv[4 * i] + qv[4 * i + 1] + qv[4 * i + 2] + qv[4 * i + 3]);
+                wd[b / 4 + i] = dx;
+            }
+        }
+        for (i = 0; i < 3 * K; i++) {
+            /* NaN scales: compare as "both NaN" */
+            if (i >= 2 * K && (i - 2 * K) % 4 == 0) {
+                float g, w;
+                memcpy(&g, got + i, 4);
+                memcpy(&w, want + i, 4);
+                if (g != g && w != w) { i += 3; continue; }
+            }
+            if (got[i] != want[i]) break;
+        }
+        CHECK(i == 3 * K, "%s activations: byte %d differs", q4 ? "q4" : "q8", i);
+        cases++;
+    }
+    NOTE("%s: quantized activations identical to the definition for %d layouts x 8 blocks (zero, tiny, NaN, inf, huge, ties)",
+         lfm2_build_info(), cases);
+}
+
 /* perplexity of demo-code-8m's eval text with bf16 (as stored), int8 and int4 weights */
 static void test_quant_perplexity(void) {
     static const int32_t types[3] = {LFM2_WEIGHTS_AS_STORED, LFM2_WEIGHTS_Q8, LFM2_WEIGHTS_Q4};
@@ -989,6 +1064,7 @@ static const t_case core_tests[] = {
     {"core/load-variants", test_load_variants},
     {"core/kernels-vs-scalar", test_kernels_vs_scalar},
     {"core/quant-roundtrip", test_quant_roundtrip},
+    {"core/quant-act", test_quant_act},
     {"core/quant-perplexity", test_quant_perplexity},
     {NULL, NULL}
 };
