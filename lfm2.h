@@ -1375,7 +1375,10 @@ LFM2_API uint64_t lfm2_config_param_count(const lfm2_config *c) {
 
 enum { LFM2__DT_F32 = 0, LFM2__DT_F16, LFM2__DT_BF16, LFM2__DT_F64, LFM2__DT_I8, LFM2__DT_U8, LFM2__DT_I16,
        LFM2__DT_I32, LFM2__DT_I64, LFM2__DT_BOOL, LFM2__DT_COUNT,
-       LFM2__DT_Q8 = 100, LFM2__DT_Q4 = 101 /* weight formats of lfm2.h, not safetensors dtypes */ };
+       LFM2__DT_Q8 = 100, LFM2__DT_Q4 = 101, /* weight formats of lfm2.h, not safetensors dtypes */
+       LFM2__DT_Q8X = 102, LFM2__DT_Q4X = 103 /* the same, 16 rows interleaved (see >>kernels) */ };
+#define LFM2__IS_Q(dt) ((dt) == LFM2__DT_Q8 || (dt) == LFM2__DT_Q4 || (dt) == LFM2__DT_Q8X || (dt) == LFM2__DT_Q4X)
+#define LFM2__IS_Q4(dt) ((dt) == LFM2__DT_Q4 || (dt) == LFM2__DT_Q4X)
 static const char *const lfm2__dtype_name[LFM2__DT_COUNT] = {"F32", "F16", "BF16", "F64", "I8", "U8", "I16", "I32", "I64", "BOOL"};
 static const uint8_t lfm2__dtype_size[LFM2__DT_COUNT] = {4, 2, 2, 8, 1, 1, 2, 4, 8, 1};
 
@@ -3586,6 +3589,50 @@ LFM2__MAYBE_UNUSED static const lfm2_config *lfm2__model_cfg(const lfm2_model *m
 
 #define LFM2__QBLK 32
 
+/* The interleaved block formats Q8X / Q4X (made at load from any weights with rows % 16 == 0 and
+   cols % 64 == 0, in builds with AVX-512 VNNI) hold the same numbers as Q8 / Q4 in the order the
+   VNNI kernel reads them: groups of 16 rows, each a run of records of 64 columns (2 blocks):
+       16 f16 scales of block 0, 16 of block 1, quants of block 0, quants of block 1
+   (scales first: the kernel reads them first, and the memory stream stays in ascending order)
+   where the quants of a block are 8 (Q8) or 4 (Q4) vectors of 64 bytes whose bytes 4l..4l+3 are
+   row l's 4 columns of one "step": Q8 step c (columns 4c..4c+3) as w + 128; Q4 vector z holds
+   step z in its low nibbles and step z + 4 in its high nibbles, as w + 8. A record is 1088 (Q8)
+   or 576 (Q4) bytes, 17 or 9 cache lines, exactly the bytes of the row-major layout. One vpdpbusd
+   with a broadcast of 4 activation bytes then sums one step for 16 rows, and the scales are
+   applied once per block for 16 rows: the whole group streams from memory in one pass. */
+#define LFM2__X16_REC(q4) ((q4) ? LFM2__CAST(size_t, 576) : LFM2__CAST(size_t, 1088))
+static const unsigned char *lfm2__x16_rec(const lfm2__mat *w, int32_t r, int32_t k) {
+    size_t np = LFM2__CAST(size_t, w->cols / 64);
+    return LFM2__CAST(const unsigned char *, w->data) +
+           (LFM2__CAST(size_t, r / 16) * np + LFM2__CAST(size_t, k / 64)) * LFM2__X16_REC(w->dtype == LFM2__DT_Q4X);
+}
+/* integer weight (r, k) of a block format: w = scale * value */
+static int32_t lfm2__qval(const lfm2__mat *w, int32_t r, int32_t k) {
+    size_t i = LFM2__CAST(size_t, r) * LFM2__CAST(size_t, w->cols) + LFM2__CAST(size_t, k);
+    int32_t e = k % LFM2__QBLK, h = (k % 64) / LFM2__QBLK, c = e / 4, l = r % 16, j = k % 4;
+    unsigned char byte;
+    switch (w->dtype) {
+    case LFM2__DT_Q8: return LFM2__CAST(int32_t, LFM2__CAST(const int8_t *, w->data)[i]);
+    case LFM2__DT_Q4:
+        byte = LFM2__CAST(const uint8_t *, w->data)[(i / LFM2__QBLK) * 16 + LFM2__CAST(size_t, e & 15)];
+        return LFM2__CAST(int32_t, (e < 16) ? (byte & 15) : (byte >> 4)) - 8;
+    case LFM2__DT_Q8X: return LFM2__CAST(int32_t, lfm2__x16_rec(w, r, k)[64 + h * 512 + c * 64 + l * 4 + j]) - 128;
+    default: /* Q4X */
+        byte = lfm2__x16_rec(w, r, k)[64 + h * 256 + (c & 3) * 64 + l * 4 + j];
+        return LFM2__CAST(int32_t, (c < 4) ? (byte & 15) : (byte >> 4)) - 8;
+    }
+}
+/* scale of block b (columns 32b..32b+31) of row r of a block format */
+static float lfm2__qscale(const lfm2__mat *w, int32_t r, int32_t b) {
+    const unsigned char *p;
+    uint16_t h;
+    if (w->dtype == LFM2__DT_Q8 || w->dtype == LFM2__DT_Q4)
+        return lfm2__f16_to_f32(w->scales[LFM2__CAST(size_t, r) * LFM2__CAST(size_t, w->cols / LFM2__QBLK) + LFM2__CAST(size_t, b)]);
+    p = lfm2__x16_rec(w, r, b * LFM2__QBLK) + (b & 1) * 32 + (r % 16) * 2;
+    memcpy(&h, p, 2);
+    return lfm2__f16_to_f32(h);
+}
+
 /* f32 value of element (r, k) of any weight format (scalar; used for tails and references) */
 static float lfm2__wget(const lfm2__mat *w, int32_t r, int32_t k) {
     size_t i = LFM2__CAST(size_t, r) * LFM2__CAST(size_t, w->cols) + LFM2__CAST(size_t, k);
@@ -3593,16 +3640,7 @@ static float lfm2__wget(const lfm2__mat *w, int32_t r, int32_t k) {
     case LFM2__DT_F32: return LFM2__CAST(const float *, w->data)[i];
     case LFM2__DT_BF16: return lfm2__bf16_to_f32(LFM2__CAST(const uint16_t *, w->data)[i]);
     case LFM2__DT_F16: return lfm2__f16_to_f32(LFM2__CAST(const uint16_t *, w->data)[i]);
-    case LFM2__DT_Q8: {
-        float d = lfm2__f16_to_f32(w->scales[i / LFM2__QBLK]);
-        return d * LFM2__CAST(float, LFM2__CAST(const int8_t *, w->data)[i]);
-    }
-    default: { /* Q4 */
-        size_t blk = i / LFM2__QBLK, e = i % LFM2__QBLK;
-        uint8_t byte = LFM2__CAST(const uint8_t *, w->data)[blk * 16 + (e & 15)];
-        int v = (e < 16) ? (byte & 15) : (byte >> 4);
-        return lfm2__f16_to_f32(w->scales[blk]) * LFM2__CAST(float, v - 8);
-    }
+    default: return lfm2__qscale(w, r, k / LFM2__QBLK) * LFM2__CAST(float, lfm2__qval(w, r, k));
     }
 }
 
@@ -3641,19 +3679,21 @@ static float lfm2__dot_ref(const float *a, const float *b, int32_t n) {
    with the inner sums exact in int32 (Q4: wq = nibble - 8). The scalar reference and the SIMD
    kernels differ only in the order of the float sums: the kernels keep one float per "lane" of
    4 consecutive columns, which is what vpdpbusd / sdot sum into one int32.
-   A quantized row takes LFM2__QROW_BYTES(K) = 3K bytes (K % 32 == 0):
+   A quantized row takes LFM2__QROW_BYTES(K) = 3K + K/8 bytes (K % 32 == 0):
        int8  q[K]
        int32 s[K/4]  -c * (sum of the lane's 4 q): the weights enter the products as unsigned
                      bytes (vpdpbusd multiplies unsigned by signed), Q8 as w + 128 (c = 128),
                      Q4 as the nibble = w + 8 (c = 8); s cancels the offset
        f32   d[K/4]  dx of the lane's block
+       int32 sb[K/32] the block's s (the sum of its 8 lanes' s), for the interleaved formats
    A block holding a NaN or an infinity gets q = 0 and dx = NaN (its outputs become NaN, as f32
    arithmetic would make them); a block whose max|x| is below 1e-30 is zero. */
-#define LFM2__QROW_BYTES(K) (LFM2__CAST(size_t, K) * 3)
+#define LFM2__QROW_BYTES(K) (LFM2__CAST(size_t, K) * 3 + LFM2__CAST(size_t, K) / 8)
 
 static void lfm2__quantize_act(unsigned char *dst, const float *x, int32_t K, int q4) {
     int32_t *s = LFM2__CAST(int32_t *, LFM2__CAST(void *, dst + K));
     float *d = LFM2__CAST(float *, LFM2__CAST(void *, dst + 2 * LFM2__CAST(size_t, K)));
+    int32_t *sb = LFM2__CAST(int32_t *, LFM2__CAST(void *, dst + 3 * LFM2__CAST(size_t, K)));
     int32_t b, i;
     for (b = 0; b < K; b += LFM2__QBLK) {
         const float *xb = x + b;
@@ -3696,6 +3736,7 @@ static void lfm2__quantize_act(unsigned char *dst, const float *x, int32_t K, in
                         _mm512_storeu_si512(LFM2__CAST(void *, t0), p);
                         _mm512_storeu_si512(LFM2__CAST(void *, t1), r);
                         for (i = 0; i < 4; i++) { s[b / 4 + i] = t0[4 * i] + t0[4 * i + 2]; s[b / 4 + 4 + i] = t1[4 * i] + t1[4 * i + 2]; }
+                        sb[b / LFM2__QBLK] = s[b / 4] + s[b / 4 + 1] + s[b / 4 + 2] + s[b / 4 + 3] + s[b / 4 + 4] + s[b / 4 + 5] + s[b / 4 + 6] + s[b / 4 + 7];
                     }
                     _mm256_storeu_ps(d + b / 4, _mm256_set1_ps(dx));
                     continue;
@@ -3717,8 +3758,10 @@ static void lfm2__quantize_act(unsigned char *dst, const float *x, int32_t K, in
             qv[i] = qi > 127 ? 127 : qi < -127 ? -127 : qi;
             dst[b + i] = LFM2__CAST(unsigned char, qv[i]);
         }
+        sb[b / LFM2__QBLK] = 0;
         for (i = 0; i < LFM2__QBLK / 4; i++) {
             s[b / 4 + i] = (q4 ? -8 : -128) * (qv[4 * i] + qv[4 * i + 1] + qv[4 * i + 2] + qv[4 * i + 3]);
+            sb[b / LFM2__QBLK] += s[b / 4 + i];
             d[b / 4 + i] = dx;
         }
     }
@@ -3736,18 +3779,10 @@ static void lfm2__qmm_ref(float *out, const unsigned char *qa, int32_t B, const 
             const float *d = LFM2__CAST(const float *, LFM2__CAST(const void *, q + 2 * LFM2__CAST(size_t, K)));
             float acc = 0;
             for (b = 0; b < nb; b++) {
-                size_t blk = LFM2__CAST(size_t, r) * LFM2__CAST(size_t, nb) + LFM2__CAST(size_t, b);
                 const unsigned char *qb = q + b * LFM2__QBLK;
                 int32_t isum = 0;
-                if (w->dtype == LFM2__DT_Q8) {
-                    const unsigned char *wq = LFM2__CAST(const unsigned char *, w->data) + blk * LFM2__QBLK;
-                    for (i = 0; i < LFM2__QBLK; i++) isum += lfm2__s8(wq[i]) * lfm2__s8(qb[i]);
-                } else {
-                    const unsigned char *wq = LFM2__CAST(const unsigned char *, w->data) + blk * 16;
-                    for (i = 0; i < 16; i++)
-                        isum += (LFM2__CAST(int32_t, wq[i] & 15) - 8) * lfm2__s8(qb[i]) + (LFM2__CAST(int32_t, wq[i] >> 4) - 8) * lfm2__s8(qb[16 + i]);
-                }
-                acc += (lfm2__f16_to_f32(w->scales[blk]) * d[b * 8]) * LFM2__CAST(float, isum);
+                for (i = 0; i < LFM2__QBLK; i++) isum += lfm2__qval(w, r, b * LFM2__QBLK + i) * lfm2__s8(qb[i]);
+                acc += (lfm2__qscale(w, r, b) * d[b * 8]) * LFM2__CAST(float, isum);
             }
             out[LFM2__CAST(size_t, t) * LFM2__CAST(size_t, w->rows) + LFM2__CAST(size_t, r)] = acc;
         }
@@ -3757,7 +3792,7 @@ static void lfm2__quantize_acts(unsigned char *qa, const float *x, int32_t B, co
     int32_t t;
     for (t = 0; t < B; t++)
         lfm2__quantize_act(qa + LFM2__CAST(size_t, t) * LFM2__QROW_BYTES(w->cols), x + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, w->cols),
-                           w->cols, w->dtype == LFM2__DT_Q4);
+                           w->cols, LFM2__IS_Q4(w->dtype));
 }
 
 #define LFM2__KBLK 256   /* weight columns converted at a time */
@@ -3768,7 +3803,7 @@ static void lfm2__quantize_acts(unsigned char *qa, const float *x, int32_t B, co
 LFM2__MAYBE_UNUSED static void lfm2__matmul_ref(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t nth, unsigned char *qa) {
     int32_t r, rows = w->rows, K = w->cols;
     (void)nth;
-    if (w->dtype == LFM2__DT_Q8 || w->dtype == LFM2__DT_Q4) { /* int8 activations, qa: B * LFM2__QROW_BYTES(K) bytes */
+    if (LFM2__IS_Q(w->dtype)) { /* int8 activations, qa: B * LFM2__QROW_BYTES(K) bytes */
         lfm2__quantize_acts(qa, x, B, w);
 #ifdef LFM2__OPENMP
 #pragma omp parallel for num_threads(nth) schedule(static) if (LFM2__CAST(int64_t, rows) * K * B >= LFM2__OMP_MIN_WORK)
@@ -4061,6 +4096,61 @@ static LFM2__INLINE void lfm2__qmm_vnni(float *out, const unsigned char *qa, int
 static void lfm2__qmm_q8(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_vnni(out, qa, B, w, r0, r1, 0); }
 static void lfm2__qmm_q4(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_vnni(out, qa, B, w, r0, r1, 1); }
 
+/* The interleaved formats (Q8X / Q4X, see lfm2__x16_rec): one 16-row group at a time, 8 tokens
+   (else 1) at a time; per block and token: 8 vpdpbusd (16 rows x 4 columns each, the 4
+   activation bytes broadcast), started from the token's block correction sb, then one
+   conversion and one multiply-add with (16 row scales * dx). Each lane is one row: no
+   horizontal sums, and the 1-token path does the same operations as the 8-token tile. */
+static LFM2__INLINE __m512i lfm2__bc4(const unsigned char *p) { int32_t v; memcpy(&v, p, 4); return _mm512_set1_epi32(v); }
+#define LFM2__X16_BLOCK(NT)                                                                                           \
+    {                                                                                                                 \
+        const unsigned char *wq = rec + 64 + h * (q4 ? 256 : 512);                                                   \
+        __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, rec + h * 32)))); \
+        __m512i wv[8];                                                                                                \
+        int32_t c, u, kb = (2 * p + h) * LFM2__QBLK;                                                                  \
+        if (q4) {                                                                                                     \
+            for (c = 0; c < 4; c++) {                                                                                 \
+                __m512i v = _mm512_loadu_si512(LFM2__CAST(const void *, wq + c * 64));                               \
+                wv[c] = _mm512_and_si512(v, _mm512_set1_epi8(15));                                                    \
+                wv[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(15));                          \
+            }                                                                                                         \
+        } else {                                                                                                      \
+            for (c = 0; c < 8; c++) wv[c] = _mm512_loadu_si512(LFM2__CAST(const void *, wq + c * 64));               \
+        }                                                                                                             \
+        for (u = 0; u < (NT); u++) {                                                                                  \
+            const unsigned char *qt = q0 + LFM2__CAST(size_t, u) * qrow;                                              \
+            const int32_t *sbt = LFM2__CAST(const int32_t *, LFM2__CAST(const void *, qt + 3 * LFM2__CAST(size_t, K)));  \
+            const float *dt = LFM2__CAST(const float *, LFM2__CAST(const void *, qt + 2 * LFM2__CAST(size_t, K)));   \
+            __m512i is = _mm512_set1_epi32(sbt[kb / LFM2__QBLK]);                                                     \
+            for (c = 0; c < 8; c++) is = _mm512_dpbusd_epi32(is, wv[c], lfm2__bc4(qt + kb + 4 * c));                 \
+            acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(ws, _mm512_set1_ps(dt[kb / 4])), acc[u]);  \
+        }                                                                                                             \
+    }
+static LFM2__INLINE void lfm2__qmm_x16(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
+    int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, h, u;
+    size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);
+    for (g = r0 / 16; g < r1 / 16; g++) {
+        const unsigned char *gbase = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) * rec_bytes;
+        for (t = 0; t < B;) {
+            int32_t nt = (B - t >= 8) ? 8 : 1;
+            const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;
+            __m512 acc[8];
+            for (u = 0; u < 8; u++) acc[u] = _mm512_setzero_ps();
+            for (p = 0; p < np; p++) {
+                const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes;
+                for (h = 0; h < 2; h++) {
+                    if (nt == 8) LFM2__X16_BLOCK(8)
+                    else LFM2__X16_BLOCK(1)
+                }
+            }
+            for (u = 0; u < nt; u++) _mm512_storeu_ps(out + LFM2__CAST(size_t, t + u) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, g) * 16, acc[u]);
+            t += nt;
+        }
+    }
+}
+static void lfm2__qmm_q8x(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_x16(out, qa, B, w, r0, r1, 0); }
+static void lfm2__qmm_q4x(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_x16(out, qa, B, w, r0, r1, 1); }
+
 #elif defined(LFM2__AVX512) || defined(LFM2__AVX2)
 #define LFM2__QK_AVX2 1
 /* AVX2 (also AVX-512 without VNNI): one block of 32 columns (8 lanes) per step, 1 row x 1 token.
@@ -4302,21 +4392,27 @@ static void lfm2__matmul(float *out, const float *x, int32_t B, const lfm2__mat 
     case LFM2__DT_BF16: kern = lfm2__mm_bf16; break;
     case LFM2__DT_F16: kern = lfm2__mm_f16; break;
     case LFM2__DT_Q8: qkern = lfm2__qmm_q8; break;
+#ifdef LFM2__QK_VNNI
+    case LFM2__DT_Q8X: qkern = lfm2__qmm_q8x; break;
+    case LFM2__DT_Q4X: qkern = lfm2__qmm_q4x; break;
+#endif
     default: qkern = lfm2__qmm_q4; break;
     }
+    if (w->dtype == LFM2__DT_Q8X || w->dtype == LFM2__DT_Q4X) nblk = w->rows / 16; /* threads split 16-row groups */
     (void)nth;
 #ifdef LFM2__OPENMP
 #pragma omp parallel num_threads(nth) if (LFM2__CAST(int64_t, w->rows) * w->cols * B >= LFM2__OMP_MIN_WORK)
     {
         int32_t t = omp_get_thread_num(), n = omp_get_num_threads();
         int32_t b0 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, nblk) * t / n), b1 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, nblk) * (t + 1) / n);
-        int32_t e1 = (4 * b1 < w->rows) ? 4 * b1 : w->rows;
+        int32_t gr = (w->dtype == LFM2__DT_Q8X || w->dtype == LFM2__DT_Q4X) ? 16 : 4; /* rows per block of the split */
+        int32_t e1 = (gr * b1 < w->rows) ? gr * b1 : w->rows;
         if (qkern) { /* each thread quantizes its share of the tokens (per token: the same result) */
             int32_t t0 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, B) * t / n), t1 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, B) * (t + 1) / n);
             lfm2__quantize_acts(qa + LFM2__CAST(size_t, t0) * LFM2__QROW_BYTES(w->cols), x + LFM2__CAST(size_t, t0) * LFM2__CAST(size_t, w->cols), t1 - t0, w);
         }
 #pragma omp barrier
-        if (qkern) lfm2__qmatmul_range(qkern, out, qa, B, w, 4 * b0, e1);
+        if (qkern) lfm2__qmatmul_range(qkern, out, qa, B, w, gr * b0, e1);
         else lfm2__matmul_range(kern, out, x, B, w, 4 * b0, e1);
     }
 #else
@@ -4555,8 +4651,56 @@ static void lfm2__quantize_row_q4(const float *x, int32_t K, uint8_t *q, uint16_
 /* bytes of the quantized data of a [rows, cols] matrix (0 if it cannot be quantized) */
 static size_t lfm2__quant_bytes(const lfm2__mat *w, int32_t type) {
     size_t n = LFM2__CAST(size_t, w->rows) * LFM2__CAST(size_t, w->cols);
-    if (w->cols % LFM2__QBLK != 0 || w->dtype == LFM2__DT_Q8 || w->dtype == LFM2__DT_Q4) return 0;
+    if (w->cols % LFM2__QBLK != 0 || LFM2__IS_Q(w->dtype)) return 0;
     return (type == LFM2_WEIGHTS_Q8 ? n : n / 2) + 2 * (n / LFM2__QBLK);
+}
+/* whether load-time quantization of w uses the interleaved layout (Q8X / Q4X): builds with the
+   VNNI kernel, 16-row groups and 64-column records (tools that write the row-major file format
+   define LFM2__ROW_MAJOR_QUANT) */
+static int lfm2__x16_ok(const lfm2__mat *w) {
+#if defined(LFM2__QK_VNNI) && !defined(LFM2__ROW_MAJOR_QUANT)
+    return w->rows % 16 == 0 && w->cols % 64 == 0;
+#else
+    (void)w;
+    return 0;
+#endif
+}
+/* Q8X / Q4X: quantizes each 16-row x 64-column record (rows and blocks as lfm2__quantize_row_*)
+   and stores it interleaved */
+static void lfm2__quantize_mat_x16(const lfm2__mat *w, int32_t type, unsigned char *mem) {
+    int32_t ng = w->rows / 16, np = w->cols / 64, g;
+    int q4 = type == LFM2_WEIGHTS_Q4;
+    size_t rec_bytes = LFM2__X16_REC(q4);
+#ifdef LFM2__OPENMP
+#pragma omp parallel for schedule(static)
+#endif
+    for (g = 0; g < ng; g++) {
+        int32_t p, h, l, e;
+        for (p = 0; p < np; p++) {
+            unsigned char *rec = mem + (LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) + LFM2__CAST(size_t, p)) * rec_bytes;
+            memset(rec, 0, rec_bytes);
+            for (h = 0; h < 2; h++)
+                for (l = 0; l < 16; l++) {
+                    float x[LFM2__QBLK];
+                    int8_t q8[LFM2__QBLK];
+                    uint8_t q4b[16];
+                    uint16_t sc;
+                    lfm2__row_to_f32(x, w, 16 * g + l, 64 * p + 32 * h, LFM2__QBLK);
+                    if (q4) lfm2__quantize_row_q4(x, LFM2__QBLK, q4b, &sc);
+                    else lfm2__quantize_row_q8(x, LFM2__QBLK, q8, &sc);
+                    memcpy(rec + h * 32 + l * 2, &sc, 2);
+                    for (e = 0; e < LFM2__QBLK; e++) {
+                        int32_t c = e / 4, j = e % 4;
+                        if (q4) {
+                            int v = (e < 16) ? (q4b[e] & 15) : (q4b[e - 16] >> 4); /* w + 8 */
+                            rec[64 + h * 256 + (c & 3) * 64 + l * 4 + j] |= LFM2__CAST(unsigned char, (c < 4) ? v : v << 4);
+                        } else {
+                            rec[64 + h * 512 + c * 64 + l * 4 + j] = LFM2__CAST(unsigned char, q8[e] + 128);
+                        }
+                    }
+                }
+        }
+    }
 }
 /* Converts *w into the quantized format at mem (which has lfm2__quant_bytes bytes). */
 static void lfm2__quantize_mat(lfm2__mat *w, int32_t type, unsigned char *mem) {
@@ -4564,6 +4708,13 @@ static void lfm2__quantize_mat(lfm2__mat *w, int32_t type, unsigned char *mem) {
     size_t qb = (type == LFM2_WEIGHTS_Q8) ? n : n / 2, row_q = qb / LFM2__CAST(size_t, w->rows);
     uint16_t *sc = LFM2__CAST(uint16_t *, LFM2__CAST(void *, mem + qb));
     int32_t r, nsc = w->cols / LFM2__QBLK;
+    if (lfm2__x16_ok(w)) {
+        lfm2__quantize_mat_x16(w, type, mem);
+        w->data = mem;
+        w->scales = NULL;
+        w->dtype = (type == LFM2_WEIGHTS_Q8) ? LFM2__DT_Q8X : LFM2__DT_Q4X;
+        return;
+    }
 #ifdef LFM2__OPENMP
 #pragma omp parallel for schedule(static)
 #endif

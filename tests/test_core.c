@@ -812,7 +812,9 @@ static uint32_t t_rng = 12345u;
 static float t_randf(void) { t_rng = t_rng * 1664525u + 1013904223u; return (float)((t_rng >> 8) & 0xffff) / 32768.0f - 1.0f; }
 
 static void test_kernels_vs_scalar(void) {
-    static const int32_t shapes[][3] = {{1, 1, 1}, {3, 17, 1}, {5, 64, 4}, {7, 96, 5}, {13, 48, 9}, {64, 256, 1}, {33, 320, 7}, {4, 1024, 16}};
+    /* rows % 16 == 0 and cols % 64 == 0 quantize to the interleaved Q8X / Q4X in VNNI builds */
+    static const int32_t shapes[][3] = {{1, 1, 1}, {3, 17, 1}, {5, 64, 4}, {7, 96, 5}, {13, 48, 9}, {64, 256, 1}, {33, 320, 7}, {4, 1024, 16},
+                                        {16, 64, 1}, {32, 128, 9}, {48, 192, 16}, {16, 1088, 11}};
     static const int32_t dts[3] = {LFM2__DT_F32, LFM2__DT_BF16, LFM2__DT_F16};
     size_t si;
     double worst[5] = {0, 0, 0, 0, 0};
@@ -934,6 +936,40 @@ static void test_quant_roundtrip(void) {
         }
     }
     NOTE("dequantized: q8 within half a step (max err %.3g), q4 within one step (max err %.3g)", e8, e4);
+    {   /* whole matrices through lfm2__quantize_mat: the layout this build uses at load (row-major
+           Q8 / Q4, or the interleaved Q8X / Q4X of the VNNI kernel) holds the same numbers */
+        enum { R = 48, K = 192 };
+        static float wf[R * K];
+        for (t = 0; t < 2; t++) {
+            unsigned char *mem;
+            int r, k, bad = 0;
+            memset(&w, 0, sizeof w);
+            for (i = 0; i < R * K; i++) wf[i] = t_randf() * ((i / 32) % 5 == 0 ? 0.01f : 2.0f);
+            w.rows = R; w.cols = K; w.dtype = LFM2__DT_F32; w.data = wf;
+            mem = (unsigned char *)malloc(lfm2__quant_bytes(&w, t ? LFM2_WEIGHTS_Q4 : LFM2_WEIGHTS_Q8));
+            lfm2__quantize_mat(&w, t ? LFM2_WEIGHTS_Q4 : LFM2_WEIGHTS_Q8, mem);
+            for (r = 0; r < R; r++)
+                for (k = 0; k < K; k++) {
+                    int8_t q8b[32];
+                    uint8_t q4b[16];
+                    uint16_t scb;
+                    float y32[32];
+                    lfm2__mat wb;
+                    /* the row quantizer on this block alone must give the same value */
+                    memset(&wb, 0, sizeof wb);
+                    wb.rows = 1; wb.cols = 32; wb.scales = &scb;
+                    if (t) { lfm2__quantize_row_q4(wf + r * K + (k / 32) * 32, 32, q4b, &scb); wb.data = q4b; wb.dtype = LFM2__DT_Q4; }
+                    else { lfm2__quantize_row_q8(wf + r * K + (k / 32) * 32, 32, q8b, &scb); wb.data = q8b; wb.dtype = LFM2__DT_Q8; }
+                    lfm2__row_to_f32(y32, &wb, 0, 0, 32);
+                    if (lfm2__wget(&w, r, k) != y32[k % 32]) bad++;
+                }
+            CHECK(bad == 0, "%s: %d elements of the %s layout differ from the row quantizer", t ? "q4" : "q8", bad,
+                  w.dtype >= LFM2__DT_Q8X ? "interleaved" : "row-major");
+            NOTE("%s %dx%d through quantize_mat (%s layout): every element equals the row quantizer's", t ? "q4" : "q8", R, K,
+                 w.dtype >= LFM2__DT_Q8X ? "interleaved" : "row-major");
+            free(mem);
+        }
+    }
 }
 
 /* int8 activations (lfm2__quantize_act, SIMD in AVX-512 builds) against a plain restatement of
