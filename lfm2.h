@@ -4122,7 +4122,21 @@ static LFM2__INLINE __m512i lfm2__bc4(const unsigned char *p) { int32_t v; memcp
             const int32_t *sbt = LFM2__CAST(const int32_t *, LFM2__CAST(const void *, qt + 3 * LFM2__CAST(size_t, K)));  \
             const float *dt = LFM2__CAST(const float *, LFM2__CAST(const void *, qt + 2 * LFM2__CAST(size_t, K)));   \
             __m512i is = _mm512_set1_epi32(sbt[kb / LFM2__QBLK]);                                                     \
-            for (c = 0; c < 8; c++) is = _mm512_dpbusd_epi32(is, wv[c], lfm2__bc4(qt + kb + 4 * c));                 \
+            if ((NT) == 1) { /* decode: 4 independent chains (integer sums: the same result) */                       \
+                __m512i i1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[1], lfm2__bc4(qt + kb + 4));               \
+                __m512i i2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[2], lfm2__bc4(qt + kb + 8));               \
+                __m512i i3 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[3], lfm2__bc4(qt + kb + 12));              \
+                is = _mm512_dpbusd_epi32(is, wv[0], lfm2__bc4(qt + kb));                                              \
+                for (c = 4; c < 8; c += 4) {                                                                          \
+                    is = _mm512_dpbusd_epi32(is, wv[c], lfm2__bc4(qt + kb + 4 * c));                                  \
+                    i1 = _mm512_dpbusd_epi32(i1, wv[c + 1], lfm2__bc4(qt + kb + 4 * c + 4));                          \
+                    i2 = _mm512_dpbusd_epi32(i2, wv[c + 2], lfm2__bc4(qt + kb + 4 * c + 8));                          \
+                    i3 = _mm512_dpbusd_epi32(i3, wv[c + 3], lfm2__bc4(qt + kb + 4 * c + 12));                         \
+                }                                                                                                     \
+                is = _mm512_add_epi32(_mm512_add_epi32(is, i1), _mm512_add_epi32(i2, i3));                            \
+            } else {                                                                                                  \
+                for (c = 0; c < 8; c++) is = _mm512_dpbusd_epi32(is, wv[c], lfm2__bc4(qt + kb + 4 * c));             \
+            }                                                                                                         \
             acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(ws, _mm512_set1_ps(dt[kb / 4])), acc[u]);  \
         }                                                                                                             \
     }
