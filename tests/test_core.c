@@ -850,7 +850,7 @@ static void test_kernels_vs_scalar(void) {
                 lfm2__quantize_mat(&w, type, qmem);
             }
             lfm2__matmul_ref(o1, x, B, &w, 2, qa);
-            lfm2__matmul(o2, x, B, &w, 2, qa);
+            lfm2__matmul(o2, x, B, &w, 2, qa, 0);
             for (i = 0; i < (size_t)B * N; i++) {
                 double d = fabs((double)o1[i] - o2[i]);
                 if (d > md) md = d;
@@ -907,6 +907,85 @@ static void test_kernels_vs_scalar(void) {
         CHECK(es < 2e-6, "softmax rel err %.3g", es);
         NOTE("silu*u and softmax (vector exp) vs double libm: rel err %.2g and %.2g", eg, es);
     }
+}
+
+/* lfm2_context_params.bf16_activations: the vdpbf16ps kernel against a double-precision sum of
+   the same bf16-rounded products; then a whole model against the exact f32 path, 1 vs 2
+   threads and whole vs chunked identical */
+static void test_bf16_activations(void) {
+#ifdef LFM2__BF16DOT
+    static const int32_t shapes[][3] = {{4, 64, 4}, {7, 96, 5}, {33, 320, 7}, {64, 1024, 16}, {5, 32, 1}};
+    size_t si;
+    double worst = 0;
+    for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int32_t N = shapes[si][0], K = shapes[si][1], B = shapes[si][2], r, b, k;
+        uint16_t *w16 = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)N * K);
+        float *x = (float *)malloc(sizeof(float) * (size_t)B * K), *o = (float *)malloc(sizeof(float) * (size_t)B * N);
+        unsigned char *qa = (unsigned char *)malloc(LFM2__QROW_BYTES(K) * (size_t)B);
+        lfm2__mat w;
+        double md = 0, mo = 0;
+        for (k = 0; k < N * K; k++) w16[k] = lfm2__f32_to_bf16(t_randf());
+        for (k = 0; k < B * K; k++) x[k] = t_randf();
+        memset(&w, 0, sizeof w);
+        w.rows = N; w.cols = K; w.dtype = LFM2__DT_BF16; w.data = w16;
+        lfm2__matmul(o, x, B, &w, 2, qa, 1);
+        for (b = 0; b < B; b++)
+            for (r = 0; r < N; r++) {
+                double want = 0, sa = 0;
+                for (k = 0; k < K; k++) {
+                    double t = (double)lfm2__bf16_to_f32(w16[r * K + k]) * lfm2__bf16_to_f32(lfm2__f32_to_bf16(x[b * K + k]));
+                    want += t;
+                    sa += fabs(t);
+                }
+                if (fabs(o[b * N + r] - want) / sa > md) md = fabs(o[b * N + r] - want) / sa;
+                (void)mo;
+            }
+        CHECK(md < 1e-6, "N=%d K=%d B=%d: vdpbf16ps vs double sum of the bf16 products: %.3g of sum|terms|", N, K, B, md);
+        if (md > worst) worst = md;
+        free(w16); free(x); free(o); free(qa);
+    }
+    NOTE("vdpbf16ps kernel vs double sum of the same bf16 products: worst %.2g of sum|terms|", worst);
+    {
+        lfm2_model *m = t_load("realvocab-bf16");
+        lfm2_context_params cp;
+        lfm2_context *ce, *c1, *c2, *c3;
+        lfm2_token ids[20];
+        float *e, *a, *b2, *cc;
+        int32_t V, i;
+        double rel;
+        CHECK(m != NULL, "load");
+        if (!m) return;
+        V = lfm2_model_config(m)->vocab_size;
+        for (i = 0; i < 20; i++) ids[i] = (i * 7919 + 13) % V;
+        memset(&cp, 0, sizeof cp);
+        cp.n_threads = 1;
+        lfm2_context_create(m, &cp, &ce);
+        cp.bf16_activations = 1;
+        lfm2_context_create(m, &cp, &c1);
+        lfm2_context_create(m, &cp, &c3);
+        cp.n_threads = 2;
+        lfm2_context_create(m, &cp, &c2);
+        e = (float *)malloc(sizeof(float) * 20 * (size_t)V);
+        a = (float *)malloc(sizeof(float) * 20 * (size_t)V);
+        b2 = (float *)malloc(sizeof(float) * 20 * (size_t)V);
+        cc = (float *)malloc(sizeof(float) * 20 * (size_t)V);
+        lfm2_context_decode_all(ce, ids, 20, e);
+        lfm2_context_decode_all(c1, ids, 20, a);
+        lfm2_context_decode_all(c2, ids, 20, b2);
+        for (i = 0; i < 20; i += 3) lfm2_context_decode_all(c3, ids + i, 20 - i < 3 ? 20 - i : 3, cc + (size_t)i * V);
+        rel = t_rel_err(a, e, 20 * (size_t)V);
+        CHECK(memcmp(a, b2, sizeof(float) * 20 * (size_t)V) == 0, "bf16 activations: 1 and 2 threads differ");
+        CHECK(memcmp(a, cc, sizeof(float) * 20 * (size_t)V) == 0, "bf16 activations: whole and chunks of 3 differ");
+        CHECK(rel > 0 && rel < 5e-2, "bf16 activations vs f32: rel err %.3g (expected small but nonzero)", rel);
+        NOTE("realvocab-bf16, 20 tokens: bf16 activations vs the exact f32 path: rel err %.2g (the price of the fast path); "
+             "1 vs 2 threads and whole vs chunks of 3 bit-identical", rel);
+        free(e); free(a); free(b2); free(cc);
+        lfm2_context_free(ce); lfm2_context_free(c1); lfm2_context_free(c2); lfm2_context_free(c3);
+        lfm2_model_free(m);
+    }
+#else
+    T_SKIP("this build has no bf16 dot product (AVX512_BF16): bf16_activations is ignored");
+#endif
 }
 
 /* quantization round trip: dequantized values within half a step of the originals */
@@ -1028,9 +1107,9 @@ static void test_quant_act(void) {
 
 /* perplexity of demo-code-8m's eval text with bf16 (as stored), int8 and int4 weights */
 static void test_quant_perplexity(void) {
-    static const int32_t types[3] = {LFM2_WEIGHTS_AS_STORED, LFM2_WEIGHTS_Q8, LFM2_WEIGHTS_Q4};
-    static const double limits[3] = {0.001, 0.005, 0.05};
-    static const char *names[3] = {"bf16", "int8", "int4"};
+    static const int32_t types[4] = {LFM2_WEIGHTS_AS_STORED, LFM2_WEIGHTS_Q8, LFM2_WEIGHTS_Q4, LFM2_WEIGHTS_AS_STORED};
+    static const double limits[4] = {0.001, 0.005, 0.05, 0.005};
+    static const char *names[4] = {"bf16", "int8", "int4", "bf16 + bf16 activations"};
     t_ref r;
     int32_t *ids;
     uint64_t n;
@@ -1038,9 +1117,10 @@ static void test_quant_perplexity(void) {
     int ti;
     CHECK(t_ref_open(&r, "models/demo-code-8m/ref.safetensors"), "ref");
     ids = t_ref_i32(&r, "eval.ids", &n);
-    for (ti = 0; ti < 3; ti++) {
+    for (ti = 0; ti < 4; ti++) {
         lfm2_model *m = NULL;
         lfm2_model_params p;
+        lfm2_context_params cp;
         lfm2_error e;
         lfm2_context *c;
         float *lg;
@@ -1053,7 +1133,9 @@ static void test_quant_perplexity(void) {
         CHECK(lfm2_model_load_dir("models/demo-code-8m", &p, &m) == LFM2_OK, "load: %s", e.message);
         if (!m) continue;
         V = lfm2_model_config(m)->vocab_size;
-        lfm2_context_create(m, NULL, &c);
+        memset(&cp, 0, sizeof cp);
+        cp.bf16_activations = ti == 3;
+        lfm2_context_create(m, &cp, &c);
         lg = (float *)malloc(sizeof(float) * 256 * (size_t)V);
         for (row = 0; row < 8; row++) {
             lfm2_context_reset(c);
@@ -1101,6 +1183,7 @@ static const t_case core_tests[] = {
     {"core/kernels-vs-scalar", test_kernels_vs_scalar},
     {"core/quant-roundtrip", test_quant_roundtrip},
     {"core/quant-act", test_quant_act},
+    {"core/bf16-activations", test_bf16_activations},
     {"core/quant-perplexity", test_quant_perplexity},
     {NULL, NULL}
 };
