@@ -32,7 +32,8 @@
        config      lfm2_config_parse, lfm2_config_param_count
        model       lfm2_model_load_dir, lfm2_model_load_memory, lfm2_model_free, lfm2_model_config,
                    lfm2_model_tensor_count, lfm2_model_tensor_info
-                   (lfm2_model_params.weights = LFM2_WEIGHTS_Q8 / _Q4 quantizes at load time)
+                   (lfm2_model_params.weights = LFM2_WEIGHTS_Q8 / _Q4 quantizes at load time;
+                   lfm2_context_params.bf16_activations = 1 is the fast, inexact bf16 path)
        context     lfm2_context_create, lfm2_context_decode, lfm2_context_decode_all,
                    lfm2_context_logits, lfm2_context_reset, lfm2_context_pos, lfm2_context_n_ctx,
                    lfm2_context_set_threads, lfm2_context_set_abort, lfm2_context_error,
@@ -58,6 +59,8 @@
        LFM2_NO_SIMD         scalar kernels only (the SIMD kernels are chosen at compile time:
                             AVX-512 F/BW/VL, else AVX2+FMA+F16C, else NEON on aarch64)
        LFM2_NO_AVX512 / LFM2_NO_AVX2 / LFM2_NO_NEON   turn one instruction set off
+                            (the int8 kernels use VNNI and the bf16_activations kernel AVX512_BF16
+                            where the compiler targets them, e.g. -march=native on Zen 4/5)
        LFM2_NO_OPENMP       ignore OpenMP even when compiled with -fopenmp
        LFM2_MAX_LAYERS      largest num_hidden_layers accepted (default 256)
        LFM2_MAX_DIM         largest hidden/FFN width accepted (default 65536)
@@ -70,7 +73,7 @@
    MEMORY
        Loading allocates the model struct and tables once; the weights are used in place from the
        memory-mapped (or caller-provided) safetensors data in their stored dtype (BF16/F16/F32),
-       never copied to f32. lfm2_context_create allocates one block for caches and scratch;
+       never copied to f32 (LFM2_WEIGHTS_Q8 / _Q4 allocate the quantized copy). lfm2_context_create allocates one block for caches and scratch;
        lfm2_context_decode allocates nothing.
 
    ERRORS
@@ -199,7 +202,10 @@ typedef struct lfm2_model_params {
 
 /* lfm2_model_params.weights. The quantized formats use blocks of 32 columns with one f16 scale:
    Q8 = int8 (8.5 bits per weight), Q4 = 4-bit (4.5 bits per weight). Matrices whose width is not
-   a multiple of 32 stay as stored. A pre-quantized folder (tools/lfm2-quantize) loads as it is. */
+   a multiple of 32 stay as stored. A pre-quantized folder (tools/lfm2-quantize) loads as it is.
+   Quantized matrices multiply activations quantized to int8 per block of 32 (as llama.cpp's
+   q8_0 / q4_0 do): integer dot products (AVX-512 VNNI, AVX2, NEON sdot), f32 scales. In builds
+   with AVX-512 VNNI, load-time quantization stores 16 rows interleaved for that kernel. */
 enum { LFM2_WEIGHTS_AS_STORED = 0, LFM2_WEIGHTS_Q8 = 1, LFM2_WEIGHTS_Q4 = 2 };
 
 /* One memory buffer (a safetensors file, for example). `name` is only used in messages. */

@@ -15,7 +15,7 @@
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: lfm2-inspect DIR [--ids 1,2,3 --logits OUT.bin] [--tokenize [--special] [--bos]] [--detokenize] [-t N] [--weights q8|q4]\n");
+            "usage: lfm2-inspect DIR [--ids 1,2,3 --logits OUT.bin] [--tokenize [--special] [--bos]] [--detokenize] [-t N] [--weights q8|q4] [--digest]\n");
     return 2;
 }
 
@@ -101,9 +101,33 @@ static void print_config(const char *dir, const lfm2_model *m) {
     printf("%d tensors, %llu bytes\n", nt, (unsigned long long)total_bytes);
 }
 
+/* --digest: FNV-1a 64 of every weight matrix's values as f32 (row-major order, whatever the
+   layout in memory), per matrix and in all: a pre-quantized folder and load-time quantization
+   of the same model must print the same digests */
+static void print_digests(lfm2_model *m) {
+    lfm2__mat *list[2 + 7 * 256];
+    int32_t n, i, r, k;
+    uint64_t all = 1469598103934665603ull;
+    if (m->cfg.num_hidden_layers > 256) return;
+    n = lfm2__model_mats(m, list);
+    for (i = 0; i < n; i++) {
+        uint64_t h = 1469598103934665603ull;
+        for (r = 0; r < list[i]->rows; r++)
+            for (k = 0; k < list[i]->cols; k++) {
+                float v = lfm2__wget(list[i], r, k);
+                unsigned char b[4];
+                int j;
+                memcpy(b, &v, 4);
+                for (j = 0; j < 4; j++) { h = (h ^ b[j]) * 1099511628211ull; all = (all ^ b[j]) * 1099511628211ull; }
+            }
+        printf("matrix %2d [%d, %d]: %016llx\n", i, list[i]->rows, list[i]->cols, (unsigned long long)h);
+    }
+    printf("digest %016llx\n", (unsigned long long)all);
+}
+
 int main(int argc, char **argv) {
     const char *dir = NULL, *ids_arg = NULL, *logits_path = NULL;
-    int tokenize = 0, detokenize = 0, special = 0, bos = 0, threads = 0, weights = LFM2_WEIGHTS_AS_STORED, i, rc = 0;
+    int tokenize = 0, detokenize = 0, special = 0, bos = 0, threads = 0, weights = LFM2_WEIGHTS_AS_STORED, i, rc = 0, digest = 0;
     lfm2_model *m = NULL;
     lfm2_model_params mp;
     lfm2_error err;
@@ -114,6 +138,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--detokenize")) detokenize = 1;
         else if (!strcmp(argv[i], "--special")) special = 1;
         else if (!strcmp(argv[i], "--bos")) bos = 1;
+        else if (!strcmp(argv[i], "--digest")) digest = 1;
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--weights") && i + 1 < argc && !strcmp(argv[i + 1], "q8")) weights = LFM2_WEIGHTS_Q8, i++;
         else if (!strcmp(argv[i], "--weights") && i + 1 < argc && !strcmp(argv[i + 1], "q4")) weights = LFM2_WEIGHTS_Q4, i++;
@@ -127,6 +152,11 @@ int main(int argc, char **argv) {
     mp.error = &err;
     mp.weights = weights;
     if (lfm2_model_load_dir(dir, &mp, &m) != LFM2_OK) { fprintf(stderr, "lfm2-inspect: %s\n", err.message); return 1; }
+    if (digest) {
+        print_digests(m);
+        lfm2_model_free(m);
+        return 0;
+    }
     if (tokenize) {
         size_t n;
         char *text = read_stdin(&n);

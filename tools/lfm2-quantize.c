@@ -11,6 +11,9 @@
    and every other tensor (norms, conv taps, biases) is copied unchanged. With q4 the embedding
    and the head are stored as q8 (see lfm2.h >>quant). The formats are described in lfm2.h
    under >>kernels. Tensor data is 64-byte aligned. */
+/* the file format is row-major: keep load-time quantization out of the interleaved layout that
+   VNNI builds use in memory */
+#define LFM2__ROW_MAJOR_QUANT 1
 #define LFM2_IMPLEMENTATION
 #include "../lfm2.h"
 #include <stdio.h>

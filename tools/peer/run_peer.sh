@@ -8,7 +8,7 @@
 # Environment (defaults):
 #   PEER=/tmp/lfm2-peer       work folder (llama.cpp build, models, runs), outside the repository
 #   SHAPE=350m                350m | 1.2b
-#   VARIANTS="bf16 f16 f32 q8_0 q4_0"
+#   VARIANTS="bf16 f16 f32 q8_0 q4_0"   (bf16act: llama.cpp bf16 beside lfm2.h bf16 --bf16-act)
 #   THREADS=2                 thread counts, comma separated (llama-bench and lfm2-bench syntax)
 #   REPS=3                    repetitions of every test
 #   PP=512 TG=128             prompt / generated tokens
@@ -50,8 +50,9 @@ need=""
 for v in $VARIANTS; do
     case $v in
         bf16|f16|f32) need="$need $v " ;;
+        bf16act)      need="$need bf16 " ;;
         q8_0|q4_0)    need="$need bf16 " ;;
-        *) echo "unknown variant $v (bf16 f16 f32 q8_0 q4_0)" >&2; exit 1 ;;
+        *) echo "unknown variant $v (bf16 f16 f32 q8_0 q4_0 bf16act)" >&2; exit 1 ;;
     esac
 done
 for dt in bf16 f16 f32; do
@@ -81,6 +82,7 @@ for v in $VARIANTS; do
     case $v in
         q8_0) gguf=$MODELS/lfm2-$SHAPE-q8_0.gguf; dir=$MODELS/lfm2-$SHAPE-bf16; quant=int8 ;;
         q4_0) gguf=$MODELS/lfm2-$SHAPE-q4_0.gguf; dir=$MODELS/lfm2-$SHAPE-bf16; quant=int4 ;;
+        bf16act) gguf=$MODELS/lfm2-$SHAPE-bf16.gguf; dir=$MODELS/lfm2-$SHAPE-bf16; quant="none --bf16-act" ;;
         *)    gguf=$MODELS/lfm2-$SHAPE-$v.gguf;   dir=$MODELS/lfm2-$SHAPE-$v;    quant=none ;;
     esac
     echo "== $v: llama-bench" >&2
@@ -91,7 +93,8 @@ for v in $VARIANTS; do
     if [ "$SKIP_LFM2" != 1 ]; then
         echo "== $v: lfm2-bench" >&2
         echo "$BIN/lfm2-bench -m $dir -p $PP -n $TG -t $THREADS -r $REPS --quant $quant" >> "$RUN/commands.txt"
-        "$BIN/lfm2-bench" -m "$dir" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --quant "$quant" -o jsonl \
+        # shellcheck disable=SC2086
+        "$BIN/lfm2-bench" -m "$dir" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --quant $quant -o jsonl \
             > "$RUN/lfm2-$v.jsonl" 2> "$RUN/lfm2-$v.log" || echo "   (lfm2-bench: $(tail -1 "$RUN/lfm2-$v.log"))" >&2
     fi
 done

@@ -3,7 +3,7 @@
 
     python3 tools/peer/summarize.py RUN_DIR > RUN_DIR/summary.md
 
-RUN_DIR holds, per variant V (bf16, f16, f32, q8_0, q4_0):
+RUN_DIR holds, per variant V (bf16, f16, f32, q8_0, q4_0, bf16act = llama.cpp bf16 beside lfm2.h bf16 with bf16 activations):
   llama-V.jsonl       llama-bench -o jsonl
   bw-V-pre.jsonl      lfm2-bench --bw-only -o jsonl, right before llama-bench
   bw-V-post.jsonl     the same, right after
@@ -17,8 +17,9 @@ import json
 import os
 import sys
 
-VARIANTS = ["bf16", "f16", "f32", "q8_0", "q4_0"]
-LFM2_EQUIV = {"bf16": "bf16", "f16": "f16", "f32": "f32", "q8_0": "Q8 (--quant int8)", "q4_0": "Q4 (--quant int4)"}
+VARIANTS = ["bf16", "f16", "f32", "q8_0", "q4_0", "bf16act"]
+LFM2_EQUIV = {"bf16": "bf16", "f16": "f16", "f32": "f32", "q8_0": "Q8 (--quant int8)", "q4_0": "Q4 (--quant int4)",
+              "bf16act": "bf16 + --bf16-act"}
 
 
 def read_jsonl(path):
