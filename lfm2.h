@@ -3808,8 +3808,10 @@ static void lfm2__quantize_acts(unsigned char *qa, const float *x, int32_t B, co
 
 /* keeps a vector in a register: GCC otherwise re-loads a tile's activation vector inside each of
    its 4 multiply-adds (memory operands), which cost the 4x4 tile about 10% */
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #define LFM2__INREG(v) __asm__("" : "+v"(v))
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+#define LFM2__INREG(v) __asm__("" : "+w"(v))
 #else
 #define LFM2__INREG(v) (void)0
 #endif
