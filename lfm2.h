@@ -4122,63 +4122,79 @@ static void lfm2__qmm_q4(float *out, const unsigned char *qa, int32_t B, const l
    conversion and one multiply-add with (16 row scales * dx). Each lane is one row: no
    horizontal sums, and the 1-token path does the same operations as the 8-token tile. */
 static LFM2__INLINE __m512i lfm2__bc4(const unsigned char *p) { int32_t v; memcpy(&v, p, 4); return _mm512_set1_epi32(v); }
-#define LFM2__X16_BLOCK(NT)                                                                                           \
+/* one block (32 columns) of a record: the 8 weight vectors w0..w7 of its steps, its scales ws */
+#define LFM2__X16_WLOAD()                                                                                             \
+    const unsigned char *wq = rec + 64 + h * (q4 ? 256 : 512);                                                       \
+    __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, rec + h * 32)))); \
+    __m512i w0, w1, w2, w3, w4, w5, w6, w7;                                                                           \
+    int32_t kb = (2 * p + h) * LFM2__QBLK;                                                                            \
+    if (q4) {                                                                                                         \
+        __m512i m15 = _mm512_set1_epi8(15), v;                                                                        \
+        v = _mm512_loadu_si512(LFM2__CAST(const void *, wq));                                                        \
+        w0 = _mm512_and_si512(v, m15); w4 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);                           \
+        v = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 64));                                                   \
+        w1 = _mm512_and_si512(v, m15); w5 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);                           \
+        v = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 128));                                                  \
+        w2 = _mm512_and_si512(v, m15); w6 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);                           \
+        v = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 192));                                                  \
+        w3 = _mm512_and_si512(v, m15); w7 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);                           \
+    } else {                                                                                                          \
+        w0 = _mm512_loadu_si512(LFM2__CAST(const void *, wq)); w1 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 64)); \
+        w2 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 128)); w3 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 192)); \
+        w4 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 256)); w5 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 320)); \
+        w6 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 384)); w7 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 448)); \
+    }
+/* token u of the tile: its 8 steps start from its block correction, then one conversion and one
+   multiply-add with (16 row scales * dx) */
+#define LFM2__X16_TOK(u, ACC)                                                                                         \
     {                                                                                                                 \
-        const unsigned char *wq = rec + 64 + h * (q4 ? 256 : 512);                                                   \
-        __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, rec + h * 32)))); \
-        __m512i wv[8];                                                                                                \
-        int32_t c, u, kb = (2 * p + h) * LFM2__QBLK;                                                                  \
-        if (q4) {                                                                                                     \
-            for (c = 0; c < 4; c++) {                                                                                 \
-                __m512i v = _mm512_loadu_si512(LFM2__CAST(const void *, wq + c * 64));                               \
-                wv[c] = _mm512_and_si512(v, _mm512_set1_epi8(15));                                                    \
-                wv[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(15));                          \
-            }                                                                                                         \
-        } else {                                                                                                      \
-            for (c = 0; c < 8; c++) wv[c] = _mm512_loadu_si512(LFM2__CAST(const void *, wq + c * 64));               \
-        }                                                                                                             \
-        for (u = 0; u < (NT); u++) {                                                                                  \
-            const unsigned char *qt = q0 + LFM2__CAST(size_t, u) * qrow;                                              \
-            const int32_t *sbt = LFM2__CAST(const int32_t *, LFM2__CAST(const void *, qt + 3 * LFM2__CAST(size_t, K)));  \
-            const float *dt = LFM2__CAST(const float *, LFM2__CAST(const void *, qt + 2 * LFM2__CAST(size_t, K)));   \
-            __m512i is = _mm512_set1_epi32(sbt[kb / LFM2__QBLK]);                                                     \
-            if ((NT) == 1) { /* decode: 4 independent chains (integer sums: the same result) */                       \
-                __m512i i1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[1], lfm2__bc4(qt + kb + 4));               \
-                __m512i i2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[2], lfm2__bc4(qt + kb + 8));               \
-                __m512i i3 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[3], lfm2__bc4(qt + kb + 12));              \
-                is = _mm512_dpbusd_epi32(is, wv[0], lfm2__bc4(qt + kb));                                              \
-                for (c = 4; c < 8; c += 4) {                                                                          \
-                    is = _mm512_dpbusd_epi32(is, wv[c], lfm2__bc4(qt + kb + 4 * c));                                  \
-                    i1 = _mm512_dpbusd_epi32(i1, wv[c + 1], lfm2__bc4(qt + kb + 4 * c + 4));                          \
-                    i2 = _mm512_dpbusd_epi32(i2, wv[c + 2], lfm2__bc4(qt + kb + 4 * c + 8));                          \
-                    i3 = _mm512_dpbusd_epi32(i3, wv[c + 3], lfm2__bc4(qt + kb + 4 * c + 12));                         \
-                }                                                                                                     \
-                is = _mm512_add_epi32(_mm512_add_epi32(is, i1), _mm512_add_epi32(i2, i3));                            \
-            } else {                                                                                                  \
-                for (c = 0; c < 8; c++) is = _mm512_dpbusd_epi32(is, wv[c], lfm2__bc4(qt + kb + 4 * c));             \
-            }                                                                                                         \
-            acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(ws, _mm512_set1_ps(dt[kb / 4])), acc[u]);  \
-        }                                                                                                             \
+        const unsigned char *qt = q0 + LFM2__CAST(size_t, u) * qrow + kb;                                             \
+        const unsigned char *qe = q0 + LFM2__CAST(size_t, u) * qrow + 2 * LFM2__CAST(size_t, K);                      \
+        __m512i is = _mm512_set1_epi32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, qe + LFM2__CAST(size_t, K)))[kb / LFM2__QBLK]); \
+        is = _mm512_dpbusd_epi32(is, w0, lfm2__bc4(qt)); is = _mm512_dpbusd_epi32(is, w1, lfm2__bc4(qt + 4));          \
+        is = _mm512_dpbusd_epi32(is, w2, lfm2__bc4(qt + 8)); is = _mm512_dpbusd_epi32(is, w3, lfm2__bc4(qt + 12));     \
+        is = _mm512_dpbusd_epi32(is, w4, lfm2__bc4(qt + 16)); is = _mm512_dpbusd_epi32(is, w5, lfm2__bc4(qt + 20));    \
+        is = _mm512_dpbusd_epi32(is, w6, lfm2__bc4(qt + 24)); is = _mm512_dpbusd_epi32(is, w7, lfm2__bc4(qt + 28));    \
+        ACC = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is),                                                                 \
+                              _mm512_mul_ps(ws, _mm512_set1_ps(LFM2__CAST(const float *, LFM2__CAST(const void *, qe))[kb / 4])), ACC); \
     }
 static LFM2__INLINE void lfm2__qmm_x16(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
-    int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, h, u;
+    int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, h;
     size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);
     for (g = r0 / 16; g < r1 / 16; g++) {
         const unsigned char *gbase = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) * rec_bytes;
-        for (t = 0; t < B;) {
-            int32_t nt = (B - t >= 8) ? 8 : 1;
+        float *og = out + LFM2__CAST(size_t, g) * 16;
+        for (t = 0; t + 8 <= B; t += 8) { /* prefill: 8 tokens share every weight vector */
             const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;
-            __m512 acc[8];
-            for (u = 0; u < 8; u++) acc[u] = _mm512_setzero_ps();
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
             for (p = 0; p < np; p++) {
                 const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes;
                 for (h = 0; h < 2; h++) {
-                    if (nt == 8) LFM2__X16_BLOCK(8)
-                    else LFM2__X16_BLOCK(1)
+                    LFM2__X16_WLOAD()
+                    LFM2__X16_TOK(0, a0) LFM2__X16_TOK(1, a1) LFM2__X16_TOK(2, a2) LFM2__X16_TOK(3, a3)
+                    LFM2__X16_TOK(4, a4) LFM2__X16_TOK(5, a5) LFM2__X16_TOK(6, a6) LFM2__X16_TOK(7, a7)
                 }
             }
-            for (u = 0; u < nt; u++) _mm512_storeu_ps(out + LFM2__CAST(size_t, t + u) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, g) * 16, acc[u]);
-            t += nt;
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows), a0);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 1) * LFM2__CAST(size_t, rows), a1);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 2) * LFM2__CAST(size_t, rows), a2);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 3) * LFM2__CAST(size_t, rows), a3);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 4) * LFM2__CAST(size_t, rows), a4);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 5) * LFM2__CAST(size_t, rows), a5);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 6) * LFM2__CAST(size_t, rows), a6);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 7) * LFM2__CAST(size_t, rows), a7);
+        }
+        for (; t < B; t++) { /* decode and the rest: one token, the same operations */
+            const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;
+            __m512 a0 = _mm512_setzero_ps();
+            for (p = 0; p < np; p++) {
+                const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes;
+                for (h = 0; h < 2; h++) {
+                    LFM2__X16_WLOAD()
+                    LFM2__X16_TOK(0, a0)
+                }
+            }
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows), a0);
         }
     }
 }
