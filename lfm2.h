@@ -4759,6 +4759,7 @@ static void lfm2__quantize_row_q4(const float *x, int32_t K, uint8_t *q, uint16_
         const float *xb = x + b * LFM2__QBLK;
         float amax = 0, mx = 0, best_err = -1;
         int v[LFM2__QBLK], tv[LFM2__QBLK];
+        float tvf[LFM2__QBLK], e2[LFM2__QBLK];
         for (i = 0; i < LFM2__QBLK; i++) if (fabsf(xb[i]) > amax) { amax = fabsf(xb[i]); mx = xb[i]; }
         sc[b] = 0;
         for (i = 0; i < LFM2__QBLK; i++) v[i] = 8;
@@ -4767,11 +4768,19 @@ static void lfm2__quantize_row_q4(const float *x, int32_t K, uint8_t *q, uint16_
             float d = lfm2__f16_to_f32(h), id, err = 0;
             if (d == 0 || d != d) continue;
             id = 1.0f / d;
+            /* the same values as lfm2__round_clamp(x * id + 8, 0, 15), written so that the
+               compiler vectorizes it (a NaN fails "> 0" and becomes 0); the error is summed in order */
             for (i = 0; i < LFM2__QBLK; i++) {
-                float e;
-                tv[i] = lfm2__round_clamp(xb[i] * id + 8.0f, 0, 15);
-                e = xb[i] - d * LFM2__CAST(float, tv[i] - 8);
-                err += e * e;
+                float v = rintf(xb[i] * id + 8.0f), e;
+                v = v > 0.0f ? v : 0.0f;
+                v = v < 15.0f ? v : 15.0f;
+                e = xb[i] - d * (v - 8.0f);
+                tvf[i] = v;
+                e2[i] = e * e;
+            }
+            for (i = 0; i < LFM2__QBLK; i++) {
+                tv[i] = LFM2__CAST(int, tvf[i]);
+                err += e2[i];
             }
             if (best_err < 0 || err < best_err) {
                 best_err = err;
