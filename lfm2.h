@@ -3911,6 +3911,16 @@ typedef float32x4_t lfm2__v;
 #define LFM2__WL_F16(wr, dv, k) LFM2__VF16(LFM2__CAST(const uint16_t *, wr) + (k))
 #define LFM2__DV_NONE(sc, k) LFM2__VZERO()
 
+/* the 16 accumulators a00..a33 of a 4-row x 4-token tile (row i, token j = aij), and their sums */
+#define LFM2__TILE_ZERO(V, ZERO)                                                                                      \
+    V a00 = ZERO, a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,                        \
+      a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00
+#define LFM2__TILE_HSUM(res, HSUM)                                                                                    \
+    res[0][0] = HSUM(a00); res[0][1] = HSUM(a01); res[0][2] = HSUM(a02); res[0][3] = HSUM(a03);                       \
+    res[1][0] = HSUM(a10); res[1][1] = HSUM(a11); res[1][2] = HSUM(a12); res[1][3] = HSUM(a13);                       \
+    res[2][0] = HSUM(a20); res[2][1] = HSUM(a21); res[2][2] = HSUM(a22); res[2][3] = HSUM(a23);                       \
+    res[3][0] = HSUM(a30); res[3][1] = HSUM(a31); res[3][2] = HSUM(a32); res[3][3] = HSUM(a33)
+
 /* The kernel of one weight format: rows [r0, r1) of out = x . W^T for all B tokens.
    Tiles: 4 rows x 4 tokens, and 1 row x 1 token for the rest (decode). Every (row, token) pair
    has its own accumulator, filled in column order, then reduced and completed with the scalar
@@ -3939,8 +3949,7 @@ typedef float32x4_t lfm2__v;
                 int32_t nt = (B - b >= 4 && nr == 4) ? 4 : 1;                                                       \
                 if (nt == 4) {                                                                                      \
                     const float *xb1 = xb0 + K, *xb2 = xb1 + K, *xb3 = xb2 + K;                                     \
-                    lfm2__v a00 = LFM2__VZERO(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00,  \
-                            a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00; \
+                    LFM2__TILE_ZERO(lfm2__v, LFM2__VZERO());                                                   \
                     for (k0 = 0; k0 < Kv; k0 += (BLK)) {                                                            \
                         lfm2__v d0 = DV(sc0, k0), d1 = DV(sc1, k0), d2 = DV(sc2, k0), d3 = DV(sc3, k0);             \
                         (void)d0; (void)d1; (void)d2; (void)d3;                                                     \
@@ -3961,10 +3970,7 @@ typedef float32x4_t lfm2__v;
                             a23 = LFM2__VFMA(w2, xv, a23); a33 = LFM2__VFMA(w3, xv, a33);                           \
                         }                                                                                           \
                     }                                                                                               \
-                    res[0][0] = LFM2__VHSUM(a00); res[0][1] = LFM2__VHSUM(a01); res[0][2] = LFM2__VHSUM(a02); res[0][3] = LFM2__VHSUM(a03); \
-                    res[1][0] = LFM2__VHSUM(a10); res[1][1] = LFM2__VHSUM(a11); res[1][2] = LFM2__VHSUM(a12); res[1][3] = LFM2__VHSUM(a13); \
-                    res[2][0] = LFM2__VHSUM(a20); res[2][1] = LFM2__VHSUM(a21); res[2][2] = LFM2__VHSUM(a22); res[2][3] = LFM2__VHSUM(a23); \
-                    res[3][0] = LFM2__VHSUM(a30); res[3][1] = LFM2__VHSUM(a31); res[3][2] = LFM2__VHSUM(a32); res[3][3] = LFM2__VHSUM(a33); \
+                    LFM2__TILE_HSUM(res, LFM2__VHSUM);                                                           \
                 } else {                                                                                            \
                     for (i = 0; i < nr; i++) {                                                                      \
                         const void *wri = base + LFM2__CAST(size_t, r + i) * rb;                                     \
@@ -4074,14 +4080,10 @@ static LFM2__INLINE void lfm2__qmm_vnni(float *out, const unsigned char *qa, int
             if (nt == 4) {
                 const unsigned char *wr0 = base + LFM2__CAST(size_t, r) * rb, *wr1 = wr0 + rb, *wr2 = wr1 + rb, *wr3 = wr2 + rb;
                 const uint16_t *sc0 = w->scales + LFM2__CAST(size_t, r) * nsc, *sc1 = sc0 + nsc, *sc2 = sc1 + nsc, *sc3 = sc2 + nsc;
-                __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
-                       a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+                LFM2__TILE_ZERO(__m512, _mm512_setzero_ps());
                 for (k = 0; k + 64 <= K; k += 64) LFM2__QTILE_STEP(1)
                 if (k < K) LFM2__QTILE_STEP(0)
-                res[0][0] = lfm2__hsum512(a00); res[0][1] = lfm2__hsum512(a01); res[0][2] = lfm2__hsum512(a02); res[0][3] = lfm2__hsum512(a03);
-                res[1][0] = lfm2__hsum512(a10); res[1][1] = lfm2__hsum512(a11); res[1][2] = lfm2__hsum512(a12); res[1][3] = lfm2__hsum512(a13);
-                res[2][0] = lfm2__hsum512(a20); res[2][1] = lfm2__hsum512(a21); res[2][2] = lfm2__hsum512(a22); res[2][3] = lfm2__hsum512(a23);
-                res[3][0] = lfm2__hsum512(a30); res[3][1] = lfm2__hsum512(a31); res[3][2] = lfm2__hsum512(a32); res[3][3] = lfm2__hsum512(a33);
+                LFM2__TILE_HSUM(res, lfm2__hsum512);
             } else {
                 for (i = 0; i < nr; i++) { /* decode: one weight row at a time (one DRAM stream) */
                     const unsigned char *wri = base + LFM2__CAST(size_t, r + i) * rb;
@@ -4316,8 +4318,7 @@ static void lfm2__mm_bf16dot(float *out, const unsigned char *xa, int32_t B, con
             const unsigned char *x0 = xa + LFM2__CAST(size_t, t) * rb;
             if (nt == 4) {
                 const unsigned char *w0 = base + LFM2__CAST(size_t, r) * rb, *w1 = w0 + rb, *w2 = w1 + rb, *w3 = w2 + rb;
-                __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
-                       a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+                LFM2__TILE_ZERO(__m512, _mm512_setzero_ps());
                 for (k = 0; k < 2 * K; k += 64) {
                     __m512bh b0 = lfm2__ldbh(w0 + k), b1 = lfm2__ldbh(w1 + k), b2 = lfm2__ldbh(w2 + k), b3 = lfm2__ldbh(w3 + k), xv;
                     xv = lfm2__ldbh(x0 + k);
@@ -4329,10 +4330,7 @@ static void lfm2__mm_bf16dot(float *out, const unsigned char *xa, int32_t B, con
                     xv = lfm2__ldbh(x0 + 3 * rb + k);
                     a03 = _mm512_dpbf16_ps(a03, b0, xv); a13 = _mm512_dpbf16_ps(a13, b1, xv); a23 = _mm512_dpbf16_ps(a23, b2, xv); a33 = _mm512_dpbf16_ps(a33, b3, xv);
                 }
-                res[0][0] = lfm2__hsum512(a00); res[0][1] = lfm2__hsum512(a01); res[0][2] = lfm2__hsum512(a02); res[0][3] = lfm2__hsum512(a03);
-                res[1][0] = lfm2__hsum512(a10); res[1][1] = lfm2__hsum512(a11); res[1][2] = lfm2__hsum512(a12); res[1][3] = lfm2__hsum512(a13);
-                res[2][0] = lfm2__hsum512(a20); res[2][1] = lfm2__hsum512(a21); res[2][2] = lfm2__hsum512(a22); res[2][3] = lfm2__hsum512(a23);
-                res[3][0] = lfm2__hsum512(a30); res[3][1] = lfm2__hsum512(a31); res[3][2] = lfm2__hsum512(a32); res[3][3] = lfm2__hsum512(a33);
+                LFM2__TILE_HSUM(res, lfm2__hsum512);
             } else {
                 for (i = 0; i < nr; i++) {
                     const unsigned char *wi = base + LFM2__CAST(size_t, r + i) * rb;

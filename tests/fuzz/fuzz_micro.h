@@ -41,15 +41,34 @@ LFM2__MAYBE_UNUSED static void fuzz_exercise_model(lfm2_model *m) {
     lfm2_context_free(c);
 }
 
+/* one safetensors file + a fixed config.json -> lfm2_model_load_memory, the error in *e */
+LFM2__MAYBE_UNUSED static lfm2_result fuzz_load_one(const char *config, size_t config_n, const void *data, size_t size,
+                                                    int32_t weights, lfm2_error *e, lfm2_model **m) {
+    lfm2_model_sources s;
+    lfm2_buffer b;
+    lfm2_model_params p;
+    memset(&s, 0, sizeof s);
+    memset(&p, 0, sizeof p);
+    memset(e, 0, sizeof *e);
+    b.data = data;
+    b.size = size;
+    b.name = "model.safetensors";
+    s.config_json = config;
+    s.config_json_size = config_n;
+    s.safetensors = &b;
+    s.n_safetensors = 1;
+    p.error = e;
+    p.weights = weights;
+    *m = NULL;
+    return lfm2_model_load_memory(&s, &p, m);
+}
+
 /* the micro32 model (bf16 seed of corpus/safetensors_quant, byte 0 skipped), loaded from memory
    once; the buffer stays alive for the process (exits on failure) */
 LFM2__MAYBE_UNUSED static lfm2_model *fuzz_load_micro32(void) {
     static char *data;
     char *buf;
     size_t n = 0;
-    lfm2_model_sources s;
-    lfm2_buffer b;
-    lfm2_model_params p;
     lfm2_error e;
     lfm2_model *m = NULL;
     buf = fuzz_read("tests/fuzz/corpus/safetensors_quant/micro32-bf16-w0", &n);
@@ -58,17 +77,10 @@ LFM2__MAYBE_UNUSED static lfm2_model *fuzz_load_micro32(void) {
     if (!data) exit(2);
     memcpy(data, buf + 1, n - 1);
     free(buf);
-    memset(&s, 0, sizeof s);
-    memset(&p, 0, sizeof p);
-    b.data = data;
-    b.size = n - 1;
-    b.name = "model.safetensors";
-    s.config_json = fuzz_micro32_config;
-    s.config_json_size = sizeof fuzz_micro32_config - 1;
-    s.safetensors = &b;
-    s.n_safetensors = 1;
-    p.error = &e;
-    if (lfm2_model_load_memory(&s, &p, &m) != LFM2_OK) { fprintf(stderr, "fuzz: micro32: %s\n", e.message); exit(2); }
+    if (fuzz_load_one(fuzz_micro32_config, sizeof fuzz_micro32_config - 1, data, n - 1, LFM2_WEIGHTS_AS_STORED, &e, &m) != LFM2_OK) {
+        fprintf(stderr, "fuzz: micro32: %s\n", e.message);
+        exit(2);
+    }
     return m;
 }
 #endif

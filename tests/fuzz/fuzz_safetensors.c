@@ -10,24 +10,10 @@
 #include "fuzz_micro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    lfm2_model_sources s;
-    lfm2_buffer b;
-    lfm2_model_params p;
     lfm2_error e;
     lfm2_model *m = NULL;
     lfm2_result rc;
-    memset(&s, 0, sizeof s);
-    memset(&p, 0, sizeof p);
-    memset(&e, 0, sizeof e);
-    b.data = data;
-    b.size = size;
-    b.name = "model.safetensors";
-    s.config_json = fuzz_micro_config;
-    s.config_json_size = sizeof fuzz_micro_config - 1;
-    s.safetensors = &b;
-    s.n_safetensors = 1;
-    p.error = &e;
-    rc = lfm2_model_load_memory(&s, &p, &m);
+    rc = fuzz_load_one(fuzz_micro_config, sizeof fuzz_micro_config - 1, data, size, LFM2_WEIGHTS_AS_STORED, &e, &m);
     FUZZ_LOG(rc, e.message);
     if (rc == LFM2_OK) {
         FUZZ_ASSERT(m != NULL);

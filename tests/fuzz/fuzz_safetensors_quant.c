@@ -13,30 +13,15 @@
 #include "fuzz_micro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    lfm2_model_sources s;
-    lfm2_buffer b;
-    lfm2_model_params p;
     lfm2_error e;
     lfm2_model *m = NULL;
     lfm2_result rc;
     uint8_t *copy;
     if (size < 1) return 0;
-    memset(&s, 0, sizeof s);
-    memset(&p, 0, sizeof p);
-    memset(&e, 0, sizeof e);
     /* an exact-size copy at an 8-aligned address (malloc), as a mapped file would be */
     copy = (uint8_t *)malloc(size - 1 ? size - 1 : 1);
     memcpy(copy, data + 1, size - 1);
-    b.data = copy;
-    b.size = size - 1;
-    b.name = "model.safetensors";
-    s.config_json = fuzz_micro32_config;
-    s.config_json_size = sizeof fuzz_micro32_config - 1;
-    s.safetensors = &b;
-    s.n_safetensors = 1;
-    p.error = &e;
-    p.weights = data[0] % 3;
-    rc = lfm2_model_load_memory(&s, &p, &m);
+    rc = fuzz_load_one(fuzz_micro32_config, sizeof fuzz_micro32_config - 1, copy, size - 1, data[0] % 3, &e, &m);
     FUZZ_LOG(rc, e.message);
     if (rc == LFM2_OK) {
         FUZZ_ASSERT(m != NULL);
