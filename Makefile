@@ -77,7 +77,9 @@ neon: | $(B)
 	  $(AARCH64_CC) -O2 $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon tests/run_tests.c $(LDLIBS) -lpthread && \
 	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon core/kernels core/golden core/chunked core/quant-roundtrip tokenizer/golden && \
 	  $(AARCH64_CC) -O2 -march=armv8.2-a+dotprod $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon_dot tests/run_tests.c $(LDLIBS) -lpthread && \
-	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon_dot core/kernels core/quant-roundtrip; \
+	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon_dot core/kernels core/quant-roundtrip && \
+	  $(AARCH64_CC) -O2 -march=armv8.6-a+bf16+dotprod $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon_bf16 tests/run_tests.c $(LDLIBS) -lpthread && \
+	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon_bf16 core/kernels core/bf16-activations; \
 	else echo "neon: SKIPPED ($(AARCH64_CC) or qemu-aarch64 missing: apt-get install gcc-aarch64-linux-gnu qemu-user)"; fi
 
 # --- hardening: libFuzzer targets, regression replay, Valgrind, ThreadSanitizer ----------------

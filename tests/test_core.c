@@ -940,11 +940,11 @@ static void test_bf16_activations(void) {
                 if (fabs(o[b * N + r] - want) / sa > md) md = fabs(o[b * N + r] - want) / sa;
                 (void)mo;
             }
-        CHECK(md < 1e-6, "N=%d K=%d B=%d: vdpbf16ps vs double sum of the bf16 products: %.3g of sum|terms|", N, K, B, md);
+        CHECK(md < 1e-6, "N=%d K=%d B=%d: bf16 dot vs double sum of the bf16 products: %.3g of sum|terms|", N, K, B, md);
         if (md > worst) worst = md;
         free(w16); free(x); free(o); free(qa);
     }
-    NOTE("vdpbf16ps kernel vs double sum of the same bf16 products: worst %.2g of sum|terms|", worst);
+    NOTE("%s: bf16 dot kernel vs double sum of the same bf16 products: worst %.2g of sum|terms|", lfm2_build_info(), worst);
     {
         lfm2_model *m = t_load("realvocab-bf16");
         lfm2_context_params cp;
