@@ -1,7 +1,8 @@
 /* fuzz target: lfm2_context_decode / decode_all / reset / state save+load with arbitrary token
    ids and chunk lengths on the micro32 model of fuzz_micro.h (conv + attention layer, hidden 32,
    vocab 32; loaded once from memory: a few thousand inputs a second), small n_ctx.
-   Input: byte 0 -> n_ctx = 1 + b % 16, byte 1 -> n_batch = 1 + b % 8, then up to 16 ops:
+   Input: byte 0 -> n_ctx = 1 + b % 16, byte 1 -> n_batch = 1 + b % 8 and (bit 7) bf16_activations,
+   then up to 16 ops:
      op % 6 == 0 decode      n = next byte % (n_ctx + 3), then n ids of 2 bytes each
              1 decode_all    same
              2 reset
@@ -45,7 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     V = lfm2_model_config(g_m)->vocab_size;
     memset(&cp, 0, sizeof cp);
     cp.n_ctx = n_ctx = 1 + fz_byte(&in) % 16;
-    cp.n_batch = 1 + fz_byte(&in) % 8;
+    b = fz_byte(&in);
+    cp.n_batch = 1 + b % 8;
+    cp.bf16_activations = (b >> 7) & 1; /* the bf16 dot-product path where the build has one */
     cp.n_threads = 1;
     FUZZ_ASSERT(lfm2_context_create(g_m, &cp, &c) == LFM2_OK);
     FUZZ_ASSERT(lfm2_context_create(g_m, &cp, &c2) == LFM2_OK);
