@@ -3592,12 +3592,17 @@ LFM2__MAYBE_UNUSED static const lfm2_config *lfm2__model_cfg(const lfm2_model *m
      Q8   blocks of 32 columns: int8 q[32] per block, one f16 scale d per block: w = d * q
      Q4   blocks of 32 columns: 16 bytes per block, byte j holds element j (low nibble) and
           element j + 16 (high nibble), unsigned 0..15 with offset 8: w = d * (nibble - 8)
-   Scales are a separate f16 array [rows][cols / 32]. All arithmetic is f32.
+     Q8X / Q4X  the same numbers with 16 rows interleaved (VNNI builds, load-time quantization;
+          see lfm2__x16_rec)
+   Q8 / Q4 scales are a separate f16 array [rows][cols / 32]. Float weights multiply f32
+   activations (or, opted in, bf16-rounded ones: lfm2__mm_bf16dot); the block formats multiply
+   int8 activations with exact integer block sums (lfm2__quantize_act). Sums are f32.
 
    lfm2__matmul_ref is the scalar reference, always compiled; lfm2__matmul uses the SIMD kernels
-   of the build (AVX-512, AVX2+FMA+F16C, NEON) and falls back to the reference otherwise. Every
-   output element is summed in one fixed order whatever the tiling or thread count, so results
-   are bit-identical for any number of threads and any chunking of the tokens. */
+   of the build (AVX-512 with VNNI / BF16 where targeted, AVX2+FMA+F16C, NEON with dotprod /
+   bf16 where targeted) and falls back to the reference otherwise. Every output element is summed
+   in one fixed order whatever the tiling or thread count, so results are bit-identical for any
+   number of threads and any chunking of the tokens. */
 
 #define LFM2__QBLK 32
 
