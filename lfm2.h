@@ -3910,12 +3910,11 @@ typedef float32x4_t lfm2__v;
 #endif
 
 #ifdef LFM2__W
-/* Weight vector loaders: LFM2__W f32 weights of row pointer `wr` at column k. The block formats
-   multiply by `dv`, their block's scale broadcast once per block of 32 by LFM2__DV_*. */
-#define LFM2__WL_F32(wr, dv, k) LFM2__VLOAD(LFM2__CAST(const float *, wr) + (k))
-#define LFM2__WL_BF16(wr, dv, k) LFM2__VBF16(LFM2__CAST(const uint16_t *, wr) + (k))
-#define LFM2__WL_F16(wr, dv, k) LFM2__VF16(LFM2__CAST(const uint16_t *, wr) + (k))
-#define LFM2__DV_NONE(sc, k) LFM2__VZERO()
+/* Weight vector loaders: LFM2__W f32 weights of row pointer `wr` at column k (the block formats
+   have kernels of their own, on int8 activations) */
+#define LFM2__WL_F32(wr, k) LFM2__VLOAD(LFM2__CAST(const float *, wr) + (k))
+#define LFM2__WL_BF16(wr, k) LFM2__VBF16(LFM2__CAST(const uint16_t *, wr) + (k))
+#define LFM2__WL_F16(wr, k) LFM2__VF16(LFM2__CAST(const uint16_t *, wr) + (k))
 
 /* the 16 accumulators a00..a33 of a 4-row x 4-token tile (row i, token j = aij), and their sums */
 #define LFM2__TILE_ZERO(V, ZERO)                                                                                      \
@@ -3933,22 +3932,16 @@ typedef float32x4_t lfm2__v;
    tail: the same arithmetic whatever the tile, so any chunking of the tokens gives identical
    results. Decode walks one row at a time on purpose: on this project's Zen 5 machine one
    sequential stream reads DRAM at ~20 GB/s per core, while 2, 4 or 8 interleaved row streams
-   got 8-12 GB/s.
-   BLK = columns sharing one scale (32 for the block formats; LFM2__W otherwise). */
-#define LFM2__DEF_KERNELS(SFX, WL, DV, BLK, ROWBYTES_NUM, ROWBYTES_DEN)                                          \
+   got 8-12 GB/s. ESIZE = bytes per weight. */
+#define LFM2__DEF_KERNELS(SFX, WL, ESIZE)                                                                          \
     static void lfm2__mm_##SFX(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { \
-        int32_t K = w->cols, Kv = K - K % (BLK), rows = w->rows, r, b, k, k0, i, j;                                 \
-        size_t rb = LFM2__CAST(size_t, K) * (ROWBYTES_NUM) / (ROWBYTES_DEN), nsc = LFM2__CAST(size_t, K / LFM2__QBLK); \
+        int32_t K = w->cols, Kv = K - K % LFM2__W, rows = w->rows, r, b, k, i, j;                                   \
+        size_t rb = LFM2__CAST(size_t, K) * (ESIZE);                                                                \
         const unsigned char *base = LFM2__CAST(const unsigned char *, w->data);                                     \
         for (r = r0; r < r1; r += 4) {                                                                              \
             int32_t nr = (r1 - r < 4) ? r1 - r : 4;                                                                 \
             const void *wr0 = base + LFM2__CAST(size_t, r) * rb, *wr1 = base + LFM2__CAST(size_t, r + (nr > 1)) * rb;  \
             const void *wr2 = base + LFM2__CAST(size_t, r + 2 * (nr > 2)) * rb, *wr3 = base + LFM2__CAST(size_t, r + 3 * (nr > 3)) * rb; \
-            const uint16_t *sc0 = w->scales ? w->scales + LFM2__CAST(size_t, r) * nsc : NULL;                        \
-            const uint16_t *sc1 = sc0 ? sc0 + LFM2__CAST(size_t, nr > 1) * nsc : NULL;                                \
-            const uint16_t *sc2 = sc0 ? sc0 + LFM2__CAST(size_t, 2 * (nr > 2)) * nsc : NULL;                          \
-            const uint16_t *sc3 = sc0 ? sc0 + LFM2__CAST(size_t, 3 * (nr > 3)) * nsc : NULL;                          \
-            (void)sc1; (void)sc2; (void)sc3;                                                                        \
             for (b = 0; b < B;) {                                                                                   \
                 float res[4][4];                                                                                    \
                 const float *xb0 = x + LFM2__CAST(size_t, b) * LFM2__CAST(size_t, K);                               \
@@ -3956,12 +3949,9 @@ typedef float32x4_t lfm2__v;
                 if (nt == 4) {                                                                                      \
                     const float *xb1 = xb0 + K, *xb2 = xb1 + K, *xb3 = xb2 + K;                                     \
                     LFM2__TILE_ZERO(lfm2__v, LFM2__VZERO());                                                   \
-                    for (k0 = 0; k0 < Kv; k0 += (BLK)) {                                                            \
-                        lfm2__v d0 = DV(sc0, k0), d1 = DV(sc1, k0), d2 = DV(sc2, k0), d3 = DV(sc3, k0);             \
-                        (void)d0; (void)d1; (void)d2; (void)d3;                                                     \
-                        for (k = k0; k < k0 + (BLK); k += LFM2__W) {                                                \
-                            /* the 4 weight vectors in registers, each activation vector loaded once */  \
-                            lfm2__v w0 = WL(wr0, d0, k), w1 = WL(wr1, d1, k), w2 = WL(wr2, d2, k), w3 = WL(wr3, d3, k), xv; \
+                    for (k = 0; k < Kv; k += LFM2__W) {                                                             \
+                        {   /* the 4 weight vectors in registers, each activation vector loaded once */              \
+                            lfm2__v w0 = WL(wr0, k), w1 = WL(wr1, k), w2 = WL(wr2, k), w3 = WL(wr3, k), xv;         \
                             xv = LFM2__VLOAD(xb0 + k); LFM2__INREG(xv);                                                              \
                             a00 = LFM2__VFMA(w0, xv, a00); a10 = LFM2__VFMA(w1, xv, a10);                           \
                             a20 = LFM2__VFMA(w2, xv, a20); a30 = LFM2__VFMA(w3, xv, a30);                           \
@@ -3980,14 +3970,8 @@ typedef float32x4_t lfm2__v;
                 } else {                                                                                            \
                     for (i = 0; i < nr; i++) {                                                                      \
                         const void *wri = base + LFM2__CAST(size_t, r + i) * rb;                                     \
-                        const uint16_t *sci = sc0 ? sc0 + LFM2__CAST(size_t, i) * nsc : NULL;                        \
                         lfm2__v a0 = LFM2__VZERO();                                                                 \
-                        (void)sci;                                                                                  \
-                        for (k0 = 0; k0 < Kv; k0 += (BLK)) {                                                        \
-                            lfm2__v d0 = DV(sci, k0);                                                               \
-                            (void)d0;                                                                               \
-                            for (k = k0; k < k0 + (BLK); k += LFM2__W) a0 = LFM2__VFMA(WL(wri, d0, k), LFM2__VLOAD(xb0 + k), a0); \
-                        }                                                                                           \
+                        for (k = 0; k < Kv; k += LFM2__W) a0 = LFM2__VFMA(WL(wri, k), LFM2__VLOAD(xb0 + k), a0);     \
                         res[i][0] = LFM2__VHSUM(a0);                                                                \
                     }                                                                                               \
                 }                                                                                                   \
@@ -4003,9 +3987,9 @@ typedef float32x4_t lfm2__v;
         }                                                                                                           \
     }
 
-LFM2__DEF_KERNELS(f32, LFM2__WL_F32, LFM2__DV_NONE, LFM2__W, 4, 1)
-LFM2__DEF_KERNELS(bf16, LFM2__WL_BF16, LFM2__DV_NONE, LFM2__W, 2, 1)
-LFM2__DEF_KERNELS(f16, LFM2__WL_F16, LFM2__DV_NONE, LFM2__W, 2, 1)
+LFM2__DEF_KERNELS(f32, LFM2__WL_F32, 4)
+LFM2__DEF_KERNELS(bf16, LFM2__WL_BF16, 2)
+LFM2__DEF_KERNELS(f16, LFM2__WL_F16, 2)
 
 /* ---- the block formats on int8 activations (see lfm2__quantize_act) ------------------------
    One float accumulator per lane of 4 columns and per (row, token), filled in column order and
