@@ -198,6 +198,12 @@ typedef struct lfm2_model_params {
     int32_t no_mmap;           /* 1 = read files into memory even where mmap exists */
     int32_t no_tokenizer;      /* 1 = do not load tokenizer.json even when present */
     int32_t weights;           /* LFM2_WEIGHTS_*: convert the weight matrices at load time */
+    int32_t keep_layout;       /* 1 = multiply f32/f16/bf16 matrices in the file's row-major layout,
+                                  used in place from the mapping. By default, AVX-512 builds copy
+                                  them at load into a layout of 16 interleaved rows (the same
+                                  values; faster prefill and decode), releasing the mapped pages
+                                  as they go: resident memory stays one copy of the weights.
+                                  Buffers given to lfm2_model_load_memory are used as they are. */
 } lfm2_model_params;
 
 /* lfm2_model_params.weights. The quantized formats use blocks of 32 columns with one f16 scale:
@@ -1387,8 +1393,10 @@ LFM2_API uint64_t lfm2_config_param_count(const lfm2_config *c) {
 enum { LFM2__DT_F32 = 0, LFM2__DT_F16, LFM2__DT_BF16, LFM2__DT_F64, LFM2__DT_I8, LFM2__DT_U8, LFM2__DT_I16,
        LFM2__DT_I32, LFM2__DT_I64, LFM2__DT_BOOL, LFM2__DT_COUNT,
        LFM2__DT_Q8 = 100, LFM2__DT_Q4 = 101, /* weight formats of lfm2.h, not safetensors dtypes */
-       LFM2__DT_Q8X = 102, LFM2__DT_Q4X = 103 /* the same, 16 rows interleaved (see >>kernels) */ };
+       LFM2__DT_Q8X = 102, LFM2__DT_Q4X = 103, /* the same, 16 rows interleaved (see >>kernels) */
+       LFM2__DT_F32X = 104, LFM2__DT_F16X = 105, LFM2__DT_BF16X = 106 /* float, 16 rows interleaved */ };
 #define LFM2__IS_Q(dt) ((dt) == LFM2__DT_Q8 || (dt) == LFM2__DT_Q4 || (dt) == LFM2__DT_Q8X || (dt) == LFM2__DT_Q4X)
+#define LFM2__IS_FX(dt) ((dt) >= LFM2__DT_F32X && (dt) <= LFM2__DT_BF16X)
 #define LFM2__IS_Q4(dt) ((dt) == LFM2__DT_Q4 || (dt) == LFM2__DT_Q4X)
 static const char *const lfm2__dtype_name[LFM2__DT_COUNT] = {"F32", "F16", "BF16", "F64", "I8", "U8", "I16", "I32", "I64", "BOOL"};
 static const uint8_t lfm2__dtype_size[LFM2__DT_COUNT] = {4, 2, 2, 8, 1, 1, 2, 4, 8, 1};
@@ -3506,8 +3514,9 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
 typedef struct lfm2__mat {
     const void *data;
     const uint16_t *scales;      /* Q8 / Q4: f16 scale per block of 32 columns, [rows][cols/32] */
-    int32_t dtype;               /* LFM2__DT_F32 / F16 / BF16 / Q8 / Q4 */
+    int32_t dtype;               /* LFM2__DT_F32 / F16 / BF16 / Q8 / Q4, or an interleaved layout */
     int32_t rows, cols;
+    int32_t blob;                /* (load time: the file holding it, for the interleaving) */
 } lfm2__mat;
 
 typedef struct lfm2__layer {
@@ -3530,6 +3539,7 @@ typedef struct lfm2__blob {      /* a file the model owns: mapped or read */
     void *data;
     size_t size;
     int mapped;
+    int fd;                      /* mapped: the open file until the load ends (-1 once closed) */
     char name[64];
 } lfm2__blob;
 
@@ -3549,7 +3559,7 @@ struct lfm2_model {
     lfm2__blob *blobs;           /* files owned by the model (lfm2_model_load_dir) */
     int32_t n_blobs;
     char **shard_names;          /* names of the shards, for lfm2_model_tensor_info */
-    unsigned char *qbuf;         /* weights quantized at load (lfm2_model_params.weights) */
+    unsigned char *qbuf;         /* weights quantized (lfm2_model_params.weights) or interleaved at load */
 };
 
 struct lfm2_context {
@@ -3650,6 +3660,20 @@ static float lfm2__qscale(const lfm2__mat *w, int32_t r, int32_t b) {
     return lfm2__f16_to_f32(h);
 }
 
+/* The interleaved float layouts F32X / F16X / BF16X (made at load, in place, from f32 / f16 /
+   bf16 matrices with rows % 16 == 0 and cols % 2 == 0, in AVX-512 builds; see
+   lfm2__interleave_mat) keep each group of 16 rows where it was and reorder it by pairs of
+   columns: pair p (columns 2p, 2p+1) of group g is one run of 32 elements at (g * cols/2 + p) * 32:
+       F32X, F16X: the 16 rows of column 2p, then the 16 rows of column 2p+1
+       BF16X:      row 0 column 2p, row 0 column 2p+1, row 1 column 2p, ...  (one 32-bit lane per row)
+   so one vector load gives 16 rows of a column (or, for bf16, of a column pair: the two columns
+   are the low and high halves of each lane, and a vdpbf16ps lane). The kernel multiplies them by
+   broadcast activations: no horizontal sums, the group read once per 8 tokens. */
+static size_t lfm2__fx_index(const lfm2__mat *w, int32_t r, int32_t k) {
+    size_t run = (LFM2__CAST(size_t, r / 16) * LFM2__CAST(size_t, w->cols / 2) + LFM2__CAST(size_t, k / 2)) * 32;
+    return w->dtype == LFM2__DT_BF16X ? run + LFM2__CAST(size_t, (r % 16) * 2 + k % 2) : run + LFM2__CAST(size_t, (k % 2) * 16 + r % 16);
+}
+
 /* f32 value of element (r, k) of any weight format (scalar; used for tails and references) */
 static float lfm2__wget(const lfm2__mat *w, int32_t r, int32_t k) {
     size_t i = LFM2__CAST(size_t, r) * LFM2__CAST(size_t, w->cols) + LFM2__CAST(size_t, k);
@@ -3657,6 +3681,9 @@ static float lfm2__wget(const lfm2__mat *w, int32_t r, int32_t k) {
     case LFM2__DT_F32: return LFM2__CAST(const float *, w->data)[i];
     case LFM2__DT_BF16: return lfm2__bf16_to_f32(LFM2__CAST(const uint16_t *, w->data)[i]);
     case LFM2__DT_F16: return lfm2__f16_to_f32(LFM2__CAST(const uint16_t *, w->data)[i]);
+    case LFM2__DT_F32X: return LFM2__CAST(const float *, w->data)[lfm2__fx_index(w, r, k)];
+    case LFM2__DT_BF16X: return lfm2__bf16_to_f32(LFM2__CAST(const uint16_t *, w->data)[lfm2__fx_index(w, r, k)]);
+    case LFM2__DT_F16X: return lfm2__f16_to_f32(LFM2__CAST(const uint16_t *, w->data)[lfm2__fx_index(w, r, k)]);
     default: return lfm2__qscale(w, r, k / LFM2__QBLK) * LFM2__CAST(float, lfm2__qval(w, r, k));
     }
 }
@@ -3990,6 +4017,26 @@ typedef float32x4_t lfm2__v;
 LFM2__DEF_KERNELS(f32, LFM2__WL_F32, 4)
 LFM2__DEF_KERNELS(bf16, LFM2__WL_BF16, 2)
 LFM2__DEF_KERNELS(f16, LFM2__WL_F16, 2)
+
+#ifdef LFM2__AVX512
+#define LFM2__FX_KERNELS 1
+/* The interleaved float layouts (F32X / F16X / BF16X, see lfm2__fx_index): 16 rows per vector.
+   Per column pair, the two weight vectors we (column 2p) and wo (column 2p+1) are multiplied by
+   each token's broadcast activations into two accumulators, even and odd columns, added at the
+   end: 8 tokens share every weight load (18 of the 32 registers), the rest go one at a time with
+   the same operations. Every product is an f32 FMA, as in the row-major kernels: only the order
+   of the sum differs (column by column instead of 16 lanes and a horizontal sum). */
+#define LFM2__FXL_F32X(gb, p)                                                                                           __m512 we = _mm512_loadu_ps(LFM2__CAST(const float *, LFM2__CAST(const void *, gb)) + 32 * LFM2__CAST(size_t, p)), \
+           wo = _mm512_loadu_ps(LFM2__CAST(const float *, LFM2__CAST(const void *, gb)) + 32 * LFM2__CAST(size_t, p) + 16)
+#define LFM2__FXL_F16X(gb, p)                                                                                           __m512 we = _mm512_cvtph_ps(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, gb)) + 32 * LFM2__CAST(size_t, p))))),            wo = _mm512_cvtph_ps(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, gb)) + 32 * LFM2__CAST(size_t, p) + 16))))
+#define LFM2__FXL_BF16X(gb, p)                                                                                          __m512i wv = _mm512_loadu_si512(LFM2__CAST(const void *, LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, gb)) + 32 * LFM2__CAST(size_t, p)));     __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(wv, 16)), wo = _mm512_castsi512_ps(_mm512_and_si512(wv, _mm512_set1_epi32(LFM2__CAST(int, 0xFFFF0000u))))
+/* token u of the tile: even and odd columns of pair p */
+#define LFM2__FX_TOK(u, E, O)                                                                                             E = _mm512_fmadd_ps(we, _mm512_set1_ps(xp[LFM2__CAST(size_t, u) * LFM2__CAST(size_t, K)]), E);                     O = _mm512_fmadd_ps(wo, _mm512_set1_ps(xp[LFM2__CAST(size_t, u) * LFM2__CAST(size_t, K) + 1]), O)
+#define LFM2__DEF_FX_KERNEL(SFX, WL, ESIZE)                                                                              static void lfm2__mm_##SFX(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) {         int32_t K = w->cols, rows = w->rows, np = K / 2, g, t, p;                                                           for (g = r0 / 16; g < r1 / 16; g++) {                                                                                   const unsigned char *gb = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * 16 * LFM2__CAST(size_t, K) * (ESIZE);             float *og = out + LFM2__CAST(size_t, g) * 16;                                                                       for (t = 0; t + 8 <= B; t += 8) { /* prefill: 8 tokens */                                                               const float *x0 = x + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, K);                                                __m512 e0 = _mm512_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, e4 = e0, e5 = e0, e6 = e0, e7 = e0;                      __m512 o0 = e0, o1 = e0, o2 = e0, o3 = e0, o4 = e0, o5 = e0, o6 = e0, o7 = e0;                                      for (p = 0; p < np; p++) {                                                                                              const float *xp = x0 + 2 * p;                                                                                       WL(gb, p);                                                                                                          LFM2__FX_TOK(0, e0, o0); LFM2__FX_TOK(1, e1, o1); LFM2__FX_TOK(2, e2, o2); LFM2__FX_TOK(3, e3, o3);                     LFM2__FX_TOK(4, e4, o4); LFM2__FX_TOK(5, e5, o5); LFM2__FX_TOK(6, e6, o6); LFM2__FX_TOK(7, e7, o7);                 }                                                                                                                   _mm512_storeu_ps(og + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows), _mm512_add_ps(e0, o0));                     _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 1) * LFM2__CAST(size_t, rows), _mm512_add_ps(e1, o1));                 _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 2) * LFM2__CAST(size_t, rows), _mm512_add_ps(e2, o2));                 _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 3) * LFM2__CAST(size_t, rows), _mm512_add_ps(e3, o3));                 _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 4) * LFM2__CAST(size_t, rows), _mm512_add_ps(e4, o4));                 _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 5) * LFM2__CAST(size_t, rows), _mm512_add_ps(e5, o5));                 _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 6) * LFM2__CAST(size_t, rows), _mm512_add_ps(e6, o6));                 _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 7) * LFM2__CAST(size_t, rows), _mm512_add_ps(e7, o7));             }                                                                                                                   for (; t < B; t++) { /* decode and the rest: one token, the same operations */                                          const float *x0 = x + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, K);                                                __m512 e0 = _mm512_setzero_ps(), o0 = e0;                                                                           for (p = 0; p < np; p++) {                                                                                              const float *xp = x0 + 2 * p;                                                                                       WL(gb, p);                                                                                                          LFM2__FX_TOK(0, e0, o0);                                                                                        }                                                                                                                   _mm512_storeu_ps(og + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows), _mm512_add_ps(e0, o0));                 }                                                                                                               }                                                                                                               }
+LFM2__DEF_FX_KERNEL(f32x, LFM2__FXL_F32X, 4)
+LFM2__DEF_FX_KERNEL(f16x, LFM2__FXL_F16X, 2)
+LFM2__DEF_FX_KERNEL(bf16x, LFM2__FXL_BF16X, 2)
+#endif
 
 /* ---- the block formats on int8 activations (see lfm2__quantize_act) ------------------------
    One float accumulator per lane of 4 columns and per (row, token), filled in column order and
@@ -4333,6 +4380,53 @@ static void lfm2__mm_bf16dot(float *out, const unsigned char *xa, int32_t B, con
         }
     }
 }
+/* BF16X (see lfm2__fx_index): one 32-bit lane per row holds the row's two weights of a column
+   pair, so one vdpbf16ps with the token's broadcast activation pair sums that pair for 16 rows.
+   16 tokens share every weight load; the rest go one at a time with the same operations. */
+#define LFM2__BX_TOK(u, A) A = _mm512_dpbf16_ps(A, wv, lfm2__bcbh(xp + LFM2__CAST(size_t, u) * 2 * LFM2__CAST(size_t, K)))
+static LFM2__INLINE __m512bh lfm2__bcbh(const unsigned char *p) {
+    int32_t v;
+    __m512i b;
+    __m512bh r;
+    memcpy(&v, p, 4);
+    b = _mm512_set1_epi32(v);
+    memcpy(&r, &b, sizeof r);
+    return r;
+}
+static void lfm2__mm_bf16xdot(float *out, const unsigned char *xa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) {
+    int32_t K = w->cols, rows = w->rows, np = K / 2, g, t, p, u;
+    for (g = r0 / 16; g < r1 / 16; g++) {
+        const unsigned char *gb = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * 32 * LFM2__CAST(size_t, K);
+        float *og = out + LFM2__CAST(size_t, g) * 16;
+        for (t = 0; t + 16 <= B; t += 16) { /* prefill: 16 tokens */
+            const unsigned char *x0 = xa + LFM2__CAST(size_t, t) * 2 * LFM2__CAST(size_t, K);
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+            __m512 acc[16];
+            for (p = 0; p < np; p++) {
+                const unsigned char *xp = x0 + 4 * LFM2__CAST(size_t, p);
+                __m512bh wv = lfm2__ldbh(gb + 64 * LFM2__CAST(size_t, p));
+                LFM2__BX_TOK(0, a0); LFM2__BX_TOK(1, a1); LFM2__BX_TOK(2, a2); LFM2__BX_TOK(3, a3);
+                LFM2__BX_TOK(4, a4); LFM2__BX_TOK(5, a5); LFM2__BX_TOK(6, a6); LFM2__BX_TOK(7, a7);
+                LFM2__BX_TOK(8, a8); LFM2__BX_TOK(9, a9); LFM2__BX_TOK(10, a10); LFM2__BX_TOK(11, a11);
+                LFM2__BX_TOK(12, a12); LFM2__BX_TOK(13, a13); LFM2__BX_TOK(14, a14); LFM2__BX_TOK(15, a15);
+            }
+            acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3; acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7;
+            acc[8] = a8; acc[9] = a9; acc[10] = a10; acc[11] = a11; acc[12] = a12; acc[13] = a13; acc[14] = a14; acc[15] = a15;
+            for (u = 0; u < 16; u++) _mm512_storeu_ps(og + LFM2__CAST(size_t, t + u) * LFM2__CAST(size_t, rows), acc[u]);
+        }
+        for (; t < B; t++) { /* decode and the rest */
+            const unsigned char *x0 = xa + LFM2__CAST(size_t, t) * 2 * LFM2__CAST(size_t, K);
+            __m512 a0 = _mm512_setzero_ps();
+            for (p = 0; p < np; p++) {
+                const unsigned char *xp = x0 + 4 * LFM2__CAST(size_t, p);
+                __m512bh wv = lfm2__ldbh(gb + 64 * LFM2__CAST(size_t, p));
+                LFM2__BX_TOK(0, a0);
+            }
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows), a0);
+        }
+    }
+}
 #elif defined(LFM2__NEON) && defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
 #define LFM2__BF16DOT 1
 /* the same on NEON with the bf16 extension (BFCVTN, BFDOT): 1 row x 1 token, steps of 8 */
@@ -4499,7 +4593,7 @@ static void lfm2__matmul_range(void (*kern)(float *, const float *, int32_t, con
 /* the activations of B tokens as the kernel of w wants them: bf16 rows (bf16 weights) or int8 */
 static void lfm2__prep_acts(unsigned char *qa, size_t qrow, const float *x, int32_t B, const lfm2__mat *w) {
 #ifdef LFM2__BF16DOT
-    if (w->dtype == LFM2__DT_BF16) {
+    if (w->dtype == LFM2__DT_BF16 || w->dtype == LFM2__DT_BF16X) {
         int32_t t;
         for (t = 0; t < B; t++) lfm2__bf16_acts(qa + LFM2__CAST(size_t, t) * qrow, x + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, w->cols), w->cols);
         return;
@@ -4526,6 +4620,7 @@ static void lfm2__matmul(float *out, const float *x, int32_t B, const lfm2__mat 
     void (*kern)(float *, const float *, int32_t, const lfm2__mat *, int32_t, int32_t) = NULL;
     void (*qkern)(float *, const unsigned char *, int32_t, const lfm2__mat *, int32_t, int32_t) = NULL;
     size_t qrow = LFM2__QROW_BYTES(w->cols);
+    int gr16 = w->dtype == LFM2__DT_Q8X || w->dtype == LFM2__DT_Q4X || LFM2__IS_FX(w->dtype); /* interleaved 16-row groups */
     switch (w->dtype) {
     case LFM2__DT_F32: kern = lfm2__mm_f32; break;
     case LFM2__DT_BF16: kern = lfm2__mm_bf16; break;
@@ -4535,11 +4630,19 @@ static void lfm2__matmul(float *out, const float *x, int32_t B, const lfm2__mat 
     case LFM2__DT_Q8X: qkern = lfm2__qmm_q8x; break;
     case LFM2__DT_Q4X: qkern = lfm2__qmm_q4x; break;
 #endif
+#ifdef LFM2__FX_KERNELS
+    case LFM2__DT_F32X: kern = lfm2__mm_f32x; break;
+    case LFM2__DT_F16X: kern = lfm2__mm_f16x; break;
+    case LFM2__DT_BF16X: kern = lfm2__mm_bf16x; break;
+#endif
     default: qkern = lfm2__qmm_q4; break;
     }
-    if (w->dtype == LFM2__DT_Q8X || w->dtype == LFM2__DT_Q4X) nblk = w->rows / 16; /* threads split 16-row groups */
+    if (gr16) nblk = w->rows / 16; /* threads split 16-row groups */
 #ifdef LFM2__BF16DOT
-    if (bf16act && w->dtype == LFM2__DT_BF16 && w->cols % 32 == 0) { qkern = lfm2__mm_bf16dot; qrow = 2 * LFM2__CAST(size_t, w->cols); }
+    if (bf16act && w->dtype == LFM2__DT_BF16 && w->cols % 32 == 0) { kern = NULL; qkern = lfm2__mm_bf16dot; qrow = 2 * LFM2__CAST(size_t, w->cols); }
+#ifdef LFM2__FX_KERNELS
+    if (bf16act && w->dtype == LFM2__DT_BF16X && w->cols % 32 == 0) { kern = NULL; qkern = lfm2__mm_bf16xdot; qrow = 2 * LFM2__CAST(size_t, w->cols); }
+#endif
 #endif
     (void)bf16act;
     (void)nth;
@@ -4548,7 +4651,7 @@ static void lfm2__matmul(float *out, const float *x, int32_t B, const lfm2__mat 
     {
         int32_t t = omp_get_thread_num(), n = omp_get_num_threads();
         int32_t b0 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, nblk) * t / n), b1 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, nblk) * (t + 1) / n);
-        int32_t gr = (w->dtype == LFM2__DT_Q8X || w->dtype == LFM2__DT_Q4X) ? 16 : 4; /* rows per block of the split */
+        int32_t gr = gr16 ? 16 : 4; /* rows per block of the split */
         int32_t e1 = (gr * b1 < w->rows) ? gr * b1 : w->rows;
         if (qkern) { /* each thread quantizes its share of the tokens (per token: the same result) */
             int32_t t0 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, B) * t / n), t1 = LFM2__CAST(int32_t, LFM2__CAST(int64_t, B) * (t + 1) / n);
@@ -4556,7 +4659,7 @@ static void lfm2__matmul(float *out, const float *x, int32_t B, const lfm2__mat 
         }
 #pragma omp barrier
         if (qkern) lfm2__qmatmul_range(qkern, out, qa, qrow, B, w, gr * b0, e1);
-        else lfm2__matmul_range(kern, out, x, B, w, 4 * b0, e1);
+        else lfm2__matmul_range(kern, out, x, B, w, gr * b0, e1);
     }
 #else
     if (qkern) lfm2__prep_acts(qa, qrow, x, B, w);
@@ -4933,6 +5036,133 @@ static lfm2_result lfm2__quantize_weights(lfm2_model *m, int32_t type, lfm2_erro
     return LFM2_OK;
 }
 
+/* Writes one group of 16 rows (f32 / f16 / bf16, row-major at src) to dst in the interleaved
+   layout of lfm2__fx_index: F32X and F16X are the transpose of the 16 x cols group, BF16X the
+   transpose of its 16 x cols/2 column pairs (32-bit elements). src and dst may be the same
+   (tmp: the group's bytes). */
+LFM2__MAYBE_UNUSED static void lfm2__interleave_group(unsigned char *dst, const unsigned char *src, unsigned char *tmp, int32_t cols, int32_t dtype) {
+    size_t c = LFM2__CAST(size_t, cols), k, l;
+    if (dtype == LFM2__DT_F16) {
+        uint16_t v[16];
+        memcpy(tmp, src, 32 * c);
+        for (k = 0; k < c; k++) {
+            for (l = 0; l < 16; l++) memcpy(&v[l], tmp + 2 * (l * c + k), 2);
+            memcpy(dst + 32 * k, v, 32);
+        }
+    } else {
+        size_t n = (dtype == LFM2__DT_F32) ? c : c / 2; /* 32-bit elements per row */
+        uint32_t v[16];
+        memcpy(tmp, src, 64 * n);
+        for (k = 0; k < n; k++) {
+            for (l = 0; l < 16; l++) memcpy(&v[l], tmp + 4 * (l * n + k), 4);
+            memcpy(dst + 64 * k, v, 64);
+        }
+    }
+}
+/* Puts every f32 / f16 / bf16 matrix with rows % 16 == 0 and cols % 2 == 0 of the files the
+   model loaded itself into the interleaved layout of its kernel (builds with LFM2__FX_KERNELS);
+   the values do not change. Files read into memory are reordered in place. Mapped files stay
+   read-only: each matrix is written to one buffer (m->qbuf) a chunk at a time and the chunk's
+   whole pages of the mapping are replaced by a fresh mapping of the same file bytes (MAP_FIXED),
+   which takes no memory until read, and nothing reads it again: the resident memory stays about
+   one copy of the weights. (Writing to a private mapping instead costs a copy-on-write fault per page,
+   and in a multi-threaded process each of those interrupts the other cores to flush their TLB:
+   several times slower in a VM.) Buffers of lfm2_model_load_memory are never touched. */
+static lfm2_result lfm2__interleave_weights(lfm2_model *m, lfm2_error *err) {
+#ifdef LFM2__FX_KERNELS
+    lfm2__mat **list;
+    unsigned char *tmp;
+    int32_t n, i, nt = 1;
+    size_t maxg = 0, total = 0, off = 0;
+#ifdef LFM2__OPENMP
+    nt = omp_get_max_threads();
+#endif
+    list = LFM2__CAST(lfm2__mat **, lfm2__malloc(&m->alloc, sizeof(lfm2__mat *) * (2 + 7 * LFM2__CAST(size_t, m->cfg.num_hidden_layers))));
+    if (!list) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the weight layout");
+    n = lfm2__model_mats(m, list);
+    for (i = 0; i < n; i++) { /* blob: the file holding the matrix, or -1 (not one of the model's own, or not eligible) */
+        lfm2__mat *w = list[i];
+        uintptr_t a = LFM2__PTRINT(w->data);
+        int32_t b;
+        size_t es = (w->dtype == LFM2__DT_F32) ? 4 : 2;
+        w->blob = -1;
+        if ((w->dtype != LFM2__DT_F32 && w->dtype != LFM2__DT_F16 && w->dtype != LFM2__DT_BF16) || w->rows % 16 != 0 || w->cols % 2 != 0 || w->rows == 0)
+            continue;
+        for (b = 0; b < m->n_blobs; b++) /* (the parser checked that the matrix lies inside its file) */
+            if (a >= LFM2__PTRINT(m->blobs[b].data) && a - LFM2__PTRINT(m->blobs[b].data) < m->blobs[b].size) w->blob = b;
+        if (w->blob < 0) continue;
+        if (16 * LFM2__CAST(size_t, w->cols) * es > maxg) maxg = 16 * LFM2__CAST(size_t, w->cols) * es;
+        if (m->blobs[w->blob].mapped) total += (LFM2__CAST(size_t, w->rows) * LFM2__CAST(size_t, w->cols) * es + 63) & ~LFM2__CAST(size_t, 63);
+    }
+    tmp = LFM2__CAST(unsigned char *, lfm2__malloc(&m->alloc, maxg * LFM2__CAST(size_t, nt) + 1));
+    if (total) m->qbuf = LFM2__CAST(unsigned char *, lfm2__malloc(&m->alloc, total));
+    if (!tmp || (total && !m->qbuf)) {
+        lfm2__free(&m->alloc, tmp);
+        lfm2__free(&m->alloc, list);
+        return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the interleaved weights (%zu bytes)", total + maxg * LFM2__CAST(size_t, nt));
+    }
+    for (i = 0; i < n; i++) {
+        lfm2__mat *w = list[i];
+        const lfm2__blob *bl;
+        int tied_head = (w == &m->embed && m->head.data == m->embed.data);
+        size_t es = (w->dtype == LFM2__DT_F32) ? 4 : 2, gbytes = 16 * LFM2__CAST(size_t, w->cols) * es;
+        const unsigned char *src = LFM2__CAST(const unsigned char *, w->data);
+        unsigned char *dst;
+        int32_t ng = w->rows / 16, g0, chunk = LFM2__CAST(int32_t, ((8u << 20) + gbytes - 1) / gbytes); /* ~8 MiB per chunk */
+#ifdef LFM2__HAVE_MMAP
+        uintptr_t ps, freed;
+#endif
+        if (w->blob < 0) continue;
+        bl = &m->blobs[w->blob];
+#ifdef LFM2__HAVE_MMAP
+        ps = LFM2__CAST(uintptr_t, sysconf(_SC_PAGESIZE));
+        freed = (LFM2__PTRINT(src) + ps - 1) / ps * ps; /* (the page before may hold other tensors: it stays) */
+#endif
+        if (bl->mapped) {
+            dst = m->qbuf + off;
+            off += (LFM2__CAST(size_t, ng) * gbytes + 63) & ~LFM2__CAST(size_t, 63);
+        } else {
+            dst = LFM2__CAST(unsigned char *, bl->data) + (LFM2__PTRINT(src) - LFM2__PTRINT(bl->data));
+        }
+        for (g0 = 0; g0 < ng; g0 += chunk) {
+            int32_t g1 = (ng - g0 < chunk) ? ng : g0 + chunk, g;
+#ifdef LFM2__OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt)
+#endif
+            for (g = g0; g < g1; g++) {
+                int32_t th = 0;
+#ifdef LFM2__OPENMP
+                th = omp_get_thread_num();
+#endif
+                lfm2__interleave_group(dst + LFM2__CAST(size_t, g) * gbytes, src + LFM2__CAST(size_t, g) * gbytes, tmp + LFM2__CAST(size_t, th) * maxg, w->cols, w->dtype);
+            }
+#ifdef LFM2__HAVE_MMAP
+            if (bl->mapped && bl->fd >= 0) { /* release the whole pages of the source read so far */
+                uintptr_t hi = (LFM2__PTRINT(src) + LFM2__CAST(size_t, g1) * gbytes) / ps * ps;
+                if (hi > freed) {
+                    /* a fresh mapping of the same bytes over them: their pages leave this process
+                       (untouched, they take no memory) and the file's mapping stays one piece */
+                    void *r = mmap(LFM2__CAST(unsigned char *, bl->data) + (freed - LFM2__PTRINT(bl->data)), hi - freed, PROT_READ, MAP_PRIVATE | MAP_FIXED, bl->fd,
+                                   LFM2__CAST(off_t, freed - LFM2__PTRINT(bl->data)));
+                    (void)r; /* (on failure the old pages simply stay) */
+                    freed = hi;
+                }
+            }
+#endif
+        }
+        w->data = dst;
+        w->dtype = (w->dtype == LFM2__DT_F32) ? LFM2__DT_F32X : (w->dtype == LFM2__DT_F16) ? LFM2__DT_F16X : LFM2__DT_BF16X;
+        if (tied_head) m->head = m->embed;
+    }
+    lfm2__free(&m->alloc, tmp);
+    lfm2__free(&m->alloc, list);
+#else
+    (void)m;
+    (void)err;
+#endif
+    return LFM2_OK;
+}
+
 /* >>model ---------------------------------------------------------------------------------- */
 
 static int lfm2__cmp_tensor_name(const void *a, const void *b) {
@@ -5125,8 +5355,19 @@ static lfm2_result lfm2__bind_weights(lfm2_model *m, lfm2_error *err) {
 }
 
 /* Releases files read or mapped by lfm2_model_load_dir, and their array. */
+static void lfm2__blobs_close(lfm2__blob *blobs, int32_t n) {
+#ifdef LFM2__HAVE_MMAP
+    int32_t i;
+    for (i = 0; i < n; i++)
+        if (blobs[i].mapped && blobs[i].fd >= 0) { close(blobs[i].fd); blobs[i].fd = -1; }
+#else
+    (void)blobs;
+    (void)n;
+#endif
+}
 static void lfm2__blobs_free(const lfm2_allocator *a, lfm2__blob *blobs, int32_t n) {
     int32_t i;
+    lfm2__blobs_close(blobs, n);
     for (i = 0; i < n; i++) {
 #ifdef LFM2__HAVE_MMAP
         if (blobs[i].mapped) { munmap(blobs[i].data, blobs[i].size); continue; }
@@ -5235,7 +5476,11 @@ static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_mod
     } else if (p && p->weights != LFM2_WEIGHTS_AS_STORED) {
         rc = lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_model_params.weights = %d is not an LFM2_WEIGHTS_* value", p->weights);
         goto fail;
+    } else if (n_blobs > 0 && !(p && p->keep_layout)) {
+        rc = lfm2__interleave_weights(m, err);
+        if (rc != LFM2_OK) goto fail;
     }
+    lfm2__blobs_close(m->blobs, m->n_blobs);
     if (s->tokenizer_json && !(p && p->no_tokenizer)) {
         rc = lfm2__tokenizer_load(s->tokenizer_json, s->tokenizer_json_size, s->tokenizer_config_json, s->tokenizer_config_json_size,
                                   m->cfg.vocab_size, &a, err, &m->tok);
@@ -5281,7 +5526,7 @@ static lfm2_result lfm2__load_file(const char *dir, const char *name, int allow_
         if (st.st_size > 0 && LFM2__CAST(uint64_t, st.st_size) <= SIZE_MAX) {
             void *p = mmap(NULL, LFM2__CAST(size_t, st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
             if (p != MAP_FAILED) {
-                close(fd);
+                out->fd = fd; /* kept for lfm2__interleave_weights, closed by lfm2__blobs_close */
                 out->data = p;
                 out->size = LFM2__CAST(size_t, st.st_size);
                 out->mapped = 1;

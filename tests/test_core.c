@@ -447,10 +447,10 @@ static void test_chunked_prefill(void) {
 /* bit-identical logits for 1 and 2 threads and for any chunking, with every weight format
    (as stored = bf16, int8 and int4 at load: the int8-activation kernels too) */
 static void test_threads_identical(void) {
-    static const int32_t types[3] = {LFM2_WEIGHTS_AS_STORED, LFM2_WEIGHTS_Q8, LFM2_WEIGHTS_Q4};
-    static const char *names[3] = {"bf16", "q8", "q4"};
+    static const int32_t types[4] = {LFM2_WEIGHTS_AS_STORED, LFM2_WEIGHTS_AS_STORED, LFM2_WEIGHTS_Q8, LFM2_WEIGHTS_Q4};
+    static const char *names[4] = {"bf16", "bf16 keep_layout", "q8", "q4"};
     int ti;
-    for (ti = 0; ti < 3; ti++) {
+    for (ti = 0; ti < 4; ti++) {
         char path[1024];
         lfm2_model_params p;
         lfm2_model *m = NULL;
@@ -462,6 +462,7 @@ static void test_threads_identical(void) {
         int same_threads, same_chunks;
         memset(&p, 0, sizeof p);
         p.weights = types[ti];
+        p.keep_layout = ti == 1;
         snprintf(path, sizeof path, "%s/realvocab-bf16", t_data_dir());
         CHECK(lfm2_model_load_dir(path, &p, &m) == LFM2_OK, "load %s", names[ti]);
         if (!m) continue;
@@ -483,8 +484,8 @@ static void test_threads_identical(void) {
         same_chunks = memcmp(a, cc, sizeof(float) * 20 * (size_t)V) == 0;
         CHECK(same_threads, "%s: 1 and 2 threads differ", names[ti]);
         CHECK(same_chunks, "%s: whole and chunks of 3 differ", names[ti]);
-        NOTE("%s: 1 vs 2 threads %s, whole vs chunks of 3 %s", names[ti], same_threads ? "bit-identical" : "DIFFERENT",
-             same_chunks ? "bit-identical" : "DIFFERENT");
+        NOTE("%s (%s): 1 vs 2 threads %s, whole vs chunks of 3 %s", names[ti], LFM2__IS_FX(m->layers[0].w1.dtype) || m->layers[0].w1.dtype >= LFM2__DT_Q8X ? "interleaved" : "row-major",
+             same_threads ? "bit-identical" : "DIFFERENT", same_chunks ? "bit-identical" : "DIFFERENT");
         free(a); free(b); free(cc);
         lfm2_context_free(c1);
         lfm2_context_free(c2);
@@ -776,6 +777,108 @@ static void test_dir_errors(void) {
     CHECK(system(cmd) == 0, "cleanup");
 }
 
+/* The interleaved float layout (AVX-512 builds, lfm2_model_params.keep_layout = 0): every matrix
+   holds the same values as the row-major file, logits agree with the row-major kernels to float
+   rounding, the mapped pages were released (peak memory one copy), and buffers given to
+   lfm2_model_load_memory are neither reordered nor written */
+static void test_interleaved_layout(void) {
+    static const char *names[4] = {"tiny-bf16", "tiny-f32-untied-bias", "tiny-f16-sharded", "realvocab-bf16"};
+    int ni;
+    double worst = 0;
+    int32_t n_fx = 0, n_mats = 0;
+    for (ni = 0; ni < 4; ni++) {
+        char path[512];
+        lfm2_model_params p;
+        lfm2_model *a = NULL, *b = NULL;
+        lfm2_error e;
+        lfm2__mat *la[2 + 7 * 64], *lb[2 + 7 * 64];
+        int32_t n, i, r, k, same = 1, V;
+        memset(&p, 0, sizeof p);
+        p.error = &e;
+        snprintf(path, sizeof path, "%s/%s", t_data_dir(), names[ni]);
+        CHECK(lfm2_model_load_dir(path, &p, &a) == LFM2_OK, "%s: %s", names[ni], e.message);
+        p.keep_layout = 1;
+        CHECK(lfm2_model_load_dir(path, &p, &b) == LFM2_OK, "%s keep_layout: %s", names[ni], e.message);
+        if (!a || !b) { lfm2_model_free(a); lfm2_model_free(b); continue; }
+        n = lfm2__model_mats(a, la);
+        CHECK(n == lfm2__model_mats(b, lb), "matrix count");
+        for (i = 0; i < n; i++) {
+            CHECK(!LFM2__IS_FX(lb[i]->dtype), "%s keep_layout: matrix %d was reordered", names[ni], i);
+#ifdef LFM2__FX_KERNELS
+            CHECK(LFM2__IS_FX(la[i]->dtype) == (la[i]->rows % 16 == 0 && la[i]->cols % 2 == 0), "%s: matrix %d (%d x %d) layout %d",
+                  names[ni], i, la[i]->rows, la[i]->cols, la[i]->dtype);
+#else
+            CHECK(!LFM2__IS_FX(la[i]->dtype), "no interleaved layout without its kernels");
+#endif
+            n_fx += LFM2__IS_FX(la[i]->dtype);
+            n_mats++;
+            for (r = 0; r < la[i]->rows; r++)
+                for (k = 0; k < la[i]->cols; k++) same &= lfm2__wget(la[i], r, k) == lfm2__wget(lb[i], r, k);
+        }
+        CHECK(same, "%s: interleaved matrices hold other values than the file", names[ni]);
+        V = lfm2_model_config(a)->vocab_size;
+        {
+            lfm2_context *ca, *cb;
+            lfm2_token ids[12];
+            float *oa = (float *)malloc(sizeof(float) * 12 * (size_t)V), *ob = (float *)malloc(sizeof(float) * 12 * (size_t)V);
+            double rel;
+            for (i = 0; i < 12; i++) ids[i] = (i * 7919 + 5) % V;
+            lfm2_context_create(a, NULL, &ca);
+            lfm2_context_create(b, NULL, &cb);
+            lfm2_context_decode_all(ca, ids, 12, oa);
+            lfm2_context_decode_all(cb, ids, 12, ob);
+            rel = t_rel_err(oa, ob, 12 * (size_t)V);
+            CHECK(rel < 1e-5, "%s: interleaved vs row-major logits rel err %.3g", names[ni], rel);
+            if (rel > worst) worst = rel;
+            lfm2_context_free(ca);
+            lfm2_context_free(cb);
+            free(oa); free(ob);
+        }
+        lfm2_model_free(a);
+        lfm2_model_free(b);
+    }
+    NOTE("%s: %d of %d matrices interleaved, values identical to the file, logits vs row-major kernels: worst rel err %.2g",
+         lfm2_build_info(), n_fx, n_mats, worst);
+    {   /* lfm2_model_load_memory: the caller's buffer stays as it was */
+        char path[512];
+        size_t cn, sn;
+        char *cfg, *st, *copy;
+        lfm2_model_sources src;
+        lfm2_buffer buf;
+        lfm2_model_params p;
+        lfm2_model *m = NULL;
+        snprintf(path, sizeof path, "%s/tiny-bf16/config.json", t_data_dir());
+        cfg = t_read_file(path, &cn);
+        snprintf(path, sizeof path, "%s/tiny-bf16/model.safetensors", t_data_dir());
+        st = t_read_file(path, &sn);
+        CHECK(cfg && st, "read tiny-bf16");
+        if (cfg && st) {
+            copy = (char *)malloc(sn);
+            memcpy(copy, st, sn);
+            memset(&src, 0, sizeof src);
+            memset(&p, 0, sizeof p);
+            buf.data = st; buf.size = sn; buf.name = "model.safetensors";
+            src.config_json = cfg; src.config_json_size = cn;
+            src.safetensors = &buf; src.n_safetensors = 1;
+            CHECK(lfm2_model_load_memory(&src, &p, &m) == LFM2_OK, "load_memory");
+            if (m) {
+                lfm2_context *c;
+                const float *lg;
+                lfm2_token ids[3] = {1, 2, 3};
+                CHECK(!LFM2__IS_FX(m->layers[0].w1.dtype), "load_memory reordered a caller's buffer");
+                lfm2_context_create(m, NULL, &c);
+                CHECK(lfm2_context_decode(c, ids, 3, &lg) == LFM2_OK, "decode");
+                lfm2_context_free(c);
+                lfm2_model_free(m);
+            }
+            CHECK(memcmp(copy, st, sn) == 0, "load_memory wrote into the caller's buffer");
+            NOTE("lfm2_model_load_memory: the caller's %zu-byte buffer used as it is (row-major), unchanged", sn);
+            free(copy);
+        }
+        free(cfg); free(st);
+    }
+}
+
 /* loading from memory and without mmap gives the same logits as mmap'd loading */
 static void test_load_variants(void) {
     lfm2_model *a = t_load("tiny-f16-sharded"), *b = NULL;
@@ -797,6 +900,8 @@ static void test_load_variants(void) {
         lfm2_context_decode(ca, ids, 5, &la);
         lfm2_context_decode(cb, ids, 5, &lb);
         CHECK(memcmp(la, lb, sizeof(float) * 256) == 0, "mmap and read differ");
+        NOTE("tiny-f16-sharded: mmap'd and read files give bit-identical logits (%s layout)",
+             LFM2__IS_FX(a->layers[0].w1.dtype) ? "interleaved" : "row-major");
         CHECK(lfm2_model_tensor_count(a) > 0, "tensor count");
         lfm2_context_free(ca);
         lfm2_context_free(cb);
@@ -814,10 +919,11 @@ static float t_randf(void) { t_rng = t_rng * 1664525u + 1013904223u; return (flo
 static void test_kernels_vs_scalar(void) {
     /* rows % 16 == 0 and cols % 64 == 0 quantize to the interleaved Q8X / Q4X in VNNI builds */
     static const int32_t shapes[][3] = {{1, 1, 1}, {3, 17, 1}, {5, 64, 4}, {7, 96, 5}, {13, 48, 9}, {64, 256, 1}, {33, 320, 7}, {4, 1024, 16},
-                                        {16, 64, 1}, {32, 128, 9}, {48, 192, 16}, {16, 1088, 11}};
+                                        {16, 64, 1}, {32, 128, 9}, {48, 192, 16}, {16, 1088, 11}, {16, 2, 3}, {32, 34, 17}, {16, 96, 8}};
     static const int32_t dts[3] = {LFM2__DT_F32, LFM2__DT_BF16, LFM2__DT_F16};
     size_t si;
-    double worst[5] = {0, 0, 0, 0, 0};
+    double worst[5] = {0, 0, 0, 0, 0}, worst_x[3] = {0, 0, 0};
+    int n_x = 0;
     for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int32_t N = shapes[si][0], K = shapes[si][1], B = shapes[si][2], di;
         float *wf = (float *)malloc(sizeof(float) * (size_t)N * K), *x = (float *)malloc(sizeof(float) * (size_t)B * K);
@@ -859,12 +965,40 @@ static void test_kernels_vs_scalar(void) {
             if (mo == 0) mo = 1;
             CHECK(md / mo < 1e-5, "N=%d K=%d B=%d dtype %d: SIMD vs scalar rel err %.3g", N, K, B, di, md / mo);
             if (md / mo > worst[di]) worst[di] = md / mo;
+#ifdef LFM2__FX_KERNELS
+            if (di < 3 && N % 16 == 0 && K % 2 == 0) { /* the interleaved layout: the same values, its own kernel */
+                size_t es = di == 0 ? 4 : 2, gb = 16 * (size_t)K * es;
+                unsigned char *xm = (unsigned char *)malloc((size_t)N * K * es), *tmp = (unsigned char *)malloc(gb);
+                lfm2__mat wx = w;
+                int32_t g, r, k, same = 1;
+                for (g = 0; g < N / 16; g++) lfm2__interleave_group(xm + g * gb, (const unsigned char *)w.data + g * gb, tmp, K, w.dtype);
+                wx.data = xm;
+                wx.dtype = di == 0 ? LFM2__DT_F32X : di == 1 ? LFM2__DT_BF16X : LFM2__DT_F16X;
+                for (r = 0; r < N; r++)
+                    for (k = 0; k < K; k++) same &= lfm2__wget(&wx, r, k) == lfm2__wget(&w, r, k);
+                CHECK(same, "N=%d K=%d dtype %d: interleaved layout holds other values", N, K, di);
+                lfm2__matmul(o2, x, B, &wx, 2, qa, 0);
+                md = 0;
+                for (i = 0; i < (size_t)B * N; i++)
+                    if (fabs((double)o1[i] - o2[i]) > md) md = fabs((double)o1[i] - o2[i]);
+                CHECK(md / mo < 1e-5, "N=%d K=%d B=%d dtype %d interleaved: SIMD vs scalar rel err %.3g", N, K, B, di, md / mo);
+                if (md / mo > worst_x[di]) worst_x[di] = md / mo;
+                n_x++;
+                free(xm); free(tmp);
+            }
+#endif
             free(qmem);
         }
         free(wf); free(x); free(o1); free(o2); free(w16); free(qa);
     }
     NOTE("%s matmul vs scalar reference, worst rel err: f32 %.2g, bf16 %.2g, f16 %.2g, q8 %.2g, q4 %.2g", lfm2_build_info(),
          worst[0], worst[1], worst[2], worst[3], worst[4]);
+#ifdef LFM2__FX_KERNELS
+    NOTE("interleaved float layouts (%d matrices, values identical element by element): f32x %.2g, bf16x %.2g, f16x %.2g",
+         n_x, worst_x[0], worst_x[1], worst_x[2]);
+#else
+    (void)worst_x; (void)n_x;
+#endif
     {   /* dot and axpy */
         float a[77], b[77], y1[77], y2[77];
         double e = 0;
@@ -914,9 +1048,9 @@ static void test_kernels_vs_scalar(void) {
    threads and whole vs chunked identical */
 static void test_bf16_activations(void) {
 #ifdef LFM2__BF16DOT
-    static const int32_t shapes[][3] = {{4, 64, 4}, {7, 96, 5}, {33, 320, 7}, {64, 1024, 16}, {5, 32, 1}};
+    static const int32_t shapes[][3] = {{4, 64, 4}, {7, 96, 5}, {33, 320, 7}, {64, 1024, 16}, {5, 32, 1}, {16, 64, 17}, {32, 96, 33}};
     size_t si;
-    double worst = 0;
+    double worst = 0, worst_x = 0;
     for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int32_t N = shapes[si][0], K = shapes[si][1], B = shapes[si][2], r, b, k;
         uint16_t *w16 = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)N * K);
@@ -942,9 +1076,36 @@ static void test_bf16_activations(void) {
             }
         CHECK(md < 1e-6, "N=%d K=%d B=%d: bf16 dot vs double sum of the bf16 products: %.3g of sum|terms|", N, K, B, md);
         if (md > worst) worst = md;
+#ifdef LFM2__FX_KERNELS
+        if (N % 16 == 0) { /* the interleaved layout's kernel */
+            unsigned char *xm = (unsigned char *)malloc((size_t)N * K * 2), *tmp = (unsigned char *)malloc(32 * (size_t)K);
+            float *ox = (float *)malloc(sizeof(float) * (size_t)B * N);
+            lfm2__mat wx = w;
+            int32_t g;
+            for (g = 0; g < N / 16; g++) lfm2__interleave_group(xm + (size_t)g * 32 * K, (const unsigned char *)w16 + (size_t)g * 32 * K, tmp, K, LFM2__DT_BF16);
+            wx.data = xm;
+            wx.dtype = LFM2__DT_BF16X;
+            lfm2__matmul(ox, x, B, &wx, 2, qa, 1);
+            md = 0;
+            for (b = 0; b < B; b++)
+                for (r = 0; r < N; r++) {
+                    double want = 0, sa = 0;
+                    for (k = 0; k < K; k++) {
+                        double t = (double)lfm2__bf16_to_f32(w16[r * K + k]) * lfm2__bf16_to_f32(lfm2__f32_to_bf16(x[b * K + k]));
+                        want += t;
+                        sa += fabs(t);
+                    }
+                    if (fabs(ox[b * N + r] - want) / sa > md) md = fabs(ox[b * N + r] - want) / sa;
+                }
+            CHECK(md < 1e-6, "N=%d K=%d B=%d interleaved: bf16 dot vs double sum: %.3g of sum|terms|", N, K, B, md);
+            if (md > worst_x) worst_x = md;
+            free(xm); free(tmp); free(ox);
+        }
+#endif
         free(w16); free(x); free(o); free(qa);
     }
-    NOTE("%s: bf16 dot kernel vs double sum of the same bf16 products: worst %.2g of sum|terms|", lfm2_build_info(), worst);
+    NOTE("%s: bf16 dot kernel vs double sum of the same bf16 products: worst %.2g of sum|terms| (interleaved layout: %.2g)",
+         lfm2_build_info(), worst, worst_x);
     {
         lfm2_model *m = t_load("realvocab-bf16");
         lfm2_context_params cp;
@@ -1183,6 +1344,7 @@ static const t_case core_tests[] = {
     {"core/weights-errors", test_weights_errors},
     {"core/dir-errors", test_dir_errors},
     {"core/load-variants", test_load_variants},
+    {"core/interleaved-layout", test_interleaved_layout},
     {"core/kernels-vs-scalar", test_kernels_vs_scalar},
     {"core/quant-roundtrip", test_quant_roundtrip},
     {"core/quant-act", test_quant_act},

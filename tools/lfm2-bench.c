@@ -327,7 +327,7 @@ typedef struct opts {
     int bw_passes;
     const char *quant;
     unsigned long long seed;
-    int bw_only, no_bw, jsonl, bf16_act;
+    int bw_only, no_bw, jsonl, bf16_act, keep_layout;
 } opts;
 
 static uint64_t rng_state = 0x1234567ull;
@@ -369,6 +369,7 @@ static int bench_model(const opts *o, const char *dir) {
     mp.error = &err;
     mp.no_tokenizer = 1;
     mp.weights = parse_quant(o->quant);
+    mp.keep_layout = o->keep_layout;
     if (mp.weights < 0) return 1;
     t_load = now_s();
     if (lfm2_model_load_dir(dir, &mp, &m) != LFM2_OK) {
@@ -379,6 +380,7 @@ static int bench_model(const opts *o, const char *dir) {
     cfg = lfm2_model_config(m);
     model_facts(m, mp.weights, &w);
     if (o->bf16_act && strlen(w.dtypes) + 10 < sizeof w.dtypes) strcat(w.dtypes, " bf16-act");
+    if (o->keep_layout && strlen(w.dtypes) + 13 < sizeof w.dtypes) strcat(w.dtypes, " row-major");
     fprintf(stderr, "# %s: D=%d F=%d layers=%d (attn %d) V=%d, %s, %.3f GB of weights in memory, %.3f GB read per token\n", dir,
             cfg->hidden_size, cfg->ff_dim, cfg->num_hidden_layers, cfg->n_attention_layers, cfg->vocab_size, w.dtypes,
             w.mem_bytes / 1e9, w.bytes_per_token / 1e9);
@@ -514,6 +516,7 @@ static void usage(void) {
             "  --quant Q      none|int8|int4 (q8|q4): lfm2_model_params.weights, quantize at load\n"
             "  --seed N       seed of the random prompt ids (default 1)\n"
             "  --bf16-act     lfm2_context_params.bf16_activations = 1 (bf16 weights x bf16 activations)\n"
+            "  --keep-layout  lfm2_model_params.keep_layout = 1 (float weights in the file's row-major layout)\n"
             "  --bw-mib N     bandwidth buffer size in MiB (default 1024)\n"
             "  --bw-passes N  bandwidth passes, best of N-1 after a warm-up (default 6)\n"
             "  --no-bw        skip the bandwidth measurements\n"
@@ -558,6 +561,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-bw")) { o.no_bw = 1; takes = 0; }
         else if (!strcmp(a, "--bw-only")) { o.bw_only = 1; takes = 0; }
         else if (!strcmp(a, "--bf16-act")) { o.bf16_act = 1; takes = 0; }
+        else if (!strcmp(a, "--keep-layout")) { o.keep_layout = 1; takes = 0; }
         else if (!strcmp(a, "-o") && v && !strcmp(v, "jsonl")) o.jsonl = 1;
         else if (!strcmp(a, "-o") && v && !strcmp(v, "md")) o.jsonl = 0;
         else if (!v) { usage(); return 2; }
