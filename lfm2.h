@@ -4382,7 +4382,7 @@ static void lfm2__mm_bf16dot(float *out, const unsigned char *xa, int32_t B, con
 }
 /* BF16X (see lfm2__fx_index): one 32-bit lane per row holds the row's two weights of a column
    pair, so one vdpbf16ps with the token's broadcast activation pair sums that pair for 16 rows.
-   16 tokens share every weight load; the rest go one at a time with the same operations. */
+   8 tokens share every weight load; the rest go one at a time with the same operations. */
 #define LFM2__BX_TOK(u, A) A = _mm512_dpbf16_ps(A, wv, lfm2__bcbh(xp + LFM2__CAST(size_t, u) * 2 * LFM2__CAST(size_t, K)))
 static LFM2__INLINE __m512bh lfm2__bcbh(const unsigned char *p) {
     int32_t v;
@@ -4394,26 +4394,27 @@ static LFM2__INLINE __m512bh lfm2__bcbh(const unsigned char *p) {
     return r;
 }
 static void lfm2__mm_bf16xdot(float *out, const unsigned char *xa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) {
-    int32_t K = w->cols, rows = w->rows, np = K / 2, g, t, p, u;
+    int32_t K = w->cols, rows = w->rows, np = K / 2, g, t, p;
     for (g = r0 / 16; g < r1 / 16; g++) {
         const unsigned char *gb = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * 32 * LFM2__CAST(size_t, K);
         float *og = out + LFM2__CAST(size_t, g) * 16;
-        for (t = 0; t + 16 <= B; t += 16) { /* prefill: 16 tokens */
+        for (t = 0; t + 8 <= B; t += 8) { /* prefill: 8 tokens (16 ran out of address registers) */
             const unsigned char *x0 = xa + LFM2__CAST(size_t, t) * 2 * LFM2__CAST(size_t, K);
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-            __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
-            __m512 acc[16];
             for (p = 0; p < np; p++) {
                 const unsigned char *xp = x0 + 4 * LFM2__CAST(size_t, p);
                 __m512bh wv = lfm2__ldbh(gb + 64 * LFM2__CAST(size_t, p));
                 LFM2__BX_TOK(0, a0); LFM2__BX_TOK(1, a1); LFM2__BX_TOK(2, a2); LFM2__BX_TOK(3, a3);
                 LFM2__BX_TOK(4, a4); LFM2__BX_TOK(5, a5); LFM2__BX_TOK(6, a6); LFM2__BX_TOK(7, a7);
-                LFM2__BX_TOK(8, a8); LFM2__BX_TOK(9, a9); LFM2__BX_TOK(10, a10); LFM2__BX_TOK(11, a11);
-                LFM2__BX_TOK(12, a12); LFM2__BX_TOK(13, a13); LFM2__BX_TOK(14, a14); LFM2__BX_TOK(15, a15);
             }
-            acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3; acc[4] = a4; acc[5] = a5; acc[6] = a6; acc[7] = a7;
-            acc[8] = a8; acc[9] = a9; acc[10] = a10; acc[11] = a11; acc[12] = a12; acc[13] = a13; acc[14] = a14; acc[15] = a15;
-            for (u = 0; u < 16; u++) _mm512_storeu_ps(og + LFM2__CAST(size_t, t + u) * LFM2__CAST(size_t, rows), acc[u]);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows), a0);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 1) * LFM2__CAST(size_t, rows), a1);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 2) * LFM2__CAST(size_t, rows), a2);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 3) * LFM2__CAST(size_t, rows), a3);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 4) * LFM2__CAST(size_t, rows), a4);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 5) * LFM2__CAST(size_t, rows), a5);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 6) * LFM2__CAST(size_t, rows), a6);
+            _mm512_storeu_ps(og + LFM2__CAST(size_t, t + 7) * LFM2__CAST(size_t, rows), a7);
         }
         for (; t < B; t++) { /* decode and the rest */
             const unsigned char *x0 = xa + LFM2__CAST(size_t, t) * 2 * LFM2__CAST(size_t, K);
