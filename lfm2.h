@@ -71,10 +71,14 @@
        own lfm2_context. A context is used by one thread at a time. There are no globals.
 
    MEMORY
-       Loading allocates the model struct and tables once; the weights are used in place from the
-       memory-mapped (or caller-provided) safetensors data in their stored dtype (BF16/F16/F32),
-       never copied to f32 (LFM2_WEIGHTS_Q8 / _Q4 allocate the quantized copy). lfm2_context_create allocates one block for caches and scratch;
-       lfm2_context_decode allocates nothing.
+       Loading allocates the model struct and tables once; the weights stay in their stored dtype
+       (BF16/F16/F32), never copied to f32. Caller-provided buffers (lfm2_model_load_memory) and,
+       with lfm2_model_params.keep_layout = 1, memory-mapped files are used in place. By default
+       AVX-512 builds copy the mapped weight matrices once into a faster layout (16 rows
+       interleaved, same values), releasing the mapped pages as they go, so resident memory stays
+       one copy of the weights; LFM2_WEIGHTS_Q8 / _Q4 allocate the quantized copy.
+       lfm2_context_create allocates one block for caches and scratch; lfm2_context_decode
+       allocates nothing.
 
    ERRORS
        Every fallible function returns an lfm2_result. Load and create functions take an optional
