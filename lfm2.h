@@ -5246,7 +5246,9 @@ static lfm2_result lfm2__interleave_weights(lfm2_model *m, lfm2_error *err) {
                        (untouched, they take no memory) and the file's mapping stays one piece */
                     void *r = mmap(LFM2__CAST(unsigned char *, bl->data) + (freed - LFM2__PTRINT(bl->data)), hi - freed, PROT_READ, MAP_PRIVATE | MAP_FIXED, bl->fd,
                                    LFM2__CAST(off_t, freed - LFM2__PTRINT(bl->data)));
-                    (void)r; /* (on failure the old pages simply stay) */
+                    (void)r; /* (it fails only when the kernel is out of memory; the range then
+                                   keeps its pages, or at worst is left unmapped until the file's
+                                   final munmap, with nothing of the model's there to read) */
                     freed = hi;
                 }
             }
