@@ -3543,7 +3543,7 @@ typedef struct lfm2__layer {
 typedef struct lfm2__blob {      /* a file the model owns: mapped or read */
     void *data;
     size_t size;
-    int mapped;
+    int mapped;                  /* 0 read into memory, 1 mapped, 2 mapped with holes (not unmapped) */
     int fd;                      /* mapped: the open file until the load ends (-1 once closed) */
     char name[64];
 } lfm2__blob;
@@ -5246,9 +5246,9 @@ static lfm2_result lfm2__interleave_weights(lfm2_model *m, lfm2_error *err) {
                        (untouched, they take no memory) and the file's mapping stays one piece */
                     void *r = mmap(LFM2__CAST(unsigned char *, bl->data) + (freed - LFM2__PTRINT(bl->data)), hi - freed, PROT_READ, MAP_PRIVATE | MAP_FIXED, bl->fd,
                                    LFM2__CAST(off_t, freed - LFM2__PTRINT(bl->data)));
-                    (void)r; /* (it fails only when the kernel is out of memory; the range then
-                                   keeps its pages, or at worst is left unmapped until the file's
-                                   final munmap, with nothing of the model's there to read) */
+                    if (r == MAP_FAILED) m->blobs[w->blob].mapped = 2; /* (out of kernel memory: the
+                        range may have been unmapped and reused since; lfm2__blobs_free then leaves
+                        this file's mapping alone rather than unmap what is there now) */
                     freed = hi;
                 }
             }
@@ -5474,7 +5474,10 @@ static void lfm2__blobs_free(const lfm2_allocator *a, lfm2__blob *blobs, int32_t
     lfm2__blobs_close(blobs, n);
     for (i = 0; i < n; i++) {
 #ifdef LFM2__HAVE_MMAP
-        if (blobs[i].mapped) { munmap(blobs[i].data, blobs[i].size); continue; }
+        if (blobs[i].mapped) {
+            if (blobs[i].mapped == 1) munmap(blobs[i].data, blobs[i].size);
+            continue;
+        }
 #endif
         lfm2__free(a, blobs[i].data);
     }
