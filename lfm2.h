@@ -3521,7 +3521,6 @@ typedef struct lfm2__mat {
     const uint16_t *scales;      /* Q8 / Q4: f16 scale per block of 32 columns, [rows][cols/32] */
     int32_t dtype;               /* LFM2__DT_F32 / F16 / BF16 / Q8 / Q4, or an interleaved layout */
     int32_t rows, cols;
-    int32_t blob;                /* (load time: the file holding it, for the interleaving) */
 } lfm2__mat;
 
 typedef struct lfm2__layer {
@@ -5102,14 +5101,19 @@ static int32_t lfm2__model_mats(lfm2_model *m, lfm2__mat **list) {
     }
     return n;
 }
+/* the same list in an allocation of the model's allocator (NULL when out of memory) */
+static lfm2__mat **lfm2__model_mats_alloc(lfm2_model *m, int32_t *n) {
+    lfm2__mat **list = LFM2__CAST(lfm2__mat **, lfm2__malloc(&m->alloc, sizeof(lfm2__mat *) * (2 + 7 * LFM2__CAST(size_t, m->cfg.num_hidden_layers))));
+    if (list) *n = lfm2__model_mats(m, list);
+    return list;
+}
 
 static lfm2_result lfm2__quantize_weights(lfm2_model *m, int32_t type, lfm2_error *err) {
     lfm2__mat **list;
-    int32_t n, i;
+    int32_t n = 0, i;
     size_t total = 0, off = 0;
-    list = LFM2__CAST(lfm2__mat **, lfm2__malloc(&m->alloc, sizeof(lfm2__mat *) * (2 + 7 * LFM2__CAST(size_t, m->cfg.num_hidden_layers))));
+    list = lfm2__model_mats_alloc(m, &n);
     if (!list) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for quantization");
-    n = lfm2__model_mats(m, list);
     for (i = 0; i < n; i++) {
         size_t b = lfm2__quant_bytes(list[i], LFM2_WEIGHTS_Q8);  /* an upper bound for Q4 too */
         total += (b + 63) & ~LFM2__CAST(size_t, 63);
@@ -5155,6 +5159,24 @@ LFM2__MAYBE_UNUSED static void lfm2__interleave_group(unsigned char *dst, const 
         }
     }
 }
+#ifdef LFM2__FX_KERNELS
+/* the file (index into m->blobs) holding w when w gets the interleaved layout, else -1: an
+   f32 (where LFM2__FX_F32) / f16 / bf16 matrix with rows % 16 == 0 and cols % 2 == 0 inside a
+   file the model loaded itself (the parser checked that it lies inside) */
+static int32_t lfm2__interleave_blob(const lfm2_model *m, const lfm2__mat *w) {
+    uintptr_t a = LFM2__PTRINT(w->data);
+    int32_t b;
+#ifdef LFM2__FX_F32
+    int f32 = w->dtype == LFM2__DT_F32;
+#else
+    int f32 = 0;
+#endif
+    if ((!f32 && w->dtype != LFM2__DT_F16 && w->dtype != LFM2__DT_BF16) || w->rows % 16 != 0 || w->cols % 2 != 0 || w->rows == 0) return -1;
+    for (b = 0; b < m->n_blobs; b++)
+        if (a >= LFM2__PTRINT(m->blobs[b].data) && a - LFM2__PTRINT(m->blobs[b].data) < m->blobs[b].size) return b;
+    return -1;
+}
+#endif
 /* Puts every f32 / f16 / bf16 matrix with rows % 16 == 0 and cols % 2 == 0 of the files the
    model loaded itself into the interleaved layout of its kernel (builds with LFM2__FX_KERNELS);
    the values do not change. Files read into memory are reordered in place. Mapped files stay
@@ -5168,30 +5190,20 @@ static lfm2_result lfm2__interleave_weights(lfm2_model *m, lfm2_error *err) {
 #ifdef LFM2__FX_KERNELS
     lfm2__mat **list;
     unsigned char *tmp;
-    int32_t n, i, nt = 1;
+    int32_t n = 0, i, nt = 1;
     size_t maxg = 0, total = 0, off = 0;
 #ifdef LFM2__OPENMP
     nt = omp_get_max_threads();
 #endif
-    list = LFM2__CAST(lfm2__mat **, lfm2__malloc(&m->alloc, sizeof(lfm2__mat *) * (2 + 7 * LFM2__CAST(size_t, m->cfg.num_hidden_layers))));
+    list = lfm2__model_mats_alloc(m, &n);
     if (!list) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the weight layout");
-    n = lfm2__model_mats(m, list);
-    for (i = 0; i < n; i++) { /* blob: the file holding the matrix, or -1 (not one of the model's own, or not eligible) */
+    for (i = 0; i < n; i++) {
         lfm2__mat *w = list[i];
-        uintptr_t a = LFM2__PTRINT(w->data);
-        int32_t b;
+        int32_t b = lfm2__interleave_blob(m, w);
         size_t es = (w->dtype == LFM2__DT_F32) ? 4 : 2;
-        w->blob = -1;
-        if ((w->dtype != LFM2__DT_F32 && w->dtype != LFM2__DT_F16 && w->dtype != LFM2__DT_BF16) || w->rows % 16 != 0 || w->cols % 2 != 0 || w->rows == 0)
-            continue;
-#ifndef LFM2__FX_F32
-        if (w->dtype == LFM2__DT_F32) continue;
-#endif
-        for (b = 0; b < m->n_blobs; b++) /* (the parser checked that the matrix lies inside its file) */
-            if (a >= LFM2__PTRINT(m->blobs[b].data) && a - LFM2__PTRINT(m->blobs[b].data) < m->blobs[b].size) w->blob = b;
-        if (w->blob < 0) continue;
+        if (b < 0) continue;
         if (16 * LFM2__CAST(size_t, w->cols) * es > maxg) maxg = 16 * LFM2__CAST(size_t, w->cols) * es;
-        if (m->blobs[w->blob].mapped) total += (LFM2__CAST(size_t, w->rows) * LFM2__CAST(size_t, w->cols) * es + 63) & ~LFM2__CAST(size_t, 63);
+        if (m->blobs[b].mapped) total += (LFM2__CAST(size_t, w->rows) * LFM2__CAST(size_t, w->cols) * es + 63) & ~LFM2__CAST(size_t, 63);
     }
     tmp = LFM2__CAST(unsigned char *, lfm2__malloc(&m->alloc, maxg * LFM2__CAST(size_t, nt) + 1));
     if (total) m->qbuf = LFM2__CAST(unsigned char *, lfm2__malloc(&m->alloc, total));
@@ -5202,7 +5214,8 @@ static lfm2_result lfm2__interleave_weights(lfm2_model *m, lfm2_error *err) {
     }
     for (i = 0; i < n; i++) {
         lfm2__mat *w = list[i];
-        const lfm2__blob *bl;
+        int32_t b = lfm2__interleave_blob(m, w);
+        lfm2__blob *bl;
         int tied_head = (w == &m->embed && m->head.data == m->embed.data);
         size_t es = (w->dtype == LFM2__DT_F32) ? 4 : 2, gbytes = 16 * LFM2__CAST(size_t, w->cols) * es;
         const unsigned char *src = LFM2__CAST(const unsigned char *, w->data);
@@ -5211,8 +5224,8 @@ static lfm2_result lfm2__interleave_weights(lfm2_model *m, lfm2_error *err) {
 #ifdef LFM2__HAVE_MMAP
         uintptr_t ps, freed;
 #endif
-        if (w->blob < 0) continue;
-        bl = &m->blobs[w->blob];
+        if (b < 0) continue;
+        bl = &m->blobs[b];
 #ifdef LFM2__HAVE_MMAP
         {
             long pg = sysconf(_SC_PAGESIZE);
@@ -5246,7 +5259,7 @@ static lfm2_result lfm2__interleave_weights(lfm2_model *m, lfm2_error *err) {
                        (untouched, they take no memory) and the file's mapping stays one piece */
                     void *r = mmap(LFM2__CAST(unsigned char *, bl->data) + (freed - LFM2__PTRINT(bl->data)), hi - freed, PROT_READ, MAP_PRIVATE | MAP_FIXED, bl->fd,
                                    LFM2__CAST(off_t, freed - LFM2__PTRINT(bl->data)));
-                    if (r == MAP_FAILED) m->blobs[w->blob].mapped = 2; /* (out of kernel memory: the
+                    if (r == MAP_FAILED) bl->mapped = 2; /* (out of kernel memory: the
                         range may have been unmapped and reused since; lfm2__blobs_free then leaves
                         this file's mapping alone rather than unmap what is there now) */
                     freed = hi;
