@@ -9,7 +9,7 @@ LDLIBS  := -lm
 B       := build
 
 HDR := lfm2.h
-TEST_SRC := tests/run_tests.c tests/test.h $(wildcard tests/test_*.c)
+TEST_SRC := tests/run_tests.c tests/test.h tests/load_one.h $(wildcard tests/test_*.c)
 
 .PHONY: all test unit matrix sanitize run clean cli-test simd-variants neon
 
@@ -89,7 +89,7 @@ FUZZ_TARGETS := config safetensors safetensors_sharded safetensors_quant tokeniz
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -g -O1 -std=c99 -D_DEFAULT_SOURCE $(WARN)
-FUZZ_DEPS    := tests/fuzz/fuzz_common.h tests/fuzz/fuzz_micro.h tests/fuzz/coverage_ignore.txt $(HDR)
+FUZZ_DEPS    := tests/fuzz/fuzz_common.h tests/fuzz/fuzz_micro.h tests/load_one.h tests/fuzz/coverage_ignore.txt $(HDR)
 REPLAY_SAN   := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 TEST_MAIN    ?= tests/run_tests.c
 VG_ARCH      ?=

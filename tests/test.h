@@ -45,4 +45,5 @@ static char *t_read_file(const char *path, size_t *size) {
     if (buf) { buf[n] = 0; if (size) *size = (size_t)n; }
     return buf;
 }
+#include "load_one.h" /* t_load_one (run_tests.c includes lfm2.h first) */
 #endif

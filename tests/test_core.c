@@ -596,24 +596,9 @@ static char *t_st_edit(const char *file, size_t size, const char *from, const ch
 }
 
 static lfm2_result t_load_mem(const char *cfg, size_t cfg_n, const void *st, size_t st_n, lfm2_error *e) {
-    lfm2_model_sources s;
-    lfm2_buffer b;
-    lfm2_model_params p;
-    lfm2_model *m = NULL;
-    lfm2_result rc;
-    memset(&s, 0, sizeof s);
-    memset(&p, 0, sizeof p);
-    memset(e, 0, sizeof *e);
-    b.data = st;
-    b.size = st_n;
-    b.name = "model.safetensors";
-    s.config_json = cfg;
-    s.config_json_size = cfg_n;
-    s.safetensors = &b;
-    s.n_safetensors = 1;
-    p.error = e;
-    rc = lfm2_model_load_memory(&s, &p, &m);
-    if (rc == LFM2_OK) lfm2_model_free(m);
+    lfm2_model *m;
+    lfm2_result rc = t_load_one(cfg, cfg_n, st, st_n, LFM2_WEIGHTS_AS_STORED, e, &m);
+    lfm2_model_free(m);
     return rc;
 }
 
@@ -848,9 +833,7 @@ static void test_interleaved_layout(void) {
         char path[512];
         size_t cn, sn;
         char *cfg, *st, *copy;
-        lfm2_model_sources src;
-        lfm2_buffer buf;
-        lfm2_model_params p;
+        lfm2_error e;
         lfm2_model *m = NULL;
         snprintf(path, sizeof path, "%s/tiny-bf16/config.json", t_data_dir());
         cfg = t_read_file(path, &cn);
@@ -860,12 +843,7 @@ static void test_interleaved_layout(void) {
         if (cfg && st) {
             copy = (char *)malloc(sn);
             memcpy(copy, st, sn);
-            memset(&src, 0, sizeof src);
-            memset(&p, 0, sizeof p);
-            buf.data = st; buf.size = sn; buf.name = "model.safetensors";
-            src.config_json = cfg; src.config_json_size = cn;
-            src.safetensors = &buf; src.n_safetensors = 1;
-            CHECK(lfm2_model_load_memory(&src, &p, &m) == LFM2_OK, "load_memory");
+            CHECK(t_load_one(cfg, cn, st, sn, LFM2_WEIGHTS_AS_STORED, &e, &m) == LFM2_OK, "load_memory: %s", e.message);
             if (m) {
                 lfm2_context *c;
                 const float *lg;

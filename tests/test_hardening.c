@@ -759,9 +759,6 @@ static void test_bitflips(void) {
     for (k = 0; k < 1200; k++) {
         size_t pos;
         int bit = (int)(th_rng(&seed) % 8), nflip = 1 + (int)(k % 3), f;
-        lfm2_model_sources s;
-        lfm2_buffer b;
-        lfm2_model_params p;
         lfm2_model *m = NULL;
         lfm2_result rc;
         size_t poss[3];
@@ -772,17 +769,7 @@ static void test_bitflips(void) {
             poss[f] = pos;
             cp[pos] ^= (char)(1 << bit);
         }
-        memset(&s, 0, sizeof s);
-        memset(&p, 0, sizeof p);
-        b.data = cp;
-        b.size = sn;
-        b.name = "model.safetensors";
-        s.config_json = cfg;
-        s.config_json_size = cn;
-        s.safetensors = &b;
-        s.n_safetensors = 1;
-        p.error = &e;
-        rc = lfm2_model_load_memory(&s, &p, &m);
+        rc = t_load_one(cfg, cn, cp, sn, LFM2_WEIGHTS_AS_STORED, &e, &m);
         counts[rc]++;
         if (rc == LFM2_OK) {
             lfm2_context *c = NULL;

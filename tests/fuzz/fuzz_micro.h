@@ -41,27 +41,7 @@ LFM2__MAYBE_UNUSED static void fuzz_exercise_model(lfm2_model *m) {
     lfm2_context_free(c);
 }
 
-/* one safetensors file + a fixed config.json -> lfm2_model_load_memory, the error in *e */
-LFM2__MAYBE_UNUSED static lfm2_result fuzz_load_one(const char *config, size_t config_n, const void *data, size_t size,
-                                                    int32_t weights, lfm2_error *e, lfm2_model **m) {
-    lfm2_model_sources s;
-    lfm2_buffer b;
-    lfm2_model_params p;
-    memset(&s, 0, sizeof s);
-    memset(&p, 0, sizeof p);
-    memset(e, 0, sizeof *e);
-    b.data = data;
-    b.size = size;
-    b.name = "model.safetensors";
-    s.config_json = config;
-    s.config_json_size = config_n;
-    s.safetensors = &b;
-    s.n_safetensors = 1;
-    p.error = e;
-    p.weights = weights;
-    *m = NULL;
-    return lfm2_model_load_memory(&s, &p, m);
-}
+#include "../load_one.h" /* t_load_one: one safetensors file + a config.json from memory */
 
 /* the micro32 model (bf16 seed of corpus/safetensors_quant, byte 0 skipped), loaded from memory
    once; the buffer stays alive for the process (exits on failure) */
@@ -77,7 +57,7 @@ LFM2__MAYBE_UNUSED static lfm2_model *fuzz_load_micro32(void) {
     if (!data) exit(2);
     memcpy(data, buf + 1, n - 1);
     free(buf);
-    if (fuzz_load_one(fuzz_micro32_config, sizeof fuzz_micro32_config - 1, data, n - 1, LFM2_WEIGHTS_AS_STORED, &e, &m) != LFM2_OK) {
+    if (t_load_one(fuzz_micro32_config, sizeof fuzz_micro32_config - 1, data, n - 1, LFM2_WEIGHTS_AS_STORED, &e, &m) != LFM2_OK) {
         fprintf(stderr, "fuzz: micro32: %s\n", e.message);
         exit(2);
     }

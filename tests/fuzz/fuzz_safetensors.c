@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lfm2_error e;
     lfm2_model *m = NULL;
     lfm2_result rc;
-    rc = fuzz_load_one(fuzz_micro_config, sizeof fuzz_micro_config - 1, data, size, LFM2_WEIGHTS_AS_STORED, &e, &m);
+    rc = t_load_one(fuzz_micro_config, sizeof fuzz_micro_config - 1, data, size, LFM2_WEIGHTS_AS_STORED, &e, &m);
     FUZZ_LOG(rc, e.message);
     if (rc == LFM2_OK) {
         FUZZ_ASSERT(m != NULL);

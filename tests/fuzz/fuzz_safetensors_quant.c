@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* an exact-size copy at an 8-aligned address (malloc), as a mapped file would be */
     copy = (uint8_t *)malloc(size - 1 ? size - 1 : 1);
     memcpy(copy, data + 1, size - 1);
-    rc = fuzz_load_one(fuzz_micro32_config, sizeof fuzz_micro32_config - 1, copy, size - 1, data[0] % 3, &e, &m);
+    rc = t_load_one(fuzz_micro32_config, sizeof fuzz_micro32_config - 1, copy, size - 1, data[0] % 3, &e, &m);
     FUZZ_LOG(rc, e.message);
     if (rc == LFM2_OK) {
         FUZZ_ASSERT(m != NULL);
