@@ -678,16 +678,16 @@ static void test_real_model(void) {
 }
 
 static const t_case tokenizer_tests[] = {
-    {"tokenizer/golden30", test_golden30},
-    {"tokenizer/doc", test_doc},
-    {"tokenizer/real_pretokens", test_real_pretokens},
-    {"tokenizer/demo_code_8m", test_demo_code},
-    {"tokenizer/roundtrip", test_roundtrip},
-    {"tokenizer/long_words", test_long_words},
-    {"tokenizer/stream", test_stream},
-    {"tokenizer/chat", test_chat},
-    {"tokenizer/malformed", test_malformed},
-    {"tokenizer/model_api", test_model_api},
-    {"tokenizer/real_model", test_real_model},
-    {NULL, NULL},
+    {"tokenizer/golden30", test_golden30, T_EMU},
+    {"tokenizer/doc", test_doc, 0},
+    {"tokenizer/real_pretokens", test_real_pretokens, 0},
+    {"tokenizer/demo_code_8m", test_demo_code, 0},
+    {"tokenizer/roundtrip", test_roundtrip, 0},
+    {"tokenizer/long_words", test_long_words, 0},
+    {"tokenizer/stream", test_stream, 0},
+    {"tokenizer/chat", test_chat, 0},
+    {"tokenizer/malformed", test_malformed, 0},
+    {"tokenizer/model_api", test_model_api, 0},
+    {"tokenizer/real_model", test_real_model, 0},
+    {NULL, NULL, 0},
 };
