@@ -142,7 +142,7 @@ static void test_kernels_vs_scalar(void) {
                 lfm2__quantize_mat(&w, type, qmem);
             }
             lfm2__matmul_ref(o1, x, B, &w, 2, qa);
-            lfm2__matmul(o2, x, B, &w, 2, qa, 0);
+            lfm2__matmul_raw(o2, x, B, &w, 2, qa, 0);
             for (i = 0; i < (size_t)B * N; i++) {
                 double d = fabs((double)o1[i] - o2[i]);
                 if (d > md) md = d;
@@ -167,7 +167,7 @@ static void test_kernels_vs_scalar(void) {
                 for (r = 0; r < N; r++)
                     for (k = 0; k < K; k++) same &= lfm2__wget(&wx, r, k) == lfm2__wget(&w, r, k);
                 CHECK(same, "N=%d K=%d dtype %d: interleaved layout holds other values", N, K, di);
-                lfm2__matmul(o2, x, B, &wx, 2, qa, 0);
+                lfm2__matmul_raw(o2, x, B, &wx, 2, qa, 0);
                 md = 0;
                 for (i = 0; i < (size_t)B * N; i++)
                     if (fabs((double)o1[i] - o2[i]) > md) md = fabs((double)o1[i] - o2[i]);
@@ -271,7 +271,7 @@ static void test_bf16_activations(void) {
         for (k = 0; k < B * K; k++) x[k] = t_randf();
         memset(&w, 0, sizeof w);
         w.rows = N; w.cols = K; w.dtype = LFM2__DT_BF16; w.data = w16;
-        lfm2__matmul(o, x, B, &w, 2, qa, 1);
+        lfm2__matmul_raw(o, x, B, &w, 2, qa, 1);
         md = t_bf16dot_err(w16, x, o, N, K, B);
         (void)mo;
         CHECK(md < 1e-6, "N=%d K=%d B=%d: bf16 dot vs double sum of the bf16 products: %.3g of sum|terms|", N, K, B, md);
@@ -285,7 +285,7 @@ static void test_bf16_activations(void) {
             for (g = 0; g < N / 16; g++) lfm2__interleave_group(xm + (size_t)g * 32 * K, (const unsigned char *)w16 + (size_t)g * 32 * K, tmp, K, LFM2__DT_BF16);
             wx.data = xm;
             wx.dtype = LFM2__DT_BF16X;
-            lfm2__matmul(ox, x, B, &wx, 2, qa, 1);
+            lfm2__matmul_raw(ox, x, B, &wx, 2, qa, 1);
             md = t_bf16dot_err(w16, x, ox, N, K, B);
             CHECK(md < 1e-6, "N=%d K=%d B=%d interleaved: bf16 dot vs double sum: %.3g of sum|terms|", N, K, B, md);
             if (md > worst_x) worst_x = md;
