@@ -1,7 +1,8 @@
 # lfm2.h - build and test.   make | make test | make run | make sanitize | make matrix | make clean
 CC      ?= cc
 CXX     ?= c++
-OPT     ?= -O2 -march=native
+OPT     ?= -O2
+NATIVE  ?= -O2 -march=native
 WARN    := -Wall -Wextra -Werror
 OMP     ?= -fopenmp
 CFLAGS  := $(OPT) $(WARN) -std=c99 -pedantic $(OMP)
@@ -11,7 +12,7 @@ B       := build
 HDR := lfm2.h
 TEST_SRC := tests/run_tests.c tests/test.h tests/load_one.h $(wildcard tests/test_*.c)
 
-.PHONY: all test unit matrix sanitize run clean cli-test simd-variants neon
+.PHONY: all test unit matrix sanitize run clean cli-test simd-variants isa-levels neon
 
 all: $(B)/run_tests $(B)/lfm2 tools
 
@@ -55,19 +56,28 @@ matrix: | $(B)
 
 # the unit suite under AddressSanitizer + UndefinedBehaviorSanitizer
 sanitize: | $(B)
-	$(CC) -O1 -g -march=native $(WARN) -std=c99 -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
+	$(CC) -O1 -g $(WARN) -std=c99 -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
 	    -o $(B)/run_tests_asan tests/run_tests.c $(LDLIBS) -lpthread
 	ASAN_OPTIONS=detect_leaks=1 ./$(B)/run_tests_asan
 
-# the tests tagged T_ISA (goldens, kernels against the scalar reference, threads, chunking,
-# quantization) built for AVX2 (AVX-512 off), for AVX-512 without VNNI and for the scalar path only
-simd-variants: | $(B)
-	$(CC) $(OPT) -mno-avx512f $(WARN) -std=c99 -pedantic $(OMP) -o $(B)/run_tests_avx2 tests/run_tests.c $(LDLIBS) -lpthread
-	./$(B)/run_tests_avx2 @isa
-	$(CC) $(OPT) -mno-avx512vnni $(WARN) -std=c99 -pedantic $(OMP) -o $(B)/run_tests_novnni tests/run_tests.c $(LDLIBS) -lpthread
-	./$(B)/run_tests_novnni @isa
-	$(CC) $(OPT) -DLFM2_NO_SIMD $(WARN) -std=c99 -pedantic $(OMP) -o $(B)/run_tests_scalar tests/run_tests.c $(LDLIBS) -lpthread
-	./$(B)/run_tests_scalar @isa
+# One baseline binary (no -march: the kernels of every instruction set are compiled in and chosen
+# at run time) runs the tests tagged T_ISA (goldens, every kernel against the scalar reference,
+# threads, chunking, quantization) once per instruction-set level this CPU has, forced with
+# LFM2_ISA (the statistical tests are left out at the scalar level: minutes); then the same tests
+# built with -march=native, and the threading and emulation subsets built without OpenMP (the
+# built-in pool, a caller's job system).
+isa-levels: $(B)/run_tests | $(B)
+	@for l in $$(./$(B)/run_tests --levels); do \
+	  skip=""; [ "$$l" = SCALAR ] && skip="-@slow"; \
+	  echo "== LFM2_ISA=$$l run_tests @isa $$skip"; \
+	  LFM2_ISA=$$l ./$(B)/run_tests @isa $$skip > $(B)/isa-$$l.log 2>&1 || { tail -n 40 $(B)/isa-$$l.log; echo "level $$l: FAILED"; exit 1; }; \
+	  tail -n 1 $(B)/isa-$$l.log; \
+	done
+simd-variants: isa-levels | $(B)
+	$(CC) $(NATIVE) $(WARN) -std=c99 -pedantic $(OMP) -o $(B)/run_tests_native tests/run_tests.c $(LDLIBS) -lpthread
+	./$(B)/run_tests_native @isa
+	$(CC) $(OPT) $(WARN) -std=c99 -pedantic -o $(B)/run_tests_nomp tests/run_tests.c $(LDLIBS) -lpthread
+	./$(B)/run_tests_nomp @threads @emu
 
 # NEON: cross-compiled for aarch64 and run under qemu-user (packages gcc-aarch64-linux-gnu and
 # qemu-user; skipped with a message when they are missing)

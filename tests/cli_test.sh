@@ -157,6 +157,18 @@ if "$LFM2" -m "$TMP/demo-q8" --raw --temp 0 -n 8 -p "def f" > /dev/null 2>&1; th
 else fail "CLI on a pre-quantized folder"; fi
 expect_error "lfm2-inspect on a missing folder" "$INSPECT" "$TMP/does-not-exist"
 expect_error "lfm2-quantize with a bad type" "$QUANT" models/demo-code-8m "$TMP/x" q5
+# a pre-quantized folder runs the kernels of load-time quantization: at load its row-major
+# records are repacked into the interleaved layout of the machine's level, so the logits are
+# bit-identical to quantizing the original at load (and to the row-major ones at the scalar level)
+for q in q8 q4; do
+    for lv in "" SCALAR; do
+        if LFM2_ISA=$lv "$INSPECT" "$TMP/demo-$q" --ids 2,100,200,300,4000 --logits "$TMP/pre.bin" 2>/dev/null &&
+           LFM2_ISA=$lv "$INSPECT" models/demo-code-8m --weights $q --ids 2,100,200,300,4000 --logits "$TMP/load.bin" 2>/dev/null &&
+           cmp -s "$TMP/pre.bin" "$TMP/load.bin"; then
+            pass "pre-quantized $q folder vs load-time $q (level ${lv:-best}): logits bit-identical"
+        else fail "pre-quantized $q folder vs load-time $q (level ${lv:-best}): logits differ"; fi
+    done
+done
 
 echo "cli tests: $checks checks, $fails failed"
 [ $fails -eq 0 ]

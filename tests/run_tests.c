@@ -4,7 +4,8 @@
        test_forward.c   forward pass vs goldens     test_kernels.c   formats, kernels, quantization
        test_tokenizer.c tokenizer                   test_sampler.c   sampler, generate
        test_hardening.c allocation failure, threads, limits, malformed inputs
-   Usage: run_tests [FILTER ...]   FILTER = a substring of test names, @TAG (tests with that tag:
+   Usage: run_tests [FILTER ...] | --levels (the instruction-set levels this CPU runs)
+   FILTER = a substring of test names, @TAG (tests with that tag:
    isa, emu, slow, threads), or either prefixed with '-' to leave those tests out. With no
    including filter every test runs. Prints each test, its checks' worst errors, and a closing
    "N passed, N failed, N skipped" line; exit status = number of failed tests (capped at 255). */
@@ -40,6 +41,11 @@ int main(int argc, char **argv) {
     int passed = 0, failed = 0, skipped = 0, n_incl = 0, k;
     size_t ti;
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc == 2 && strcmp(argv[1], "--levels") == 0) { /* the instruction-set levels this machine runs, for make test */
+        int32_t l, cpu = (int32_t)lfm2_cpu_isa();
+        for (l = LFM2_ISA_SCALAR; l < LFM2_ISA_COUNT; l++) if (lfm2__isa_has(cpu, l)) printf("%s\n", lfm2_isa_name((lfm2_isa)l));
+        return 0;
+    }
     for (k = 1; k < argc; k++) {
         const char *f = argv[k][0] == '-' ? argv[k] + 1 : argv[k];
         if (f[0] == '@' && t_tag_bit(f + 1) < 0) { printf("unknown tag %s (isa, emu, slow, threads)\n", f); return 255; }

@@ -245,20 +245,50 @@ static void test_chunked_prefill(void) {
 
 /* bit-identical logits for 1 and 2 threads and for any chunking, with every weight format
    (as stored = bf16, int8 and int4 at load: the int8-activation kernels too) */
+/* Two job systems of a "caller" for lfm2_parallel: one runs the tasks of a step in reverse order
+   on the calling thread, one runs every task on a thread of its own (pthreads); both count the
+   steps and tasks they ran. */
+typedef struct t_hook { long steps, tasks; int threaded; } t_hook;
+#if defined(LFM2__PTHREADS)
+typedef struct t_hook_job { lfm2_task_fn fn; void *arg; int32_t i; } t_hook_job;
+static void *t_hook_thread(void *p) { t_hook_job *j = (t_hook_job *)p; j->fn(j->arg, j->i); return NULL; }
+#endif
+static void t_hook_run(void *user, lfm2_task_fn fn, void *arg, int32_t n) {
+    t_hook *h = (t_hook *)user;
+    int32_t i;
+    h->steps++;
+    h->tasks += n;
+#if defined(LFM2__PTHREADS)
+    if (h->threaded && n <= 8) {
+        pthread_t th[8];
+        t_hook_job jobs[8];
+        for (i = 0; i < n; i++) { jobs[i].fn = fn; jobs[i].arg = arg; jobs[i].i = i; pthread_create(&th[i], NULL, t_hook_thread, &jobs[i]); }
+        for (i = 0; i < n; i++) pthread_join(th[i], NULL);
+        return;
+    }
+#endif
+    for (i = n - 1; i >= 0; i--) fn(arg, i);
+}
+
+/* logits bit-identical for 1, 2 and 3 threads on every backend (OpenMP where compiled in, the
+   built-in pool, a caller's job system run in reverse order or on threads of its own), and for
+   whole vs chunked prompts, for bf16 (interleaved and row-major), Q8 and Q4 */
 static void test_threads_identical(void) {
     static const int32_t types[4] = {LFM2_WEIGHTS_AS_STORED, LFM2_WEIGHTS_AS_STORED, LFM2_WEIGHTS_Q8, LFM2_WEIGHTS_Q4};
     static const char *names[4] = {"bf16", "bf16 keep_layout", "q8", "q4"};
-    int ti;
+    static const char *bnames[4] = {"auto", "pool", "hook (reverse order)", "hook (threads)"};
+    int ti, n_runs = 0;
     for (ti = 0; ti < 4; ti++) {
         char path[1024];
         lfm2_model_params p;
         lfm2_model *m = NULL;
         lfm2_context_params cp;
-        lfm2_context *c1, *c2, *c3;
+        lfm2_context *c1, *c3;
         lfm2_token ids[20];
         float *a, *b, *cc;
-        int32_t V, i;
-        int same_threads, same_chunks;
+        int32_t V, i, be, nt;
+        int same_chunks, all_same = 1;
+        t_hook hook;
         memset(&p, 0, sizeof p);
         p.weights = types[ti];
         p.keep_layout = ti == 1;
@@ -271,26 +301,107 @@ static void test_threads_identical(void) {
         cp.n_threads = 1;
         lfm2_context_create(m, &cp, &c1);
         lfm2_context_create(m, &cp, &c3);
-        cp.n_threads = 2;
-        lfm2_context_create(m, &cp, &c2);
         a = (float *)malloc(sizeof(float) * 20 * (size_t)V);
         b = (float *)malloc(sizeof(float) * 20 * (size_t)V);
         cc = (float *)malloc(sizeof(float) * 20 * (size_t)V);
         lfm2_context_decode_all(c1, ids, 20, a);
-        lfm2_context_decode_all(c2, ids, 20, b);
         for (i = 0; i < 20; i += 3) lfm2_context_decode_all(c3, ids + i, 20 - i < 3 ? 20 - i : 3, cc + (size_t)i * V);
-        same_threads = memcmp(a, b, sizeof(float) * 20 * (size_t)V) == 0;
         same_chunks = memcmp(a, cc, sizeof(float) * 20 * (size_t)V) == 0;
-        CHECK(same_threads, "%s: 1 and 2 threads differ", names[ti]);
         CHECK(same_chunks, "%s: whole and chunks of 3 differ", names[ti]);
-        NOTE("%s (%s): 1 vs 2 threads %s, whole vs chunks of 3 %s", names[ti], LFM2__IS_FX(m->layers[0].w1.dtype) || m->layers[0].w1.dtype >= LFM2__DT_Q8X ? "interleaved" : "row-major",
-             same_threads ? "bit-identical" : "DIFFERENT", same_chunks ? "bit-identical" : "DIFFERENT");
+        for (be = 0; be < 4; be++)
+            for (nt = 1; nt <= 3; nt++) {
+                lfm2_context *c2 = NULL;
+                lfm2_error e;
+                int same;
+                memset(&cp, 0, sizeof cp);
+                memset(&hook, 0, sizeof hook);
+                cp.error = &e;
+                cp.n_threads = nt;
+                cp.threading = be == 1 ? LFM2_THREADS_POOL : LFM2_THREADS_AUTO;
+                if (be >= 2) { hook.threaded = be == 3; cp.parallel.run = t_hook_run; cp.parallel.user = &hook; }
+                CHECK(lfm2_context_create(m, &cp, &c2) == LFM2_OK, "%s %s %d threads: %s", names[ti], bnames[be], nt, e.message);
+                if (!c2) continue;
+                CHECK(lfm2_context_threads(c2) == nt, "%s: %d threads asked, %d given", bnames[be], nt, lfm2_context_threads(c2));
+                lfm2_context_decode_all(c2, ids, 20, b);
+                same = memcmp(a, b, sizeof(float) * 20 * (size_t)V) == 0;
+                CHECK(same, "%s: %s with %d threads differs from 1 thread", names[ti], bnames[be], nt);
+                if (be >= 2 && nt > 1) CHECK(hook.steps > 0 && hook.tasks > hook.steps, "%s: the job system ran %ld steps, %ld tasks", bnames[be], hook.steps, hook.tasks);
+                all_same &= same;
+                n_runs++;
+                lfm2_context_free(c2);
+            }
+        NOTE("%s (%s): every backend x 1/2/3 threads %s, whole vs chunks of 3 %s", names[ti],
+             LFM2__IS_FX(m->layers[0].w1.dtype) || m->layers[0].w1.dtype >= LFM2__DT_Q8X ? "interleaved" : "row-major",
+             all_same ? "bit-identical" : "DIFFERENT", same_chunks ? "bit-identical" : "DIFFERENT");
         free(a); free(b); free(cc);
         lfm2_context_free(c1);
-        lfm2_context_free(c2);
         lfm2_context_free(c3);
         lfm2_model_free(m);
     }
+#ifdef LFM2__OPENMP
+    NOTE("%d runs: backends auto (OpenMP), pool, and a caller's job system", n_runs);
+#else
+    NOTE("%d runs: backends auto (the pool), pool, and a caller's job system", n_runs);
+#endif
+}
+
+/* The built-in pool's threads sleep between calls: a context with 2 pool threads that has just
+   decoded uses (almost) no CPU while the caller waits. set_threads starts and stops threads, and
+   absurd thread counts are refused with a message. */
+static void test_threads_pool(void) {
+    lfm2_model *m = t_load("tiny-bf16");
+    lfm2_context_params cp;
+    lfm2_context *c = NULL;
+    lfm2_error e;
+    lfm2_token ids[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    CHECK(m != NULL, "load");
+    if (!m) return;
+    memset(&cp, 0, sizeof cp);
+    cp.error = &e;
+    cp.n_threads = 100000;
+    CHECK(lfm2_context_create(m, &cp, &c) == LFM2_ERR_INVALID_ARG && !c, "n_threads 100000 accepted");
+    NOTE("%s", e.message);
+    cp.n_threads = -1;
+    CHECK(lfm2_context_create(m, &cp, &c) == LFM2_ERR_INVALID_ARG && !c, "n_threads -1 accepted");
+    cp.n_threads = 2;
+    cp.threading = 7;
+    CHECK(lfm2_context_create(m, &cp, &c) == LFM2_ERR_INVALID_ARG && !c, "threading 7 accepted");
+#ifndef LFM2__OPENMP
+    cp.threading = LFM2_THREADS_OPENMP;
+    CHECK(lfm2_context_create(m, &cp, &c) == LFM2_ERR_UNSUPPORTED && !c, "OpenMP asked for in a build without it");
+#endif
+    cp.threading = LFM2_THREADS_POOL;
+    CHECK(lfm2_context_create(m, &cp, &c) == LFM2_OK, "create: %s", e.message);
+    if (c) {
+        const float *lg;
+        int k;
+        CHECK(lfm2_context_decode(c, ids, 8, &lg) == LFM2_OK, "decode");
+        CHECK(lfm2_context_set_threads(c, 3) == LFM2_OK && lfm2_context_threads(c) == 3, "set_threads 3");
+        CHECK(lfm2_context_decode(c, ids, 4, &lg) == LFM2_OK, "decode after set_threads");
+        CHECK(lfm2_context_set_threads(c, 1 << 20) == LFM2_ERR_INVALID_ARG && lfm2_context_threads(c) == 3, "set_threads 2^20 must fail and keep 3");
+        CHECK(lfm2_context_set_threads(c, 2) == LFM2_OK && lfm2_context_threads(c) == 2, "set_threads 2");
+#if defined(LFM2__PTHREADS) && defined(CLOCK_PROCESS_CPUTIME_ID)
+        {   /* idle: after the spin window (~1 ms) the workers sleep */
+            struct timespec t0, t1, w0, w1, nap = {0, 200000000};
+            double cpu, wall;
+            lfm2_context_reset(c);
+            CHECK(lfm2_context_decode(c, ids, 8, &lg) == LFM2_OK, "decode");
+            nanosleep(&nap, NULL); /* (let the workers fall asleep) */
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+            clock_gettime(CLOCK_MONOTONIC, &w0);
+            nanosleep(&nap, NULL);
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+            clock_gettime(CLOCK_MONOTONIC, &w1);
+            cpu = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+            wall = (double)(w1.tv_sec - w0.tv_sec) + 1e-9 * (double)(w1.tv_nsec - w0.tv_nsec);
+            CHECK(cpu < 0.25 * wall, "idle pool: %.3f s of CPU in %.3f s of waiting", cpu, wall);
+            NOTE("idle context with 2 pool threads: %.4f s of CPU over %.3f s of waiting (%.1f%% of one core)", cpu, wall, 100 * cpu / wall);
+        }
+#endif
+        for (k = 0; k < 3; k++) CHECK(lfm2_context_decode(c, ids + k, 1, &lg) == LFM2_OK, "decode after idle");
+        lfm2_context_free(c);
+    }
+    lfm2_model_free(m);
 }
 
 /* snapshot mid-generation, restore in a fresh context: identical logits afterwards */
@@ -379,6 +490,7 @@ static const t_case forward_tests[] = {
     {"forward/golden-demo-code-8m", test_golden_demo, T_ISA | T_EMU},
     {"forward/chunked-prefill", test_chunked_prefill, T_ISA | T_EMU},
     {"forward/threads-identical", test_threads_identical, T_ISA | T_THREADS},
+    {"forward/threads-pool", test_threads_pool, T_THREADS},
     {"forward/state-snapshot", test_state_snapshot, 0},
     {"forward/decode-limits", test_decode_limits, 0},
     {NULL, NULL, 0}

@@ -2,6 +2,12 @@
    scalar reference, the interleaved layouts, quantization (round trip, int8 activations,
    perplexity), bf16 activations. */
 
+/* the level the tests run at: what a model loaded now gets (the CPU's best, capped by LFM2_ISA) */
+static int32_t t_level(void) {
+    int32_t l = LFM2_ISA_SCALAR;
+    lfm2__model_level(NULL, NULL, &l);
+    return l;
+}
 static void test_interleaved_layout(void) {
     static const char *names[4] = {"tiny-bf16", "tiny-f32-untied-bias", "tiny-f16-sharded", "realvocab-bf16"};
     int ni;
@@ -25,17 +31,12 @@ static void test_interleaved_layout(void) {
         CHECK(n == lfm2__model_mats(b, lb), "matrix count");
         for (i = 0; i < n; i++) {
             CHECK(!LFM2__IS_FX(lb[i]->dtype), "%s keep_layout: matrix %d was reordered", names[ni], i);
-#ifdef LFM2__FX_KERNELS
-            {
-                int want = lb[i]->rows % 16 == 0 && lb[i]->cols % 2 == 0;
-#ifndef LFM2__FX_F32
-                want &= lb[i]->dtype != LFM2__DT_F32;
-#endif
+            {   /* F16X / BF16X from AVX2 on, F32X from AVX-512 on */
+                int32_t lv = lfm2_model_isa(a);
+                int want = lb[i]->rows % 16 == 0 && lb[i]->cols % 2 == 0 &&
+                           (lb[i]->dtype == LFM2__DT_F32 ? lfm2__isa_has(lv, LFM2_ISA_AVX512) : lfm2__isa_has(lv, LFM2_ISA_AVX2));
                 CHECK(LFM2__IS_FX(la[i]->dtype) == want, "%s: matrix %d (%d x %d) layout %d", names[ni], i, la[i]->rows, la[i]->cols, la[i]->dtype);
             }
-#else
-            CHECK(!LFM2__IS_FX(la[i]->dtype), "no interleaved layout without its kernels");
-#endif
             n_fx += LFM2__IS_FX(la[i]->dtype);
             n_mats++;
             for (r = 0; r < la[i]->rows; r++)
@@ -63,8 +64,8 @@ static void test_interleaved_layout(void) {
         lfm2_model_free(a);
         lfm2_model_free(b);
     }
-    NOTE("%s: %d of %d matrices interleaved, values identical to the file, logits vs row-major kernels: worst rel err %.2g",
-         lfm2_build_info(), n_fx, n_mats, worst);
+    NOTE("level %s: %d of %d matrices interleaved, values identical to the file, logits vs row-major kernels: worst rel err %.2g",
+         lfm2_isa_name((lfm2_isa)t_level()), n_fx, n_mats, worst);
     {   /* lfm2_model_load_memory: the caller's buffer stays as it was */
         char path[512];
         size_t cn, sn;
@@ -98,143 +99,67 @@ static void test_interleaved_layout(void) {
     }
 }
 
-/* loading from memory and without mmap gives the same logits as mmap'd loading */
+/* the calling thread alone, for the kernel tests that need no threads */
+static const lfm2__workers t_serial = {1, LFM2__RUN_SERIAL, {NULL, NULL}
+#ifdef LFM2__HAVE_POOL
+                                       , NULL
+#endif
+};
 static uint32_t t_rng = 12345u;
 static float t_randf(void) { t_rng = t_rng * 1664525u + 1013904223u; return (float)((t_rng >> 8) & 0xffff) / 32768.0f - 1.0f; }
 
-static void test_kernels_vs_scalar(void) {
-    /* rows % 16 == 0 and cols % 64 == 0 quantize to the interleaved Q8X / Q4X in VNNI builds */
-    static const int32_t shapes[][3] = {{1, 1, 1}, {3, 17, 1}, {5, 64, 4}, {7, 96, 5}, {13, 48, 9}, {64, 256, 1}, {33, 320, 7}, {4, 1024, 16},
-                                        {16, 64, 1}, {32, 128, 9}, {48, 192, 16}, {16, 1088, 11}, {16, 2, 3}, {32, 34, 17}, {16, 96, 8}};
-    static const int32_t dts[3] = {LFM2__DT_F32, LFM2__DT_BF16, LFM2__DT_F16};
-    size_t si;
-    double worst[5] = {0, 0, 0, 0, 0}, worst_x[3] = {0, 0, 0};
-    int n_x = 0;
-    for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        int32_t N = shapes[si][0], K = shapes[si][1], B = shapes[si][2], di;
-        float *wf = (float *)malloc(sizeof(float) * (size_t)N * K), *x = (float *)malloc(sizeof(float) * (size_t)B * K);
-        float *o1 = (float *)malloc(sizeof(float) * (size_t)B * N), *o2 = (float *)malloc(sizeof(float) * (size_t)B * N);
-        uint16_t *w16 = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)N * K);
-        unsigned char *qa = (unsigned char *)malloc(LFM2__QROW_BYTES(K) * (size_t)B);
-        size_t i;
-        for (i = 0; i < (size_t)N * K; i++) wf[i] = t_randf();
-        for (i = 0; i < (size_t)B * K; i++) x[i] = t_randf();
-        for (di = 0; di < 5; di++) {
-            lfm2__mat w;
-            unsigned char *qmem = NULL;
-            double mo = 0, md = 0;
-            memset(&w, 0, sizeof w);
-            w.rows = N;
-            w.cols = K;
-            if (di < 3) {
-                w.dtype = dts[di];
-                if (di == 0) w.data = wf;
-                else {
-                    for (i = 0; i < (size_t)N * K; i++) w16[i] = di == 1 ? lfm2__f32_to_bf16(wf[i]) : lfm2__f32_to_f16(wf[i]);
-                    w.data = w16;
-                }
-            } else {
-                int32_t type = di == 3 ? LFM2_WEIGHTS_Q8 : LFM2_WEIGHTS_Q4;
-                if (K % 32 != 0) continue;
-                w.dtype = LFM2__DT_F32;
-                w.data = wf;
-                qmem = (unsigned char *)malloc(lfm2__quant_bytes(&w, type));
-                lfm2__quantize_mat(&w, type, qmem);
-            }
-            lfm2__matmul_ref(o1, x, B, &w, 2, qa);
-            lfm2__matmul_raw(o2, x, B, &w, 2, qa, 0);
-            for (i = 0; i < (size_t)B * N; i++) {
-                double d = fabs((double)o1[i] - o2[i]);
-                if (d > md) md = d;
-                if (fabs(o1[i]) > mo) mo = fabs(o1[i]);
-            }
-            if (mo == 0) mo = 1;
-            CHECK(md / mo < 1e-5, "N=%d K=%d B=%d dtype %d: SIMD vs scalar rel err %.3g", N, K, B, di, md / mo);
-            if (md / mo > worst[di]) worst[di] = md / mo;
-#ifdef LFM2__FX_KERNELS
-#ifndef LFM2__FX_F32
-            if (di > 0 && N % 16 == 0 && K % 2 == 0 && di < 3) { /* (f32 stays row-major in this build) */
-#else
-            if (di < 3 && N % 16 == 0 && K % 2 == 0) { /* the interleaved layout: the same values, its own kernel */
-#endif
-                size_t es = di == 0 ? 4 : 2, gb = 16 * (size_t)K * es;
-                unsigned char *xm = (unsigned char *)malloc((size_t)N * K * es), *tmp = (unsigned char *)malloc(gb);
-                lfm2__mat wx = w;
-                int32_t g, r, k, same = 1;
-                for (g = 0; g < N / 16; g++) lfm2__interleave_group(xm + g * gb, (const unsigned char *)w.data + g * gb, tmp, K, w.dtype);
-                wx.data = xm;
-                wx.dtype = di == 0 ? LFM2__DT_F32X : di == 1 ? LFM2__DT_BF16X : LFM2__DT_F16X;
-                for (r = 0; r < N; r++)
-                    for (k = 0; k < K; k++) same &= lfm2__wget(&wx, r, k) == lfm2__wget(&w, r, k);
-                CHECK(same, "N=%d K=%d dtype %d: interleaved layout holds other values", N, K, di);
-                lfm2__matmul_raw(o2, x, B, &wx, 2, qa, 0);
-                md = 0;
-                for (i = 0; i < (size_t)B * N; i++)
-                    if (fabs((double)o1[i] - o2[i]) > md) md = fabs((double)o1[i] - o2[i]);
-                CHECK(md / mo < 1e-5, "N=%d K=%d B=%d dtype %d interleaved: SIMD vs scalar rel err %.3g", N, K, B, di, md / mo);
-                if (md / mo > worst_x[di]) worst_x[di] = md / mo;
-                n_x++;
-                free(xm); free(tmp);
-            }
-#endif
-            free(qmem);
-        }
-        free(wf); free(x); free(o1); free(o2); free(w16); free(qa);
-    }
-    NOTE("%s matmul vs scalar reference, worst rel err: f32 %.2g, bf16 %.2g, f16 %.2g, q8 %.2g, q4 %.2g", lfm2_build_info(),
-         worst[0], worst[1], worst[2], worst[3], worst[4]);
-#ifdef LFM2__FX_KERNELS
-    NOTE("interleaved float layouts (%d matrices, values identical element by element): f32x %.2g, bf16x %.2g, f16x %.2g",
-         n_x, worst_x[0], worst_x[1], worst_x[2]);
-#else
-    (void)worst_x; (void)n_x;
-#endif
-    {   /* dot and axpy */
-        float a[77], b[77], y1[77], y2[77];
-        double e = 0;
-        int i;
-        for (i = 0; i < 77; i++) { a[i] = t_randf(); b[i] = t_randf(); y1[i] = y2[i] = t_randf(); }
-        e = fabs(lfm2__dot_f32(a, b, 77) - lfm2__dot_ref(a, b, 77));
-        CHECK(e < 1e-5, "dot: %.3g", e);
-        lfm2__axpy(y1, 0.37f, a, 77);
-        for (i = 0; i < 77; i++) y2[i] += 0.37f * a[i];
-        for (i = 0; i < 77; i++) if (fabs(y1[i] - y2[i]) > e) e = fabs(y1[i] - y2[i]);
-        CHECK(e < 1e-5, "axpy: %.3g", e);
-        NOTE("dot/axpy vs scalar: max abs err %.2g", e);
-    }
-    {   /* SiLU-gate and softmax (vector exp) against libm */
-        float g[301], u[301], sm[301];
-        double eg = 0, es = 0, sum = 0, mx = -1e30;
-        int i;
-        for (i = 0; i < 301; i++) { g[i] = t_randf() * 40.0f; u[i] = t_randf(); sm[i] = t_randf() * 30.0f; }
-        g[0] = -100.0f; g[1] = 100.0f; g[2] = 0.0f;
-        {
-            float g2[301], sm2[301];
-            memcpy(g2, g, sizeof g);
-            memcpy(sm2, sm, sizeof sm);
-            lfm2__silu_mul(g2, u, 301);
-            lfm2__softmax(sm2, 301);
-            for (i = 0; i < 301; i++) {
-                double want = (double)g[i] / (1.0 + exp(-(double)g[i])) * u[i];
-                double d = fabs(g2[i] - want) / (fabs(want) + 1e-30);
-                if (fabs(want) > 1e-30 && d > eg) eg = d;
-                if (sm[i] > mx) mx = sm[i];
-            }
-            for (i = 0; i < 301; i++) sum += exp((double)sm[i] - mx);
-            for (i = 0; i < 301; i++) {
-                double want = exp((double)sm[i] - mx) / sum;
-                double d = fabs(sm2[i] - want) / want;
-                if (d > es) es = d;
-            }
-        }
-        CHECK(eg < 2e-6, "silu_mul rel err %.3g", eg);
-        CHECK(es < 2e-6, "softmax rel err %.3g", es);
-        NOTE("silu*u and softmax (vector exp) vs double libm: rel err %.2g and %.2g", eg, es);
-    }
+/* a model struct that only carries a level, for the converters (lfm2__quantize_mat) */
+static lfm2_model t_model_at(int32_t isa) {
+    lfm2_model m;
+    memset(&m, 0, sizeof m);
+    m.isa = isa;
+    return m;
 }
-
-#ifdef LFM2__BF16DOT
-/* worst |o - exact| / sum|terms| of o[B x N] against the double sum of the bf16-rounded products */
+/* The matrix of format dt holding the f32 weights wf [N, K] as the load path makes it (rounded to
+   f16 / bf16, interleaved, quantized); *mem receives what to free. 0 if dt does not take [N, K]. */
+static int t_make_mat(lfm2__mat *w, int32_t dt, const float *wf, int32_t N, int32_t K, unsigned char **mem) {
+    lfm2__workers serial;
+    int32_t base = dt == LFM2__DT_F32X ? LFM2__DT_F32 : dt == LFM2__DT_F16X ? LFM2__DT_F16 : dt == LFM2__DT_BF16X ? LFM2__DT_BF16 : dt;
+    size_t i, n = (size_t)N * K;
+    memset(w, 0, sizeof *w);
+    memset(&serial, 0, sizeof serial);
+    serial.n = 1;
+    *mem = NULL;
+    w->rows = N;
+    w->cols = K;
+    if (LFM2__IS_FX(dt) && (N % 16 != 0 || K % 2 != 0)) return 0;
+    if (LFM2__IS_Q(dt)) {
+        int x16 = dt == LFM2__DT_Q8X || dt == LFM2__DT_Q4X, type = LFM2__IS_Q4(dt) ? LFM2_WEIGHTS_Q4 : LFM2_WEIGHTS_Q8;
+        lfm2_model tm = t_model_at(x16 ? LFM2_ISA_AVX512_VNNI : LFM2_ISA_SCALAR);
+        if (K % 32 != 0 || (x16 && (N % 16 != 0 || K % 64 != 0))) return 0;
+        w->dtype = LFM2__DT_F32;
+        w->data = wf;
+        *mem = (unsigned char *)malloc(lfm2__quant_bytes(w, type));
+        lfm2__quantize_mat(&tm, &serial, w, type, *mem);
+        return w->dtype == dt;
+    }
+    if (base == LFM2__DT_F32) {
+        *mem = (unsigned char *)malloc(n * 4);
+        memcpy(*mem, wf, n * 4);
+    } else {
+        uint16_t *h = (uint16_t *)malloc(n * 2);
+        for (i = 0; i < n; i++) h[i] = base == LFM2__DT_BF16 ? lfm2__f32_to_bf16(wf[i]) : lfm2__f32_to_f16(wf[i]);
+        *mem = (unsigned char *)h;
+    }
+    w->dtype = base;
+    w->data = *mem;
+    if (LFM2__IS_FX(dt)) { /* the load path's interleaving, in place */
+        size_t es = base == LFM2__DT_F32 ? 4 : 2, gb = 16 * (size_t)K * es;
+        unsigned char *tmp = (unsigned char *)malloc(gb);
+        int32_t g;
+        for (g = 0; g < N / 16; g++) lfm2__interleave_group(*mem + g * gb, *mem + g * gb, tmp, K, base);
+        free(tmp);
+        w->dtype = dt;
+    }
+    return 1;
+}
+/* worst |o - exact| / sum|terms| of o[B x N] against the double sum of the bf16-rounded products
+   (w16: the bf16 weights, row-major) */
 static double t_bf16dot_err(const uint16_t *w16, const float *x, const float *o, int32_t N, int32_t K, int32_t B) {
     double md = 0;
     int32_t b, r, k;
@@ -251,12 +176,155 @@ static double t_bf16dot_err(const uint16_t *w16, const float *x, const float *o,
     return md;
 }
 
-#endif
+/* Every entry of the kernel table that this machine (at the level of this run) can execute,
+   against the scalar reference of its format on the same matrix (bf16-activation kernels: against
+   the double sum of their bf16 products), for shapes with odd token counts and K tails, on 2
+   threads of the built-in pool; and the table's rules: every format has a scalar entry, and the
+   kernel chosen for a matrix is the best entry of the level. */
+static void test_kernel_table(void) {
+    static const int32_t shapes[][3] = {{1, 1, 1}, {3, 17, 1}, {5, 64, 4}, {7, 96, 5}, {13, 48, 9}, {64, 256, 1}, {33, 320, 7}, {4, 1024, 16},
+                                        {16, 64, 1}, {32, 128, 9}, {48, 192, 16}, {16, 1088, 11}, {16, 2, 3}, {32, 34, 17}, {16, 96, 8},
+                                        {32, 64, 33}, {64, 1024, 16}};
+    static const int32_t fmts[10] = {LFM2__DT_F32, LFM2__DT_F16, LFM2__DT_BF16, LFM2__DT_F32X, LFM2__DT_F16X, LFM2__DT_BF16X,
+                                     LFM2__DT_Q8, LFM2__DT_Q4, LFM2__DT_Q8X, LFM2__DT_Q4X};
+    int32_t level = t_level(), e, fi, n_run = 0, n_entries = 0;
+    double worst[LFM2__N_KERNELS];
+    lfm2__workers W;
+    lfm2_allocator al;
+    lfm2_error err;
+    memset(&al, 0, sizeof al);
+    CHECK(lfm2__workers_init(&W, 2, LFM2_THREADS_POOL, NULL, &al, &err) == LFM2_OK, "pool: %s", err.message);
+    for (fi = 0; fi < 10; fi++) { /* the rules */
+        lfm2__mat w;
+        int32_t lv;
+        memset(&w, 0, sizeof w);
+        w.dtype = fmts[fi];
+        w.rows = 16;
+        w.cols = 64;
+        CHECK(lfm2__kernel_find(fmts[fi], LFM2__IS_Q(fmts[fi]) ? LFM2__ACT_Q8 : LFM2__ACT_F32, LFM2_ISA_SCALAR, 64) != NULL, "format %d has no scalar kernel", fmts[fi]);
+        for (lv = LFM2_ISA_SCALAR; lv < LFM2_ISA_COUNT; lv++) {
+            const lfm2__kernel *k = lfm2__kernel_for(&w, 0, lv), *kb = lfm2__kernel_for(&w, 1, lv);
+            CHECK(k && kb && lfm2__isa_has(lv, k->isa) && lfm2__isa_has(lv, kb->isa), "format %d level %d: no kernel", fmts[fi], lv);
+            for (e = 0; k && e < LFM2__N_KERNELS; e++) {
+                const lfm2__kernel *q = &lfm2__kernel_table[e];
+                if (q->dtype == k->dtype && q->act == k->act && lfm2__isa_has(lv, q->isa) && 64 % q->kmul == 0)
+                    CHECK(q->isa <= k->isa, "format %d level %d: %s chosen over %s", fmts[fi], lv, k->name, q->name);
+            }
+        }
+        NOTE("level %s, format %d (16 x 64): %s; with bf16 activations: %s", lfm2_isa_name((lfm2_isa)level), fmts[fi],
+             lfm2__kernel_for(&w, 0, level)->name, lfm2__kernel_for(&w, 1, level)->name);
+    }
+    for (e = 0; e < LFM2__N_KERNELS; e++) {
+        const lfm2__kernel *k = &lfm2__kernel_table[e];
+        size_t si;
+        worst[e] = -1;
+        if (!lfm2__isa_has(level, k->isa)) continue;
+        n_entries++;
+        for (si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            int32_t N = shapes[si][0], K = shapes[si][1], B = shapes[si][2];
+            float *wf = (float *)malloc(sizeof(float) * (size_t)N * K), *x = (float *)malloc(sizeof(float) * (size_t)B * K);
+            float *o1 = (float *)malloc(sizeof(float) * (size_t)B * N), *o2 = (float *)malloc(sizeof(float) * (size_t)B * N);
+            size_t qsz = (LFM2__QROW_BYTES(K) + 64) * (size_t)B;
+            unsigned char *qa = (unsigned char *)malloc(qsz), *mem = NULL;
+            lfm2__mat w;
+            size_t i;
+            for (i = 0; i < (size_t)N * K; i++) wf[i] = t_randf();
+            for (i = 0; i < (size_t)B * K; i++) x[i] = t_randf();
+            if (K % k->kmul == 0 && t_make_mat(&w, k->dtype, wf, N, K, &mem)) {
+                lfm2__mmjob j;
+                double md = 0, mo = 0, rel;
+                j.out = o2; j.x = x; j.w = &w; j.B = B; j.k = k;
+                lfm2__mm_step(&W, &j, 1, 0, qa, qsz);
+                if (k->act == LFM2__ACT_BF16) {
+                    uint16_t *w16 = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)N * K);
+                    for (i = 0; i < (size_t)N * K; i++) w16[i] = lfm2__f32_to_bf16(wf[i]);
+                    rel = t_bf16dot_err(w16, x, o2, N, K, B);
+                    free(w16);
+                    CHECK(rel < 1e-6, "%s N=%d K=%d B=%d: vs the double sum of the bf16 products %.3g of sum|terms|", k->name, N, K, B, rel);
+                } else {
+                    lfm2__matmul_ref(o1, x, B, &w, qa, qsz);
+                    for (i = 0; i < (size_t)B * N; i++) {
+                        double d = fabs((double)o1[i] - o2[i]);
+                        if (d > md || d != d) md = d != d ? 1e30 : d;
+                        if (fabs(o1[i]) > mo) mo = fabs(o1[i]);
+                    }
+                    rel = md / (mo > 0 ? mo : 1);
+                    CHECK(rel < 1e-5, "%s N=%d K=%d B=%d: vs the scalar reference rel err %.3g", k->name, N, K, B, rel);
+                }
+                if (rel > worst[e]) worst[e] = rel;
+                n_run++;
+            }
+            free(mem); free(wf); free(x); free(o1); free(o2); free(qa);
+        }
+    }
+    for (e = 0; e < LFM2__N_KERNELS; e++)
+        if (worst[e] >= 0) NOTE("%-26s (%s, act %d): worst %s %.2g", lfm2__kernel_table[e].name, lfm2_isa_name((lfm2_isa)lfm2__kernel_table[e].isa),
+                                lfm2__kernel_table[e].act, lfm2__kernel_table[e].act == LFM2__ACT_BF16 ? "err / sum|terms| vs double" : "rel err vs scalar", worst[e]);
+    NOTE("level %s: %d of %d table entries run here, %d products checked", lfm2_isa_name((lfm2_isa)level), n_entries, LFM2__N_KERNELS, n_run);
+    lfm2__workers_free(&W);
+}
+
+/* the vector operations of the level (attention head, SiLU gate) against the scalar ones and
+   against double libm */
+static void test_vops(void) {
+    const lfm2__vops *v = lfm2__vops_for(t_level());
+    double ea = 0, eg = 0, es = 0;
+    int i, n_keys, hd;
+    for (hd = 8; hd <= 80; hd += 36)
+        for (n_keys = 1; n_keys <= 301; n_keys += 50) {
+            size_t kvs = (size_t)hd * 2 + 3; /* rows of the cache further apart than one head */
+            float *kc = (float *)malloc(sizeof(float) * kvs * n_keys), *vc = (float *)malloc(sizeof(float) * kvs * n_keys);
+            float q[80], o1[80], o2[80], s[301];
+            double sum = 0, mx = -1e30, d;
+            int j;
+            for (i = 0; i < (int)(kvs * n_keys); i++) { kc[i] = t_randf() * 2; vc[i] = t_randf(); }
+            for (i = 0; i < hd; i++) q[i] = t_randf() * 2;
+            lfm2__attend_ref(o1, q, kc, vc, kvs, n_keys, hd, 0.125f, s);
+            v->attend(o2, q, kc, vc, kvs, n_keys, hd, 0.125f, s);
+            for (i = 0; i < hd; i++) if (fabs(o1[i] - o2[i]) > ea) ea = fabs(o1[i] - o2[i]);
+            /* the probabilities against double libm */
+            for (j = 0; j < n_keys; j++) {
+                double dd = 0;
+                for (i = 0; i < hd; i++) dd += (double)q[i] * kc[(size_t)j * kvs + i];
+                if (dd * 0.125 > mx) mx = dd * 0.125;
+            }
+            for (j = 0; j < n_keys; j++) {
+                double dd = 0;
+                for (i = 0; i < hd; i++) dd += (double)q[i] * kc[(size_t)j * kvs + i];
+                sum += exp(dd * 0.125 - mx);
+            }
+            for (j = 0; j < n_keys; j++) {
+                double dd = 0;
+                for (i = 0; i < hd; i++) dd += (double)q[i] * kc[(size_t)j * kvs + i];
+                d = fabs(s[j] - exp(dd * 0.125 - mx) / sum) / (exp(dd * 0.125 - mx) / sum);
+                if (d > es) es = d;
+            }
+            free(kc); free(vc);
+        }
+    {
+        float g[301], u[301], g2[301];
+        for (i = 0; i < 301; i++) { g[i] = t_randf() * 40.0f; u[i] = t_randf(); }
+        g[0] = -100.0f; g[1] = 100.0f; g[2] = 0.0f;
+        memcpy(g2, g, sizeof g);
+        v->silu_mul(g2, u, 301);
+        for (i = 0; i < 301; i++) {
+            double want = (double)g[i] / (1.0 + exp(-(double)g[i])) * u[i];
+            double d = fabs(g2[i] - want) / (fabs(want) + 1e-30);
+            if (fabs(want) > 1e-30 && d > eg) eg = d;
+        }
+    }
+    CHECK(ea < 1e-5, "attend vs scalar: max abs err %.3g", ea);
+    CHECK(es < 2e-6, "softmax probabilities rel err %.3g", es);
+    CHECK(eg < 2e-6, "silu_mul rel err %.3g", eg);
+    NOTE("level %s: attention head vs scalar max abs err %.2g; softmax vs double libm rel err %.2g; silu*u rel err %.2g",
+         lfm2_isa_name((lfm2_isa)t_level()), ea, es, eg);
+}
+
 /* lfm2_context_params.bf16_activations: the vdpbf16ps kernel against a double-precision sum of
    the same bf16-rounded products; then a whole model against the exact f32 path, 1 vs 2
    threads and whole vs chunked identical */
 static void test_bf16_activations(void) {
-#ifdef LFM2__BF16DOT
+    if (lfm2__kernel_find(LFM2__DT_BF16, LFM2__ACT_BF16, t_level(), 32)) {
     static const int32_t shapes[][3] = {{4, 64, 4}, {7, 96, 5}, {33, 320, 7}, {64, 1024, 16}, {5, 32, 1}, {16, 64, 17}, {32, 96, 33}};
     size_t si;
     double worst = 0, worst_x = 0;
@@ -271,12 +339,15 @@ static void test_bf16_activations(void) {
         for (k = 0; k < B * K; k++) x[k] = t_randf();
         memset(&w, 0, sizeof w);
         w.rows = N; w.cols = K; w.dtype = LFM2__DT_BF16; w.data = w16;
-        lfm2__matmul_raw(o, x, B, &w, 2, qa, 1);
+        {
+            lfm2__mmjob j;
+            j.out = o; j.x = x; j.w = &w; j.B = B; j.k = lfm2__kernel_for(&w, 1, t_level());
+            lfm2__mm_step(&t_serial, &j, 1, 1, qa, LFM2__QROW_BYTES(K) * (size_t)B);
+        }
         md = t_bf16dot_err(w16, x, o, N, K, B);
         (void)mo;
         CHECK(md < 1e-6, "N=%d K=%d B=%d: bf16 dot vs double sum of the bf16 products: %.3g of sum|terms|", N, K, B, md);
         if (md > worst) worst = md;
-#ifdef LFM2__FX_KERNELS
         if (N % 16 == 0) { /* the interleaved layout's kernel */
             unsigned char *xm = (unsigned char *)malloc((size_t)N * K * 2), *tmp = (unsigned char *)malloc(32 * (size_t)K);
             float *ox = (float *)malloc(sizeof(float) * (size_t)B * N);
@@ -285,17 +356,20 @@ static void test_bf16_activations(void) {
             for (g = 0; g < N / 16; g++) lfm2__interleave_group(xm + (size_t)g * 32 * K, (const unsigned char *)w16 + (size_t)g * 32 * K, tmp, K, LFM2__DT_BF16);
             wx.data = xm;
             wx.dtype = LFM2__DT_BF16X;
-            lfm2__matmul_raw(ox, x, B, &wx, 2, qa, 1);
+            {
+                lfm2__mmjob j;
+                j.out = ox; j.x = x; j.w = &wx; j.B = B; j.k = lfm2__kernel_for(&wx, 1, t_level());
+                lfm2__mm_step(&t_serial, &j, 1, 1, qa, LFM2__QROW_BYTES(K) * (size_t)B);
+            }
             md = t_bf16dot_err(w16, x, ox, N, K, B);
             CHECK(md < 1e-6, "N=%d K=%d B=%d interleaved: bf16 dot vs double sum: %.3g of sum|terms|", N, K, B, md);
             if (md > worst_x) worst_x = md;
             free(xm); free(tmp); free(ox);
         }
-#endif
         free(w16); free(x); free(o); free(qa);
     }
-    NOTE("%s: bf16 dot kernel vs double sum of the same bf16 products: worst %.2g of sum|terms| (interleaved layout: %.2g)",
-         lfm2_build_info(), worst, worst_x);
+    NOTE("level %s: bf16 dot kernel vs double sum of the same bf16 products: worst %.2g of sum|terms| (interleaved layout: %.2g)",
+         lfm2_isa_name((lfm2_isa)t_level()), worst, worst_x);
     {
         lfm2_model *m = t_load("realvocab-bf16");
         lfm2_context_params cp;
@@ -334,9 +408,7 @@ static void test_bf16_activations(void) {
         lfm2_context_free(ce); lfm2_context_free(c1); lfm2_context_free(c2); lfm2_context_free(c3);
         lfm2_model_free(m);
     }
-#else
-    T_SKIP("this build has no bf16 dot product (AVX512_BF16): bf16_activations is ignored");
-#endif
+    } else T_SKIP("level %s has no bf16 dot product (AVX512_BF16, NEON +bf16): bf16_activations is ignored", lfm2_isa_name((lfm2_isa)t_level()));
 }
 
 /* quantization round trip: dequantized values within half a step of the originals */
@@ -377,7 +449,10 @@ static void test_quant_roundtrip(void) {
             for (i = 0; i < R * K; i++) wf[i] = t_randf() * ((i / 32) % 5 == 0 ? 0.01f : 2.0f);
             w.rows = R; w.cols = K; w.dtype = LFM2__DT_F32; w.data = wf;
             mem = (unsigned char *)malloc(lfm2__quant_bytes(&w, t ? LFM2_WEIGHTS_Q4 : LFM2_WEIGHTS_Q8));
-            lfm2__quantize_mat(&w, t ? LFM2_WEIGHTS_Q4 : LFM2_WEIGHTS_Q8, mem);
+            {
+                lfm2_model tm = t_model_at(t_level());
+                lfm2__quantize_mat(&tm, &t_serial, &w, t ? LFM2_WEIGHTS_Q4 : LFM2_WEIGHTS_Q8, mem);
+            }
             for (r = 0; r < R; r++)
                 for (k = 0; k < K; k++) {
                     int8_t q8b[32];
@@ -402,13 +477,14 @@ static void test_quant_roundtrip(void) {
     }
 }
 
-/* int8 activations (lfm2__quantize_act, SIMD in AVX-512 builds) against a plain restatement of
-   its definition: every byte equal, for ordinary, zero, tiny, huge, NaN and infinite blocks */
+/* int8 activations (lfm2__quantize_act_ref, and the AVX-512 one where the level has it) against a
+   plain restatement of the definition: every byte equal, for ordinary, zero, tiny, huge, NaN and
+   infinite blocks */
 static void test_quant_act(void) {
     enum { K = 256 };
     float x[K];
     unsigned char got[3 * K + K / 8], want[3 * K + K / 8];
-    int q4, i, b, cases = 0;
+    int q4, i, b, cases = 0, impl;
     for (i = 0; i < K; i++) x[i] = t_randf() * (i < 64 ? 3.0f : 0.01f);
     for (i = 64; i < 96; i++) x[i] = 0;          /* a zero block */
     x[100] = 1e-35f;                              /* a block below 1e-30 */
@@ -418,11 +494,16 @@ static void test_quant_act(void) {
     x[200] = 3e38f; x[201] = -3e38f;              /* huge but finite */
     x[224] = 0.5f / 127.0f;                       /* ties: 0.5 steps round away from zero */
     x[225] = 127.0f; x[226] = -1.5f; x[227] = 2.5f;
+    for (impl = 0; impl < 2; impl++)
     for (q4 = 0; q4 < 2; q4++) {
         int32_t *ws = (int32_t *)(void *)(want + K);
         float *wd = (float *)(void *)(want + 2 * K);
         int32_t *wsb = (int32_t *)(void *)(want + 3 * K);
-        lfm2__quantize_act(got, x, K, q4);
+        if (impl == 0) lfm2__quantize_act_ref(got, x, K, q4);
+#ifdef LFM2__HAVE_AVX512
+        else if (lfm2__isa_has(t_level(), LFM2_ISA_AVX512)) lfm2__quantize_act_avx512(got, x, K, q4);
+#endif
+        else continue;
         for (b = 0; b < K; b += 32) {
             float amax = 0, id = 0, dx = 0;
             int bad = 0, qv[32];
@@ -452,11 +533,11 @@ static void test_quant_act(void) {
             }
             if (got[i] != want[i]) break;
         }
-        CHECK(i == 3 * K + K / 8, "%s activations: byte %d differs", q4 ? "q4" : "q8", i);
+        CHECK(i == 3 * K + K / 8, "%s activations (%s quantizer): byte %d differs", q4 ? "q4" : "q8", impl ? "AVX-512" : "scalar", i);
         cases++;
     }
-    NOTE("%s: quantized activations identical to the definition for %d layouts x 8 blocks (zero, tiny, NaN, inf, huge, ties)",
-         lfm2_build_info(), cases);
+    NOTE("level %s: quantized activations identical to the definition for %d quantizer x layout cases x 8 blocks (zero, tiny, NaN, inf, huge, ties)",
+         lfm2_isa_name((lfm2_isa)t_level()), cases);
 }
 
 /* perplexity of demo-code-8m's eval text with bf16 (as stored), int8 and int4 weights */
@@ -519,7 +600,8 @@ static void test_quant_perplexity(void) {
 
 static const t_case kernels_tests[] = {
     {"kernels/interleaved-layout", test_interleaved_layout, T_ISA},
-    {"kernels/vs-scalar", test_kernels_vs_scalar, T_ISA | T_EMU},
+    {"kernels/table", test_kernel_table, T_ISA | T_EMU},
+    {"kernels/vops", test_vops, T_ISA | T_EMU},
     {"kernels/bf16-activations", test_bf16_activations, T_ISA | T_EMU},
     {"quant/roundtrip", test_quant_roundtrip, T_ISA | T_EMU},
     {"quant/act", test_quant_act, T_ISA | T_EMU},
