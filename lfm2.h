@@ -287,9 +287,12 @@ LFM2_API lfm2_result lfm2_context_create(const lfm2_model *m, const lfm2_context
 LFM2_API void lfm2_context_free(lfm2_context *c);
 /* Feeds n >= 1 tokens at the current position (a whole prompt, a chunk, or one token) and
    advances the position by n. *logits (optional) receives the last token's logits [vocab_size],
-   valid until the next decode/reset/free. On error the context is left at its old position
-   when the error is found before any work (bad ids, context full); after LFM2_ERR_ABORTED the
-   context must be reset. */
+   valid until the next decode/reset/free. Errors found before any work (bad ids, context full)
+   leave the context as it was. LFM2_ERR_ABORTED (the callback of lfm2_context_set_abort) leaves
+   it usable, holding the chunks of n_batch tokens completed before the abort: the position has
+   advanced by a multiple of n_batch (see lfm2_context_pos), the aborted chunk is undone, and
+   decoding the remaining tokens from there gives the same logits, bit for bit, as one
+   uninterrupted decode; no reset is needed. lfm2_context_logits is NULL until the next decode. */
 LFM2_API lfm2_result lfm2_context_decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, const float **logits);
 /* Like lfm2_context_decode, but writes the logits of every one of the n positions into
    out[n * vocab_size] (caller-owned), for perplexity and scoring. */
@@ -300,10 +303,13 @@ LFM2_API int32_t lfm2_context_n_ctx(const lfm2_context *c);
 LFM2_API void lfm2_context_set_threads(lfm2_context *c, int32_t n_threads);
 LFM2_API const char *lfm2_context_error(const lfm2_context *c); /* message of the last failure */
 LFM2_API const lfm2_model *lfm2_context_model(const lfm2_context *c);
-/* Logits of the last decoded position, or NULL when none (after reset or an abort). */
+/* Logits of the last decoded position, or NULL when none (after a reset, an abort, or a state
+   saved without them). */
 LFM2_API const float *lfm2_context_logits(const lfm2_context *c);
-/* Optional callback polled between chunks of a long decode; returning non-zero stops the decode
-   with LFM2_ERR_ABORTED. The tokens of the chunks already done stay in the cache (see pos). */
+/* Optional callback polled by every decode before each layer of each chunk (so at least
+   num_hidden_layers times per chunk of n_batch tokens); returning non-zero stops the decode with
+   LFM2_ERR_ABORTED, the context usable as described at lfm2_context_decode. It runs on the
+   decoding thread; NULL removes it. */
 LFM2_API void lfm2_context_set_abort(lfm2_context *c, int (*abort_fn)(void *user), void *user);
 
 /* State snapshots: position, conv states, the KV cache up to the position and the last logits,
@@ -511,8 +517,11 @@ typedef struct lfm2_generate_params {
        stop after this token (LFM2_STOP_CALLBACK). If the answer ends inside a character, one
        last call with token -1 passes those bytes as they are. */
     int (*on_token)(void *user, lfm2_token token, const char *text, size_t len);
-    /* Optional: polled before every forward pass; nonzero stops with LFM2_ERR_ABORTED (for
-       Ctrl-C). The context stays consistent: every token emitted so far is in it. */
+    /* Optional: polled before the prefill, before every layer of every prompt chunk (as
+       lfm2_context_set_abort's callback, which is polled there too) and after every generated
+       token; nonzero stops with LFM2_ERR_ABORTED (for Ctrl-C). The context stays usable: it holds
+       every token emitted so far, and of the prompt the chunks completed before the abort
+       (res->n_prompt tokens). */
     int (*should_abort)(void *user);
     void *user;             /* passed to both callbacks */
     lfm2_error *error;      /* optional: receives a message on failure */
@@ -535,7 +544,9 @@ typedef struct lfm2_generate_result {
    template puts after an answer ("<|im_end|>\n<|im_start|>user\n...").
    Errors: LFM2_ERR_INVALID_ARG (NULL c/s/prompt, n_prompt < 1, the sampler's vocabulary differs
    from the model's), LFM2_ERR_CONTEXT_FULL (the prompt does not fit: nothing is decoded; or the
-   context filled up while generating: every emitted token is in it), LFM2_ERR_ABORTED, and any
+   context filled up while generating: every emitted token is in it), LFM2_ERR_ABORTED (during
+   the prefill: res->n_prompt prompt tokens, whole chunks, are in the context and the history;
+   feed the rest in a later call), and any
    error of lfm2_context_decode. A model loaded without a tokenizer still generates (end of
    generation from config.json's eos ids) but on_token then gets no text (len 0). res (optional) is filled in every case. Allocates nothing per token (a
    token whose text exceeds 1 KiB grows a buffer kept in the sampler, once). */
@@ -1597,6 +1608,8 @@ LFM2__MAYBE_UNUSED static const lfm2__tensor *lfm2__st_find(const lfm2__stfile *
 struct lfm2__tokenizer;
 static const struct lfm2__tokenizer *lfm2__model_tokenizer(const lfm2_model *m);
 static const lfm2_config *lfm2__model_cfg(const lfm2_model *m);
+static lfm2_result lfm2__generate_decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, int prompt,
+                                         int (*should_abort)(void *user), void *user, const float **logits);
 
 /* >>tokenizer ------------------------------------------------------------------------------- */
 /* The tokenizer of tokenizer.json, reproducing Hugging Face `tokenizers` for the LFM2 pipeline:
@@ -3470,8 +3483,15 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
     if (gp.should_abort && gp.should_abort(gp.user))
         return lfm2__fail(gp.error, LFM2_ERR_ABORTED, "generation aborted");
 
-    /* prefill: the ids are checked by the decode, so the history only gets valid ids */
-    rc = lfm2_context_decode(c, prompt, n_prompt, &logits);
+    /* prefill: the ids are checked by the decode, so the history only gets valid ids. An abort
+       keeps the chunks decoded before it: they are in the context and in the history. */
+    rc = lfm2__generate_decode(c, prompt, n_prompt, 1, gp.should_abort, gp.user, &logits);
+    if (rc == LFM2_ERR_ABORTED) {
+        r.n_prompt = lfm2_context_pos(c) - pos;
+        lfm2_sampler_accept(s, prompt, r.n_prompt);
+        if (res) *res = r;
+        return lfm2__fail(gp.error, rc, "%s", lfm2_context_error(c));
+    }
     if (rc != LFM2_OK) return lfm2__fail(gp.error, rc, "%s", lfm2_context_error(c));
     lfm2_sampler_accept(s, prompt, n_prompt);
     r.n_prompt = n_prompt;
@@ -3492,7 +3512,7 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
         rc = lfm2__gen_text(m, s, &st, t, buf, &text, &len);
         if (rc != LFM2_OK) { rc = lfm2__fail(gp.error, rc, "lfm2_generate: cannot detokenize token %d", (int)t); break; }
         stop = gp.on_token ? gp.on_token(gp.user, t, text, len) : 0;
-        rc = lfm2_context_decode(c, &t, 1, &logits);
+        rc = lfm2__generate_decode(c, &t, 1, 0, NULL, NULL, &logits);
         if (rc != LFM2_OK) { rc = lfm2__fail(gp.error, rc, "%s", lfm2_context_error(c)); break; }
         lfm2_sampler_accept(s, &t, 1);
         r.n_generated++;
@@ -3588,6 +3608,7 @@ struct lfm2_context {
     float *logits;               /* [V] last position */
     /* state */
     float *conv_state;           /* [n_conv_layers][L-1][D]  last L-1 Bx vectors */
+    float *conv_saved;           /* [n_conv_layers][L-1][D]  conv_state before the chunk (abort) */
     float *k_cache, *v_cache;    /* [n_attention_layers][n_ctx][Hkv*hd] (K after norm + RoPE) */
     unsigned char *qa;           /* [B, max(D, F, H*hd)] floats of room: int8 (Q8/Q4) or bf16 activations */
     int bf16_act;                /* lfm2_context_params.bf16_activations */
@@ -4918,9 +4939,21 @@ static void lfm2__ffn(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
 }
 
 /* >>forward -------------------------------------------------------------------------------- */
+/* The abort callbacks a decode polls (lfm2_context_set_abort's and lfm2_generate's should_abort
+   during its prefill); NULL = none. */
+typedef struct lfm2__abort {
+    int (*fn[2])(void *user);
+    void *user[2];
+} lfm2__abort;
+static int lfm2__abort_requested(const lfm2__abort *ab) {
+    return ab && ((ab->fn[0] && ab->fn[0](ab->user[0])) || (ab->fn[1] && ab->fn[1](ab->user[1])));
+}
+
 /* One chunk of T <= n_batch tokens at positions pos .. pos+T-1. Writes the logits of the last
-   token to c->logits, or of every token to all_logits [T, V] when that is not NULL. */
-static void lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, float *all_logits) {
+   token to c->logits, or of every token to all_logits [T, V] when that is not NULL. Polls ab
+   before every layer; on an abort it puts back the conv states the chunk changed (the KV rows it
+   wrote lie past pos and are never read) and returns 1 with pos unchanged. */
+static int lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, float *all_logits, const lfm2__abort *ab) {
     const lfm2_model *m = c->m;
     const lfm2_config *cf = &m->cfg;
     int32_t D = cf->hidden_size, half = cf->head_dim / 2, t, l, i;
@@ -4940,8 +4973,14 @@ static void lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, flo
             }
         }
     }
+    /* conv states [n_conv][L-1][D] as they were before the chunk, for an abort */
+    if (ab) memcpy(c->conv_saved, c->conv_state, sizeof(float) * LFM2__CAST(size_t, cf->n_conv_layers) * LFM2__CAST(size_t, cf->conv_L_cache - 1) * Dz);
     for (l = 0; l < cf->num_hidden_layers; l++) {
         const lfm2__layer *ly = &m->layers[l];
+        if (lfm2__abort_requested(ab)) {
+            memcpy(c->conv_state, c->conv_saved, sizeof(float) * LFM2__CAST(size_t, cf->n_conv_layers) * LFM2__CAST(size_t, cf->conv_L_cache - 1) * Dz);
+            return 1;
+        }
         /* h = h + Mixer(rms(h; operator_norm)) */
         for (t = 0; t < T; t++) lfm2__rmsnorm(c->xb + LFM2__CAST(size_t, t) * Dz, c->x + LFM2__CAST(size_t, t) * Dz, ly->operator_norm, D, eps);
         if (ly->is_attention) lfm2__attention(c, ly, T);
@@ -4963,6 +5002,7 @@ static void lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, flo
         lfm2__matmul(c, c->logits, c->xb, 1, &m->head);
     }
     c->pos += T;
+    return 0;
 }
 
 /* >>quant ---------------------------------------------------------------------------------- */
@@ -5931,6 +5971,7 @@ static int lfm2__context_layout(const lfm2_config *c, int32_t n_ctx, int32_t B, 
     ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_attention_layers), nctx, kvd);         /* 17 k_cache */
     ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_attention_layers), nctx, kvd);         /* 18 v_cache */
     ok &= lfm2__lay3(l, Bz, (D > F ? D : F) > qd ? (D > F ? D : F) : qd, 1);          /* 19 qa (3 bytes per column <= 1 float) */
+    ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_conv_layers), L1, D);                  /* 20 conv_saved */
     return ok;
 }
 
@@ -5975,6 +6016,7 @@ LFM2_API lfm2_result lfm2_context_create(const lfm2_model *m, const lfm2_context
     c->gb = LFM2__AT(9); c->ub = LFM2__AT(10); c->att = LFM2__AT(11); c->rope_cos = LFM2__AT(12); c->rope_sin = LFM2__AT(13);
     c->inv_freq = LFM2__AT(14); c->logits = LFM2__AT(15); c->conv_state = LFM2__AT(16); c->k_cache = LFM2__AT(17); c->v_cache = LFM2__AT(18);
     c->qa = LFM2__CAST(unsigned char *, LFM2__CAST(void *, LFM2__AT(19)));
+    c->conv_saved = LFM2__AT(20);
 #undef LFM2__AT
     c->m = m;
     c->alloc = a;
@@ -6040,10 +6082,17 @@ static lfm2_result lfm2__context_fail(lfm2_context *c, lfm2_result rc, const cha
     return rc;
 }
 
-/* Shared by decode and decode_all: checks, then chunks of n_batch tokens. */
-static lfm2_result lfm2__decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, float *all) {
+/* Shared by decode, decode_all and lfm2_generate: checks, then chunks of n_batch tokens. Polls the
+   context's abort callback and gen_abort (lfm2_generate's should_abort, may be NULL) before every
+   layer of every chunk when poll is set; an aborted chunk is undone, the chunks before it stay. */
+static lfm2_result lfm2__decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, float *all, int poll,
+                                int (*gen_abort)(void *user), void *gen_user) {
     int32_t i, V;
+    lfm2__abort ab;
     if (!c) return LFM2_ERR_INVALID_ARG;
+    c->err[0] = 0;
+    ab.fn[0] = c->abort_fn; ab.user[0] = c->abort_user;
+    ab.fn[1] = gen_abort; ab.user[1] = gen_user;
     if (!tokens || n < 1) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "decode: need at least one token (n = %d)", n);
     V = c->m->cfg.vocab_size;
     for (i = 0; i < n; i++)
@@ -6052,12 +6101,11 @@ static lfm2_result lfm2__decode(lfm2_context *c, const lfm2_token *tokens, int32
         return lfm2__context_fail(c, LFM2_ERR_CONTEXT_FULL, "decode: %d tokens do not fit: position %d of n_ctx %d", n, c->pos, c->n_ctx);
     for (i = 0; i < n; i += c->n_batch) {
         int32_t T = (n - i < c->n_batch) ? n - i : c->n_batch;
-        if (i > 0 && c->abort_fn && c->abort_fn(c->abort_user)) {
+        const lfm2__abort *abp = (poll && (ab.fn[0] || ab.fn[1])) ? &ab : NULL;
+        if (lfm2__forward(c, tokens + i, T, all ? all + LFM2__CAST(size_t, i) * LFM2__CAST(size_t, V) : NULL, abp)) {
             c->has_logits = 0;
-            return lfm2__context_fail(c, LFM2_ERR_ABORTED, "decode: aborted by the callback at position %d", c->pos);
+            return lfm2__context_fail(c, LFM2_ERR_ABORTED, "decode: aborted by the callback at position %d (%d of the %d tokens decoded)", c->pos, i, n);
         }
-        if (all) lfm2__forward(c, tokens + i, T, all + LFM2__CAST(size_t, i) * LFM2__CAST(size_t, V));
-        else lfm2__forward(c, tokens + i, T, NULL);
     }
     if (all) memcpy(c->logits, all + LFM2__CAST(size_t, n - 1) * LFM2__CAST(size_t, V), sizeof(float) * LFM2__CAST(size_t, V));
     c->has_logits = 1;
@@ -6065,13 +6113,21 @@ static lfm2_result lfm2__decode(lfm2_context *c, const lfm2_token *tokens, int32
 }
 
 LFM2_API lfm2_result lfm2_context_decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, const float **logits) {
-    lfm2_result rc = lfm2__decode(c, tokens, n, NULL);
+    lfm2_result rc = lfm2__decode(c, tokens, n, NULL, 1, NULL, NULL);
     if (logits) *logits = (rc == LFM2_OK) ? c->logits : NULL;
     return rc;
 }
 LFM2_API lfm2_result lfm2_context_decode_all(lfm2_context *c, const lfm2_token *tokens, int32_t n, float *out) {
     if (c && !out) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "decode_all: out is NULL");
-    return lfm2__decode(c, tokens, n, out);
+    return lfm2__decode(c, tokens, n, out, 1, NULL, NULL);
+}
+/* lfm2_generate's decodes: the prompt polls both abort callbacks, a generated token neither (it
+   has been shown to the caller already, so it must enter the context). */
+static lfm2_result lfm2__generate_decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, int prompt,
+                                         int (*should_abort)(void *user), void *user, const float **logits) {
+    lfm2_result rc = lfm2__decode(c, tokens, n, NULL, prompt, prompt ? should_abort : NULL, user);
+    *logits = (rc == LFM2_OK) ? c->logits : NULL;
+    return rc;
 }
 LFM2_API const float *lfm2_context_logits(const lfm2_context *c) { return (c && c->has_logits) ? c->logits : NULL; }
 

@@ -366,6 +366,81 @@ static void test_decode_limits(void) {
     lfm2_model_free(m);
 }
 
+/* ---- abort during a long prefill ----------------------------------------------------------
+   The abort callback is polled before every layer of every chunk; an abort in the middle of a
+   chunk leaves the context at the last chunk boundary, usable: continuing from there gives the
+   logits of an uninterrupted decode bit for bit. */
+typedef struct tf_abort { int calls, stop_at; } tf_abort;
+static int tf_abort_fn(void *user) {
+    tf_abort *a = (tf_abort *)user;
+    a->calls++;
+    return a->stop_at > 0 && a->calls >= a->stop_at;
+}
+static void test_abort_prefill(void) {
+    lfm2_model *m = t_load("tiny-bf16");
+    lfm2_context_params cp;
+    lfm2_context *c, *ref;
+    lfm2_token ids[21];
+    tf_abort a;
+    float *whole, *part;
+    const float *lg;
+    int32_t V, L, i, nb = 4, N = 21, n_chunks = 6;
+    lfm2_result rc;
+    CHECK(m != NULL, "load");
+    if (!m) return;
+    V = lfm2_model_config(m)->vocab_size;
+    L = lfm2_model_config(m)->num_hidden_layers;
+    for (i = 0; i < N; i++) ids[i] = (i * 37 + 11) % V;
+    memset(&cp, 0, sizeof cp);
+    cp.n_batch = nb;
+    lfm2_context_create(m, &cp, &c);
+    lfm2_context_create(m, &cp, &ref);
+    whole = (float *)malloc(sizeof(float) * (size_t)N * V);
+    part = (float *)malloc(sizeof(float) * (size_t)N * V);
+    CHECK(lfm2_context_decode_all(ref, ids, N, whole) == LFM2_OK, "uninterrupted decode");
+    /* 1. the number of polls of a whole prefill: at least one per layer of every chunk */
+    memset(&a, 0, sizeof a);
+    lfm2_context_set_abort(c, tf_abort_fn, &a);
+    CHECK(lfm2_context_decode(c, ids, N, &lg) == LFM2_OK, "decode with a callback that never aborts");
+    CHECK(a.calls >= L * n_chunks, "%d polls for %d chunks of %d layers", a.calls, n_chunks, L);
+    NOTE("prefill of %d tokens in chunks of %d (%d chunks, %d layers): %d polls of the abort callback", N, nb, n_chunks, L, a.calls);
+    CHECK(memcmp(lg, whole + (size_t)(N - 1) * V, sizeof(float) * (size_t)V) == 0, "a callback changes nothing");
+    /* 2. aborted in the middle of the third chunk (layer L/2): position 8, no logits */
+    lfm2_context_reset(c);
+    memset(&a, 0, sizeof a);
+    a.stop_at = 2 * L + L / 2 + 1;
+    rc = lfm2_context_decode(c, ids, N, &lg);
+    CHECK(rc == LFM2_ERR_ABORTED, "aborted decode returns %s", lfm2_result_string(rc));
+    CHECK(lfm2_context_pos(c) == 2 * nb, "position after the abort: %d, expected %d", (int)lfm2_context_pos(c), 2 * nb);
+    CHECK(lg == NULL && lfm2_context_logits(c) == NULL, "no logits after an abort");
+    NOTE("abort at poll %d: %s; %s", a.stop_at, lfm2_result_string(rc), lfm2_context_error(c));
+    /* 3. continuing from the chunk boundary: the logits of the uninterrupted run, bit for bit */
+    lfm2_context_set_abort(c, NULL, NULL);
+    CHECK(lfm2_context_decode_all(c, ids + 2 * nb, N - 2 * nb, part + (size_t)(2 * nb) * V) == LFM2_OK, "continue");
+    CHECK(lfm2_context_error(c)[0] == 0, "the abort's message is cleared by the next successful call: '%s'", lfm2_context_error(c));
+    CHECK(memcmp(part + (size_t)(2 * nb) * V, whole + (size_t)(2 * nb) * V, sizeof(float) * (size_t)(N - 2 * nb) * V) == 0,
+          "logits after resuming differ from the uninterrupted run");
+    /* 4. aborted at the first layer of the first chunk: nothing changes; one-token decodes too */
+    lfm2_context_reset(c);
+    CHECK(lfm2_context_decode(c, ids, 5, &lg) == LFM2_OK, "5 tokens");
+    memset(&a, 0, sizeof a);
+    a.stop_at = 1;
+    lfm2_context_set_abort(c, tf_abort_fn, &a);
+    CHECK(lfm2_context_decode(c, ids + 5, 1, &lg) == LFM2_ERR_ABORTED && lfm2_context_pos(c) == 5, "one token aborted at layer 0");
+    memset(&a, 0, sizeof a);
+    a.stop_at = L; /* the last layer of a one-token decode */
+    CHECK(lfm2_context_decode(c, ids + 5, 1, &lg) == LFM2_ERR_ABORTED && lfm2_context_pos(c) == 5, "one token aborted at the last layer");
+    lfm2_context_set_abort(c, NULL, NULL);
+    CHECK(lfm2_context_decode_all(c, ids + 5, N - 5, part + (size_t)5 * V) == LFM2_OK, "continue after the one-token aborts");
+    CHECK(memcmp(part + (size_t)5 * V, whole + (size_t)5 * V, sizeof(float) * (size_t)(N - 5) * V) == 0,
+          "aborted one-token decodes changed the conv state");
+    NOTE("resumed after aborts mid-chunk and at the last layer: logits bit-identical to the uninterrupted run");
+    free(whole); free(part);
+    lfm2_context_free(c);
+    lfm2_context_free(ref);
+    lfm2_model_free(m);
+}
+
 /* ---- malformed weights -------------------------------------------------------------------- */
 
 /* rebuilds a safetensors file with its header text edited: replace `from` by `to` once */
@@ -381,5 +456,6 @@ static const t_case forward_tests[] = {
     {"forward/threads-identical", test_threads_identical, T_ISA | T_THREADS},
     {"forward/state-snapshot", test_state_snapshot, 0},
     {"forward/decode-limits", test_decode_limits, 0},
+    {"forward/abort-prefill", test_abort_prefill, 0},
     {NULL, NULL, 0}
 };

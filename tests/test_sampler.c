@@ -887,6 +887,88 @@ static void test_sampler_chat_continuation(void) {
     }
 }
 
+/* ---- sampler/generate-abort-prefill: should_abort reaches the prefill, per layer of every chunk;
+   an abort there keeps the completed chunks (context and history), and the rest of the prompt fed
+   later gives the tokens of an uninterrupted run */
+typedef struct ts_abort_count { int calls, stop_at; } ts_abort_count;
+static int ts_abort_count_fn(void *user) {
+    ts_abort_count *a = (ts_abort_count *)user;
+    a->calls++;
+    return a->stop_at > 0 && a->calls >= a->stop_at;
+}
+static void test_sampler_generate_abort_prefill(void) {
+    lfm2_model *m = ts_load_model("models/demo-code-8m");
+    lfm2_context *c = NULL, *r = NULL;
+    lfm2_context_params cp;
+    lfm2_sampler *s = NULL, *sr = NULL;
+    lfm2_sampler_params p;
+    lfm2_generate_params gp;
+    lfm2_generate_result res;
+    ts_abort_count ab;
+    ts_collect col, colr;
+    lfm2_token prompt[30];
+    lfm2_result rc;
+    int32_t i, V, L, nb = 4, N = 30, chunks = (30 + 3) / 4, same;
+    CHECK(m != NULL, "load models/demo-code-8m");
+    if (!m) return;
+    V = lfm2_model_config(m)->vocab_size;
+    L = lfm2_model_config(m)->num_hidden_layers;
+    for (i = 0; i < N; i++) prompt[i] = (i * 211 + 17) % 4000 + 100;
+    memset(&cp, 0, sizeof cp);
+    cp.n_ctx = 128;
+    cp.n_batch = nb;
+    lfm2_context_create(m, &cp, &c);
+    lfm2_context_create(m, &cp, &r);
+    memset(&p, 0, sizeof p);
+    p.repetition_penalty = 1.3f; /* greedy; the penalty makes the history matter */
+    lfm2_sampler_create(&p, V, NULL, &s);
+    lfm2_sampler_create(&p, V, NULL, &sr);
+    CHECK(c && r && s && sr, "contexts / samplers");
+    if (!c || !r || !s || !sr) goto done;
+    memset(&gp, 0, sizeof gp);
+    gp.max_tokens = 1;
+    gp.should_abort = ts_abort_count_fn;
+    gp.user = &ab;
+    memset(&ab, 0, sizeof ab);
+    rc = lfm2_generate(c, s, prompt, N, &gp, &res);
+    CHECK(rc == LFM2_OK, "generate: %s", lfm2_result_string(rc));
+    CHECK(ab.calls >= L * chunks, "should_abort polled %d times for a prefill of %d chunks of %d layers", ab.calls, chunks, L);
+    NOTE("lfm2_generate, %d-token prompt in chunks of %d, %d layers: should_abort polled %d times", N, nb, L, ab.calls);
+    /* aborted in the middle of the 4th chunk */
+    lfm2_context_reset(c);
+    lfm2_sampler_reset(s);
+    memset(&ab, 0, sizeof ab);
+    ab.stop_at = 1 + 3 * L + 2;
+    rc = lfm2_generate(c, s, prompt, N, &gp, &res);
+    CHECK(rc == LFM2_ERR_ABORTED && res.n_prompt == 3 * nb && lfm2_context_pos(c) == 3 * nb && res.n_generated == 0,
+          "aborted prefill: %s, n_prompt %d, pos %d", lfm2_result_string(rc), (int)res.n_prompt, (int)lfm2_context_pos(c));
+    {
+        lfm2_sampler *h = NULL;
+        lfm2_sampler_create(&p, V, NULL, &h);
+        lfm2_sampler_accept(h, prompt, 3 * nb);
+        CHECK(h && lfm2_sampler_history_size(s) == lfm2_sampler_history_size(h), "history after the abort: %d ids, expected %d",
+              (int)lfm2_sampler_history_size(s), h ? (int)lfm2_sampler_history_size(h) : -1);
+        lfm2_sampler_free(h);
+    }
+    /* the rest of the prompt in a second call: the same answer as one uninterrupted call */
+    memset(&col, 0, sizeof col);
+    memset(&colr, 0, sizeof colr);
+    rc = ts_generate(c, s, prompt + 3 * nb, N - 3 * nb, 12, &col, &res);
+    CHECK(rc == LFM2_OK, "resume: %s", lfm2_result_string(rc));
+    rc = ts_generate(r, sr, prompt, N, 12, &colr, &res);
+    CHECK(rc == LFM2_OK, "uninterrupted: %s", lfm2_result_string(rc));
+    same = col.n == colr.n && col.n == 12;
+    for (i = 0; same && i < col.n; i++) if (col.ids[i] != colr.ids[i]) same = 0;
+    CHECK(same, "the answer after an aborted prefill differs from an uninterrupted one");
+    NOTE("abort at poll %d: %d prompt tokens kept; the resumed answer (12 greedy tokens) is %s", 1 + 3 * L + 2, 3 * nb, same ? "identical" : "DIFFERENT");
+done:
+    lfm2_sampler_free(s);
+    lfm2_sampler_free(sr);
+    lfm2_context_free(c);
+    lfm2_context_free(r);
+    lfm2_model_free(m);
+}
+
 static const t_case sampler_tests[] = {
     {"sampler/golden-proc", test_sampler_golden_proc, 0},
     {"sampler/golden-gen", test_sampler_golden_gen, 0},
@@ -895,6 +977,7 @@ static const t_case sampler_tests[] = {
     {"sampler/determinism", test_sampler_determinism, 0},
     {"sampler/greedy-and-args", test_sampler_greedy_args, 0},
     {"sampler/generate-loop", test_sampler_generate_loop, 0},
+    {"sampler/generate-abort-prefill", test_sampler_generate_abort_prefill, 0},
     {"sampler/generate-no-tokenizer", test_sampler_generate_no_tokenizer, 0},
     {"sampler/e2e-realvocab", test_sampler_e2e_realvocab, 0},
     {"sampler/demo-greedy", test_sampler_demo_greedy, 0},
