@@ -6,6 +6,8 @@
      lfm2-inspect DIR --tokenize [--special] [--bos]   UTF-8 text on stdin -> ids on one line
      lfm2-inspect DIR --detokenize                 ids on stdin (space/comma separated) -> exact bytes
    Options: -t N threads; --weights q8|q4 quantizes the weights at load time.
+   Build: make build/lfm2-inspect  (or: cc -O2 -march=native -fopenmp -o lfm2-inspect tools/lfm2-inspect.c -lm;
+   -march=native selects the SIMD kernels at compile time, -fopenmp the threads)
 */
 #define LFM2_IMPLEMENTATION
 #include "../lfm2.h"
