@@ -154,7 +154,9 @@ typedef enum lfm2_result {
     LFM2_ERR_UNSUPPORTED,      /* a valid file using something lfm2.h does not implement          */
     LFM2_ERR_CONTEXT_FULL,     /* more tokens than n_ctx                                          */
     LFM2_ERR_BUFFER_TOO_SMALL, /* the caller's output buffer is too small (size needed reported)  */
-    LFM2_ERR_ABORTED           /* a user callback asked to stop                                   */
+    LFM2_ERR_ABORTED,          /* a user callback asked to stop                                   */
+    LFM2_ERR_BAD_LOGITS        /* nothing can be sampled: NaN logits, or every score -inf (see
+                                  lfm2_sampler_sample)                                            */
 } lfm2_result;
 
 typedef int32_t lfm2_token;
@@ -503,7 +505,14 @@ LFM2_API lfm2_result lfm2_sampler_process(lfm2_sampler *s, const float *logits, 
 /* Picks the next token from logits[vocab_size] (never written): processes them into the
    sampler's scratch, then draws from softmax of the survivors with the sampler's generator
    (greedy: the first maximum, no random number used). Does NOT add the token to the history:
-   call lfm2_sampler_accept with it. */
+   call lfm2_sampler_accept with it.
+   Logits that cannot be sampled give LFM2_ERR_BAD_LOGITS and *out = -1, never a made-up token:
+   a NaN anywhere in logits (the model computed garbage: NaN weights or an overflow), every
+   processed score -inf (nothing survives), and when sampling (temperature > 0) a +inf score
+   (softmax is undefined). This is where transformers' generate() raises (torch.multinomial:
+   "probability tensor contains either inf, nan or element < 0"); its greedy argmax does not check
+   and returns the first NaN's id, or 0 when all are -inf, which lfm2.h refuses as well. Greedy
+   mode accepts +inf scores (the first one wins, as in argmax). */
 LFM2_API lfm2_result lfm2_sampler_sample(lfm2_sampler *s, const float *logits, lfm2_token *out);
 
 /* >>generate -------------------------------------------------------------------------------- */
@@ -553,8 +562,9 @@ typedef struct lfm2_generate_result {
    from the model's), LFM2_ERR_CONTEXT_FULL (the prompt does not fit: nothing is decoded; or the
    context filled up while generating: every emitted token is in it), LFM2_ERR_ABORTED (during
    the prefill: res->n_prompt prompt tokens, whole chunks, are in the context and the history;
-   feed the rest in a later call), and any
-   error of lfm2_context_decode. A model loaded without a tokenizer still generates (end of
+   feed the rest in a later call), LFM2_ERR_BAD_LOGITS (logits that cannot be sampled, see
+   lfm2_sampler_sample: nothing is emitted for that position; the message counts the NaN and
+   infinite logits), and any error of lfm2_context_decode. A model loaded without a tokenizer still generates (end of
    generation from config.json's eos ids) but on_token then gets no text (len 0). res (optional) is filled in every case. Allocates nothing per token (a
    token whose text exceeds 1 KiB grows a buffer kept in the sampler, once). */
 LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_token *prompt,
@@ -3401,21 +3411,22 @@ LFM2_API lfm2_result lfm2_sampler_sample(lfm2_sampler *s, const float *logits, l
     int32_t i, V, top = 0, last = -1;
     double sum = 0.0, u, cum = 0.0;
     if (!s || !logits || !out) return LFM2_ERR_INVALID_ARG;
+    *out = -1;
     z = s->work;
     V = s->n_vocab;
+    for (i = 0; i < V; i++) if (logits[i] != logits[i]) return LFM2_ERR_BAD_LOGITS; /* NaN */
     lfm2__sampler_process(s, logits, z);
     mx = z[0];
     for (i = 1; i < V; i++) if (z[i] > mx) { mx = z[i]; top = i; } /* first maximum */
-    if (s->p.temperature <= 0.0f || !(mx > -HUGE_VALF) || !(mx < HUGE_VALF)) {
-        *out = top;
-        return LFM2_OK;
-    }
+    if (!(mx > -HUGE_VALF)) return LFM2_ERR_BAD_LOGITS;               /* all -inf: nothing left */
+    if (s->p.temperature <= 0.0f) { *out = top; return LFM2_OK; }
+    if (!(mx < HUGE_VALF)) return LFM2_ERR_BAD_LOGITS;                /* +inf: softmax undefined */
     /* softmax of the survivors, then the inverse-CDF draw */
     for (i = 0; i < V; i++) {
         if (z[i] > -HUGE_VALF) { z[i] = expf(z[i] - mx); sum += LFM2__CAST(double, z[i]); }
         else z[i] = 0.0f;
     }
-    if (!(sum > 0.0 && sum <= DBL_MAX)) { *out = top; return LFM2_OK; } /* NaN logits */
+    if (!(sum > 0.0 && sum <= DBL_MAX)) return LFM2_ERR_BAD_LOGITS; /* cannot happen: mx gives 1 */
     u = lfm2__rng_uniform(&s->rng) * sum;
     for (i = 0; i < V; i++) {
         if (z[i] <= 0.0f) continue;
@@ -3452,6 +3463,20 @@ static lfm2_result lfm2__gen_text(const lfm2_model *m, lfm2_sampler *s, lfm2_det
         *text = s->text;
     }
     return rc;
+}
+
+/* The message of a sampling failure: what the logits of the last position hold. */
+static lfm2_result lfm2__bad_logits(lfm2_error *err, lfm2_result rc, const float *logits, int32_t V, int32_t pos) {
+    int32_t i, nan = 0, pinf = 0, ninf = 0;
+    if (rc != LFM2_ERR_BAD_LOGITS) return lfm2__fail(err, rc, "lfm2_generate: sampling failed");
+    for (i = 0; i < V; i++) {
+        if (logits[i] != logits[i]) nan++;
+        else if (logits[i] == HUGE_VALF) pinf++;
+        else if (logits[i] == -HUGE_VALF) ninf++;
+    }
+    return lfm2__fail(err, rc, "lfm2_generate: cannot sample the token at position %d: of %d logits %d are NaN, %d +inf, %d -inf%s",
+                      (int)pos, (int)V, (int)nan, (int)pinf, (int)ninf,
+                      nan ? " (NaN weights or an overflow in the model)" : ninf == V ? " (nothing to sample)" : " (+inf cannot be sampled)");
 }
 
 LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_token *prompt,
@@ -3508,7 +3533,8 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
         const char *text = buf;
         size_t len = 0;
         int stop;
-        lfm2_sampler_sample(s, logits, &t);
+        rc = lfm2_sampler_sample(s, logits, &t);
+        if (rc != LFM2_OK) { rc = lfm2__bad_logits(gp.error, rc, logits, s->n_vocab, lfm2_context_pos(c)); break; }
         if (lfm2_token_is_eog(m, t)) { r.stop_token = t; r.stop_reason = LFM2_STOP_EOG; break; }
         if (lfm2_context_pos(c) >= n_ctx) {
             rc = lfm2__fail(gp.error, LFM2_ERR_CONTEXT_FULL, "context full: all %d positions used", (int)n_ctx);
@@ -6241,6 +6267,7 @@ LFM2_API const char *lfm2_result_string(lfm2_result r) {
     case LFM2_ERR_CONTEXT_FULL: return "context full";
     case LFM2_ERR_BUFFER_TOO_SMALL: return "buffer too small";
     case LFM2_ERR_ABORTED: return "aborted";
+    case LFM2_ERR_BAD_LOGITS: return "bad logits (NaN, all -inf, or +inf when sampling)";
     }
     return "unknown error";
 }
