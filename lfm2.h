@@ -69,7 +69,9 @@
                             (the int8 kernels use VNNI and the bf16_activations kernel AVX512_BF16
                             where the compiler targets them, e.g. -march=native on Zen 4/5)
        LFM2_NO_OPENMP       ignore OpenMP even when compiled with -fopenmp
-       LFM2_MAX_LAYERS      largest num_hidden_layers accepted (default 256)
+       LFM2_MAX_LAYERS      largest num_hidden_layers accepted (default and most: 256,
+                            LFM2_CONFIG_LAYERS; only the implementation's value counts, the
+                            public structs do not depend on it)
        LFM2_MAX_DIM         largest hidden/FFN width accepted (default 65536)
        LFM2_MAX_VOCAB       largest vocab_size accepted (default 1048576)
 
@@ -133,9 +135,10 @@
 #endif
 #endif
 
-#ifndef LFM2_MAX_LAYERS
-#define LFM2_MAX_LAYERS 256
-#endif
+/* Array sizes of lfm2_config. They are fixed (not configuration macros), so that every
+   translation unit sees the same struct layout whatever it defines. */
+#define LFM2_CONFIG_LAYERS 256  /* layer_is_attention[]: the most layers any build accepts */
+#define LFM2_CONFIG_EOS 32      /* eos_token_ids[]: more distinct eos ids are refused at load */
 
 #ifdef __cplusplus
 extern "C" {
@@ -196,10 +199,12 @@ typedef struct lfm2_config {
     float   norm_eps;
     double  rope_theta;
     int32_t bos_token_id, pad_token_id;
-    int32_t n_eos;                    /* eos_token_id may be a number or a list */
-    int32_t eos_token_ids[8];
+    int32_t n_eos;                    /* the distinct eos ids of config.json's eos_token_id (a number
+                                         or a list) and generation_config.json's, at most
+                                         LFM2_CONFIG_EOS (more: LFM2_ERR_BAD_CONFIG) */
+    int32_t eos_token_ids[LFM2_CONFIG_EOS];
     int32_t n_attention_layers, n_conv_layers;
-    uint8_t layer_is_attention[LFM2_MAX_LAYERS];
+    uint8_t layer_is_attention[LFM2_CONFIG_LAYERS]; /* [num_hidden_layers] used */
 } lfm2_config;
 
 typedef struct lfm2_model lfm2_model;     /* immutable after load; shareable between threads */
@@ -626,6 +631,12 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
 #include <omp.h>
 #endif
 
+#ifndef LFM2_MAX_LAYERS
+#define LFM2_MAX_LAYERS LFM2_CONFIG_LAYERS
+#endif
+#if LFM2_MAX_LAYERS < 1 || LFM2_MAX_LAYERS > LFM2_CONFIG_LAYERS
+#error "LFM2_MAX_LAYERS must be in [1, 256] (LFM2_CONFIG_LAYERS, the size of lfm2_config.layer_is_attention)"
+#endif
 #ifndef LFM2_MAX_DIM
 #define LFM2_MAX_DIM 65536
 #endif
@@ -1226,7 +1237,13 @@ static int lfm2__cfg_eos(lfm2__cfgread *r, int32_t v, const char *what, int32_t 
             return 0;
         }
         for (q = 0; q < *n; q++) if (ids[q] == id) dup = 1;
-        if (!dup && *n < 8) ids[(*n)++] = LFM2__CAST(int32_t, id);
+        if (dup) continue;
+        if (*n >= LFM2_CONFIG_EOS) {
+            r->rc = lfm2__fail(r->err, LFM2_ERR_BAD_CONFIG, "%s: eos_token_id: more than %d distinct end-of-sequence ids%s; lfm2.h keeps at most %d (LFM2_CONFIG_EOS)",
+                               what, LFM2_CONFIG_EOS, strcmp(what, "config.json") ? " together with config.json's" : "", LFM2_CONFIG_EOS);
+            return 0;
+        }
+        ids[(*n)++] = LFM2__CAST(int32_t, id);
     }
     return 1;
 }
@@ -3036,7 +3053,7 @@ LFM2_API int lfm2_token_is_eog(const lfm2_model *m, lfm2_token id) {
     if (!m || id < 0) return 0;
     cfg = lfm2__model_cfg(m);
     if (cfg)
-        for (k = 0; k < cfg->n_eos && k < LFM2__CAST(int32_t, sizeof cfg->eos_token_ids / sizeof cfg->eos_token_ids[0]); k++)
+        for (k = 0; k < cfg->n_eos && k < LFM2_CONFIG_EOS; k++)
             if (cfg->eos_token_ids[k] == id) return 1;
     t = lfm2__model_tokenizer(m);
     return t && (id == t->eos_id || id == t->im_end_id || id == t->endoftext_id);
