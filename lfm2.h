@@ -327,11 +327,18 @@ LFM2_API const float *lfm2_context_logits(const lfm2_context *c);
 LFM2_API void lfm2_context_set_abort(lfm2_context *c, int (*abort_fn)(void *user), void *user);
 
 /* State snapshots: position, conv states, the KV cache up to the position and the last logits,
-   as bytes (native endianness; for the same model on the same kind of machine). Use them to
+   as bytes (native endianness: for the same model on the same kind of machine). Use them to
    branch a dialogue, rewind, or keep a save file. state_size reports the bytes save needs now;
-   save returns LFM2_ERR_BUFFER_TOO_SMALL (with *n_written = size needed) when cap is short;
-   load checks that the state belongs to this model and fits this context's n_ctx. A state can
-   be loaded into any context of the same model (fork). */
+   save follows the size-query convention (top of this file; *n_written may be NULL with a real
+   buffer). A state can be loaded into any context of the same model (fork), also after the
+   model was loaded again, from other shards or with another layout (keep_layout). load refuses,
+   with LFM2_ERR_INVALID_ARG and a message (lfm2_context_error), a state of another model: the
+   header holds the shapes and a fingerprint that the model computes once at load from its
+   config, the names, dtypes and shapes of its tensors, samples of their bytes (every byte of
+   the small ones) and the load-time quantization, so a re-quantized or fine-tuned model of the
+   same shapes is refused (an edit of only a few rows of a large matrix can go unseen; see
+   lfm2__model_fingerprint). A state longer than this context's n_ctx gives
+   LFM2_ERR_CONTEXT_FULL. On any error the context is unchanged. */
 LFM2_API size_t lfm2_context_state_size(const lfm2_context *c);
 LFM2_API lfm2_result lfm2_context_state_save(const lfm2_context *c, void *buf, size_t cap, size_t *n_written);
 LFM2_API lfm2_result lfm2_context_state_load(lfm2_context *c, const void *buf, size_t size);
@@ -3634,6 +3641,7 @@ struct lfm2_model {
     int32_t n_blobs;
     char **shard_names;          /* names of the shards, for lfm2_model_tensor_info */
     unsigned char *qbuf;         /* weights quantized (lfm2_model_params.weights) or interleaved at load */
+    uint64_t fingerprint;        /* identity of the model for state snapshots (lfm2__model_fingerprint) */
 };
 
 struct lfm2_context {
@@ -5657,6 +5665,63 @@ static lfm2_result lfm2__read_generation_config(lfm2_config *c, const char *json
 }
 
 /* The core of both loaders. Takes ownership of `blobs` (freed with the model, or on failure). */
+/* The model's identity in state snapshots (see lfm2_context_state_save), computed once at load
+   from the tensors as stored, before any conversion: the architecture of the config, the
+   load-time conversion (lfm2_model_params.weights), and for every tensor in name order its name,
+   dtype, shape and data: all of it for tensors up to 16 KiB (norms, conv taps, biases), and for
+   larger ones 4 blocks of 4 KiB spread evenly from the first byte to the last. Training,
+   fine-tuning (a LoRA merge changes every element of the matrices it touches) and
+   re-quantization change every block of the matrices they touch, so such models are told
+   apart. Hashing every byte instead would read the whole model at every load (seconds for
+   gigabytes from a cold disk, where a mapped folder loads in milliseconds otherwise); the
+   samples add ~1.5 ms to loading LFM2-350M with a warm page cache (each block is a page fault;
+   more blocks cost more faults without telling apart more realistic models). An edit confined
+   to a few rows in the middle of a large matrix goes unseen. Shards, file names and the layout in memory do not
+   count: the same tensors give the same fingerprint however they are split or loaded. */
+static uint64_t lfm2__fp_mix(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = LFM2__CAST(const unsigned char *, p);
+    size_t i;
+    for (i = 0; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = (h ^ (w * 0x9e3779b97f4a7c15ull)) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
+    }
+    for (; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h ^ (h >> 29);
+}
+static uint64_t lfm2__model_fingerprint(const lfm2_model *m, int32_t weights) {
+    const lfm2_config *c = &m->cfg;
+    int64_t a[16];
+    uint64_t h = 0x4c464d32u; /* "LFM2" */
+    uint32_t eps_bits;
+    int32_t i, k;
+    a[0] = c->vocab_size; a[1] = c->hidden_size; a[2] = c->num_hidden_layers; a[3] = c->num_attention_heads;
+    a[4] = c->num_key_value_heads; a[5] = c->head_dim; a[6] = c->ff_dim; a[7] = c->conv_L_cache;
+    a[8] = c->conv_bias; a[9] = c->tie_word_embeddings; a[10] = weights; a[11] = c->n_attention_layers;
+    memcpy(&eps_bits, &c->norm_eps, sizeof eps_bits);
+    a[12] = eps_bits;
+    memcpy(&a[13], &c->rope_theta, sizeof c->rope_theta);
+    a[14] = c->max_position_embeddings; a[15] = 0;
+    h = lfm2__fp_mix(h, a, sizeof a);
+    h = lfm2__fp_mix(h, c->layer_is_attention, LFM2__CAST(size_t, c->num_hidden_layers));
+    for (i = 0; i < m->n_tensors; i++) {
+        const lfm2__tensor *t = m->by_name[i];
+        uint64_t d[2 + LFM2__MAX_NDIM], nb = t->nbytes;
+        h = lfm2__fp_mix(h, t->name, strlen(t->name) + 1);
+        d[0] = LFM2__CAST(uint64_t, t->dtype);
+        d[1] = LFM2__CAST(uint64_t, t->ndim);
+        for (k = 0; k < LFM2__MAX_NDIM; k++) d[2 + k] = k < t->ndim ? LFM2__CAST(uint64_t, t->shape[k]) : 0;
+        h = lfm2__fp_mix(h, d, sizeof d);
+        if (nb <= 4 * 4096) {
+            h = lfm2__fp_mix(h, t->data, LFM2__CAST(size_t, nb));
+        } else { /* 4 blocks of 4 KiB: the first, the last and 2 spread evenly between them */
+            for (k = 0; k < 4; k++) h = lfm2__fp_mix(h, t->data + LFM2__CAST(uint64_t, k) * ((nb - 4096) / 3), 4096);
+        }
+    }
+    return h;
+}
+
 static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_model_params *p, lfm2__blob *blobs, int32_t n_blobs,
                                      lfm2_model **out) {
     lfm2_allocator a;
@@ -5713,6 +5778,7 @@ static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_mod
         }
     rc = lfm2__bind_weights(m, err);
     if (rc != LFM2_OK) goto fail;
+    m->fingerprint = lfm2__model_fingerprint(m, p ? p->weights : 0); /* before the weights are converted */
     if (p && (p->weights == LFM2_WEIGHTS_Q8 || p->weights == LFM2_WEIGHTS_Q4)) {
         rc = lfm2__quantize_weights(m, p->weights, err);
         if (rc != LFM2_OK) goto fail;
@@ -6183,10 +6249,12 @@ LFM2_API const float *lfm2_context_logits(const lfm2_context *c) { return (c && 
 
 /* >>state ---------------------------------------------------------------------------------- */
 /* Snapshot layout (native endianness, floats as stored):
-     u32 magic 'L','F','M','2' | u32 version 1 | u32 n_layers, hidden, L, n_attn, kv_dim, vocab, pos, has_logits
+     u32 magic 'L','F','M','2' | u32 version 2 | u32 n_layers, hidden, L, n_attn, kv_dim, vocab, pos, has_logits,
+     fingerprint low, high (lfm2__model_fingerprint)
      conv states [n_conv][L-1][D] | per attention layer: K [pos][kv_dim], V [pos][kv_dim] | logits [V] if has_logits */
 #define LFM2__STATE_MAGIC 0x324d464cu
-#define LFM2__STATE_HDR 10
+#define LFM2__STATE_VERSION 2u
+#define LFM2__STATE_HDR 12
 
 static size_t lfm2__state_bytes(const lfm2_config *cf, int32_t pos, int32_t has_logits) {
     size_t kvd = LFM2__CAST(size_t, cf->num_key_value_heads) * LFM2__CAST(size_t, cf->head_dim);
@@ -6201,11 +6269,12 @@ LFM2_API size_t lfm2_context_state_size(const lfm2_context *c) {
 }
 static void lfm2__state_header(const lfm2_context *c, int32_t pos, int32_t has_logits, uint32_t *h) {
     const lfm2_config *cf = &c->m->cfg;
-    h[0] = LFM2__STATE_MAGIC; h[1] = 1;
+    h[0] = LFM2__STATE_MAGIC; h[1] = LFM2__STATE_VERSION;
     h[2] = LFM2__CAST(uint32_t, cf->num_hidden_layers); h[3] = LFM2__CAST(uint32_t, cf->hidden_size);
     h[4] = LFM2__CAST(uint32_t, cf->conv_L_cache); h[5] = LFM2__CAST(uint32_t, cf->n_attention_layers);
     h[6] = LFM2__CAST(uint32_t, cf->num_key_value_heads * cf->head_dim); h[7] = LFM2__CAST(uint32_t, cf->vocab_size);
     h[8] = LFM2__CAST(uint32_t, pos); h[9] = LFM2__CAST(uint32_t, has_logits);
+    h[10] = LFM2__CAST(uint32_t, c->m->fingerprint & 0xffffffffu); h[11] = LFM2__CAST(uint32_t, c->m->fingerprint >> 32);
 }
 LFM2_API lfm2_result lfm2_context_state_save(const lfm2_context *c, void *buf, size_t cap, size_t *n_written) {
     const lfm2_config *cf;
@@ -6214,11 +6283,12 @@ LFM2_API lfm2_result lfm2_context_state_save(const lfm2_context *c, void *buf, s
     uint32_t h[LFM2__STATE_HDR];
     int32_t a;
     if (n_written) *n_written = 0;
-    if (!c) return LFM2_ERR_INVALID_ARG;
+    if (!c || (!buf && (cap > 0 || !n_written))) return LFM2_ERR_INVALID_ARG;
     cf = &c->m->cfg;
     need = lfm2__state_bytes(cf, c->pos, c->has_logits);
     if (n_written) *n_written = need;
-    if (!buf || cap < need) return LFM2_ERR_BUFFER_TOO_SMALL;
+    if (!buf) return LFM2_OK; /* size query */
+    if (cap < need) return LFM2_ERR_BUFFER_TOO_SMALL;
     lfm2__state_header(c, c->pos, c->has_logits, h);
     memcpy(p, h, sizeof h);
     o = sizeof h;
@@ -6241,15 +6311,22 @@ LFM2_API lfm2_result lfm2_context_state_load(lfm2_context *c, const void *buf, s
     uint32_t h[LFM2__STATE_HDR], want[LFM2__STATE_HDR];
     size_t kvd, conv, rows, o;
     int32_t a, k, pos, has_logits;
+    static const char *const field[8] = {"magic", "format version", "num_hidden_layers", "hidden_size", "conv_L_cache",
+                                         "attention layers", "kv width", "vocab_size"};
     if (!c) return LFM2_ERR_INVALID_ARG;
+    c->err[0] = 0;
     cf = &c->m->cfg;
     if (!buf || size < sizeof h) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: %zu bytes is too small for a state", size);
     memcpy(h, p, sizeof h);
     pos = LFM2__CAST(int32_t, h[8] & 0x7fffffffu);
     has_logits = h[9] ? 1 : 0;
     lfm2__state_header(c, pos, has_logits, want);
-    for (k = 0; k < 8; k++)
-        if (h[k] != want[k]) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: header field %d is %u, this model/context expects %u", k, h[k], want[k]);
+    if (h[0] != want[0]) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: not an lfm2.h state (magic 0x%08x)", h[0]);
+    for (k = 1; k < 8; k++)
+        if (h[k] != want[k]) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: the state's %s is %u, this model's is %u", field[k], h[k], want[k]);
+    if (h[10] != want[10] || h[11] != want[11])
+        return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: the state was saved from another model with the same shapes (fingerprint %08x%08x, this model %08x%08x: other weights, dtypes or load-time quantization)",
+                                  h[11], h[10], want[11], want[10]);
     if (h[8] > LFM2__CAST(uint32_t, c->n_ctx)) return lfm2__context_fail(c, LFM2_ERR_CONTEXT_FULL, "state_load: the state holds %u tokens, n_ctx is %d", h[8], c->n_ctx);
     if (size != lfm2__state_bytes(cf, pos, has_logits)) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: %zu bytes, expected %zu", size, lfm2__state_bytes(cf, pos, has_logits));
     o = sizeof h;

@@ -314,8 +314,13 @@ static void test_state_snapshot(void) {
     t = lfm2_argmax(la, V);
     lfm2_context_decode(a, &t, 1, &la);
     need = lfm2_context_state_size(a);
-    CHECK(lfm2_context_state_save(a, NULL, 0, &wrote) == LFM2_ERR_BUFFER_TOO_SMALL && wrote == need, "size report");
+    wrote = 0;
+    CHECK(lfm2_context_state_save(a, NULL, 0, &wrote) == LFM2_OK && wrote == need, "size query: LFM2_OK with the size");
     buf = malloc(need);
+    wrote = 0;
+    CHECK(lfm2_context_state_save(a, buf, need - 1, &wrote) == LFM2_ERR_BUFFER_TOO_SMALL && wrote == need, "short buffer: the size needed");
+    CHECK(lfm2_context_state_save(a, NULL, 5, &wrote) == LFM2_ERR_INVALID_ARG, "NULL buffer with cap > 0");
+    CHECK(lfm2_context_state_save(a, NULL, 0, NULL) == LFM2_ERR_INVALID_ARG, "size query without n_written");
     CHECK(lfm2_context_state_save(a, buf, need, &wrote) == LFM2_OK && wrote == need, "save");
     CHECK(lfm2_context_state_load(b, buf, need) == LFM2_OK, "load: %s", lfm2_context_error(b));
     CHECK(lfm2_context_pos(b) == 9, "pos after load");
@@ -338,6 +343,103 @@ static void test_state_snapshot(void) {
     lfm2_context_free(a);
     lfm2_context_free(b);
     lfm2_model_free(m);
+}
+
+/* ---- a state loads only into the same model: same shapes but other weights, dtypes or load-time
+   quantization are refused; the same tensors loaded another way are accepted ---------------- */
+/* loads tiny-bf16 from memory with its model.safetensors bytes edited by fn (NULL = as is) */
+static lfm2_model *tf_load_edited(char *st, size_t st_n, const char *cfg, size_t cfg_n, int32_t weights) {
+    lfm2_model *m = NULL;
+    lfm2_error e;
+    if (t_load_one(cfg, cfg_n, st, st_n, weights, &e, &m) != LFM2_OK) NOTE("load: %s", e.message);
+    return m;
+}
+static int tf_state_moves(lfm2_model *from, lfm2_model *to, char *msg, size_t msg_n) {
+    lfm2_context *a = NULL, *b = NULL;
+    lfm2_token ids[5] = {1, 5, 9, 100, 200};
+    const float *lg;
+    void *buf;
+    size_t need = 0;
+    int ok;
+    lfm2_context_create(from, NULL, &a);
+    lfm2_context_create(to, NULL, &b);
+    lfm2_context_decode(a, ids, 5, &lg);
+    lfm2_context_state_save(a, NULL, 0, &need);
+    buf = malloc(need);
+    lfm2_context_state_save(a, buf, need, &need);
+    lfm2_context_decode(b, ids, 2, &lg);
+    ok = lfm2_context_state_load(b, buf, need) == LFM2_OK;
+    snprintf(msg, msg_n, "%s", lfm2_context_error(b));
+    if (!ok) CHECK(lfm2_context_pos(b) == 2, "a refused state changed the context");
+    free(buf);
+    lfm2_context_free(a);
+    lfm2_context_free(b);
+    return ok;
+}
+static void test_state_fingerprint(void) {
+    char path[512], msg[512];
+    char *cfg, *st, *st2;
+    size_t cfg_n = 0, st_n = 0, off = 0, nb = 0, i;
+    lfm2_model *base, *other;
+    lfm2_model_params mp;
+    lfm2_tensor_info ti;
+    int32_t k;
+    snprintf(path, sizeof path, "%s/tiny-bf16/config.json", t_data_dir());
+    cfg = t_read_file(path, &cfg_n);
+    snprintf(path, sizeof path, "%s/tiny-bf16/model.safetensors", t_data_dir());
+    st = t_read_file(path, &st_n);
+    CHECK(cfg && st, "tiny-bf16 files");
+    if (!cfg || !st) { free(cfg); free(st); return; }
+    st2 = (char *)malloc(st_n);
+    base = t_load("tiny-bf16");
+    CHECK(base != NULL, "load tiny-bf16");
+    if (!base) goto done;
+    /* accepted: the same tensors loaded from memory, and from the folder with keep_layout / no_mmap */
+    other = tf_load_edited(st, st_n, cfg, cfg_n, 0);
+    CHECK(other && tf_state_moves(base, other, msg, sizeof msg), "same model from memory refused: %s", msg);
+    lfm2_model_free(other);
+    memset(&mp, 0, sizeof mp);
+    mp.keep_layout = 1;
+    mp.no_mmap = 1;
+    snprintf(path, sizeof path, "%s/tiny-bf16", t_data_dir());
+    other = NULL;
+    lfm2_model_load_dir(path, &mp, &other);
+    CHECK(other && tf_state_moves(base, other, msg, sizeof msg), "same model with keep_layout/no_mmap refused: %s", msg);
+    lfm2_model_free(other);
+    other = t_load("tiny-bf16-released-style"); /* the same weights, the other config.json key style */
+    CHECK(other && tf_state_moves(base, other, msg, sizeof msg), "same weights, released-style config refused: %s", msg);
+    lfm2_model_free(other);
+    /* refused: quantized at load */
+    other = tf_load_edited(st, st_n, cfg, cfg_n, LFM2_WEIGHTS_Q8);
+    CHECK(other && !tf_state_moves(base, other, msg, sizeof msg), "state of bf16 weights loaded into the Q8 model");
+    NOTE("TABLE\tlfm2_context_state_load of tiny-bf16's state into tiny-bf16 quantized to Q8 at load\t%s\t%s", lfm2_result_string(LFM2_ERR_INVALID_ARG), msg);
+    lfm2_model_free(other);
+    /* refused: "fine-tuned" (every value of one matrix moved by one bf16 ulp, the rest equal), and
+       one value of one norm changed */
+    for (k = 0; k < 2; k++) {
+        const char *name = k == 0 ? "model.layers.3.feed_forward.w2.weight" : "model.layers.1.ffn_norm.weight";
+        int32_t j;
+        for (j = 0; j < lfm2_model_tensor_count(base); j++)
+            if (lfm2_model_tensor_info(base, j, &ti) == LFM2_OK && strcmp(ti.name, name) == 0) { off = (size_t)ti.file_offset; nb = (size_t)ti.n_bytes; }
+        CHECK(nb > 0 && off + nb <= st_n, "%s found", name);
+        memcpy(st2, st, st_n);
+        if (k == 0) for (i = 0; i + 1 < nb; i += 2) st2[off + i] ^= 1; /* low bit of every bf16 value (little-endian) */
+        else st2[off + 5] ^= 0x10;
+        other = tf_load_edited(st2, st_n, cfg, cfg_n, 0);
+        CHECK(other && !tf_state_moves(base, other, msg, sizeof msg), "state loaded into a model with %s changed", name);
+        CHECK(strstr(msg, "another model") != NULL, "message: %s", msg);
+        NOTE("TABLE\tlfm2_context_state_load into tiny-bf16 with %s (%zu bytes) %s\t%s\t%s", name, nb,
+             k == 0 ? "all values changed by one ulp" : "one value changed", lfm2_result_string(LFM2_ERR_INVALID_ARG), msg);
+        lfm2_model_free(other);
+    }
+    /* refused: another model with other shapes (the header's shape fields) */
+    other = t_load("tiny-f32-untied-bias");
+    CHECK(other && !tf_state_moves(base, other, msg, sizeof msg), "state of tiny-bf16 loaded into tiny-f32-untied-bias");
+    NOTE("TABLE\tlfm2_context_state_load of tiny-bf16's state into tiny-f32-untied-bias\t%s\t%s", lfm2_result_string(LFM2_ERR_INVALID_ARG), msg);
+    lfm2_model_free(other);
+done:
+    lfm2_model_free(base);
+    free(cfg); free(st); free(st2);
 }
 
 /* decode limits: context full, bad ids */
@@ -455,6 +557,7 @@ static const t_case forward_tests[] = {
     {"forward/chunked-prefill", test_chunked_prefill, T_ISA | T_EMU},
     {"forward/threads-identical", test_threads_identical, T_ISA | T_THREADS},
     {"forward/state-snapshot", test_state_snapshot, 0},
+    {"forward/state-fingerprint", test_state_fingerprint, 0},
     {"forward/decode-limits", test_decode_limits, 0},
     {"forward/abort-prefill", test_abort_prefill, 0},
     {NULL, NULL, 0}
