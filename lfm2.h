@@ -92,8 +92,17 @@
    ERRORS
        Every fallible function returns an lfm2_result. Load and create functions take an optional
        lfm2_error* in their params that receives a message naming the culprit (config key, tensor
-       name, byte offset); contexts keep the message of their last failure (lfm2_context_error).
-       The library never prints, never calls exit or abort.
+       name, byte offset). A context keeps the message of its last failed call
+       (lfm2_context_error); every decode, decode_all and state_load clears it first, so after a
+       successful call it is "". The library never prints, never calls exit or abort.
+
+   SIZE QUERIES (every function that fills a caller buffer and reports a size in *n_out:
+   lfm2_token_to_piece, lfm2_detokenize, lfm2_detok_stream_push / _flush,
+   lfm2_context_state_save, lfm2_tokenize, lfm2_chat_format)
+       buf == NULL and cap == 0 is a size query: LFM2_OK with *n_out = the size needed, nothing
+       written and no state changed. A real buffer that is too small gives
+       LFM2_ERR_BUFFER_TOO_SMALL with *n_out = the size needed (lfm2_tokenize: an upper bound)
+       and the buffer's contents unspecified. buf == NULL with cap > 0 is LFM2_ERR_INVALID_ARG.
 
    SECURITY
        Files are untrusted input: every size, offset, shape and JSON value is checked at load time
@@ -315,7 +324,8 @@ LFM2_API void lfm2_context_reset(lfm2_context *c);              /* back to posit
 LFM2_API int32_t lfm2_context_pos(const lfm2_context *c);       /* tokens in the cache */
 LFM2_API int32_t lfm2_context_n_ctx(const lfm2_context *c);
 LFM2_API void lfm2_context_set_threads(lfm2_context *c, int32_t n_threads);
-LFM2_API const char *lfm2_context_error(const lfm2_context *c); /* message of the last failure */
+LFM2_API const char *lfm2_context_error(const lfm2_context *c); /* message of the last failed call ("" after a
+                                                                  successful decode / state_load; see ERRORS) */
 LFM2_API const lfm2_model *lfm2_context_model(const lfm2_context *c);
 /* Logits of the last decoded position, or NULL when none (after a reset, an abort, or a state
    saved without them). */
@@ -381,13 +391,12 @@ LFM2_API int32_t lfm2_tokenize_bound(const lfm2_model *m, size_t len, int flags)
 
 /* The exact bytes that token t stands for (UTF-8 fragments included: a token may hold part of a
    character) into buf[0..*n_out). Ids that exist in the model but have no string in the tokenizer
-   give 0 bytes. LFM2_ERR_INVALID_ARG for ids outside [0, vocab); LFM2_ERR_BUFFER_TOO_SMALL with
-   *n_out = bytes needed. */
+   give 0 bytes. LFM2_ERR_INVALID_ARG for ids outside [0, vocab); sizes as in SIZE QUERIES. */
 LFM2_API lfm2_result lfm2_token_to_piece(const lfm2_model *m, lfm2_token t, char *buf, size_t cap, size_t *n_out);
 
 /* Concatenated bytes of ids[0..n) (flags: LFM2_DETOKENIZE_SKIP_SPECIAL) into buf[0..*n_out).
    decode(encode(s)) == s for every byte string s. LFM2_ERR_INVALID_ARG for an id outside
-   [0, vocab); LFM2_ERR_BUFFER_TOO_SMALL with *n_out = bytes needed (nothing useful in buf). */
+   [0, vocab); sizes as in SIZE QUERIES (a short buffer holds nothing useful). */
 LFM2_API lfm2_result lfm2_detokenize(const lfm2_model *m, const lfm2_token *ids, int32_t n, int flags,
                                      char *buf, size_t cap, size_t *n_out);
 
@@ -401,13 +410,13 @@ typedef struct lfm2_detok_stream {
     int32_t n_pending;
 } lfm2_detok_stream;
 /* Appends token t and writes the bytes that are now complete into buf[0..*n_out). A buffer of
-   lfm2_token_to_piece's length + 3 always suffices; LFM2_ERR_BUFFER_TOO_SMALL (with *n_out = bytes
-   needed) leaves the stream unchanged. */
+   lfm2_token_to_piece's length + 3 always suffices. Sizes as in SIZE QUERIES; a size query and
+   LFM2_ERR_BUFFER_TOO_SMALL leave the stream unchanged. */
 LFM2_API lfm2_result lfm2_detok_stream_push(const lfm2_model *m, lfm2_detok_stream *s, lfm2_token t, int flags,
                                             char *buf, size_t cap, size_t *n_out);
 /* Writes the held-back bytes (an incomplete character at the end of the text, as they are) into
-   buf (cap >= 3 always suffices) and resets the stream. Returns LFM2_ERR_BUFFER_TOO_SMALL with
-   *n_out = bytes needed, leaving the stream unchanged, if cap is too small. */
+   buf (cap >= 3 always suffices) and resets the stream. Sizes as in SIZE QUERIES; a size query
+   and LFM2_ERR_BUFFER_TOO_SMALL leave the stream unchanged. */
 LFM2_API lfm2_result lfm2_detok_stream_flush(lfm2_detok_stream *s, char *buf, size_t cap, size_t *n_out);
 
 /* Number of ids the tokenizer knows (max id + 1 over the vocabulary and added tokens; 64400 for
@@ -577,8 +586,9 @@ typedef struct lfm2_generate_result {
    feed the rest in a later call), LFM2_ERR_BAD_LOGITS (logits that cannot be sampled, see
    lfm2_sampler_sample: nothing is emitted for that position; the message counts the NaN and
    infinite logits), and any error of lfm2_context_decode. A model loaded without a tokenizer still generates (end of
-   generation from config.json's eos ids) but on_token then gets no text (len 0). res (optional) is filled in every case. Allocates nothing per token (a
-   token whose text exceeds 1 KiB grows a buffer kept in the sampler, once). */
+   generation from config.json's eos ids) but on_token then gets no text (len 0). res (optional) is filled in every case. Allocates nothing, with
+   one exception: a token whose text is longer than 1 KiB (and than any such token before) grows
+   a buffer kept in the sampler and freed with it (the LFM2 vocabularies have no such token). */
 LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_token *prompt,
                                    int32_t n_prompt, const lfm2_generate_params *params,
                                    lfm2_generate_result *res);
@@ -3004,24 +3014,31 @@ LFM2_API int32_t lfm2_tokenize_bound(const lfm2_model *m, size_t len, int flags)
     return LFM2__CAST(int32_t, len) + ((flags & LFM2_TOKENIZE_ADD_BOS) ? t->n_prefix + t->n_suffix : 0);
 }
 
+/* The size-query convention (top of the file): buf NULL and cap 0 asks for the size only. */
+#define LFM2__SIZE_QUERY(buf, cap, rc) (((buf) == NULL && (cap) == 0 && (rc) == LFM2_ERR_BUFFER_TOO_SMALL) ? LFM2_OK : (rc))
+
 LFM2_API lfm2_result lfm2_token_to_piece(const lfm2_model *m, lfm2_token id, char *buf, size_t cap, size_t *n_out) {
     const struct lfm2__tokenizer *t;
     if (n_out) *n_out = 0;
     LFM2__GET_TOK(m, t);
-    return lfm2__token_to_piece_impl(t, id, 0, buf, cap, n_out);
+    return LFM2__SIZE_QUERY(buf, cap, lfm2__token_to_piece_impl(t, id, 0, buf, cap, n_out));
 }
 
 LFM2_API lfm2_result lfm2_detokenize(const lfm2_model *m, const lfm2_token *ids, int32_t n, int flags, char *buf, size_t cap, size_t *n_out) {
     const struct lfm2__tokenizer *t;
     if (n_out) *n_out = 0;
     LFM2__GET_TOK(m, t);
-    return lfm2__detokenize_impl(t, ids, n, flags, buf, cap, n_out);
+    return LFM2__SIZE_QUERY(buf, cap, lfm2__detokenize_impl(t, ids, n, flags, buf, cap, n_out));
 }
 
 LFM2_API lfm2_result lfm2_detok_stream_push(const lfm2_model *m, lfm2_detok_stream *s, lfm2_token id, int flags, char *buf, size_t cap, size_t *n_out) {
     const struct lfm2__tokenizer *t;
     if (n_out) *n_out = 0;
     LFM2__GET_TOK(m, t);
+    if (!buf && cap == 0 && s) { /* a size query leaves the stream as it is */
+        lfm2_detok_stream q = *s;
+        return LFM2__SIZE_QUERY(buf, cap, lfm2__detok_stream_impl(t, &q, id, flags, buf, cap, n_out));
+    }
     return lfm2__detok_stream_impl(t, s, id, flags, buf, cap, n_out);
 }
 
@@ -3032,6 +3049,7 @@ LFM2_API lfm2_result lfm2_detok_stream_flush(lfm2_detok_stream *s, char *buf, si
     if (!s || s->n_pending < 0 || s->n_pending > 3 || (cap > 0 && !buf)) return LFM2_ERR_INVALID_ARG;
     n = LFM2__CAST(size_t, s->n_pending);
     *n_out = n;
+    if (!buf && cap == 0) return LFM2_OK; /* size query: the stream is not reset */
     if (n > cap) return LFM2_ERR_BUFFER_TOO_SMALL;
     if (n) memcpy(buf, s->pending, n);
     s->n_pending = 0;

@@ -458,6 +458,17 @@ static void test_decode_limits(void) {
     NOTE("%s", lfm2_context_error(c));
     CHECK(lfm2_context_pos(c) == 0, "position unchanged after refusal");
     CHECK(lfm2_context_decode(c, ids, 8, &lg) == LFM2_OK, "8 tokens fit");
+    CHECK(lfm2_context_error(c)[0] == 0, "the message of the failed decode survives a successful one: '%s'", lfm2_context_error(c));
+    {   /* the same for state_load: a refused state, then a good one */
+        size_t need = 0;
+        void *sv;
+        lfm2_context_state_save(c, NULL, 0, &need);
+        sv = malloc(need);
+        lfm2_context_state_save(c, sv, need, &need);
+        CHECK(lfm2_context_state_load(c, sv, need - 1) == LFM2_ERR_INVALID_ARG && lfm2_context_error(c)[0] != 0, "short state");
+        CHECK(lfm2_context_state_load(c, sv, need) == LFM2_OK && lfm2_context_error(c)[0] == 0, "message after a good state_load: '%s'", lfm2_context_error(c));
+        free(sv);
+    }
     CHECK(lfm2_context_decode(c, ids, 1, &lg) == LFM2_ERR_CONTEXT_FULL, "9th token");
     lfm2_context_reset(c);
     CHECK(lfm2_context_decode(c, &bad, 1, &lg) == LFM2_ERR_INVALID_ARG, "id = vocab_size");
