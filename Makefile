@@ -24,7 +24,7 @@ $(B)/run_tests: $(TEST_SRC) $(HDR) | $(B)
 $(B)/lfm2: examples/lfm2.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ examples/lfm2.c $(LDLIBS)
 
-$(B)/lfm2-inspect: tools/lfm2-inspect.c $(HDR) | $(B)
+$(B)/lfm2-inspect: tools/lfm2-inspect.c tools/lfm2_digest.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-inspect.c $(LDLIBS)
 
 # --- the test command of the README and of CI ------------------------------------------------
@@ -34,8 +34,12 @@ test: unit matrix sanitize cli-test simd-variants neon fuzz-replay tsan valgrind
 unit: $(B)/run_tests
 	./$(B)/run_tests
 
-cli-test: $(B)/lfm2 $(B)/lfm2-inspect $(B)/lfm2-quantize
+cli-test: $(B)/lfm2 $(B)/lfm2-inspect $(B)/lfm2-quantize $(B)/make_odd_model
 	sh tests/cli_test.sh $(B)
+
+# a model folder with tensors that are hard to write back (tests/quantize_test.sh)
+$(B)/make_odd_model: tests/make_odd_model.c $(HDR) | $(B)
+	$(CC) -O1 $(WARN) -std=c99 -pedantic -o $@ tests/make_odd_model.c $(LDLIBS)
 
 # compile matrix: C99 pedantic, C++11, C++17, LFM2_STATIC, two translation units (also with
 # different LFM2_MAX_LAYERS, under ASan), with and without OpenMP, scalar only
@@ -150,7 +154,7 @@ run: $(B)/lfm2
 clean:
 	rm -rf $(B)
 
-$(B)/lfm2-quantize: tools/lfm2-quantize.c $(HDR) | $(B)
+$(B)/lfm2-quantize: tools/lfm2-quantize.c tools/lfm2_digest.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-quantize.c $(LDLIBS)
 
 # --- speed (tools/BENCH_NOTES.md) -------------------------------------------------------------

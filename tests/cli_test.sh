@@ -12,6 +12,9 @@ fails=0
 checks=0
 
 pass() { checks=$((checks + 1)); echo "  ok    $1"; }
+# waits (up to 120 s) until the --verbose line "[loaded ..." is in file $1: a background job of a
+# shell ignores SIGINT until the program installs its handler, after the load
+wait_loaded() { k=0; while ! grep -q "loaded" "$1" 2>/dev/null && [ $k -lt 1200 ]; do sleep 0.1; k=$((k + 1)); done; }
 fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "  FAIL  $1"; }
 
 
@@ -83,8 +86,9 @@ else fail "/reset"; sed 's/^/        /' "$TMP/chat3"; fi
 
 # Ctrl-C (SIGINT) during an answer stops that answer, not the program: it goes on reading input
 ( printf 'def fibonacci(n):\n'; sleep 4; printf '/quit\n' ) |
-    "$LFM2" -m models/demo-code-8m -i -n 0 --temp 0 > "$TMP/sig.out" 2> "$TMP/sig.err" &
+    "$LFM2" -m models/demo-code-8m -i -n 0 --temp 0 --verbose > "$TMP/sig.out" 2> "$TMP/sig.err" &
 pid=$!
+wait_loaded "$TMP/sig.err"
 sleep 1
 kill -INT $pid 2>/dev/null
 wait $pid
@@ -102,7 +106,8 @@ python3 -c "print('x = 1\n' * 1200, end='')" > "$TMP/long.prompt" 2>/dev/null ||
 n_long=$("$B/lfm2-inspect" models/demo-code-8m --tokenize < "$TMP/long.prompt" | wc -w)
 "$LFM2" -m models/demo-code-8m --raw -c 8192 -n 4 -t 1 --verbose -p "$(cat "$TMP/long.prompt")" > "$TMP/int.out" 2> "$TMP/int.err" &
 pid=$!
-sleep 2
+wait_loaded "$TMP/int.err"
+sleep 1
 kill -INT $pid 2>/dev/null
 wait $pid
 rc=$?
@@ -113,9 +118,10 @@ elif [ $rc -eq 130 ] && [ "$n_pre" = "$n_long" ]; then
     echo "  skip  Ctrl-C in the prefill: the prefill was finished before the signal came (exit 130)"
 else fail "Ctrl-C during a long prefill: exit $rc, prefill '$n_pre'"; sed 's/^/        /' "$TMP/int.err"; fi
 ( printf 'def fibonacci(n):\n'; sleep 20; printf '/quit\n' ) |
-    "$LFM2" -m models/demo-code-8m -i -c 8192 -n 0 -t 1 > "$TMP/int2.out" 2> "$TMP/int2.err" &
+    "$LFM2" -m models/demo-code-8m -i -c 8192 -n 0 -t 1 --verbose > "$TMP/int2.out" 2> "$TMP/int2.err" &
 pid=$!
-sleep 2
+wait_loaded "$TMP/int2.err"
+sleep 1
 kill -INT $pid 2>/dev/null; sleep 0.2; kill -INT $pid 2>/dev/null
 wait $pid
 rc=$?
@@ -207,6 +213,9 @@ if "$LFM2" -m "$TMP/demo-q8" --raw --temp 0 -n 8 -p "def f" > /dev/null 2>&1; th
 else fail "CLI on a pre-quantized folder"; fi
 expect_error "lfm2-inspect on a missing folder" "$INSPECT" "$TMP/does-not-exist"
 expect_error "lfm2-quantize with a bad type" "$QUANT" models/demo-code-8m "$TMP/x" q5
+
+# lfm2-quantize on real folders: aliases, existing models, folders in use, full disks, odd tensors
+if sh tests/quantize_test.sh "$B"; then pass "tests/quantize_test.sh"; else fail "tests/quantize_test.sh"; fi
 
 echo "cli tests: $checks checks, $fails failed"
 [ $fails -eq 0 ]
