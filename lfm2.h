@@ -167,8 +167,8 @@ typedef enum lfm2_result {
     LFM2_ERR_CONTEXT_FULL,     /* more tokens than n_ctx                                          */
     LFM2_ERR_BUFFER_TOO_SMALL, /* the caller's output buffer is too small (size needed reported)  */
     LFM2_ERR_ABORTED,          /* a user callback asked to stop                                   */
-    LFM2_ERR_BAD_LOGITS        /* nothing can be sampled: NaN logits, or every score -inf (see
-                                  lfm2_sampler_sample)                                            */
+    LFM2_ERR_BAD_LOGITS        /* nothing can be sampled: a NaN logit, every score -inf, or +inf
+                                  when sampling (see lfm2_sampler_sample)                         */
 } lfm2_result;
 
 typedef int32_t lfm2_token;
