@@ -27,7 +27,8 @@
      crash in between never loads old shards beside new files), and the old model files are
      deleted. A process that has the old files mapped keeps them (they are unlinked, never
      truncated). Any failure (full disk, a file size limit: SIGXFSZ is ignored, Ctrl-C) removes
-     the sibling and leaves OUT_DIR as it was; the exit status is then 1.
+     the sibling and leaves OUT_DIR as it was; the exit status is then 1. (Only SIGKILL or a
+     crash of the machine can leave a sibling behind; OUT_DIR is then still the old folder.)
    Build: make build/lfm2-quantize  (or: cc -O2 -march=native -fopenmp -o lfm2-quantize
    tools/lfm2-quantize.c -lm; -march=native selects the SIMD kernels at compile time). */
 #if !defined(_GNU_SOURCE) && defined(__linux__)
