@@ -25,7 +25,7 @@ $(B)/run_tests: $(TEST_SRC) $(HDR) | $(B)
 $(B)/lfm2: examples/lfm2.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ examples/lfm2.c $(LDLIBS)
 
-$(B)/lfm2-inspect: tools/lfm2-inspect.c $(HDR) | $(B)
+$(B)/lfm2-inspect: tools/lfm2-inspect.c tools/lfm2_digest.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-inspect.c $(LDLIBS)
 
 # --- the test command of the README and of CI ------------------------------------------------
@@ -35,11 +35,15 @@ test: unit matrix sanitize cli-test simd-variants neon fuzz-replay tsan valgrind
 unit: $(B)/run_tests
 	./$(B)/run_tests
 
-cli-test: $(B)/lfm2 $(B)/lfm2-inspect $(B)/lfm2-quantize
+cli-test: $(B)/lfm2 $(B)/lfm2-inspect $(B)/lfm2-quantize $(B)/make_odd_model
 	sh tests/cli_test.sh $(B)
 
-# compile matrix: C99 pedantic, C++11, C++17, LFM2_STATIC, two translation units, with and
-# without OpenMP, scalar only
+# a model folder with tensors that are hard to write back (tests/quantize_test.sh)
+$(B)/make_odd_model: tests/make_odd_model.c $(HDR) | $(B)
+	$(CC) -O1 $(WARN) -std=c99 -pedantic -o $@ tests/make_odd_model.c $(LDLIBS)
+
+# compile matrix: C99 pedantic, C++11, C++17, LFM2_STATIC, two translation units (also with
+# different LFM2_MAX_LAYERS, under ASan), with and without OpenMP, scalar only
 matrix: | $(B)
 	$(CC)  $(OPT) $(WARN) -std=c99 -pedantic          -c tests/compile_c.c   -o $(B)/m_c99.o
 	$(CC)  $(OPT) $(WARN) -std=c99 -pedantic -fopenmp -c tests/compile_c.c   -o $(B)/m_c99_omp.o
@@ -51,6 +55,9 @@ matrix: | $(B)
 	$(CC)  $(OPT) $(WARN) -std=c99 -pedantic -o $(B)/m_static tests/compile_static.c $(LDLIBS) && ./$(B)/m_static
 	$(CC)  $(OPT) $(WARN) -std=c99 -pedantic -o $(B)/m_two_tu tests/two_tu_a.c tests/two_tu_b.c $(LDLIBS) && ./$(B)/m_two_tu
 	$(CXX) $(OPT) $(WARN) -std=c++11 -o $(B)/m_two_tu_cpp -x c++ tests/two_tu_a.c -x c++ tests/two_tu_b.c $(LDLIBS) && ./$(B)/m_two_tu_cpp
+	$(CC)  -O1 -g $(WARN) -std=c99 -pedantic -fsanitize=address,undefined -DLFM2_MAX_LAYERS=8 -c tests/two_tu_layers_a.c -o $(B)/m_tu_layers_a.o
+	$(CC)  -O1 -g $(WARN) -std=c99 -pedantic -fsanitize=address,undefined -DLFM2_MAX_LAYERS=2 -c tests/two_tu_layers_b.c -o $(B)/m_tu_layers_b.o
+	$(CC)  -fsanitize=address,undefined -o $(B)/m_two_tu_layers $(B)/m_tu_layers_a.o $(B)/m_tu_layers_b.o $(LDLIBS) && ./$(B)/m_two_tu_layers
 	clang $(WARN) -O1 -std=c99 -pedantic -c tests/compile_c.c -o $(B)/m_clang.o
 	@echo "compile matrix: ok"
 
@@ -157,7 +164,7 @@ run: $(B)/lfm2
 clean:
 	rm -rf $(B)
 
-$(B)/lfm2-quantize: tools/lfm2-quantize.c $(HDR) | $(B)
+$(B)/lfm2-quantize: tools/lfm2-quantize.c tools/lfm2_digest.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-quantize.c $(LDLIBS)
 
 # --- speed (tools/BENCH_NOTES.md) -------------------------------------------------------------

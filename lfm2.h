@@ -9,7 +9,14 @@
        #define LFM2_IMPLEMENTATION
        #include "lfm2.h"
 
-   and plain `#include "lfm2.h"` everywhere else.
+   and plain `#include "lfm2.h"` everywhere else. Build with
+
+       cc -O2 -march=native -fopenmp app.c -lm
+
+   -march=native (or another -m flag naming the target CPU): the SIMD kernels (AVX-512, AVX2,
+   NEON) are chosen at compile time, so without it an x86 build runs the scalar kernels, ~5x
+   slower; lfm2_build_info() names the kernel set a build has. -fopenmp: threads (without it,
+   one thread).
 
    QUICK START (greedy completion; see examples/lfm2.c for chat and sampling)
        lfm2_error err;  lfm2_model *m;  lfm2_context *c;  const float *logits;
@@ -62,7 +69,9 @@
                             (the int8 kernels use VNNI and the bf16_activations kernel AVX512_BF16
                             where the compiler targets them, e.g. -march=native on Zen 4/5)
        LFM2_NO_OPENMP       ignore OpenMP even when compiled with -fopenmp
-       LFM2_MAX_LAYERS      largest num_hidden_layers accepted (default 256)
+       LFM2_MAX_LAYERS      largest num_hidden_layers accepted (default and most: 256,
+                            LFM2_CONFIG_LAYERS; only the implementation's value counts, the
+                            public structs do not depend on it)
        LFM2_MAX_DIM         largest hidden/FFN width accepted (default 65536)
        LFM2_MAX_VOCAB       largest vocab_size accepted (default 1048576)
 
@@ -83,8 +92,17 @@
    ERRORS
        Every fallible function returns an lfm2_result. Load and create functions take an optional
        lfm2_error* in their params that receives a message naming the culprit (config key, tensor
-       name, byte offset); contexts keep the message of their last failure (lfm2_context_error).
-       The library never prints, never calls exit or abort.
+       name, byte offset). A context keeps the message of its last failed call
+       (lfm2_context_error); every decode, decode_all and state_load clears it first, so after a
+       successful call it is "". The library never prints, never calls exit or abort.
+
+   SIZE QUERIES (every function that fills a caller buffer and reports a size in *n_out:
+   lfm2_token_to_piece, lfm2_detokenize, lfm2_detok_stream_push / _flush,
+   lfm2_context_state_save, lfm2_tokenize, lfm2_chat_format)
+       buf == NULL and cap == 0 is a size query: LFM2_OK with *n_out = the size needed, nothing
+       written and no state changed. A real buffer that is too small gives
+       LFM2_ERR_BUFFER_TOO_SMALL with *n_out = the size needed (lfm2_tokenize: an upper bound)
+       and the buffer's contents unspecified. buf == NULL with cap > 0 is LFM2_ERR_INVALID_ARG.
 
    SECURITY
        Files are untrusted input: every size, offset, shape and JSON value is checked at load time
@@ -126,9 +144,10 @@
 #endif
 #endif
 
-#ifndef LFM2_MAX_LAYERS
-#define LFM2_MAX_LAYERS 256
-#endif
+/* Array sizes of lfm2_config. They are fixed (not configuration macros), so that every
+   translation unit sees the same struct layout whatever it defines. */
+#define LFM2_CONFIG_LAYERS 256  /* layer_is_attention[]: the most layers any build accepts */
+#define LFM2_CONFIG_EOS 32      /* eos_token_ids[]: more distinct eos ids are refused at load */
 
 #ifdef __cplusplus
 extern "C" {
@@ -147,7 +166,9 @@ typedef enum lfm2_result {
     LFM2_ERR_UNSUPPORTED,      /* a valid file using something lfm2.h does not implement          */
     LFM2_ERR_CONTEXT_FULL,     /* more tokens than n_ctx                                          */
     LFM2_ERR_BUFFER_TOO_SMALL, /* the caller's output buffer is too small (size needed reported)  */
-    LFM2_ERR_ABORTED           /* a user callback asked to stop                                   */
+    LFM2_ERR_ABORTED,          /* a user callback asked to stop                                   */
+    LFM2_ERR_BAD_LOGITS        /* nothing can be sampled: a NaN logit, every score -inf, or +inf
+                                  when sampling (see lfm2_sampler_sample)                         */
 } lfm2_result;
 
 typedef int32_t lfm2_token;
@@ -187,10 +208,12 @@ typedef struct lfm2_config {
     float   norm_eps;
     double  rope_theta;
     int32_t bos_token_id, pad_token_id;
-    int32_t n_eos;                    /* eos_token_id may be a number or a list */
-    int32_t eos_token_ids[8];
+    int32_t n_eos;                    /* the distinct eos ids of config.json's eos_token_id (a number
+                                         or a list) and generation_config.json's, at most
+                                         LFM2_CONFIG_EOS (more: LFM2_ERR_BAD_CONFIG) */
+    int32_t eos_token_ids[LFM2_CONFIG_EOS];
     int32_t n_attention_layers, n_conv_layers;
-    uint8_t layer_is_attention[LFM2_MAX_LAYERS];
+    uint8_t layer_is_attention[LFM2_CONFIG_LAYERS]; /* [num_hidden_layers] used */
 } lfm2_config;
 
 typedef struct lfm2_model lfm2_model;     /* immutable after load; shareable between threads */
@@ -332,9 +355,12 @@ LFM2_API lfm2_result lfm2_context_create(const lfm2_model *m, const lfm2_context
 LFM2_API void lfm2_context_free(lfm2_context *c);
 /* Feeds n >= 1 tokens at the current position (a whole prompt, a chunk, or one token) and
    advances the position by n. *logits (optional) receives the last token's logits [vocab_size],
-   valid until the next decode/reset/free. On error the context is left at its old position
-   when the error is found before any work (bad ids, context full); after LFM2_ERR_ABORTED the
-   context must be reset. */
+   valid until the next decode/reset/free. Errors found before any work (bad ids, context full)
+   leave the context as it was. LFM2_ERR_ABORTED (the callback of lfm2_context_set_abort) leaves
+   it usable, holding the chunks of n_batch tokens completed before the abort: the position has
+   advanced by a multiple of n_batch (see lfm2_context_pos), the aborted chunk is undone, and
+   decoding the remaining tokens from there gives the same logits, bit for bit, as one
+   uninterrupted decode; no reset is needed. lfm2_context_logits is NULL until the next decode. */
 LFM2_API lfm2_result lfm2_context_decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, const float **logits);
 /* Like lfm2_context_decode, but writes the logits of every one of the n positions into
    out[n * vocab_size] (caller-owned), for perplexity and scoring. */
@@ -347,20 +373,31 @@ LFM2_API int32_t lfm2_context_n_ctx(const lfm2_context *c);
    the old count. */
 LFM2_API lfm2_result lfm2_context_set_threads(lfm2_context *c, int32_t n_threads);
 LFM2_API int32_t lfm2_context_threads(const lfm2_context *c);
-LFM2_API const char *lfm2_context_error(const lfm2_context *c); /* message of the last failure */
+LFM2_API const char *lfm2_context_error(const lfm2_context *c); /* message of the last failed call ("" after a
+                                                                  successful decode / state_load; see ERRORS) */
 LFM2_API const lfm2_model *lfm2_context_model(const lfm2_context *c);
-/* Logits of the last decoded position, or NULL when none (after reset or an abort). */
+/* Logits of the last decoded position, or NULL when none (after a reset, an abort, or a state
+   saved without them). */
 LFM2_API const float *lfm2_context_logits(const lfm2_context *c);
-/* Optional callback polled between chunks of a long decode; returning non-zero stops the decode
-   with LFM2_ERR_ABORTED. The tokens of the chunks already done stay in the cache (see pos). */
+/* Optional callback polled by every decode before each layer of each chunk (so at least
+   num_hidden_layers times per chunk of n_batch tokens); returning non-zero stops the decode with
+   LFM2_ERR_ABORTED, the context usable as described at lfm2_context_decode. It runs on the
+   decoding thread; NULL removes it. */
 LFM2_API void lfm2_context_set_abort(lfm2_context *c, int (*abort_fn)(void *user), void *user);
 
 /* State snapshots: position, conv states, the KV cache up to the position and the last logits,
-   as bytes (native endianness; for the same model on the same kind of machine). Use them to
+   as bytes (native endianness: for the same model on the same kind of machine). Use them to
    branch a dialogue, rewind, or keep a save file. state_size reports the bytes save needs now;
-   save returns LFM2_ERR_BUFFER_TOO_SMALL (with *n_written = size needed) when cap is short;
-   load checks that the state belongs to this model and fits this context's n_ctx. A state can
-   be loaded into any context of the same model (fork). */
+   save follows the size-query convention (top of this file; *n_written may be NULL with a real
+   buffer). A state can be loaded into any context of the same model (fork), also after the
+   model was loaded again, from other shards or with another layout (keep_layout). load refuses,
+   with LFM2_ERR_INVALID_ARG and a message (lfm2_context_error), a state of another model: the
+   header holds the shapes and a fingerprint that the model computes once at load from its
+   config, the names, dtypes and shapes of its tensors, samples of their bytes (every byte of
+   the small ones) and the load-time quantization, so a re-quantized or fine-tuned model of the
+   same shapes is refused (an edit of only a few rows of a large matrix can go unseen; see
+   lfm2__model_fingerprint). A state longer than this context's n_ctx gives
+   LFM2_ERR_CONTEXT_FULL. On any error the context is unchanged. */
 LFM2_API size_t lfm2_context_state_size(const lfm2_context *c);
 LFM2_API lfm2_result lfm2_context_state_save(const lfm2_context *c, void *buf, size_t cap, size_t *n_written);
 LFM2_API lfm2_result lfm2_context_state_load(lfm2_context *c, const void *buf, size_t size);
@@ -408,13 +445,12 @@ LFM2_API int32_t lfm2_tokenize_bound(const lfm2_model *m, size_t len, int flags)
 
 /* The exact bytes that token t stands for (UTF-8 fragments included: a token may hold part of a
    character) into buf[0..*n_out). Ids that exist in the model but have no string in the tokenizer
-   give 0 bytes. LFM2_ERR_INVALID_ARG for ids outside [0, vocab); LFM2_ERR_BUFFER_TOO_SMALL with
-   *n_out = bytes needed. */
+   give 0 bytes. LFM2_ERR_INVALID_ARG for ids outside [0, vocab); sizes as in SIZE QUERIES. */
 LFM2_API lfm2_result lfm2_token_to_piece(const lfm2_model *m, lfm2_token t, char *buf, size_t cap, size_t *n_out);
 
 /* Concatenated bytes of ids[0..n) (flags: LFM2_DETOKENIZE_SKIP_SPECIAL) into buf[0..*n_out).
    decode(encode(s)) == s for every byte string s. LFM2_ERR_INVALID_ARG for an id outside
-   [0, vocab); LFM2_ERR_BUFFER_TOO_SMALL with *n_out = bytes needed (nothing useful in buf). */
+   [0, vocab); sizes as in SIZE QUERIES (a short buffer holds nothing useful). */
 LFM2_API lfm2_result lfm2_detokenize(const lfm2_model *m, const lfm2_token *ids, int32_t n, int flags,
                                      char *buf, size_t cap, size_t *n_out);
 
@@ -428,13 +464,13 @@ typedef struct lfm2_detok_stream {
     int32_t n_pending;
 } lfm2_detok_stream;
 /* Appends token t and writes the bytes that are now complete into buf[0..*n_out). A buffer of
-   lfm2_token_to_piece's length + 3 always suffices; LFM2_ERR_BUFFER_TOO_SMALL (with *n_out = bytes
-   needed) leaves the stream unchanged. */
+   lfm2_token_to_piece's length + 3 always suffices. Sizes as in SIZE QUERIES; a size query and
+   LFM2_ERR_BUFFER_TOO_SMALL leave the stream unchanged. */
 LFM2_API lfm2_result lfm2_detok_stream_push(const lfm2_model *m, lfm2_detok_stream *s, lfm2_token t, int flags,
                                             char *buf, size_t cap, size_t *n_out);
 /* Writes the held-back bytes (an incomplete character at the end of the text, as they are) into
-   buf (cap >= 3 always suffices) and resets the stream. Returns LFM2_ERR_BUFFER_TOO_SMALL with
-   *n_out = bytes needed, leaving the stream unchanged, if cap is too small. */
+   buf (cap >= 3 always suffices) and resets the stream. Sizes as in SIZE QUERIES; a size query
+   and LFM2_ERR_BUFFER_TOO_SMALL leave the stream unchanged. */
 LFM2_API lfm2_result lfm2_detok_stream_flush(lfm2_detok_stream *s, char *buf, size_t cap, size_t *n_out);
 
 /* Number of ids the tokenizer knows (max id + 1 over the vocabulary and added tokens; 64400 for
@@ -544,7 +580,14 @@ LFM2_API lfm2_result lfm2_sampler_process(lfm2_sampler *s, const float *logits, 
 /* Picks the next token from logits[vocab_size] (never written): processes them into the
    sampler's scratch, then draws from softmax of the survivors with the sampler's generator
    (greedy: the first maximum, no random number used). Does NOT add the token to the history:
-   call lfm2_sampler_accept with it. */
+   call lfm2_sampler_accept with it.
+   Logits that cannot be sampled give LFM2_ERR_BAD_LOGITS and *out = -1, never a made-up token:
+   a NaN anywhere in logits (the model computed garbage: NaN weights or an overflow), every
+   processed score -inf (nothing survives), and when sampling (temperature > 0) a +inf score
+   (softmax is undefined). This is where transformers' generate() raises (torch.multinomial:
+   "probability tensor contains either inf, nan or element < 0"); its greedy argmax does not check
+   and returns the first NaN's id, or 0 when all are -inf, which lfm2.h refuses as well. Greedy
+   mode accepts +inf scores (the first one wins, as in argmax). */
 LFM2_API lfm2_result lfm2_sampler_sample(lfm2_sampler *s, const float *logits, lfm2_token *out);
 
 /* >>generate -------------------------------------------------------------------------------- */
@@ -565,8 +608,11 @@ typedef struct lfm2_generate_params {
        stop after this token (LFM2_STOP_CALLBACK). If the answer ends inside a character, one
        last call with token -1 passes those bytes as they are. */
     int (*on_token)(void *user, lfm2_token token, const char *text, size_t len);
-    /* Optional: polled before every forward pass; nonzero stops with LFM2_ERR_ABORTED (for
-       Ctrl-C). The context stays consistent: every token emitted so far is in it. */
+    /* Optional: polled before the prefill, before every layer of every prompt chunk (as
+       lfm2_context_set_abort's callback, which is polled there too) and after every generated
+       token; nonzero stops with LFM2_ERR_ABORTED (for Ctrl-C). The context stays usable: it holds
+       every token emitted so far, and of the prompt the chunks completed before the abort
+       (res->n_prompt tokens). */
     int (*should_abort)(void *user);
     void *user;             /* passed to both callbacks */
     lfm2_error *error;      /* optional: receives a message on failure */
@@ -589,10 +635,14 @@ typedef struct lfm2_generate_result {
    template puts after an answer ("<|im_end|>\n<|im_start|>user\n...").
    Errors: LFM2_ERR_INVALID_ARG (NULL c/s/prompt, n_prompt < 1, the sampler's vocabulary differs
    from the model's), LFM2_ERR_CONTEXT_FULL (the prompt does not fit: nothing is decoded; or the
-   context filled up while generating: every emitted token is in it), LFM2_ERR_ABORTED, and any
-   error of lfm2_context_decode. A model loaded without a tokenizer still generates (end of
-   generation from config.json's eos ids) but on_token then gets no text (len 0). res (optional) is filled in every case. Allocates nothing per token (a
-   token whose text exceeds 1 KiB grows a buffer kept in the sampler, once). */
+   context filled up while generating: every emitted token is in it), LFM2_ERR_ABORTED (during
+   the prefill: res->n_prompt prompt tokens, whole chunks, are in the context and the history;
+   feed the rest in a later call), LFM2_ERR_BAD_LOGITS (logits that cannot be sampled, see
+   lfm2_sampler_sample: nothing is emitted for that position; the message counts the NaN and
+   infinite logits), and any error of lfm2_context_decode. A model loaded without a tokenizer still generates (end of
+   generation from config.json's eos ids) but on_token then gets no text (len 0). res (optional) is filled in every case. Allocates nothing, with
+   one exception: a token whose text is longer than 1 KiB (and than any such token before) grows
+   a buffer kept in the sampler and freed with it (the LFM2 vocabularies have no such token). */
 LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_token *prompt,
                                    int32_t n_prompt, const lfm2_generate_params *params,
                                    lfm2_generate_result *res);
@@ -680,6 +730,12 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
 #include <omp.h>
 #endif
 
+#ifndef LFM2_MAX_LAYERS
+#define LFM2_MAX_LAYERS LFM2_CONFIG_LAYERS
+#endif
+#if LFM2_MAX_LAYERS < 1 || LFM2_MAX_LAYERS > LFM2_CONFIG_LAYERS
+#error "LFM2_MAX_LAYERS must be in [1, 256] (LFM2_CONFIG_LAYERS, the size of lfm2_config.layer_is_attention)"
+#endif
 /* threads of the built-in pool (>>threads) */
 #if defined(_WIN32)
 #define LFM2__WIN32_THREADS 1
@@ -1293,7 +1349,13 @@ static int lfm2__cfg_eos(lfm2__cfgread *r, int32_t v, const char *what, int32_t 
             return 0;
         }
         for (q = 0; q < *n; q++) if (ids[q] == id) dup = 1;
-        if (!dup && *n < 8) ids[(*n)++] = LFM2__CAST(int32_t, id);
+        if (dup) continue;
+        if (*n >= LFM2_CONFIG_EOS) {
+            r->rc = lfm2__fail(r->err, LFM2_ERR_BAD_CONFIG, "%s: eos_token_id: more than %d distinct end-of-sequence ids%s; lfm2.h keeps at most %d (LFM2_CONFIG_EOS)",
+                               what, LFM2_CONFIG_EOS, strcmp(what, "config.json") ? " together with config.json's" : "", LFM2_CONFIG_EOS);
+            return 0;
+        }
+        ids[(*n)++] = LFM2__CAST(int32_t, id);
     }
     return 1;
 }
@@ -1692,6 +1754,8 @@ LFM2__MAYBE_UNUSED static const lfm2__tensor *lfm2__st_find(const lfm2__stfile *
 struct lfm2__tokenizer;
 static const struct lfm2__tokenizer *lfm2__model_tokenizer(const lfm2_model *m);
 static const lfm2_config *lfm2__model_cfg(const lfm2_model *m);
+static lfm2_result lfm2__generate_decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, int prompt,
+                                         int (*should_abort)(void *user), void *user, const float **logits);
 
 /* >>tokenizer ------------------------------------------------------------------------------- */
 /* The tokenizer of tokenizer.json, reproducing Hugging Face `tokenizers` for the LFM2 pipeline:
@@ -3045,24 +3109,31 @@ LFM2_API int32_t lfm2_tokenize_bound(const lfm2_model *m, size_t len, int flags)
     return LFM2__CAST(int32_t, len) + ((flags & LFM2_TOKENIZE_ADD_BOS) ? t->n_prefix + t->n_suffix : 0);
 }
 
+/* The size-query convention (top of the file): buf NULL and cap 0 asks for the size only. */
+#define LFM2__SIZE_QUERY(buf, cap, rc) (((buf) == NULL && (cap) == 0 && (rc) == LFM2_ERR_BUFFER_TOO_SMALL) ? LFM2_OK : (rc))
+
 LFM2_API lfm2_result lfm2_token_to_piece(const lfm2_model *m, lfm2_token id, char *buf, size_t cap, size_t *n_out) {
     const struct lfm2__tokenizer *t;
     if (n_out) *n_out = 0;
     LFM2__GET_TOK(m, t);
-    return lfm2__token_to_piece_impl(t, id, 0, buf, cap, n_out);
+    return LFM2__SIZE_QUERY(buf, cap, lfm2__token_to_piece_impl(t, id, 0, buf, cap, n_out));
 }
 
 LFM2_API lfm2_result lfm2_detokenize(const lfm2_model *m, const lfm2_token *ids, int32_t n, int flags, char *buf, size_t cap, size_t *n_out) {
     const struct lfm2__tokenizer *t;
     if (n_out) *n_out = 0;
     LFM2__GET_TOK(m, t);
-    return lfm2__detokenize_impl(t, ids, n, flags, buf, cap, n_out);
+    return LFM2__SIZE_QUERY(buf, cap, lfm2__detokenize_impl(t, ids, n, flags, buf, cap, n_out));
 }
 
 LFM2_API lfm2_result lfm2_detok_stream_push(const lfm2_model *m, lfm2_detok_stream *s, lfm2_token id, int flags, char *buf, size_t cap, size_t *n_out) {
     const struct lfm2__tokenizer *t;
     if (n_out) *n_out = 0;
     LFM2__GET_TOK(m, t);
+    if (!buf && cap == 0 && s) { /* a size query leaves the stream as it is */
+        lfm2_detok_stream q = *s;
+        return LFM2__SIZE_QUERY(buf, cap, lfm2__detok_stream_impl(t, &q, id, flags, buf, cap, n_out));
+    }
     return lfm2__detok_stream_impl(t, s, id, flags, buf, cap, n_out);
 }
 
@@ -3073,6 +3144,7 @@ LFM2_API lfm2_result lfm2_detok_stream_flush(lfm2_detok_stream *s, char *buf, si
     if (!s || s->n_pending < 0 || s->n_pending > 3 || (cap > 0 && !buf)) return LFM2_ERR_INVALID_ARG;
     n = LFM2__CAST(size_t, s->n_pending);
     *n_out = n;
+    if (!buf && cap == 0) return LFM2_OK; /* size query: the stream is not reset */
     if (n > cap) return LFM2_ERR_BUFFER_TOO_SMALL;
     if (n) memcpy(buf, s->pending, n);
     s->n_pending = 0;
@@ -3101,7 +3173,7 @@ LFM2_API int lfm2_token_is_eog(const lfm2_model *m, lfm2_token id) {
     if (!m || id < 0) return 0;
     cfg = lfm2__model_cfg(m);
     if (cfg)
-        for (k = 0; k < cfg->n_eos && k < LFM2__CAST(int32_t, sizeof cfg->eos_token_ids / sizeof cfg->eos_token_ids[0]); k++)
+        for (k = 0; k < cfg->n_eos && k < LFM2_CONFIG_EOS; k++)
             if (cfg->eos_token_ids[k] == id) return 1;
     t = lfm2__model_tokenizer(m);
     return t && (id == t->eos_id || id == t->im_end_id || id == t->endoftext_id);
@@ -3476,21 +3548,22 @@ LFM2_API lfm2_result lfm2_sampler_sample(lfm2_sampler *s, const float *logits, l
     int32_t i, V, top = 0, last = -1;
     double sum = 0.0, u, cum = 0.0;
     if (!s || !logits || !out) return LFM2_ERR_INVALID_ARG;
+    *out = -1;
     z = s->work;
     V = s->n_vocab;
+    for (i = 0; i < V; i++) if (logits[i] != logits[i]) return LFM2_ERR_BAD_LOGITS; /* NaN */
     lfm2__sampler_process(s, logits, z);
     mx = z[0];
     for (i = 1; i < V; i++) if (z[i] > mx) { mx = z[i]; top = i; } /* first maximum */
-    if (s->p.temperature <= 0.0f || !(mx > -HUGE_VALF) || !(mx < HUGE_VALF)) {
-        *out = top;
-        return LFM2_OK;
-    }
+    if (!(mx > -HUGE_VALF)) return LFM2_ERR_BAD_LOGITS;               /* all -inf: nothing left */
+    if (s->p.temperature <= 0.0f) { *out = top; return LFM2_OK; }
+    if (!(mx < HUGE_VALF)) return LFM2_ERR_BAD_LOGITS;                /* +inf: softmax undefined */
     /* softmax of the survivors, then the inverse-CDF draw */
     for (i = 0; i < V; i++) {
         if (z[i] > -HUGE_VALF) { z[i] = expf(z[i] - mx); sum += LFM2__CAST(double, z[i]); }
         else z[i] = 0.0f;
     }
-    if (!(sum > 0.0 && sum <= DBL_MAX)) { *out = top; return LFM2_OK; } /* NaN logits */
+    if (!(sum > 0.0 && sum <= DBL_MAX)) return LFM2_ERR_BAD_LOGITS; /* cannot happen: mx gives 1 */
     u = lfm2__rng_uniform(&s->rng) * sum;
     for (i = 0; i < V; i++) {
         if (z[i] <= 0.0f) continue;
@@ -3529,6 +3602,20 @@ static lfm2_result lfm2__gen_text(const lfm2_model *m, lfm2_sampler *s, lfm2_det
     return rc;
 }
 
+/* The message of a sampling failure: what the logits of the last position hold. */
+static lfm2_result lfm2__bad_logits(lfm2_error *err, lfm2_result rc, const float *logits, int32_t V, int32_t pos) {
+    int32_t i, nan = 0, pinf = 0, ninf = 0;
+    if (rc != LFM2_ERR_BAD_LOGITS) return lfm2__fail(err, rc, "lfm2_generate: sampling failed");
+    for (i = 0; i < V; i++) {
+        if (logits[i] != logits[i]) nan++;
+        else if (logits[i] == HUGE_VALF) pinf++;
+        else if (logits[i] == -HUGE_VALF) ninf++;
+    }
+    return lfm2__fail(err, rc, "lfm2_generate: cannot sample the token at position %d: of %d logits %d are NaN, %d +inf, %d -inf%s",
+                      (int)pos, (int)V, (int)nan, (int)pinf, (int)ninf,
+                      nan ? " (NaN weights or an overflow in the model)" : ninf == V ? " (nothing to sample)" : " (+inf cannot be sampled)");
+}
+
 LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_token *prompt,
                                    int32_t n_prompt, const lfm2_generate_params *params,
                                    lfm2_generate_result *res) {
@@ -3565,8 +3652,15 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
     if (gp.should_abort && gp.should_abort(gp.user))
         return lfm2__fail(gp.error, LFM2_ERR_ABORTED, "generation aborted");
 
-    /* prefill: the ids are checked by the decode, so the history only gets valid ids */
-    rc = lfm2_context_decode(c, prompt, n_prompt, &logits);
+    /* prefill: the ids are checked by the decode, so the history only gets valid ids. An abort
+       keeps the chunks decoded before it: they are in the context and in the history. */
+    rc = lfm2__generate_decode(c, prompt, n_prompt, 1, gp.should_abort, gp.user, &logits);
+    if (rc == LFM2_ERR_ABORTED) {
+        r.n_prompt = lfm2_context_pos(c) - pos;
+        lfm2_sampler_accept(s, prompt, r.n_prompt);
+        if (res) *res = r;
+        return lfm2__fail(gp.error, rc, "%s", lfm2_context_error(c));
+    }
     if (rc != LFM2_OK) return lfm2__fail(gp.error, rc, "%s", lfm2_context_error(c));
     lfm2_sampler_accept(s, prompt, n_prompt);
     r.n_prompt = n_prompt;
@@ -3576,7 +3670,8 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
         const char *text = buf;
         size_t len = 0;
         int stop;
-        lfm2_sampler_sample(s, logits, &t);
+        rc = lfm2_sampler_sample(s, logits, &t);
+        if (rc != LFM2_OK) { rc = lfm2__bad_logits(gp.error, rc, logits, s->n_vocab, lfm2_context_pos(c)); break; }
         if (lfm2_token_is_eog(m, t)) { r.stop_token = t; r.stop_reason = LFM2_STOP_EOG; break; }
         if (lfm2_context_pos(c) >= n_ctx) {
             rc = lfm2__fail(gp.error, LFM2_ERR_CONTEXT_FULL, "context full: all %d positions used", (int)n_ctx);
@@ -3587,7 +3682,7 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
         rc = lfm2__gen_text(m, s, &st, t, buf, &text, &len);
         if (rc != LFM2_OK) { rc = lfm2__fail(gp.error, rc, "lfm2_generate: cannot detokenize token %d", (int)t); break; }
         stop = gp.on_token ? gp.on_token(gp.user, t, text, len) : 0;
-        rc = lfm2_context_decode(c, &t, 1, &logits);
+        rc = lfm2__generate_decode(c, &t, 1, 0, NULL, NULL, &logits);
         if (rc != LFM2_OK) { rc = lfm2__fail(gp.error, rc, "%s", lfm2_context_error(c)); break; }
         lfm2_sampler_accept(s, &t, 1);
         r.n_generated++;
@@ -3984,6 +4079,7 @@ struct lfm2_model {
     unsigned char *qbuf;         /* weights quantized (lfm2_model_params.weights) or interleaved at load */
     int32_t isa;                 /* lfm2_isa of its kernels (lfm2_model_params.max_isa, the CPU) */
     const lfm2__vops *vops;      /* the vector operations of that level */
+    uint64_t fingerprint;        /* identity of the model for state snapshots (lfm2__model_fingerprint) */
 };
 
 struct lfm2_context {
@@ -4010,6 +4106,7 @@ struct lfm2_context {
     float *logits;               /* [V] last position */
     /* state */
     float *conv_state;           /* [n_conv_layers][L-1][D]  last L-1 Bx vectors */
+    float *conv_saved;           /* [n_conv_layers][L-1][D]  conv_state before the chunk (abort) */
     float *k_cache, *v_cache;    /* [n_attention_layers][n_ctx][Hkv*hd] (K after norm + RoPE) */
     unsigned char *qa;           /* [B, max(D, F, H*hd)] floats of room: int8 (Q8/Q4) or bf16 activations */
     size_t qa_size;              /* its bytes */
@@ -5678,9 +5775,21 @@ static void lfm2__ffn(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
 }
 
 /* >>forward -------------------------------------------------------------------------------- */
+/* The abort callbacks a decode polls (lfm2_context_set_abort's and lfm2_generate's should_abort
+   during its prefill); NULL = none. */
+typedef struct lfm2__abort {
+    int (*fn[2])(void *user);
+    void *user[2];
+} lfm2__abort;
+static int lfm2__abort_requested(const lfm2__abort *ab) {
+    return ab && ((ab->fn[0] && ab->fn[0](ab->user[0])) || (ab->fn[1] && ab->fn[1](ab->user[1])));
+}
+
 /* One chunk of T <= n_batch tokens at positions pos .. pos+T-1. Writes the logits of the last
-   token to c->logits, or of every token to all_logits [T, V] when that is not NULL. */
-static void lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, float *all_logits) {
+   token to c->logits, or of every token to all_logits [T, V] when that is not NULL. Polls ab
+   before every layer; on an abort it puts back the conv states the chunk changed (the KV rows it
+   wrote lie past pos and are never read) and returns 1 with pos unchanged. */
+static int lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, float *all_logits, const lfm2__abort *ab) {
     const lfm2_model *m = c->m;
     const lfm2_config *cf = &m->cfg;
     int32_t D = cf->hidden_size, half = cf->head_dim / 2, t, l, i;
@@ -5700,8 +5809,14 @@ static void lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, flo
             }
         }
     }
+    /* conv states [n_conv][L-1][D] as they were before the chunk, for an abort */
+    if (ab) memcpy(c->conv_saved, c->conv_state, sizeof(float) * LFM2__CAST(size_t, cf->n_conv_layers) * LFM2__CAST(size_t, cf->conv_L_cache - 1) * Dz);
     for (l = 0; l < cf->num_hidden_layers; l++) {
         const lfm2__layer *ly = &m->layers[l];
+        if (lfm2__abort_requested(ab)) {
+            memcpy(c->conv_state, c->conv_saved, sizeof(float) * LFM2__CAST(size_t, cf->n_conv_layers) * LFM2__CAST(size_t, cf->conv_L_cache - 1) * Dz);
+            return 1;
+        }
         /* h = h + Mixer(rms(h; operator_norm)) */
         for (t = 0; t < T; t++) lfm2__rmsnorm(c->xb + LFM2__CAST(size_t, t) * Dz, c->x + LFM2__CAST(size_t, t) * Dz, ly->operator_norm, D, eps);
         if (ly->is_attention) lfm2__attention(c, ly, T);
@@ -5723,6 +5838,7 @@ static void lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, flo
         lfm2__matmul(c, c->logits, c->xb, 1, &m->head);
     }
     c->pos += T;
+    return 0;
 }
 
 /* >>quant ---------------------------------------------------------------------------------- */
@@ -6437,6 +6553,63 @@ static lfm2_result lfm2__model_level(const lfm2_model_params *p, lfm2_error *err
 }
 
 /* The core of both loaders. Takes ownership of `blobs` (freed with the model, or on failure). */
+/* The model's identity in state snapshots (see lfm2_context_state_save), computed once at load
+   from the tensors as stored, before any conversion: the architecture of the config, the
+   load-time conversion (lfm2_model_params.weights), and for every tensor in name order its name,
+   dtype, shape and data: all of it for tensors up to 16 KiB (norms, conv taps, biases), and for
+   larger ones 4 blocks of 4 KiB spread evenly from the first byte to the last. Training,
+   fine-tuning (a LoRA merge changes every element of the matrices it touches) and
+   re-quantization change every block of the matrices they touch, so such models are told
+   apart. Hashing every byte instead would read the whole model at every load (seconds for
+   gigabytes from a cold disk, where a mapped folder loads in milliseconds otherwise); the
+   samples add ~1.5 ms to loading LFM2-350M with a warm page cache (each block is a page fault;
+   more blocks cost more faults without telling apart more realistic models). An edit confined
+   to a few rows in the middle of a large matrix goes unseen. Shards, file names and the layout in memory do not
+   count: the same tensors give the same fingerprint however they are split or loaded. */
+static uint64_t lfm2__fp_mix(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = LFM2__CAST(const unsigned char *, p);
+    size_t i;
+    for (i = 0; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        h = (h ^ (w * 0x9e3779b97f4a7c15ull)) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
+    }
+    for (; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h ^ (h >> 29);
+}
+static uint64_t lfm2__model_fingerprint(const lfm2_model *m, int32_t weights) {
+    const lfm2_config *c = &m->cfg;
+    int64_t a[16];
+    uint64_t h = 0x4c464d32u; /* "LFM2" */
+    uint32_t eps_bits;
+    int32_t i, k;
+    a[0] = c->vocab_size; a[1] = c->hidden_size; a[2] = c->num_hidden_layers; a[3] = c->num_attention_heads;
+    a[4] = c->num_key_value_heads; a[5] = c->head_dim; a[6] = c->ff_dim; a[7] = c->conv_L_cache;
+    a[8] = c->conv_bias; a[9] = c->tie_word_embeddings; a[10] = weights; a[11] = c->n_attention_layers;
+    memcpy(&eps_bits, &c->norm_eps, sizeof eps_bits);
+    a[12] = eps_bits;
+    memcpy(&a[13], &c->rope_theta, sizeof c->rope_theta);
+    a[14] = c->max_position_embeddings; a[15] = 0;
+    h = lfm2__fp_mix(h, a, sizeof a);
+    h = lfm2__fp_mix(h, c->layer_is_attention, LFM2__CAST(size_t, c->num_hidden_layers));
+    for (i = 0; i < m->n_tensors; i++) {
+        const lfm2__tensor *t = m->by_name[i];
+        uint64_t d[2 + LFM2__MAX_NDIM], nb = t->nbytes;
+        h = lfm2__fp_mix(h, t->name, strlen(t->name) + 1);
+        d[0] = LFM2__CAST(uint64_t, t->dtype);
+        d[1] = LFM2__CAST(uint64_t, t->ndim);
+        for (k = 0; k < LFM2__MAX_NDIM; k++) d[2 + k] = k < t->ndim ? LFM2__CAST(uint64_t, t->shape[k]) : 0;
+        h = lfm2__fp_mix(h, d, sizeof d);
+        if (nb <= 4 * 4096) {
+            h = lfm2__fp_mix(h, t->data, LFM2__CAST(size_t, nb));
+        } else { /* 4 blocks of 4 KiB: the first, the last and 2 spread evenly between them */
+            for (k = 0; k < 4; k++) h = lfm2__fp_mix(h, t->data + LFM2__CAST(uint64_t, k) * ((nb - 4096) / 3), 4096);
+        }
+    }
+    return h;
+}
+
 static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_model_params *p, lfm2__blob *blobs, int32_t n_blobs,
                                      lfm2_model **out) {
     lfm2_allocator a;
@@ -6496,6 +6669,7 @@ static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_mod
     m->vops = lfm2__vops_for(m->isa);
     rc = lfm2__bind_weights(m, err);
     if (rc != LFM2_OK) goto fail;
+    m->fingerprint = lfm2__model_fingerprint(m, p ? p->weights : 0); /* before the weights are converted */
     if (p && p->weights != LFM2_WEIGHTS_AS_STORED && p->weights != LFM2_WEIGHTS_Q8 && p->weights != LFM2_WEIGHTS_Q4) {
         rc = lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_model_params.weights = %d is not an LFM2_WEIGHTS_* value", p->weights);
         goto fail;
@@ -6809,6 +6983,7 @@ static int lfm2__context_layout(const lfm2_config *c, int32_t n_ctx, int32_t B, 
     ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_attention_layers), nctx, kvd);         /* 17 k_cache */
     ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_attention_layers), nctx, kvd);         /* 18 v_cache */
     ok &= lfm2__lay3(l, Bz, (D > F ? D : F) > qd ? (D > F ? D : F) : qd, 1);          /* 19 qa (3 bytes per column <= 1 float) */
+    ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_conv_layers), L1, D);                  /* 20 conv_saved */
     return ok;
 }
 
@@ -6853,7 +7028,8 @@ LFM2_API lfm2_result lfm2_context_create(const lfm2_model *m, const lfm2_context
     c->gb = LFM2__AT(9); c->ub = LFM2__AT(10); c->att = LFM2__AT(11); c->rope_cos = LFM2__AT(12); c->rope_sin = LFM2__AT(13);
     c->inv_freq = LFM2__AT(14); c->logits = LFM2__AT(15); c->conv_state = LFM2__AT(16); c->k_cache = LFM2__AT(17); c->v_cache = LFM2__AT(18);
     c->qa = LFM2__CAST(unsigned char *, LFM2__CAST(void *, LFM2__AT(19)));
-    c->qa_size = l.off[19 + 1 < l.n ? 20 : 19] - l.off[19];
+    c->qa_size = l.off[20] - l.off[19];
+    c->conv_saved = LFM2__AT(20);
 #undef LFM2__AT
     c->m = m;
     c->alloc = a;
@@ -6935,10 +7111,17 @@ static lfm2_result lfm2__context_fail(lfm2_context *c, lfm2_result rc, const cha
     return rc;
 }
 
-/* Shared by decode and decode_all: checks, then chunks of n_batch tokens. */
-static lfm2_result lfm2__decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, float *all) {
+/* Shared by decode, decode_all and lfm2_generate: checks, then chunks of n_batch tokens. Polls the
+   context's abort callback and gen_abort (lfm2_generate's should_abort, may be NULL) before every
+   layer of every chunk when poll is set; an aborted chunk is undone, the chunks before it stay. */
+static lfm2_result lfm2__decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, float *all, int poll,
+                                int (*gen_abort)(void *user), void *gen_user) {
     int32_t i, V;
+    lfm2__abort ab;
     if (!c) return LFM2_ERR_INVALID_ARG;
+    c->err[0] = 0;
+    ab.fn[0] = c->abort_fn; ab.user[0] = c->abort_user;
+    ab.fn[1] = gen_abort; ab.user[1] = gen_user;
     if (!tokens || n < 1) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "decode: need at least one token (n = %d)", n);
     V = c->m->cfg.vocab_size;
     for (i = 0; i < n; i++)
@@ -6947,12 +7130,11 @@ static lfm2_result lfm2__decode(lfm2_context *c, const lfm2_token *tokens, int32
         return lfm2__context_fail(c, LFM2_ERR_CONTEXT_FULL, "decode: %d tokens do not fit: position %d of n_ctx %d", n, c->pos, c->n_ctx);
     for (i = 0; i < n; i += c->n_batch) {
         int32_t T = (n - i < c->n_batch) ? n - i : c->n_batch;
-        if (i > 0 && c->abort_fn && c->abort_fn(c->abort_user)) {
+        const lfm2__abort *abp = (poll && (ab.fn[0] || ab.fn[1])) ? &ab : NULL;
+        if (lfm2__forward(c, tokens + i, T, all ? all + LFM2__CAST(size_t, i) * LFM2__CAST(size_t, V) : NULL, abp)) {
             c->has_logits = 0;
-            return lfm2__context_fail(c, LFM2_ERR_ABORTED, "decode: aborted by the callback at position %d", c->pos);
+            return lfm2__context_fail(c, LFM2_ERR_ABORTED, "decode: aborted by the callback at position %d (%d of the %d tokens decoded)", c->pos, i, n);
         }
-        if (all) lfm2__forward(c, tokens + i, T, all + LFM2__CAST(size_t, i) * LFM2__CAST(size_t, V));
-        else lfm2__forward(c, tokens + i, T, NULL);
     }
     if (all) memcpy(c->logits, all + LFM2__CAST(size_t, n - 1) * LFM2__CAST(size_t, V), sizeof(float) * LFM2__CAST(size_t, V));
     c->has_logits = 1;
@@ -6960,22 +7142,32 @@ static lfm2_result lfm2__decode(lfm2_context *c, const lfm2_token *tokens, int32
 }
 
 LFM2_API lfm2_result lfm2_context_decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, const float **logits) {
-    lfm2_result rc = lfm2__decode(c, tokens, n, NULL);
+    lfm2_result rc = lfm2__decode(c, tokens, n, NULL, 1, NULL, NULL);
     if (logits) *logits = (rc == LFM2_OK) ? c->logits : NULL;
     return rc;
 }
 LFM2_API lfm2_result lfm2_context_decode_all(lfm2_context *c, const lfm2_token *tokens, int32_t n, float *out) {
     if (c && !out) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "decode_all: out is NULL");
-    return lfm2__decode(c, tokens, n, out);
+    return lfm2__decode(c, tokens, n, out, 1, NULL, NULL);
+}
+/* lfm2_generate's decodes: the prompt polls both abort callbacks, a generated token neither (it
+   has been shown to the caller already, so it must enter the context). */
+static lfm2_result lfm2__generate_decode(lfm2_context *c, const lfm2_token *tokens, int32_t n, int prompt,
+                                         int (*should_abort)(void *user), void *user, const float **logits) {
+    lfm2_result rc = lfm2__decode(c, tokens, n, NULL, prompt, prompt ? should_abort : NULL, user);
+    *logits = (rc == LFM2_OK) ? c->logits : NULL;
+    return rc;
 }
 LFM2_API const float *lfm2_context_logits(const lfm2_context *c) { return (c && c->has_logits) ? c->logits : NULL; }
 
 /* >>state ---------------------------------------------------------------------------------- */
 /* Snapshot layout (native endianness, floats as stored):
-     u32 magic 'L','F','M','2' | u32 version 1 | u32 n_layers, hidden, L, n_attn, kv_dim, vocab, pos, has_logits
+     u32 magic 'L','F','M','2' | u32 version 2 | u32 n_layers, hidden, L, n_attn, kv_dim, vocab, pos, has_logits,
+     fingerprint low, high (lfm2__model_fingerprint)
      conv states [n_conv][L-1][D] | per attention layer: K [pos][kv_dim], V [pos][kv_dim] | logits [V] if has_logits */
 #define LFM2__STATE_MAGIC 0x324d464cu
-#define LFM2__STATE_HDR 10
+#define LFM2__STATE_VERSION 2u
+#define LFM2__STATE_HDR 12
 
 static size_t lfm2__state_bytes(const lfm2_config *cf, int32_t pos, int32_t has_logits) {
     size_t kvd = LFM2__CAST(size_t, cf->num_key_value_heads) * LFM2__CAST(size_t, cf->head_dim);
@@ -6990,11 +7182,12 @@ LFM2_API size_t lfm2_context_state_size(const lfm2_context *c) {
 }
 static void lfm2__state_header(const lfm2_context *c, int32_t pos, int32_t has_logits, uint32_t *h) {
     const lfm2_config *cf = &c->m->cfg;
-    h[0] = LFM2__STATE_MAGIC; h[1] = 1;
+    h[0] = LFM2__STATE_MAGIC; h[1] = LFM2__STATE_VERSION;
     h[2] = LFM2__CAST(uint32_t, cf->num_hidden_layers); h[3] = LFM2__CAST(uint32_t, cf->hidden_size);
     h[4] = LFM2__CAST(uint32_t, cf->conv_L_cache); h[5] = LFM2__CAST(uint32_t, cf->n_attention_layers);
     h[6] = LFM2__CAST(uint32_t, cf->num_key_value_heads * cf->head_dim); h[7] = LFM2__CAST(uint32_t, cf->vocab_size);
     h[8] = LFM2__CAST(uint32_t, pos); h[9] = LFM2__CAST(uint32_t, has_logits);
+    h[10] = LFM2__CAST(uint32_t, c->m->fingerprint & 0xffffffffu); h[11] = LFM2__CAST(uint32_t, c->m->fingerprint >> 32);
 }
 LFM2_API lfm2_result lfm2_context_state_save(const lfm2_context *c, void *buf, size_t cap, size_t *n_written) {
     const lfm2_config *cf;
@@ -7003,11 +7196,12 @@ LFM2_API lfm2_result lfm2_context_state_save(const lfm2_context *c, void *buf, s
     uint32_t h[LFM2__STATE_HDR];
     int32_t a;
     if (n_written) *n_written = 0;
-    if (!c) return LFM2_ERR_INVALID_ARG;
+    if (!c || (!buf && (cap > 0 || !n_written))) return LFM2_ERR_INVALID_ARG;
     cf = &c->m->cfg;
     need = lfm2__state_bytes(cf, c->pos, c->has_logits);
     if (n_written) *n_written = need;
-    if (!buf || cap < need) return LFM2_ERR_BUFFER_TOO_SMALL;
+    if (!buf) return LFM2_OK; /* size query */
+    if (cap < need) return LFM2_ERR_BUFFER_TOO_SMALL;
     lfm2__state_header(c, c->pos, c->has_logits, h);
     memcpy(p, h, sizeof h);
     o = sizeof h;
@@ -7030,15 +7224,22 @@ LFM2_API lfm2_result lfm2_context_state_load(lfm2_context *c, const void *buf, s
     uint32_t h[LFM2__STATE_HDR], want[LFM2__STATE_HDR];
     size_t kvd, conv, rows, o;
     int32_t a, k, pos, has_logits;
+    static const char *const field[8] = {"magic", "format version", "num_hidden_layers", "hidden_size", "conv_L_cache",
+                                         "attention layers", "kv width", "vocab_size"};
     if (!c) return LFM2_ERR_INVALID_ARG;
+    c->err[0] = 0;
     cf = &c->m->cfg;
     if (!buf || size < sizeof h) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: %zu bytes is too small for a state", size);
     memcpy(h, p, sizeof h);
     pos = LFM2__CAST(int32_t, h[8] & 0x7fffffffu);
     has_logits = h[9] ? 1 : 0;
     lfm2__state_header(c, pos, has_logits, want);
-    for (k = 0; k < 8; k++)
-        if (h[k] != want[k]) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: header field %d is %u, this model/context expects %u", k, h[k], want[k]);
+    if (h[0] != want[0]) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: not an lfm2.h state (magic 0x%08x)", h[0]);
+    for (k = 1; k < 8; k++)
+        if (h[k] != want[k]) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: the state's %s is %u, this model's is %u", field[k], h[k], want[k]);
+    if (h[10] != want[10] || h[11] != want[11])
+        return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: the state was saved from another model with the same shapes (fingerprint %08x%08x, this model %08x%08x: other weights, dtypes or load-time quantization)",
+                                  h[11], h[10], want[11], want[10]);
     if (h[8] > LFM2__CAST(uint32_t, c->n_ctx)) return lfm2__context_fail(c, LFM2_ERR_CONTEXT_FULL, "state_load: the state holds %u tokens, n_ctx is %d", h[8], c->n_ctx);
     if (size != lfm2__state_bytes(cf, pos, has_logits)) return lfm2__context_fail(c, LFM2_ERR_INVALID_ARG, "state_load: %zu bytes, expected %zu", size, lfm2__state_bytes(cf, pos, has_logits));
     o = sizeof h;
@@ -7073,6 +7274,7 @@ LFM2_API const char *lfm2_result_string(lfm2_result r) {
     case LFM2_ERR_CONTEXT_FULL: return "context full";
     case LFM2_ERR_BUFFER_TOO_SMALL: return "buffer too small";
     case LFM2_ERR_ABORTED: return "aborted";
+    case LFM2_ERR_BAD_LOGITS: return "bad logits (NaN, all -inf, or +inf when sampling)";
     }
     return "unknown error";
 }

@@ -5,7 +5,10 @@
        lfm2 -m LFM2-350M -i --system "You are terse."
        lfm2 -m models/demo-code-8m --raw --temp 0 -p "def fibonacci(n):"
 
-   Build: make build/lfm2  (or: cc -O2 -fopenmp -o lfm2 examples/lfm2.c -lm) */
+   Build: make build/lfm2  (or: cc -O2 -march=native -fopenmp -o lfm2 examples/lfm2.c -lm)
+   -march=native: the SIMD kernels (AVX-512 / AVX2 / NEON) are chosen at compile time, so a build
+   without it runs the scalar ones, ~5x slower (--verbose prints the kernel set); -fopenmp: the
+   threads of -t (without it: one thread). */
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* sigaction, clock_gettime, isatty */
 #endif
@@ -22,13 +25,17 @@
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
 #define LFM2_CLI_POSIX 1
+#else
+#define _exit _Exit
 #endif
 
-/* ---- Ctrl-C: stops the current answer, not the program ------------------------------------- */
+/* ---- Ctrl-C: stops the current answer (the prompt's prefill included), not the program; a
+   second Ctrl-C before the answer has stopped exits with status 130 ---------------------------- */
 static volatile sig_atomic_t g_interrupted = 0;
 
 static void on_sigint(int sig) {
     (void)sig;
+    if (g_interrupted) _exit(130);
     g_interrupted = 1;
 #ifndef LFM2_CLI_POSIX
     signal(SIGINT, on_sigint); /* some platforms reset the handler on delivery */
@@ -202,6 +209,22 @@ static int parse_args(int argc, char **argv, options *o) {
     return 0;
 }
 
+/* ---- output: every write is checked; a failure (full disk, closed stdout) is reported once ---- */
+static int g_out_errno = 0; /* errno of the first failed write to stdout (0: none) */
+
+static int out_write(const void *p, size_t n) {
+    if (g_out_errno) return 0;
+    errno = 0;
+    if ((n > 0 && fwrite(p, 1, n, stdout) != n) || fflush(stdout) != 0) g_out_errno = errno ? errno : EIO;
+    return g_out_errno == 0;
+}
+/* Flushes stdout; 1 (after one line on stderr) if any output was lost. */
+static int out_failed(void) {
+    if (!g_out_errno && (fflush(stdout) != 0 || ferror(stdout))) g_out_errno = errno ? errno : EIO;
+    if (g_out_errno) fprintf(stderr, "lfm2: cannot write the output: %s\n", strerror(g_out_errno));
+    return g_out_errno != 0;
+}
+
 /* ---- generation with streaming output ------------------------------------------------------ */
 typedef struct stream_state {
     double t_first;   /* when the first token arrived (prefill + first sample done) */
@@ -213,9 +236,7 @@ static int on_token(void *user, lfm2_token t, const char *text, size_t len) {
     (void)t;
     if (st->n == 0) st->t_first = now_s();
     if (t >= 0) st->n++;
-    fwrite(text, 1, len, stdout);
-    fflush(stdout);
-    return 0;
+    return !out_write(text, len); /* a lost write stops the answer */
 }
 static int should_abort(void *user) {
     (void)user;
@@ -276,13 +297,11 @@ static int run_turn(session *S, int32_t n_ids) {
     gp.should_abort = should_abort;
     gp.user = &st;
     gp.error = &err;
-    g_interrupted = 0;
     t0 = now_s();
     rc = lfm2_generate(S->c, S->s, S->ids, n_ids, &gp, &res);
     {
         double t1 = now_s();
-        printf("\n");
-        fflush(stdout);
+        out_write("\n", 1);
         if (S->o->verbose) {
             double tp = (st.n > 0 ? st.t_first : t1) - t0, td = t1 - st.t_first;
             fprintf(stderr, "[prefill %d tokens in %.3f s, %.1f tok/s", (int)res.n_prompt, tp, tp > 0 ? res.n_prompt / tp : 0.0);
@@ -290,6 +309,7 @@ static int run_turn(session *S, int32_t n_ids) {
             fprintf(stderr, "; context %d/%d]\n", (int)lfm2_context_pos(S->c), (int)lfm2_context_n_ctx(S->c));
         }
     }
+    if (g_out_errno) return 1; /* reported by main */
     if (rc == LFM2_ERR_ABORTED) { fprintf(stderr, "[stopped]\n"); return 0; }
     if (rc == LFM2_ERR_CONTEXT_FULL) {
         fprintf(stderr, "lfm2: %s%s\n", err.message, S->o->interactive ? " (/reset to start over)" : "");
@@ -357,9 +377,12 @@ static int interactive(session *S) {
     for (;;) {
         size_t len = 0;
         int32_t n = 0;
-        if (tty) { printf("> "); fflush(stdout); }
+        if (tty && !out_write("> ", 2)) { rc = 1; break; }
         g_interrupted = 0;
-        if (!read_line(&line, &cap)) break; /* end of input, or Ctrl-C at the prompt */
+        if (!read_line(&line, &cap)) { /* end of input, or Ctrl-C at the prompt */
+            if (g_interrupted) rc = 130;
+            break;
+        }
         if (line[0] == 0) continue;
         if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) break;
         if (!strcmp(line, "/reset")) {
@@ -389,7 +412,7 @@ int main(int argc, char **argv) {
     double t0;
 
     r = parse_args(argc, argv, &o);
-    if (r == 2) { usage(stdout); return 0; }
+    if (r == 2) { usage(stdout); return out_failed() ? 1 : 0; }
     if (r) return 2;
     if (!o.seed_given) o.sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
 
@@ -422,7 +445,7 @@ int main(int argc, char **argv) {
     }
     if (o.verbose) {
         const lfm2_config *cfg = lfm2_model_config(S.m);
-        fprintf(stderr, "[loaded %s in %.3f s: %d layers, hidden %d, vocab %d, %.1fM parameters; context %d; %s]\n",
+        fprintf(stderr, "[loaded %s in %.3f s: %d layers, hidden %d, vocab %d, %.1fM parameters; context %d; kernels %s]\n",
                 o.model_dir, now_s() - t0, (int)cfg->num_hidden_layers, (int)cfg->hidden_size, (int)cfg->vocab_size,
                 (double)lfm2_config_param_count(cfg) / 1e6, (int)lfm2_context_n_ctx(S.c), lfm2_build_info());
         fprintf(stderr, "[sampling: temp %g, top-k %d, top-p %g, min-p %g, repeat-penalty %g, seed %llu]\n",
@@ -445,12 +468,14 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "lfm2: the prompt has %d tokens, more than the context of %d (-c)\n", (int)n, (int)lfm2_context_n_ctx(S.c));
                 ok = 0;
             }
-            if (ok) { fwrite(o.prompt, 1, len, stdout); fflush(stdout); } /* completion: show the text it continues */
+            if (ok) ok = out_write(o.prompt, len); /* completion: show the text it continues */
         } else {
             ok = format_turn(&S, 1, o.prompt, &len) && tokenize(&S, S.text, len, LFM2_TOKENIZE_PARSE_SPECIAL, &n);
         }
         status = ok ? run_turn(&S, n) : 1;
+        if (g_interrupted && !g_out_errno) status = 130; /* Ctrl-C in one-shot mode: the shell's convention */
     }
+    if (out_failed()) status = 1;
 
     free(S.ids);
     free(S.text);

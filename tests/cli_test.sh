@@ -3,6 +3,7 @@
 # root (make cli-test). Prints each check; exits non-zero if any fails.
 B=${1:-build}
 LFM2="$B/lfm2"
+INSPECT_BIN="$B/lfm2-inspect"
 DATA=tests/data
 TMP=${TMPDIR:-/tmp}/lfm2_cli_test.$$
 mkdir -p "$TMP" || exit 1
@@ -11,6 +12,9 @@ fails=0
 checks=0
 
 pass() { checks=$((checks + 1)); echo "  ok    $1"; }
+# waits (up to 120 s) until the --verbose line "[loaded ..." is in file $1: a background job of a
+# shell ignores SIGINT until the program installs its handler, after the load
+wait_loaded() { k=0; while ! grep -q "loaded" "$1" 2>/dev/null && [ $k -lt 1200 ]; do sleep 0.1; k=$((k + 1)); done; }
 fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "  FAIL  $1"; }
 
 
@@ -46,7 +50,9 @@ a=$("$LFM2" -m models/demo-code-8m --raw -n 40 -s 1234 --temp 0.8 -p "$p" 2>/dev
 b=$("$LFM2" -m models/demo-code-8m --raw -n 40 -s 1234 --temp 0.8 -p "$p" --verbose 2> "$TMP/verbose")
 if [ -n "$a" ] && [ "$a" = "$b" ]; then pass "sampling with a fixed seed is reproducible"
 else fail "sampling with -s 1234 gave different texts"; fi
-if grep -q "tok/s" "$TMP/verbose" && grep -q "loaded" "$TMP/verbose"; then pass "--verbose prints load time and tokens/s to stderr"
+kernels=$("$INSPECT_BIN" models/demo-code-8m 2>/dev/null | sed -n 's/^build  *lfm2.h [^,]*, //p')
+if grep -q "tok/s" "$TMP/verbose" && grep -q "loaded" "$TMP/verbose" && [ -n "$kernels" ] && grep -qF "kernels $kernels]" "$TMP/verbose"; then
+    pass "--verbose prints load time, the kernel set ($kernels) and tokens/s to stderr"
 else fail "--verbose output"; sed 's/^/        /' "$TMP/verbose"; fi
 
 # --- one-shot chat on the real-vocabulary model: the chat template's greedy answer ---------------
@@ -80,8 +86,9 @@ else fail "/reset"; sed 's/^/        /' "$TMP/chat3"; fi
 
 # Ctrl-C (SIGINT) during an answer stops that answer, not the program: it goes on reading input
 ( printf 'def fibonacci(n):\n'; sleep 4; printf '/quit\n' ) |
-    "$LFM2" -m models/demo-code-8m -i -n 0 --temp 0 > "$TMP/sig.out" 2> "$TMP/sig.err" &
+    "$LFM2" -m models/demo-code-8m -i -n 0 --temp 0 --verbose > "$TMP/sig.out" 2> "$TMP/sig.err" &
 pid=$!
+wait_loaded "$TMP/sig.err"
 sleep 1
 kill -INT $pid 2>/dev/null
 wait $pid
@@ -91,6 +98,55 @@ if [ $rc -eq 0 ] && grep -q "stopped" "$TMP/sig.err" && [ -s "$TMP/sig.out" ]; t
 elif [ $rc -eq 0 ] && grep -q "context full" "$TMP/sig.err"; then
     echo "  skip  Ctrl-C: the 4096-token answer was finished before the signal came"
 else fail "Ctrl-C during an answer: exit $rc"; sed 's/^/        /' "$TMP/sig.err"; fi
+
+# Ctrl-C during the prefill of a long prompt (one-shot): the prefill stops (the callback is polled
+# per layer of every chunk), the program exits with status 130; a second Ctrl-C exits at once
+python3 -c "print('x = 1\n' * 1200, end='')" > "$TMP/long.prompt" 2>/dev/null ||
+    awk 'BEGIN { for (i = 0; i < 1200; i++) print "x = 1" }' > "$TMP/long.prompt"
+n_long=$("$B/lfm2-inspect" models/demo-code-8m --tokenize < "$TMP/long.prompt" | wc -w)
+"$LFM2" -m models/demo-code-8m --raw -c 8192 -n 4 -t 1 --verbose -p "$(cat "$TMP/long.prompt")" > "$TMP/int.out" 2> "$TMP/int.err" &
+pid=$!
+wait_loaded "$TMP/int.err"
+sleep 1
+kill -INT $pid 2>/dev/null
+wait $pid
+rc=$?
+n_pre=$(sed -n 's/.*\[prefill \([0-9]*\) tokens.*/\1/p' "$TMP/int.err")
+if [ $rc -eq 130 ] && [ -n "$n_pre" ] && [ "$n_pre" -lt "$n_long" ] && grep -q "stopped" "$TMP/int.err"; then
+    pass "Ctrl-C during a $n_long-token prefill stops it ($n_pre tokens decoded) and exits 130"
+elif [ $rc -eq 130 ] && [ "$n_pre" = "$n_long" ]; then
+    echo "  skip  Ctrl-C in the prefill: the prefill was finished before the signal came (exit 130)"
+else fail "Ctrl-C during a long prefill: exit $rc, prefill '$n_pre'"; sed 's/^/        /' "$TMP/int.err"; fi
+( printf 'def fibonacci(n):\n'; sleep 20; printf '/quit\n' ) |
+    "$LFM2" -m models/demo-code-8m -i -c 8192 -n 0 -t 1 --verbose > "$TMP/int2.out" 2> "$TMP/int2.err" &
+pid=$!
+wait_loaded "$TMP/int2.err"
+sleep 1
+kill -INT $pid 2>/dev/null; sleep 0.2; kill -INT $pid 2>/dev/null
+wait $pid
+rc=$?
+if [ $rc -eq 130 ] && [ -s "$TMP/int2.out" ]; then pass "two Ctrl-C during an interactive answer end the program with status 130"
+else fail "two Ctrl-C in the interactive mode: exit $rc"; sed 's/^/        /' "$TMP/int2.err"; fi
+
+# --- output errors: a full disk or a closed stdout is an error (one line on stderr, exit 1) ------
+for how in full closed; do
+    if [ $how = full ]; then
+        "$LFM2" -m models/demo-code-8m --raw --temp 0 -n 8 -p "def f" > /dev/full 2> "$TMP/w.err"; rc=$?
+    else
+        "$LFM2" -m models/demo-code-8m --raw --temp 0 -n 8 -p "def f" >&- 2> "$TMP/w.err"; rc=$?
+    fi
+    if [ $rc -eq 1 ] && [ "$(wc -l < "$TMP/w.err")" -eq 1 ] && grep -q "cannot write the output" "$TMP/w.err"; then
+        pass "output to a $how stdout: exit 1, \"$(cat "$TMP/w.err")\""
+    else fail "output to a $how stdout: exit $rc"; sed 's/^/        /' "$TMP/w.err"; fi
+done
+if [ -w /dev/full ]; then
+    printf 'What is C. elegans?\n' | "$LFM2" -m "$DATA/realvocab-bf16" -i --temp 0 -n 4 > /dev/full 2> "$TMP/w.err"; rc=$?
+    if [ $rc -eq 1 ] && [ "$(wc -l < "$TMP/w.err")" -eq 1 ]; then pass "interactive answer to /dev/full: exit 1, one line"
+    else fail "interactive answer to /dev/full: exit $rc"; sed 's/^/        /' "$TMP/w.err"; fi
+    "$LFM2" --help > /dev/full 2> "$TMP/w.err"; rc=$?
+    if [ $rc -ne 0 ] && [ "$(wc -l < "$TMP/w.err")" -eq 1 ]; then pass "--help to /dev/full: exit $rc, one line"
+    else fail "--help to /dev/full: exit $rc"; fi
+fi
 
 # --- errors: non-zero exit and exactly one line on stderr ----------------------------------------
 expect_error() { # description, then the command
@@ -169,6 +225,9 @@ for q in q8 q4; do
         else fail "pre-quantized $q folder vs load-time $q (level ${lv:-best}): logits differ"; fi
     done
 done
+
+# lfm2-quantize on real folders: aliases, existing models, folders in use, full disks, odd tensors
+if sh tests/quantize_test.sh "$B"; then pass "tests/quantize_test.sh"; else fail "tests/quantize_test.sh"; fi
 
 echo "cli tests: $checks checks, $fails failed"
 [ $fails -eq 0 ]

@@ -130,6 +130,78 @@ static void test_config_errors(void) {
     }
 }
 
+/* ---- more end-of-sequence ids than lfm2_config holds are refused, never cut (issue 11 item 12) */
+static char *tc_eos_list(char *buf, size_t cap, const char *pre, int first, int n, const char *post) {
+    size_t o = (size_t)snprintf(buf, cap, "%s[", pre);
+    int k;
+    for (k = 0; k < n && o + 16 < cap; k++) o += (size_t)snprintf(buf + o, cap - o, "%s%d", k ? "," : "", first + k);
+    snprintf(buf + o, cap - o, "]%s", post);
+    return buf;
+}
+static void test_config_eos_ids(void) {
+    static const char *base = "{\"vocab_size\":512,\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
+                              "\"num_key_value_heads\":2,\"intermediate_size\":256,\"eos_token_id\":";
+    char buf[2048], gen[1024], path[512];
+    lfm2_config c;
+    lfm2_error e;
+    lfm2_result rc;
+    int k, all;
+    /* config.json: 12 ids all kept; LFM2_CONFIG_EOS (32) distinct ids with repeats fine; 33 refused */
+    memset(&e, 0, sizeof e);
+    tc_eos_list(buf, sizeof buf, base, 100, 12, "}");
+    rc = lfm2_config_parse(buf, strlen(buf), &c, &e);
+    for (all = rc == LFM2_OK && c.n_eos == 12, k = 0; all && k < 12; k++) all = c.eos_token_ids[k] == 100 + k;
+    CHECK(all, "12 eos ids: %s, n_eos %d", lfm2_result_string(rc), c.n_eos);
+    tc_eos_list(buf, sizeof buf, base, 100, LFM2_CONFIG_EOS, "");
+    buf[strlen(buf) - 1] = 0;         /* drop the ']' */
+    strcat(buf, ",100,101,131]}");    /* repeats do not count */
+    rc = lfm2_config_parse(buf, strlen(buf), &c, &e);
+    CHECK(rc == LFM2_OK && c.n_eos == LFM2_CONFIG_EOS && c.eos_token_ids[LFM2_CONFIG_EOS - 1] == 100 + LFM2_CONFIG_EOS - 1,
+          "%d distinct ids with repeats: %s, n_eos %d (%s)", LFM2_CONFIG_EOS, lfm2_result_string(rc), c.n_eos, e.message);
+    tc_eos_list(buf, sizeof buf, base, 100, LFM2_CONFIG_EOS + 1, "}");
+    rc = lfm2_config_parse(buf, strlen(buf), &c, &e);
+    CHECK(rc == LFM2_ERR_BAD_CONFIG && strstr(e.message, "eos_token_id"), "%d eos ids: %s (%s)", LFM2_CONFIG_EOS + 1, lfm2_result_string(rc), e.message);
+    NOTE("TABLE\tconfig.json eos_token_id with %d distinct ids\t%s\t%s", LFM2_CONFIG_EOS + 1, lfm2_result_string(rc), e.message);
+    /* generation_config.json adds to config.json's (tiny-bf16: eos 2): 31 more fit, 32 more do not */
+    {
+        char *cfg, *st;
+        size_t cfg_n = 0, st_n = 0;
+        snprintf(path, sizeof path, "%s/tiny-bf16/config.json", t_data_dir());
+        cfg = t_read_file(path, &cfg_n);
+        snprintf(path, sizeof path, "%s/tiny-bf16/model.safetensors", t_data_dir());
+        st = t_read_file(path, &st_n);
+        CHECK(cfg && st, "tiny-bf16 files");
+        for (k = 0; cfg && st && k < 2; k++) {
+            lfm2_model_sources s;
+            lfm2_buffer b;
+            lfm2_model_params p;
+            lfm2_model *m = NULL;
+            memset(&s, 0, sizeof s);
+            memset(&p, 0, sizeof p);
+            memset(&e, 0, sizeof e);
+            b.data = st; b.size = st_n; b.name = "model.safetensors";
+            s.config_json = cfg; s.config_json_size = cfg_n;
+            s.safetensors = &b; s.n_safetensors = 1;
+            tc_eos_list(gen, sizeof gen, "{\"eos_token_id\":", 300, LFM2_CONFIG_EOS - 1 + k, "}");
+            s.generation_config_json = gen; s.generation_config_json_size = strlen(gen);
+            p.error = &e;
+            rc = lfm2_model_load_memory(&s, &p, &m);
+            if (k == 0) {
+                CHECK(rc == LFM2_OK && lfm2_model_config(m)->n_eos == LFM2_CONFIG_EOS && lfm2_token_is_eog(m, 2) &&
+                      lfm2_token_is_eog(m, 300 + LFM2_CONFIG_EOS - 2) && !lfm2_token_is_eog(m, 300 + LFM2_CONFIG_EOS - 1),
+                      "config.json 1 + generation_config.json %d eos ids: %s (%s)", LFM2_CONFIG_EOS - 1, lfm2_result_string(rc), e.message);
+            } else {
+                CHECK(rc == LFM2_ERR_BAD_CONFIG && m == NULL && strstr(e.message, "generation_config.json"),
+                      "config.json 1 + generation_config.json %d eos ids: %s (%s)", LFM2_CONFIG_EOS, lfm2_result_string(rc), e.message);
+                NOTE("TABLE\tgeneration_config.json eos_token_id adding %d ids to config.json's 1\t%s\t%s", LFM2_CONFIG_EOS, lfm2_result_string(rc), e.message);
+            }
+            lfm2_model_free(m);
+        }
+        free(cfg);
+        free(st);
+    }
+}
+
 /* ---- forward pass against the goldens ----------------------------------------------------- */
 
 
@@ -138,5 +210,6 @@ static const t_case config_tests[] = {
     {"config/styles", test_config_styles, 0},
     {"config/rules", test_config_rules, 0},
     {"config/errors", test_config_errors, 0},
+    {"config/eos-ids", test_config_eos_ids, 0},
     {NULL, NULL, 0}
 };

@@ -425,8 +425,13 @@ static void test_state_snapshot(void) {
     t = lfm2_argmax(la, V);
     lfm2_context_decode(a, &t, 1, &la);
     need = lfm2_context_state_size(a);
-    CHECK(lfm2_context_state_save(a, NULL, 0, &wrote) == LFM2_ERR_BUFFER_TOO_SMALL && wrote == need, "size report");
+    wrote = 0;
+    CHECK(lfm2_context_state_save(a, NULL, 0, &wrote) == LFM2_OK && wrote == need, "size query: LFM2_OK with the size");
     buf = malloc(need);
+    wrote = 0;
+    CHECK(lfm2_context_state_save(a, buf, need - 1, &wrote) == LFM2_ERR_BUFFER_TOO_SMALL && wrote == need, "short buffer: the size needed");
+    CHECK(lfm2_context_state_save(a, NULL, 5, &wrote) == LFM2_ERR_INVALID_ARG, "NULL buffer with cap > 0");
+    CHECK(lfm2_context_state_save(a, NULL, 0, NULL) == LFM2_ERR_INVALID_ARG, "size query without n_written");
     CHECK(lfm2_context_state_save(a, buf, need, &wrote) == LFM2_OK && wrote == need, "save");
     CHECK(lfm2_context_state_load(b, buf, need) == LFM2_OK, "load: %s", lfm2_context_error(b));
     CHECK(lfm2_context_pos(b) == 9, "pos after load");
@@ -451,6 +456,103 @@ static void test_state_snapshot(void) {
     lfm2_model_free(m);
 }
 
+/* ---- a state loads only into the same model: same shapes but other weights, dtypes or load-time
+   quantization are refused; the same tensors loaded another way are accepted ---------------- */
+/* loads tiny-bf16 from memory with its model.safetensors bytes edited by fn (NULL = as is) */
+static lfm2_model *tf_load_edited(char *st, size_t st_n, const char *cfg, size_t cfg_n, int32_t weights) {
+    lfm2_model *m = NULL;
+    lfm2_error e;
+    if (t_load_one(cfg, cfg_n, st, st_n, weights, &e, &m) != LFM2_OK) NOTE("load: %s", e.message);
+    return m;
+}
+static int tf_state_moves(lfm2_model *from, lfm2_model *to, char *msg, size_t msg_n) {
+    lfm2_context *a = NULL, *b = NULL;
+    lfm2_token ids[5] = {1, 5, 9, 100, 200};
+    const float *lg;
+    void *buf;
+    size_t need = 0;
+    int ok;
+    lfm2_context_create(from, NULL, &a);
+    lfm2_context_create(to, NULL, &b);
+    lfm2_context_decode(a, ids, 5, &lg);
+    lfm2_context_state_save(a, NULL, 0, &need);
+    buf = malloc(need);
+    lfm2_context_state_save(a, buf, need, &need);
+    lfm2_context_decode(b, ids, 2, &lg);
+    ok = lfm2_context_state_load(b, buf, need) == LFM2_OK;
+    snprintf(msg, msg_n, "%s", lfm2_context_error(b));
+    if (!ok) CHECK(lfm2_context_pos(b) == 2, "a refused state changed the context");
+    free(buf);
+    lfm2_context_free(a);
+    lfm2_context_free(b);
+    return ok;
+}
+static void test_state_fingerprint(void) {
+    char path[512], msg[512];
+    char *cfg, *st, *st2;
+    size_t cfg_n = 0, st_n = 0, off = 0, nb = 0, i;
+    lfm2_model *base, *other;
+    lfm2_model_params mp;
+    lfm2_tensor_info ti;
+    int32_t k;
+    snprintf(path, sizeof path, "%s/tiny-bf16/config.json", t_data_dir());
+    cfg = t_read_file(path, &cfg_n);
+    snprintf(path, sizeof path, "%s/tiny-bf16/model.safetensors", t_data_dir());
+    st = t_read_file(path, &st_n);
+    CHECK(cfg && st, "tiny-bf16 files");
+    if (!cfg || !st) { free(cfg); free(st); return; }
+    st2 = (char *)malloc(st_n);
+    base = t_load("tiny-bf16");
+    CHECK(base != NULL, "load tiny-bf16");
+    if (!base) goto done;
+    /* accepted: the same tensors loaded from memory, and from the folder with keep_layout / no_mmap */
+    other = tf_load_edited(st, st_n, cfg, cfg_n, 0);
+    CHECK(other && tf_state_moves(base, other, msg, sizeof msg), "same model from memory refused: %s", msg);
+    lfm2_model_free(other);
+    memset(&mp, 0, sizeof mp);
+    mp.keep_layout = 1;
+    mp.no_mmap = 1;
+    snprintf(path, sizeof path, "%s/tiny-bf16", t_data_dir());
+    other = NULL;
+    lfm2_model_load_dir(path, &mp, &other);
+    CHECK(other && tf_state_moves(base, other, msg, sizeof msg), "same model with keep_layout/no_mmap refused: %s", msg);
+    lfm2_model_free(other);
+    other = t_load("tiny-bf16-released-style"); /* the same weights, the other config.json key style */
+    CHECK(other && tf_state_moves(base, other, msg, sizeof msg), "same weights, released-style config refused: %s", msg);
+    lfm2_model_free(other);
+    /* refused: quantized at load */
+    other = tf_load_edited(st, st_n, cfg, cfg_n, LFM2_WEIGHTS_Q8);
+    CHECK(other && !tf_state_moves(base, other, msg, sizeof msg), "state of bf16 weights loaded into the Q8 model");
+    NOTE("TABLE\tlfm2_context_state_load of tiny-bf16's state into tiny-bf16 quantized to Q8 at load\t%s\t%s", lfm2_result_string(LFM2_ERR_INVALID_ARG), msg);
+    lfm2_model_free(other);
+    /* refused: "fine-tuned" (every value of one matrix moved by one bf16 ulp, the rest equal), and
+       one value of one norm changed */
+    for (k = 0; k < 2; k++) {
+        const char *name = k == 0 ? "model.layers.3.feed_forward.w2.weight" : "model.layers.1.ffn_norm.weight";
+        int32_t j;
+        for (j = 0; j < lfm2_model_tensor_count(base); j++)
+            if (lfm2_model_tensor_info(base, j, &ti) == LFM2_OK && strcmp(ti.name, name) == 0) { off = (size_t)ti.file_offset; nb = (size_t)ti.n_bytes; }
+        CHECK(nb > 0 && off + nb <= st_n, "%s found", name);
+        memcpy(st2, st, st_n);
+        if (k == 0) for (i = 0; i + 1 < nb; i += 2) st2[off + i] ^= 1; /* low bit of every bf16 value (little-endian) */
+        else st2[off + 5] ^= 0x10;
+        other = tf_load_edited(st2, st_n, cfg, cfg_n, 0);
+        CHECK(other && !tf_state_moves(base, other, msg, sizeof msg), "state loaded into a model with %s changed", name);
+        CHECK(strstr(msg, "another model") != NULL, "message: %s", msg);
+        NOTE("TABLE\tlfm2_context_state_load into tiny-bf16 with %s (%zu bytes) %s\t%s\t%s", name, nb,
+             k == 0 ? "all values changed by one ulp" : "one value changed", lfm2_result_string(LFM2_ERR_INVALID_ARG), msg);
+        lfm2_model_free(other);
+    }
+    /* refused: another model with other shapes (the header's shape fields) */
+    other = t_load("tiny-f32-untied-bias");
+    CHECK(other && !tf_state_moves(base, other, msg, sizeof msg), "state of tiny-bf16 loaded into tiny-f32-untied-bias");
+    NOTE("TABLE\tlfm2_context_state_load of tiny-bf16's state into tiny-f32-untied-bias\t%s\t%s", lfm2_result_string(LFM2_ERR_INVALID_ARG), msg);
+    lfm2_model_free(other);
+done:
+    lfm2_model_free(base);
+    free(cfg); free(st); free(st2);
+}
+
 /* decode limits: context full, bad ids */
 static void test_decode_limits(void) {
     lfm2_model *m = t_load("tiny-bf16");
@@ -467,6 +569,17 @@ static void test_decode_limits(void) {
     NOTE("%s", lfm2_context_error(c));
     CHECK(lfm2_context_pos(c) == 0, "position unchanged after refusal");
     CHECK(lfm2_context_decode(c, ids, 8, &lg) == LFM2_OK, "8 tokens fit");
+    CHECK(lfm2_context_error(c)[0] == 0, "the message of the failed decode survives a successful one: '%s'", lfm2_context_error(c));
+    {   /* the same for state_load: a refused state, then a good one */
+        size_t need = 0;
+        void *sv;
+        lfm2_context_state_save(c, NULL, 0, &need);
+        sv = malloc(need);
+        lfm2_context_state_save(c, sv, need, &need);
+        CHECK(lfm2_context_state_load(c, sv, need - 1) == LFM2_ERR_INVALID_ARG && lfm2_context_error(c)[0] != 0, "short state");
+        CHECK(lfm2_context_state_load(c, sv, need) == LFM2_OK && lfm2_context_error(c)[0] == 0, "message after a good state_load: '%s'", lfm2_context_error(c));
+        free(sv);
+    }
     CHECK(lfm2_context_decode(c, ids, 1, &lg) == LFM2_ERR_CONTEXT_FULL, "9th token");
     lfm2_context_reset(c);
     CHECK(lfm2_context_decode(c, &bad, 1, &lg) == LFM2_ERR_INVALID_ARG, "id = vocab_size");
@@ -474,6 +587,81 @@ static void test_decode_limits(void) {
     CHECK(lfm2_context_decode(c, &neg, 1, &lg) == LFM2_ERR_INVALID_ARG, "negative id");
     CHECK(lfm2_context_decode(c, ids, 0, &lg) == LFM2_ERR_INVALID_ARG, "n = 0");
     lfm2_context_free(c);
+    lfm2_model_free(m);
+}
+
+/* ---- abort during a long prefill ----------------------------------------------------------
+   The abort callback is polled before every layer of every chunk; an abort in the middle of a
+   chunk leaves the context at the last chunk boundary, usable: continuing from there gives the
+   logits of an uninterrupted decode bit for bit. */
+typedef struct tf_abort { int calls, stop_at; } tf_abort;
+static int tf_abort_fn(void *user) {
+    tf_abort *a = (tf_abort *)user;
+    a->calls++;
+    return a->stop_at > 0 && a->calls >= a->stop_at;
+}
+static void test_abort_prefill(void) {
+    lfm2_model *m = t_load("tiny-bf16");
+    lfm2_context_params cp;
+    lfm2_context *c, *ref;
+    lfm2_token ids[21];
+    tf_abort a;
+    float *whole, *part;
+    const float *lg;
+    int32_t V, L, i, nb = 4, N = 21, n_chunks = 6;
+    lfm2_result rc;
+    CHECK(m != NULL, "load");
+    if (!m) return;
+    V = lfm2_model_config(m)->vocab_size;
+    L = lfm2_model_config(m)->num_hidden_layers;
+    for (i = 0; i < N; i++) ids[i] = (i * 37 + 11) % V;
+    memset(&cp, 0, sizeof cp);
+    cp.n_batch = nb;
+    lfm2_context_create(m, &cp, &c);
+    lfm2_context_create(m, &cp, &ref);
+    whole = (float *)malloc(sizeof(float) * (size_t)N * V);
+    part = (float *)malloc(sizeof(float) * (size_t)N * V);
+    CHECK(lfm2_context_decode_all(ref, ids, N, whole) == LFM2_OK, "uninterrupted decode");
+    /* 1. the number of polls of a whole prefill: at least one per layer of every chunk */
+    memset(&a, 0, sizeof a);
+    lfm2_context_set_abort(c, tf_abort_fn, &a);
+    CHECK(lfm2_context_decode(c, ids, N, &lg) == LFM2_OK, "decode with a callback that never aborts");
+    CHECK(a.calls >= L * n_chunks, "%d polls for %d chunks of %d layers", a.calls, n_chunks, L);
+    NOTE("prefill of %d tokens in chunks of %d (%d chunks, %d layers): %d polls of the abort callback", N, nb, n_chunks, L, a.calls);
+    CHECK(memcmp(lg, whole + (size_t)(N - 1) * V, sizeof(float) * (size_t)V) == 0, "a callback changes nothing");
+    /* 2. aborted in the middle of the third chunk (layer L/2): position 8, no logits */
+    lfm2_context_reset(c);
+    memset(&a, 0, sizeof a);
+    a.stop_at = 2 * L + L / 2 + 1;
+    rc = lfm2_context_decode(c, ids, N, &lg);
+    CHECK(rc == LFM2_ERR_ABORTED, "aborted decode returns %s", lfm2_result_string(rc));
+    CHECK(lfm2_context_pos(c) == 2 * nb, "position after the abort: %d, expected %d", (int)lfm2_context_pos(c), 2 * nb);
+    CHECK(lg == NULL && lfm2_context_logits(c) == NULL, "no logits after an abort");
+    NOTE("abort at poll %d: %s; %s", a.stop_at, lfm2_result_string(rc), lfm2_context_error(c));
+    /* 3. continuing from the chunk boundary: the logits of the uninterrupted run, bit for bit */
+    lfm2_context_set_abort(c, NULL, NULL);
+    CHECK(lfm2_context_decode_all(c, ids + 2 * nb, N - 2 * nb, part + (size_t)(2 * nb) * V) == LFM2_OK, "continue");
+    CHECK(lfm2_context_error(c)[0] == 0, "the abort's message is cleared by the next successful call: '%s'", lfm2_context_error(c));
+    CHECK(memcmp(part + (size_t)(2 * nb) * V, whole + (size_t)(2 * nb) * V, sizeof(float) * (size_t)(N - 2 * nb) * V) == 0,
+          "logits after resuming differ from the uninterrupted run");
+    /* 4. aborted at the first layer of the first chunk: nothing changes; one-token decodes too */
+    lfm2_context_reset(c);
+    CHECK(lfm2_context_decode(c, ids, 5, &lg) == LFM2_OK, "5 tokens");
+    memset(&a, 0, sizeof a);
+    a.stop_at = 1;
+    lfm2_context_set_abort(c, tf_abort_fn, &a);
+    CHECK(lfm2_context_decode(c, ids + 5, 1, &lg) == LFM2_ERR_ABORTED && lfm2_context_pos(c) == 5, "one token aborted at layer 0");
+    memset(&a, 0, sizeof a);
+    a.stop_at = L; /* the last layer of a one-token decode */
+    CHECK(lfm2_context_decode(c, ids + 5, 1, &lg) == LFM2_ERR_ABORTED && lfm2_context_pos(c) == 5, "one token aborted at the last layer");
+    lfm2_context_set_abort(c, NULL, NULL);
+    CHECK(lfm2_context_decode_all(c, ids + 5, N - 5, part + (size_t)5 * V) == LFM2_OK, "continue after the one-token aborts");
+    CHECK(memcmp(part + (size_t)5 * V, whole + (size_t)5 * V, sizeof(float) * (size_t)(N - 5) * V) == 0,
+          "aborted one-token decodes changed the conv state");
+    NOTE("resumed after aborts mid-chunk and at the last layer: logits bit-identical to the uninterrupted run");
+    free(whole); free(part);
+    lfm2_context_free(c);
+    lfm2_context_free(ref);
     lfm2_model_free(m);
 }
 
@@ -492,6 +680,8 @@ static const t_case forward_tests[] = {
     {"forward/threads-identical", test_threads_identical, T_ISA | T_THREADS},
     {"forward/threads-pool", test_threads_pool, T_THREADS},
     {"forward/state-snapshot", test_state_snapshot, 0},
+    {"forward/state-fingerprint", test_state_fingerprint, 0},
     {"forward/decode-limits", test_decode_limits, 0},
+    {"forward/abort-prefill", test_abort_prefill, 0},
     {NULL, NULL, 0}
 };

@@ -887,6 +887,169 @@ static void test_sampler_chat_continuation(void) {
     }
 }
 
+/* ---- sampler/generate-abort-prefill: should_abort reaches the prefill, per layer of every chunk;
+   an abort there keeps the completed chunks (context and history), and the rest of the prompt fed
+   later gives the tokens of an uninterrupted run */
+typedef struct ts_abort_count { int calls, stop_at; } ts_abort_count;
+static int ts_abort_count_fn(void *user) {
+    ts_abort_count *a = (ts_abort_count *)user;
+    a->calls++;
+    return a->stop_at > 0 && a->calls >= a->stop_at;
+}
+static void test_sampler_generate_abort_prefill(void) {
+    lfm2_model *m = ts_load_model("models/demo-code-8m");
+    lfm2_context *c = NULL, *r = NULL;
+    lfm2_context_params cp;
+    lfm2_sampler *s = NULL, *sr = NULL;
+    lfm2_sampler_params p;
+    lfm2_generate_params gp;
+    lfm2_generate_result res;
+    ts_abort_count ab;
+    ts_collect col, colr;
+    lfm2_token prompt[30];
+    lfm2_result rc;
+    int32_t i, V, L, nb = 4, N = 30, chunks = (30 + 3) / 4, same;
+    CHECK(m != NULL, "load models/demo-code-8m");
+    if (!m) return;
+    V = lfm2_model_config(m)->vocab_size;
+    L = lfm2_model_config(m)->num_hidden_layers;
+    for (i = 0; i < N; i++) prompt[i] = (i * 211 + 17) % 4000 + 100;
+    memset(&cp, 0, sizeof cp);
+    cp.n_ctx = 128;
+    cp.n_batch = nb;
+    lfm2_context_create(m, &cp, &c);
+    lfm2_context_create(m, &cp, &r);
+    memset(&p, 0, sizeof p);
+    p.repetition_penalty = 1.3f; /* greedy; the penalty makes the history matter */
+    lfm2_sampler_create(&p, V, NULL, &s);
+    lfm2_sampler_create(&p, V, NULL, &sr);
+    CHECK(c && r && s && sr, "contexts / samplers");
+    if (!c || !r || !s || !sr) goto done;
+    memset(&gp, 0, sizeof gp);
+    gp.max_tokens = 1;
+    gp.should_abort = ts_abort_count_fn;
+    gp.user = &ab;
+    memset(&ab, 0, sizeof ab);
+    rc = lfm2_generate(c, s, prompt, N, &gp, &res);
+    CHECK(rc == LFM2_OK, "generate: %s", lfm2_result_string(rc));
+    CHECK(ab.calls >= L * chunks, "should_abort polled %d times for a prefill of %d chunks of %d layers", ab.calls, chunks, L);
+    NOTE("lfm2_generate, %d-token prompt in chunks of %d, %d layers: should_abort polled %d times", N, nb, L, ab.calls);
+    /* aborted in the middle of the 4th chunk */
+    lfm2_context_reset(c);
+    lfm2_sampler_reset(s);
+    memset(&ab, 0, sizeof ab);
+    ab.stop_at = 1 + 3 * L + 2;
+    rc = lfm2_generate(c, s, prompt, N, &gp, &res);
+    CHECK(rc == LFM2_ERR_ABORTED && res.n_prompt == 3 * nb && lfm2_context_pos(c) == 3 * nb && res.n_generated == 0,
+          "aborted prefill: %s, n_prompt %d, pos %d", lfm2_result_string(rc), (int)res.n_prompt, (int)lfm2_context_pos(c));
+    {
+        lfm2_sampler *h = NULL;
+        lfm2_sampler_create(&p, V, NULL, &h);
+        lfm2_sampler_accept(h, prompt, 3 * nb);
+        CHECK(h && lfm2_sampler_history_size(s) == lfm2_sampler_history_size(h), "history after the abort: %d ids, expected %d",
+              (int)lfm2_sampler_history_size(s), h ? (int)lfm2_sampler_history_size(h) : -1);
+        lfm2_sampler_free(h);
+    }
+    /* the rest of the prompt in a second call: the same answer as one uninterrupted call */
+    memset(&col, 0, sizeof col);
+    memset(&colr, 0, sizeof colr);
+    rc = ts_generate(c, s, prompt + 3 * nb, N - 3 * nb, 12, &col, &res);
+    CHECK(rc == LFM2_OK, "resume: %s", lfm2_result_string(rc));
+    rc = ts_generate(r, sr, prompt, N, 12, &colr, &res);
+    CHECK(rc == LFM2_OK, "uninterrupted: %s", lfm2_result_string(rc));
+    same = col.n == colr.n && col.n == 12;
+    for (i = 0; same && i < col.n; i++) if (col.ids[i] != colr.ids[i]) same = 0;
+    CHECK(same, "the answer after an aborted prefill differs from an uninterrupted one");
+    NOTE("abort at poll %d: %d prompt tokens kept; the resumed answer (12 greedy tokens) is %s", 1 + 3 * L + 2, 3 * nb, same ? "identical" : "DIFFERENT");
+done:
+    lfm2_sampler_free(s);
+    lfm2_sampler_free(sr);
+    lfm2_context_free(c);
+    lfm2_context_free(r);
+    lfm2_model_free(m);
+}
+
+/* ---- sampler/bad-logits: NaN or all -inf logits are an error (LFM2_ERR_BAD_LOGITS, *out = -1), never
+   token 0; lfm2_generate returns it with a message and emits nothing for that position */
+static int ts_count_tokens(void *user, lfm2_token t, const char *text, size_t len) {
+    (void)t; (void)text; (void)len;
+    (*(int *)user)++;
+    return 0;
+}
+static void test_sampler_bad_logits(void) {
+    enum { V = 16 };
+    static const char *kind[7] = {"all NaN", "all -inf", "one NaN among finite", "+inf among finite",
+                                  "-inf but one finite", "finite, one -inf", "all +inf"};
+    /* expected results: greedy, sampling (-1 = LFM2_ERR_BAD_LOGITS) */
+    static const int want_greedy[7] = {-1, -1, -1, 5, 9, 3, 0}, want_sample[7] = {-1, -1, -1, -1, 9, -2, -1};
+    lfm2_sampler_params sp = lfm2_sampler_default_params();
+    lfm2_sampler *g = NULL, *smp = NULL;
+    float lg[V];
+    int k, i, mode;
+    lfm2_sampler_create(NULL, V, NULL, &g);
+    sp.top_k = 0;
+    sp.min_p = 0;
+    lfm2_sampler_create(&sp, V, NULL, &smp);
+    CHECK(g && smp, "samplers");
+    if (!g || !smp) { lfm2_sampler_free(g); lfm2_sampler_free(smp); return; }
+    for (k = 0; k < 7; k++) {
+        for (i = 0; i < V; i++) lg[i] = (float)(i % 5) * 0.25f - (i == 3 ? -2.0f : 0.0f); /* id 3 the largest */
+        if (k == 0) for (i = 0; i < V; i++) lg[i] = NAN;
+        if (k == 1) for (i = 0; i < V; i++) lg[i] = -HUGE_VALF;
+        if (k == 2) lg[7] = NAN;
+        if (k == 3) lg[5] = HUGE_VALF;
+        if (k == 4) { for (i = 0; i < V; i++) lg[i] = -HUGE_VALF; lg[9] = 0.5f; }
+        if (k == 5) lg[11] = -HUGE_VALF;
+        if (k == 6) for (i = 0; i < V; i++) lg[i] = HUGE_VALF;
+        for (mode = 0; mode < 2; mode++) {
+            lfm2_token t = 12345;
+            lfm2_result rc = lfm2_sampler_sample(mode ? smp : g, lg, &t);
+            int want = mode ? want_sample[k] : want_greedy[k];
+            if (want == -1)
+                CHECK(rc == LFM2_ERR_BAD_LOGITS && t == -1, "%s, %s: %s, token %d (expected an error)", kind[k], mode ? "sampling" : "greedy", lfm2_result_string(rc), (int)t);
+            else if (want == -2)
+                CHECK(rc == LFM2_OK && t >= 0 && t < V && t != 11, "%s, %s: %s, token %d", kind[k], mode ? "sampling" : "greedy", lfm2_result_string(rc), (int)t);
+            else
+                CHECK(rc == LFM2_OK && t == want, "%s, %s: %s, token %d (expected %d)", kind[k], mode ? "sampling" : "greedy", lfm2_result_string(rc), (int)t, want);
+            NOTE("TABLE\tlfm2_sampler_sample, %s logits, %s\t%s\t%s", kind[k], mode ? "temperature 0.3" : "greedy", lfm2_result_string(rc),
+                 rc == LFM2_OK ? "(sampled)" : "*out = -1");
+        }
+    }
+    lfm2_sampler_free(g);
+    lfm2_sampler_free(smp);
+    /* lfm2_generate on a model whose final norm holds a NaN: every logit is NaN */
+    {
+        lfm2_model *m = ts_load_model("models/demo-code-8m");
+        lfm2_context *c = NULL;
+        lfm2_sampler *s = NULL;
+        lfm2_generate_params gp;
+        lfm2_generate_result res;
+        lfm2_error err;
+        lfm2_token prompt[3] = {340, 299, 3736};
+        int n_tok = 0;
+        lfm2_result rc;
+        CHECK(m != NULL, "load models/demo-code-8m");
+        if (!m) return;
+        ((float *)m->final_norm)[17] = NAN;
+        c = ts_context(m, 64);
+        lfm2_sampler_create(NULL, lfm2_model_config(m)->vocab_size, NULL, &s);
+        memset(&gp, 0, sizeof gp);
+        memset(&err, 0, sizeof err);
+        gp.max_tokens = 8;
+        gp.on_token = ts_count_tokens;
+        gp.user = &n_tok;
+        gp.error = &err;
+        rc = lfm2_generate(c, s, prompt, 3, &gp, &res);
+        CHECK(rc == LFM2_ERR_BAD_LOGITS && n_tok == 0 && res.n_generated == 0 && lfm2_context_pos(c) == 3,
+              "generate with NaN logits: %s, %d tokens emitted, pos %d", lfm2_result_string(rc), n_tok, (int)lfm2_context_pos(c));
+        CHECK(strstr(err.message, "NaN") != NULL, "message: %s", err.message);
+        NOTE("TABLE\tlfm2_generate, model with a NaN in the final norm (all logits NaN)\t%s\t%s", lfm2_result_string(rc), err.message);
+        lfm2_sampler_free(s);
+        lfm2_context_free(c);
+        lfm2_model_free(m);
+    }
+}
+
 static const t_case sampler_tests[] = {
     {"sampler/golden-proc", test_sampler_golden_proc, 0},
     {"sampler/golden-gen", test_sampler_golden_gen, 0},
@@ -895,6 +1058,8 @@ static const t_case sampler_tests[] = {
     {"sampler/determinism", test_sampler_determinism, 0},
     {"sampler/greedy-and-args", test_sampler_greedy_args, 0},
     {"sampler/generate-loop", test_sampler_generate_loop, 0},
+    {"sampler/bad-logits", test_sampler_bad_logits, 0},
+    {"sampler/generate-abort-prefill", test_sampler_generate_abort_prefill, 0},
     {"sampler/generate-no-tokenizer", test_sampler_generate_no_tokenizer, 0},
     {"sampler/e2e-realvocab", test_sampler_e2e_realvocab, 0},
     {"sampler/demo-greedy", test_sampler_demo_greedy, 0},

@@ -677,6 +677,52 @@ static void test_real_model(void) {
     lfm2__tokenizer_free(t, NULL);
 }
 
+/* ---- the size-query convention of the header (buf NULL, cap 0: LFM2_OK with the size; a short
+   buffer: LFM2_ERR_BUFFER_TOO_SMALL with the size; NULL with cap > 0: invalid) ---------------- */
+static void test_size_queries(void) {
+    static const char text[] = "Hello \xf0\x9f\xa6\x9c\xf0\x90\x8d\x88\xe1\x9a\xa0\xea\xa6\x84 world";
+    lfm2_model *m = t_load("realvocab-bf16");
+    lfm2_token ids[64];
+    int32_t n = 0, k, split = -1;
+    size_t need = 99, got = 0;
+    char buf[256];
+    lfm2_detok_stream st, before;
+    CHECK(m != NULL, "load realvocab-bf16");
+    if (!m) return;
+    CHECK(lfm2_tokenize(m, text, sizeof text - 1, 0, ids, 64, &n) == LFM2_OK && n > 2, "tokenize");
+    /* lfm2_token_to_piece */
+    CHECK(lfm2_token_to_piece(m, ids[0], NULL, 0, &need) == LFM2_OK && need == 5, "token_to_piece query: %zu", need);
+    CHECK(lfm2_token_to_piece(m, ids[0], buf, 2, &got) == LFM2_ERR_BUFFER_TOO_SMALL && got == 5, "token_to_piece short buffer");
+    CHECK(lfm2_token_to_piece(m, ids[0], NULL, 4, &got) == LFM2_ERR_INVALID_ARG, "token_to_piece NULL with cap 4");
+    /* lfm2_detokenize */
+    CHECK(lfm2_detokenize(m, ids, n, 0, NULL, 0, &need) == LFM2_OK && need == sizeof text - 1, "detokenize query: %zu", need);
+    CHECK(lfm2_detokenize(m, ids, n, 0, buf, need - 1, &got) == LFM2_ERR_BUFFER_TOO_SMALL && got == need, "detokenize short buffer");
+    CHECK(lfm2_detokenize(m, ids, n, 0, buf, need, &got) == LFM2_OK && got == need && memcmp(buf, text, need) == 0, "detokenize exact fit");
+    CHECK(lfm2_detokenize(m, ids, n, 0, NULL, 8, &got) == LFM2_ERR_INVALID_ARG, "detokenize NULL with cap 8");
+    /* lfm2_detok_stream_push / _flush: a query changes nothing */
+    memset(&st, 0, sizeof st);
+    for (k = 0; k < n && split < 0; k++) {
+        size_t q = 0;
+        before = st;
+        CHECK(lfm2_detok_stream_push(m, &st, ids[k], 0, NULL, 0, &q) == LFM2_OK, "push query");
+        CHECK(memcmp(&st, &before, sizeof st) == 0, "a push query changed the stream");
+        CHECK(lfm2_detok_stream_push(m, &st, ids[k], 0, buf, sizeof buf, &got) == LFM2_OK && got == q, "push: %zu bytes, query said %zu", got, q);
+        if (st.n_pending > 0) split = k;
+    }
+    CHECK(split >= 0, "no token ended inside a character");
+    if (split >= 0) {
+        size_t q = 0;
+        before = st;
+        CHECK(lfm2_detok_stream_flush(&st, NULL, 0, &q) == LFM2_OK && q == (size_t)st.n_pending && memcmp(&st, &before, sizeof st) == 0,
+              "flush query: LFM2_OK with %zu, stream unchanged", q);
+        CHECK(lfm2_detok_stream_flush(&st, buf, q - 1, &got) == LFM2_ERR_BUFFER_TOO_SMALL && got == q, "flush short buffer");
+        CHECK(lfm2_detok_stream_flush(&st, NULL, 2, &got) == LFM2_ERR_INVALID_ARG, "flush NULL with cap 2");
+        CHECK(lfm2_detok_stream_flush(&st, buf, sizeof buf, &got) == LFM2_OK && got == q && st.n_pending == 0, "flush");
+        NOTE("size queries: token_to_piece 5 bytes, detokenize %zu bytes, stream split after token %d with %zu bytes held back", need, (int)split, q);
+    }
+    lfm2_model_free(m);
+}
+
 static const t_case tokenizer_tests[] = {
     {"tokenizer/golden30", test_golden30, T_EMU},
     {"tokenizer/doc", test_doc, 0},
@@ -685,6 +731,7 @@ static const t_case tokenizer_tests[] = {
     {"tokenizer/roundtrip", test_roundtrip, 0},
     {"tokenizer/long_words", test_long_words, 0},
     {"tokenizer/stream", test_stream, 0},
+    {"tokenizer/size-queries", test_size_queries, 0},
     {"tokenizer/chat", test_chat, 0},
     {"tokenizer/malformed", test_malformed, 0},
     {"tokenizer/model_api", test_model_api, 0},

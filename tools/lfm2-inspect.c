@@ -6,9 +6,12 @@
      lfm2-inspect DIR --tokenize [--special] [--bos]   UTF-8 text on stdin -> ids on one line
      lfm2-inspect DIR --detokenize                 ids on stdin (space/comma separated) -> exact bytes
    Options: -t N threads; --weights q8|q4 quantizes the weights at load time.
+   Build: make build/lfm2-inspect  (or: cc -O2 -march=native -fopenmp -o lfm2-inspect tools/lfm2-inspect.c -lm;
+   -march=native selects the SIMD kernels at compile time, -fopenmp the threads)
 */
 #define LFM2_IMPLEMENTATION
 #include "../lfm2.h"
+#include "lfm2_digest.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,27 +105,18 @@ static void print_config(const char *dir, const lfm2_model *m) {
 }
 
 /* --digest: FNV-1a 64 of every weight matrix's values as f32 (row-major order, whatever the
-   layout in memory), per matrix and in all: a pre-quantized folder and load-time quantization
-   of the same model must print the same digests */
-static void print_digests(lfm2_model *m) {
-    lfm2__mat *list[2 + 7 * 256];
-    int32_t n, i, r, k;
-    uint64_t all = 1469598103934665603ull;
-    if (m->cfg.num_hidden_layers > 256) return;
-    n = lfm2__model_mats(m, list);
-    for (i = 0; i < n; i++) {
-        uint64_t h = 1469598103934665603ull;
-        for (r = 0; r < list[i]->rows; r++)
-            for (k = 0; k < list[i]->cols; k++) {
-                float v = lfm2__wget(list[i], r, k);
-                unsigned char b[4];
-                int j;
-                memcpy(b, &v, 4);
-                for (j = 0; j < 4; j++) { h = (h ^ b[j]) * 1099511628211ull; all = (all ^ b[j]) * 1099511628211ull; }
-            }
-        printf("matrix %2d [%d, %d]: %016llx\n", i, list[i]->rows, list[i]->cols, (unsigned long long)h);
-    }
-    printf("digest %016llx\n", (unsigned long long)all);
+   layout in memory), per matrix and in all, and of the norm / conv / bias vectors
+   (tools/lfm2_digest.h): a pre-quantized folder and load-time quantization of the same model
+   must print the same digests */
+static int print_digests(lfm2_model *m) {
+    lfm2_digests *d = (lfm2_digests *)malloc(sizeof *d);
+    int32_t i;
+    if (!d || !lfm2_digest_model(m, d)) { free(d); fprintf(stderr, "lfm2-inspect: --digest: out of memory\n"); return 1; }
+    for (i = 0; i < d->n_mats; i++) printf("matrix %2d [%d, %d]: %016llx\n", i, d->rows[i], d->cols[i], (unsigned long long)d->mat[i]);
+    printf("vectors %016llx\n", (unsigned long long)d->vectors);
+    printf("digest %016llx\n", (unsigned long long)d->all);
+    free(d);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -153,9 +147,9 @@ int main(int argc, char **argv) {
     mp.weights = weights;
     if (lfm2_model_load_dir(dir, &mp, &m) != LFM2_OK) { fprintf(stderr, "lfm2-inspect: %s\n", err.message); return 1; }
     if (digest) {
-        print_digests(m);
+        rc = print_digests(m);
         lfm2_model_free(m);
-        return 0;
+        return rc;
     }
     if (tokenize) {
         size_t n;

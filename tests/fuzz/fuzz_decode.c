@@ -119,10 +119,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             n = (size_t)ln * 4;
             st = (unsigned char *)malloc(n + 40);
             for (k = 0; k < n; k++) { int x = fz_byte(&in); st[k] = (unsigned char)(x < 0 ? 0 : x); }
-            if (hdr && n >= 40) { /* a valid header with fuzzed pos / has_logits */
-                uint32_t h[10];
+            if (hdr && n >= sizeof(uint32_t) * LFM2__STATE_HDR) { /* a valid header with fuzzed pos / has_logits */
+                uint32_t h[LFM2__STATE_HDR];
                 lfm2__state_header(c2, 0, 0, h);
-                memcpy(st, h, 32);
+                memcpy(st, h, 32);                     /* magic .. vocab */
+                memcpy(st + 40, h + 10, sizeof h - 40); /* the model's fingerprint */
             }
             rc = lfm2_context_state_load(c2, st, n);
             if (rc != LFM2_OK) FUZZ_ASSERT(lfm2_context_pos(c2) == pos0);
