@@ -5456,6 +5456,9 @@ static const lfm2__vops *lfm2__vops_for(int32_t isa) {
                                  for bf16 and f32 (fewer passes over the weights; the activations stay in L2) */
 #define LFM2__PAR_MIN_WORK 65536 /* multiply-adds below which a step runs on the calling thread */
 #define LFM2__STEP_JOBS 64    /* jobs per step (more are run as several steps) */
+#ifndef LFM2__SPLIT_CHUNKS
+#define LFM2__SPLIT_CHUNKS 4  /* hand-outs per task of a step (1: one contiguous range each) */
+#endif
 typedef struct lfm2__mmjob {
     float *out;               /* [B, w->rows] */
     const float *x;           /* [B, w->cols] */
@@ -5466,6 +5469,8 @@ typedef struct lfm2__mmjob {
 typedef struct lfm2__mmrun {
     const lfm2__mmjob *job;
     int32_t n, n_tasks;
+    lfm2__aint next;                            /* the next unit to hand out (atomic) */
+    int32_t chunk;                              /* units per hand-out */
     const lfm2__kernel *k[LFM2__STEP_JOBS];
     const unsigned char *xa[LFM2__STEP_JOBS];   /* the activations as the kernel takes them */
     size_t xs[LFM2__STEP_JOBS];                 /* their row stride in bytes */
@@ -5492,11 +5497,9 @@ static void lfm2__mm_conv_task(void *arg, int32_t i) {
         R->cfn[c](R->cdst[c] + LFM2__CAST(size_t, t) * R->crow[c], R->cx[c] + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, R->cK[c]), R->cK[c], R->cq4[c]);
     }
 }
-static void lfm2__mm_task(void *arg, int32_t i) {
-    const lfm2__mmrun *R = LFM2__CAST(const lfm2__mmrun *, arg);
-    int64_t lo, hi;
+/* units [lo, hi) of the step's concatenated rows */
+static void lfm2__mm_units(const lfm2__mmrun *R, int64_t lo, int64_t hi) {
     int32_t j;
-    lfm2__split(R->u0[R->n], i, R->n_tasks, &lo, &hi);
     for (j = 0; j < R->n && lo < hi; j++) {
         const lfm2__mmjob *jb = &R->job[j];
         const lfm2__kernel *k = R->k[j];
@@ -5509,6 +5512,19 @@ static void lfm2__mm_task(void *arg, int32_t i) {
         for (tb = 0; tb < jb->B; tb += LFM2__TOKEN_BLOCK)
             k->fn(jb->out + LFM2__CAST(size_t, tb) * LFM2__CAST(size_t, rows), R->xa[j] + LFM2__CAST(size_t, tb) * R->xs[j],
                   (jb->B - tb < LFM2__TOKEN_BLOCK) ? jb->B - tb : LFM2__TOKEN_BLOCK, jb->w, r0, r1);
+    }
+}
+/* A task takes chunks of R->chunk units from a shared counter until none is left, so a thread
+   that runs ahead takes more; where a row is computed does not change how (its kernel, its
+   order of sums), so any split gives the same bits. */
+static void lfm2__mm_task(void *arg, int32_t i) {
+    lfm2__mmrun *R = LFM2__CAST(lfm2__mmrun *, arg);
+    int64_t U = R->u0[R->n];
+    (void)i;
+    for (;;) {
+        int64_t lo = LFM2__CAST(int64_t, LFM2__AADD(&R->next, R->chunk)) - R->chunk;
+        if (lo >= U) break;
+        lfm2__mm_units(R, lo, lo + R->chunk < U ? lo + R->chunk : U);
     }
 }
 /* bytes of one activation row of K columns as kernel k takes it */
@@ -5593,6 +5609,9 @@ static void lfm2__mm_step(const lfm2__workers *W, const lfm2__mmjob *jobs, int32
         }
         R.n_tasks = work >= LFM2__PAR_MIN_WORK ? W->n : 1;
         if (R.n_tasks > R.u0[R.n]) R.n_tasks = LFM2__CAST(int32_t, R.u0[R.n]);
+        R.next = 0;
+        R.chunk = LFM2__CAST(int32_t, (R.u0[R.n] + LFM2__SPLIT_CHUNKS * R.n_tasks - 1) / (LFM2__SPLIT_CHUNKS * R.n_tasks));
+        if (R.n_tasks == 1) R.chunk = LFM2__CAST(int32_t, R.u0[R.n]);
         lfm2__run(W, lfm2__mm_task, &R, R.n_tasks);
         jobs += R.n;
         n -= R.n;
