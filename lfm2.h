@@ -4115,6 +4115,9 @@ struct lfm2_context {
     int (*abort_fn)(void *user);
     void *abort_user;
     char err[320];
+#ifdef LFM2_PROFILE
+    double prof[16], prof_t;     /* LFM2_PROFILE: seconds per part of the forward pass (>>blocks) */
+#endif
 };
 
 LFM2__MAYBE_UNUSED static const struct lfm2__tokenizer *lfm2__model_tokenizer(const lfm2_model *m) { return m ? m->tok : NULL; }
@@ -5643,6 +5646,36 @@ static void lfm2__rmsnorm(float *o, const float *x, const float *w, int32_t n, f
 
 /* >>blocks --------------------------------------------------------------------------------- */
 
+/* LFM2_PROFILE (for tools: lfm2-bench --profile): the wall time of each part of the forward pass
+   accumulates in c->prof[part] (seconds), on the calling thread: a parallel step counts whole,
+   waiting for its slowest task included. Off by default: no timer is read. */
+#ifdef LFM2_PROFILE
+enum { LFM2__P_EMBED, LFM2__P_NORM, LFM2__P_CONV_IN, LFM2__P_CONV, LFM2__P_CONV_OUT, LFM2__P_QKV, LFM2__P_QK_ROPE, LFM2__P_ATTN,
+       LFM2__P_WO, LFM2__P_FFN, LFM2__P_RESID, LFM2__P_HEAD, LFM2__P_N };
+static const char *const lfm2__prof_names[LFM2__P_N] = {"embed", "norms", "conv in_proj", "conv mix", "conv out_proj", "attn q/k/v",
+                                                        "attn q/k norm, rope", "attn heads", "attn out_proj", "ffn", "residual", "head"};
+#if defined(_WIN32)
+static double lfm2__prof_now(void) {
+    LARGE_INTEGER t, f;
+    QueryPerformanceCounter(&t);
+    QueryPerformanceFrequency(&f);
+    return LFM2__CAST(double, t.QuadPart) / LFM2__CAST(double, f.QuadPart);
+}
+#else
+#include <time.h>
+static double lfm2__prof_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return LFM2__CAST(double, ts.tv_sec) + 1e-9 * LFM2__CAST(double, ts.tv_nsec);
+}
+#endif
+#define LFM2__PROF_START(c) ((c)->prof_t = lfm2__prof_now())
+#define LFM2__PROF(c, part) do { double lfm2__pt = lfm2__prof_now(); (c)->prof[part] += lfm2__pt - (c)->prof_t; (c)->prof_t = lfm2__pt; } while (0)
+#else
+#define LFM2__PROF_START(c) (void)0
+#define LFM2__PROF(c, part) (void)0
+#endif
+
 /* The blocks multiply through their context: one job is out[B, w->rows] = x[B, w->cols] . W^T.
    lfm2__matmul_jobs runs several products as one parallel step of the forward pass (the matrices
    that share an input: q/k/v, w1/w3, the chosen experts); the activations of each distinct x are
@@ -5668,6 +5701,7 @@ static void lfm2__shortconv(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     float *state = c->conv_state + LFM2__CAST(size_t, ly->slot) * LFM2__CAST(size_t, L - 1) * Dz;
     /* z = in_proj(u): [T, 3D] = B | C | x */
     lfm2__matmul(c, c->zb, c->xb, T, &ly->in_proj);
+    LFM2__PROF(c, LFM2__P_CONV_IN);
     if (ly->in_bias)
         for (t = 0; t < T; t++) for (d = 0; d < 3 * D; d++) c->zb[LFM2__CAST(size_t, t) * 3 * Dz + LFM2__CAST(size_t, d)] += ly->in_bias[d];
     /* window = [state (L-1 rows) ; Bx (T rows)],  Bx = B * x */
@@ -5690,10 +5724,12 @@ static void lfm2__shortconv(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     }
     /* new state = the last L-1 rows of the window */
     memcpy(state, c->win + LFM2__CAST(size_t, T) * Dz, sizeof(float) * LFM2__CAST(size_t, L - 1) * Dz);
+    LFM2__PROF(c, LFM2__P_CONV);
     /* out = out_proj(y) */
     lfm2__matmul(c, c->ob, c->yb, T, &ly->out_proj);
     if (ly->out_bias)
         for (t = 0; t < T; t++) for (d = 0; d < D; d++) c->ob[LFM2__CAST(size_t, t) * Dz + LFM2__CAST(size_t, d)] += ly->out_bias[d];
+    LFM2__PROF(c, LFM2__P_CONV_OUT);
 }
 
 /* NeoX RoPE on one head vector x[hd]: pairs (i, i + hd/2). */
@@ -5747,6 +5783,7 @@ static void lfm2__attention(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
         j[0].k = j[1].k = j[2].k = NULL;
         lfm2__matmul_jobs(c, j, 3);
     }
+    LFM2__PROF(c, LFM2__P_QKV);
     for (t = 0; t < T; t++) {
         const float *cs = c->rope_cos + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, half);
         const float *sn = c->rope_sin + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, half);
@@ -5764,6 +5801,7 @@ static void lfm2__attention(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
         memcpy(kc + p * LFM2__CAST(size_t, kvdim), k, sizeof(float) * LFM2__CAST(size_t, kvdim));
         memcpy(vc + p * LFM2__CAST(size_t, kvdim), c->vb + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, kvdim), sizeof(float) * LFM2__CAST(size_t, kvdim));
     }
+    LFM2__PROF(c, LFM2__P_QK_ROPE);
     {   /* the heads, each over every token of the chunk: one parallel step */
         lfm2__attn_step a;
         int32_t n_tasks = c->W.n < H ? c->W.n : H;
@@ -5776,7 +5814,9 @@ static void lfm2__attention(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
         a.n_tasks = n_tasks;
         lfm2__run(&c->W, lfm2__attn_task, &a, n_tasks);
     }
+    LFM2__PROF(c, LFM2__P_ATTN);
     lfm2__matmul(c, c->ob, c->yb, T, &ly->wo);   /* [T, D] */
+    LFM2__PROF(c, LFM2__P_WO);
 }
 
 /* SwiGLU feed-forward (spec 3.6): ob = w2( silu(w1 xb) * (w3 xb) ) */
@@ -5814,6 +5854,7 @@ static int lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, floa
     int32_t D = cf->hidden_size, half = cf->head_dim / 2, t, l, i;
     size_t Dz = LFM2__CAST(size_t, D), TD = LFM2__CAST(size_t, T) * Dz, q;
     float eps = cf->norm_eps;
+    LFM2__PROF_START(c);
     /* embedding: x[t] = E[tok[t]]  (no scaling) */
     for (t = 0; t < T; t++) lfm2__row_to_f32(c->x + LFM2__CAST(size_t, t) * Dz, &m->embed, tok[t], 0, D);
     if (c->dbg_hidden) memcpy(c->dbg_hidden, c->x, sizeof(float) * TD);
@@ -5830,6 +5871,7 @@ static int lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, floa
     }
     /* conv states [n_conv][L-1][D] as they were before the chunk, for an abort */
     if (ab) memcpy(c->conv_saved, c->conv_state, sizeof(float) * LFM2__CAST(size_t, cf->n_conv_layers) * LFM2__CAST(size_t, cf->conv_L_cache - 1) * Dz);
+    LFM2__PROF(c, LFM2__P_EMBED);
     for (l = 0; l < cf->num_hidden_layers; l++) {
         const lfm2__layer *ly = &m->layers[l];
         if (lfm2__abort_requested(ab)) {
@@ -5838,13 +5880,18 @@ static int lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, floa
         }
         /* h = h + Mixer(rms(h; operator_norm)) */
         for (t = 0; t < T; t++) lfm2__rmsnorm(c->xb + LFM2__CAST(size_t, t) * Dz, c->x + LFM2__CAST(size_t, t) * Dz, ly->operator_norm, D, eps);
+        LFM2__PROF(c, LFM2__P_NORM);
         if (ly->is_attention) lfm2__attention(c, ly, T);
         else lfm2__shortconv(c, ly, T);
         for (q = 0; q < TD; q++) c->x[q] += c->ob[q];
+        LFM2__PROF(c, LFM2__P_RESID);
         /* h = h + FFN(rms(h; ffn_norm)) */
         for (t = 0; t < T; t++) lfm2__rmsnorm(c->xb + LFM2__CAST(size_t, t) * Dz, c->x + LFM2__CAST(size_t, t) * Dz, ly->ffn_norm, D, eps);
+        LFM2__PROF(c, LFM2__P_NORM);
         lfm2__ffn(c, ly, T);
+        LFM2__PROF(c, LFM2__P_FFN);
         for (q = 0; q < TD; q++) c->x[q] += c->ob[q];
+        LFM2__PROF(c, LFM2__P_RESID);
         if (c->dbg_hidden) memcpy(c->dbg_hidden + LFM2__CAST(size_t, l + 1) * TD, c->x, sizeof(float) * TD);
     }
     /* final norm (model.embedding_norm) and the head */
@@ -5856,6 +5903,7 @@ static int lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, floa
         lfm2__rmsnorm(c->xb, c->x + LFM2__CAST(size_t, T - 1) * Dz, m->final_norm, D, eps);
         lfm2__matmul(c, c->logits, c->xb, 1, &m->head);
     }
+    LFM2__PROF(c, LFM2__P_HEAD);
     c->pos += T;
     return 0;
 }
