@@ -324,7 +324,8 @@ LFM2_API lfm2_token lfm2_argmax(const float *logits, int32_t n); /* first maximu
 /* >>tokenizer ------------------------------------------------------------------------------- */
 /* Text <-> token ids with the exact behaviour of the Hugging Face `tokenizers` pipeline that the
    LFM2 tokenizer.json describes: added tokens matched first (longest match), the LFM2 split regex
-   (implemented natively), GPT-2 byte-level mapping, rank-ordered BPE, the TemplateProcessing
+   (implemented natively; LFM2.5-8B-A1B's and cl100k's patterns are accepted too, they cut every
+   text the same way), GPT-2 byte-level mapping, rank-ordered BPE, the TemplateProcessing
    post-processor (BOS) and the ByteLevel decoder. The tokenizer is part of the model (loaded from
    tokenizer.json + tokenizer_config.json) and is immutable: any number of threads may use it.
    None of these functions allocates; all outputs go to caller buffers. Functions taking a model
