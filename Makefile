@@ -59,15 +59,15 @@ sanitize: | $(B)
 	    -o $(B)/run_tests_asan tests/run_tests.c $(LDLIBS) -lpthread
 	ASAN_OPTIONS=detect_leaks=1 ./$(B)/run_tests_asan
 
-# the core suite (goldens, kernels against the scalar reference, quantization) built for AVX2
-# (AVX-512 off) and for the scalar path only
+# the tests tagged T_ISA (goldens, kernels against the scalar reference, threads, chunking,
+# quantization) built for AVX2 (AVX-512 off), for AVX-512 without VNNI and for the scalar path only
 simd-variants: | $(B)
 	$(CC) $(OPT) -mno-avx512f $(WARN) -std=c99 -pedantic $(OMP) -o $(B)/run_tests_avx2 tests/run_tests.c $(LDLIBS) -lpthread
-	./$(B)/run_tests_avx2 core/
+	./$(B)/run_tests_avx2 @isa
 	$(CC) $(OPT) -mno-avx512vnni $(WARN) -std=c99 -pedantic $(OMP) -o $(B)/run_tests_novnni tests/run_tests.c $(LDLIBS) -lpthread
-	./$(B)/run_tests_novnni core/kernels core/quant core/golden
+	./$(B)/run_tests_novnni @isa
 	$(CC) $(OPT) -DLFM2_NO_SIMD $(WARN) -std=c99 -pedantic $(OMP) -o $(B)/run_tests_scalar tests/run_tests.c $(LDLIBS) -lpthread
-	./$(B)/run_tests_scalar core/
+	./$(B)/run_tests_scalar @isa
 
 # NEON: cross-compiled for aarch64 and run under qemu-user (packages gcc-aarch64-linux-gnu and
 # qemu-user; skipped with a message when they are missing)
@@ -75,11 +75,11 @@ AARCH64_CC ?= aarch64-linux-gnu-gcc
 neon: | $(B)
 	@if command -v $(AARCH64_CC) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then \
 	  $(AARCH64_CC) -O2 $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon tests/run_tests.c $(LDLIBS) -lpthread && \
-	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon core/kernels core/golden core/chunked core/quant-roundtrip tokenizer/golden && \
+	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon @emu && \
 	  $(AARCH64_CC) -O2 -march=armv8.2-a+dotprod $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon_dot tests/run_tests.c $(LDLIBS) -lpthread && \
-	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon_dot core/kernels core/quant-roundtrip && \
+	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon_dot @emu && \
 	  $(AARCH64_CC) -O2 -march=armv8.6-a+bf16+dotprod $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon_bf16 tests/run_tests.c $(LDLIBS) -lpthread && \
-	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon_bf16 core/kernels core/bf16-activations; \
+	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon_bf16 @emu; \
 	else echo "neon: SKIPPED ($(AARCH64_CC) or qemu-aarch64 missing: apt-get install gcc-aarch64-linux-gnu qemu-user)"; fi
 
 # --- hardening: libFuzzer targets, regression replay, Valgrind, ThreadSanitizer ----------------
@@ -129,8 +129,8 @@ fuzz-replay: $(addprefix $(B)/replay_,$(FUZZ_TARGETS))
 # the unit suite under Valgrind memcheck (no OpenMP, no AVX-512: Valgrind 3.19 cannot run it)
 $(B)/run_tests_vg: $(TEST_SRC) $(HDR) | $(B)
 	$(CC) -O1 -g $(VG_ARCH) $(WARN) -std=c99 -pedantic -o $@ $(TEST_MAIN) $(LDLIBS) -lpthread
-VG_SKIP  ?= core/quant-perplexity sampler/frequencies sampler/demo-perplexity
-VG_TESTS  = $(filter-out $(VG_SKIP),$(shell sed -n 's/^ *{"\(\(core\|tokenizer\|sampler\|hardening\)\/[^"]*\)".*/\1/p' tests/test_*.c))
+# everything but the tests tagged T_SLOW (statistical: minutes under valgrind)
+VG_TESTS ?= -@slow
 valgrind: $(B)/run_tests_vg
 	valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
 	    --errors-for-leak-kinds=definite,indirect $(B)/run_tests_vg $(VG_TESTS)
@@ -139,7 +139,7 @@ valgrind: $(B)/run_tests_vg
 $(B)/run_tests_tsan: $(TEST_SRC) $(HDR) | $(B)
 	clang -O1 -g $(WARN) -std=c99 -pedantic -fsanitize=thread -o $@ $(TEST_MAIN) $(LDLIBS) -lpthread
 tsan: $(B)/run_tests_tsan
-	TSAN_OPTIONS=halt_on_error=1:exitcode=66 $(B)/run_tests_tsan threads
+	TSAN_OPTIONS=halt_on_error=1:exitcode=66 $(B)/run_tests_tsan @threads
 
 run: $(B)/lfm2
 	./$(B)/lfm2 -m models/demo-code-8m --raw -n 160 -s 3 -p "def fibonacci(n):"

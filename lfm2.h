@@ -4833,7 +4833,7 @@ static void lfm2__qmatmul_range(void (*kern)(float *, const unsigned char *, int
 /* qa: scratch for the int8 activations of the block formats, B * LFM2__QROW_BYTES(w->cols) bytes
    (unused for f32 / f16 / bf16 weights). bf16act: bf16 weights multiply bf16-rounded
    activations where the CPU has a bf16 dot product (lfm2_context_params.bf16_activations). */
-static void lfm2__matmul(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t nth, unsigned char *qa, int bf16act) {
+static void lfm2__matmul_raw(float *out, const float *x, int32_t B, const lfm2__mat *w, int32_t nth, unsigned char *qa, int bf16act) {
 #ifdef LFM2__W
     int32_t nblk = (w->rows + 3) / 4;
     void (*kern)(float *, const float *, int32_t, const lfm2__mat *, int32_t, int32_t) = NULL;
@@ -4906,14 +4906,37 @@ static void lfm2__rmsnorm(float *o, const float *x, const float *w, int32_t n, f
 
 /* >>blocks --------------------------------------------------------------------------------- */
 
+/* The blocks multiply through their context: one job is out[B, w->rows] = x[B, w->cols] . W^T.
+   lfm2__matmul_jobs runs several products as one step of the forward pass (the matrices that
+   share an input: q/k/v, w1/w3, the chosen experts); the activations of each distinct x are
+   converted once (int8 / bf16) into c->qa, which must hold them all. */
+typedef struct lfm2__mmjob {
+    float *out;           /* [B, w->rows] */
+    const float *x;       /* [B, w->cols] */
+    const lfm2__mat *w;
+    int32_t B;
+} lfm2__mmjob;
+static void lfm2__matmul_jobs(lfm2_context *c, const lfm2__mmjob *jobs, int32_t n) {
+    int32_t i;
+    for (i = 0; i < n; i++) lfm2__matmul_raw(jobs[i].out, jobs[i].x, jobs[i].B, jobs[i].w, c->n_threads, c->qa, c->bf16_act);
+}
+static void lfm2__matmul(lfm2_context *c, float *out, const float *x, int32_t B, const lfm2__mat *w) {
+    lfm2__mmjob j;
+    j.out = out;
+    j.x = x;
+    j.w = w;
+    j.B = B;
+    lfm2__matmul_jobs(c, &j, 1);
+}
+
 /* Double-gated short convolution (spec 3.4) for T tokens. xb: [T, D] normalised input. */
 static void lfm2__shortconv(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     const lfm2_config *cf = &c->m->cfg;
-    int32_t D = cf->hidden_size, L = cf->conv_L_cache, t, d, k, nth = c->n_threads;
+    int32_t D = cf->hidden_size, L = cf->conv_L_cache, t, d, k;
     size_t Dz = LFM2__CAST(size_t, D);
     float *state = c->conv_state + LFM2__CAST(size_t, ly->slot) * LFM2__CAST(size_t, L - 1) * Dz;
     /* z = in_proj(u): [T, 3D] = B | C | x */
-    lfm2__matmul(c->zb, c->xb, T, &ly->in_proj, nth, c->qa, c->bf16_act);
+    lfm2__matmul(c, c->zb, c->xb, T, &ly->in_proj);
     if (ly->in_bias)
         for (t = 0; t < T; t++) for (d = 0; d < 3 * D; d++) c->zb[LFM2__CAST(size_t, t) * 3 * Dz + LFM2__CAST(size_t, d)] += ly->in_bias[d];
     /* window = [state (L-1 rows) ; Bx (T rows)],  Bx = B * x */
@@ -4937,7 +4960,7 @@ static void lfm2__shortconv(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     /* new state = the last L-1 rows of the window */
     memcpy(state, c->win + LFM2__CAST(size_t, T) * Dz, sizeof(float) * LFM2__CAST(size_t, L - 1) * Dz);
     /* out = out_proj(y) */
-    lfm2__matmul(c->ob, c->yb, T, &ly->out_proj, nth, c->qa, c->bf16_act);
+    lfm2__matmul(c, c->ob, c->yb, T, &ly->out_proj);
     if (ly->out_bias)
         for (t = 0; t < T; t++) for (d = 0; d < D; d++) c->ob[LFM2__CAST(size_t, t) * Dz + LFM2__CAST(size_t, d)] += ly->out_bias[d];
 }
@@ -4957,13 +4980,19 @@ static void lfm2__rope(float *x, const float *cs, const float *sn, int32_t half)
 static void lfm2__attention(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     const lfm2_config *cf = &c->m->cfg;
     int32_t H = cf->num_attention_heads, Hkv = cf->num_key_value_heads, hd = cf->head_dim, half = hd / 2;
-    int32_t qdim = H * hd, kvdim = Hkv * hd, n_rep = H / Hkv, t, h, nth = c->n_threads;
+    int32_t qdim = H * hd, kvdim = Hkv * hd, n_rep = H / Hkv, t, h;
     size_t cache_off = LFM2__CAST(size_t, ly->slot) * LFM2__CAST(size_t, c->n_ctx) * LFM2__CAST(size_t, kvdim);
     float *kc = c->k_cache + cache_off, *vc = c->v_cache + cache_off;
     float scale = 1.0f / sqrtf(LFM2__CAST(float, hd));
-    lfm2__matmul(c->qb, c->xb, T, &ly->wq, nth, c->qa, c->bf16_act);   /* [T, H*hd]   */
-    lfm2__matmul(c->kb, c->xb, T, &ly->wk, nth, c->qa, c->bf16_act);   /* [T, Hkv*hd] */
-    lfm2__matmul(c->vb, c->xb, T, &ly->wv, nth, c->qa, c->bf16_act);   /* [T, Hkv*hd] */
+    {   /* q [T, H*hd], k and v [T, Hkv*hd] */
+        lfm2__mmjob j[3];
+        j[0].out = c->qb; j[0].w = &ly->wq;
+        j[1].out = c->kb; j[1].w = &ly->wk;
+        j[2].out = c->vb; j[2].w = &ly->wv;
+        j[0].x = j[1].x = j[2].x = c->xb;
+        j[0].B = j[1].B = j[2].B = T;
+        lfm2__matmul_jobs(c, j, 3);
+    }
     for (t = 0; t < T; t++) {
         const float *cs = c->rope_cos + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, half);
         const float *sn = c->rope_sin + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, half);
@@ -4984,7 +5013,7 @@ static void lfm2__attention(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     for (t = 0; t < T; t++) {
         int32_t n_keys = c->pos + t + 1;   /* causal: cache 0..pos-1 and chunk tokens 0..t */
 #ifdef LFM2__OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static) if (LFM2__CAST(int64_t, n_keys) * hd * H >= LFM2__OMP_MIN_WORK)
+#pragma omp parallel for num_threads(c->n_threads) schedule(static) if (LFM2__CAST(int64_t, n_keys) * hd * H >= LFM2__OMP_MIN_WORK)
 #endif
         for (h = 0; h < H; h++) {
             const float *q = c->qb + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, qdim) + LFM2__CAST(size_t, h * hd);
@@ -4998,16 +5027,20 @@ static void lfm2__attention(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
             for (j = 0; j < n_keys; j++) lfm2__axpy(o, s[j], vc + LFM2__CAST(size_t, j) * LFM2__CAST(size_t, kvdim) + kvo, hd);
         }
     }
-    lfm2__matmul(c->ob, c->yb, T, &ly->wo, nth, c->qa, c->bf16_act);   /* [T, D] */
+    lfm2__matmul(c, c->ob, c->yb, T, &ly->wo);   /* [T, D] */
 }
 
 /* SwiGLU feed-forward (spec 3.6): ob = w2( silu(w1 xb) * (w3 xb) ) */
 static void lfm2__ffn(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     size_t n = LFM2__CAST(size_t, T) * LFM2__CAST(size_t, c->m->cfg.ff_dim);
-    lfm2__matmul(c->gb, c->xb, T, &ly->w1, c->n_threads, c->qa, c->bf16_act);
-    lfm2__matmul(c->ub, c->xb, T, &ly->w3, c->n_threads, c->qa, c->bf16_act);
+    lfm2__mmjob j[2];  /* gate g = w1 xb, up u = w3 xb: [T, F] */
+    j[0].out = c->gb; j[0].w = &ly->w1;
+    j[1].out = c->ub; j[1].w = &ly->w3;
+    j[0].x = j[1].x = c->xb;
+    j[0].B = j[1].B = T;
+    lfm2__matmul_jobs(c, j, 2);
     lfm2__silu_mul(c->gb, c->ub, n);
-    lfm2__matmul(c->ob, c->gb, T, &ly->w2, c->n_threads, c->qa, c->bf16_act);
+    lfm2__matmul(c, c->ob, c->gb, T, &ly->w2);
 }
 
 /* >>forward -------------------------------------------------------------------------------- */
@@ -5050,10 +5083,10 @@ static void lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, flo
     if (all_logits) {
         for (t = 0; t < T; t++) lfm2__rmsnorm(c->xb + LFM2__CAST(size_t, t) * Dz, c->x + LFM2__CAST(size_t, t) * Dz, m->final_norm, D, eps);
         if (c->dbg_hidden) memcpy(c->dbg_hidden + LFM2__CAST(size_t, cf->num_hidden_layers + 1) * TD, c->xb, sizeof(float) * TD);
-        lfm2__matmul(all_logits, c->xb, T, &m->head, c->n_threads, c->qa, c->bf16_act);
+        lfm2__matmul(c, all_logits, c->xb, T, &m->head);
     } else {
         lfm2__rmsnorm(c->xb, c->x + LFM2__CAST(size_t, T - 1) * Dz, m->final_norm, D, eps);
-        lfm2__matmul(c->logits, c->xb, 1, &m->head, c->n_threads, c->qa, c->bf16_act);
+        lfm2__matmul(c, c->logits, c->xb, 1, &m->head);
     }
     c->pos += T;
 }

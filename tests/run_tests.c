@@ -1,28 +1,59 @@
 /* tests/run_tests.c - the lfm2.h test suite, one translation unit so that the library's static
-   internals can be tested directly. Usage: run_tests [substring-filter ...]
-   Prints each test, its checks' worst errors, and a closing "N passed, N failed, N skipped" line;
-   exit status = number of failed tests (capped at 255). */
+   internals can be tested directly. The files follow the parts of the header:
+       test_config.c    config.json                 test_load.c      safetensors, folders
+       test_forward.c   forward pass vs goldens     test_kernels.c   formats, kernels, quantization
+       test_tokenizer.c tokenizer                   test_sampler.c   sampler, generate
+       test_hardening.c allocation failure, threads, limits, malformed inputs
+   Usage: run_tests [FILTER ...]   FILTER = a substring of test names, @TAG (tests with that tag:
+   isa, emu, slow, threads), or either prefixed with '-' to leave those tests out. With no
+   including filter every test runs. Prints each test, its checks' worst errors, and a closing
+   "N passed, N failed, N skipped" line; exit status = number of failed tests (capped at 255). */
 #define LFM2_IMPLEMENTATION
 #include "../lfm2.h"
 #include "test.h"
 
-#include "test_core.c"
+#include "test_config.c"
+#include "test_load.c"
+#include "test_forward.c"
+#include "test_kernels.c"
 #include "test_tokenizer.c"
 #include "test_sampler.c"
 #include "test_hardening.c"
 
-static const t_case *t_tables[] = { core_tests, tokenizer_tests, sampler_tests, hardening_tests };
+static const t_case *t_tables[] = { config_tests, load_tests, forward_tests, kernels_tests, tokenizer_tests, sampler_tests,
+                                    hardening_tests };
+
+static int t_tag_bit(const char *s) {
+    if (strcmp(s, "isa") == 0) return T_ISA;
+    if (strcmp(s, "emu") == 0) return T_EMU;
+    if (strcmp(s, "slow") == 0) return T_SLOW;
+    if (strcmp(s, "threads") == 0) return T_THREADS;
+    return -1;
+}
+/* 1 if filter f (without its '-') selects test c */
+static int t_selects(const char *f, const t_case *c) {
+    if (f[0] == '@') return (c->tags & t_tag_bit(f + 1)) != 0;
+    return strstr(c->name, f) != NULL;
+}
 
 int main(int argc, char **argv) {
-    int passed = 0, failed = 0, skipped = 0;
+    int passed = 0, failed = 0, skipped = 0, n_incl = 0, k;
     size_t ti;
     setvbuf(stdout, NULL, _IONBF, 0);
+    for (k = 1; k < argc; k++) {
+        const char *f = argv[k][0] == '-' ? argv[k] + 1 : argv[k];
+        if (f[0] == '@' && t_tag_bit(f + 1) < 0) { printf("unknown tag %s (isa, emu, slow, threads)\n", f); return 255; }
+        if (argv[k][0] != '-') n_incl++;
+    }
     printf("lfm2.h %s tests (%s)\n", lfm2_version_string(), lfm2_build_info());
     for (ti = 0; ti < sizeof t_tables / sizeof t_tables[0]; ti++) {
         const t_case *c;
         for (c = t_tables[ti]; c->name; c++) {
-            int k, match = (argc < 2);
-            for (k = 1; k < argc; k++) if (strstr(c->name, argv[k])) match = 1;
+            int match = (n_incl == 0);
+            for (k = 1; k < argc; k++) {
+                if (argv[k][0] == '-') { if (t_selects(argv[k] + 1, c)) { match = 0; break; } }
+                else if (t_selects(argv[k], c)) match = 1;
+            }
             if (!match) continue;
             printf("%s\n", c->name);
             t_cur_failed = 0;
@@ -35,5 +66,6 @@ int main(int argc, char **argv) {
     }
     printf("%d checks\n", t_check_count);
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    if (passed + failed + skipped == 0) { printf("no test matched\n"); return 255; }
     return failed > 255 ? 255 : failed;
 }

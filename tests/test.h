@@ -10,7 +10,15 @@
 #include <string.h>
 #include <math.h>
 
-typedef struct t_case { const char *name; void (*fn)(void); } t_case;
+/* Tags select tests for the stages of make test (run_tests @tag), so that renaming a test never
+   silently drops it from a stage. */
+enum {
+    T_ISA = 1,     /* results depend on the kernels: run once per instruction-set level and build variant */
+    T_EMU = 2,     /* the representative subset run under emulators (qemu, wine, node) */
+    T_SLOW = 4,    /* statistical or long: left out under valgrind */
+    T_THREADS = 8  /* threading: run under ThreadSanitizer */
+};
+typedef struct t_case { const char *name; void (*fn)(void); int tags; } t_case;
 
 static int t_fail_count = 0;      /* failures in the whole run */
 static int t_check_count = 0;     /* checks in the whole run   */
@@ -46,4 +54,114 @@ static char *t_read_file(const char *path, size_t *size) {
     return buf;
 }
 #include "load_one.h" /* t_load_one (run_tests.c includes lfm2.h first) */
+
+/* ---- the reference tensors (ref.safetensors, sampler.safetensors): one reader ----------------
+   The table is parsed by the library's own validating parser; values are decoded little-endian
+   (safetensors' byte order) whatever the host. Accessors return malloc'd copies (NULL when the
+   tensor is absent or of another kind); *n = element count, *rows = shape[0] (1 for a scalar). */
+typedef struct t_ref {
+    char *buf;
+    size_t size;
+    lfm2__stfile f;
+} t_ref;
+static int t_ref_open(t_ref *r, const char *path) {
+    lfm2_error e;
+    memset(r, 0, sizeof *r);
+    r->buf = t_read_file(path, &r->size);
+    if (!r->buf) return 0;
+    if (lfm2__st_parse(r->buf, r->size, path, 0, NULL, &e, &r->f) != LFM2_OK) {
+        printf("    %s\n", e.message);
+        free(r->buf);
+        r->buf = NULL;
+        return 0;
+    }
+    return 1;
+}
+static void t_ref_close(t_ref *r) {
+    lfm2__st_free(&r->f, NULL);
+    free(r->buf);
+    memset(r, 0, sizeof *r);
+}
+/* element i of tensor t as a double (F32 / F64 / I32 / I64, little-endian) */
+static double t_ref_elem(const lfm2__tensor *t, uint64_t i) {
+    const unsigned char *p = t->data + i * lfm2__dtype_size[t->dtype];
+    uint64_t u = 0;
+    int k, sz = lfm2__dtype_size[t->dtype];
+    for (k = sz - 1; k >= 0; k--) u = (u << 8) | p[k];
+    if (t->dtype == LFM2__DT_F32) { uint32_t w = (uint32_t)u; float f; memcpy(&f, &w, 4); return f; }
+    if (t->dtype == LFM2__DT_F64) { double d; memcpy(&d, &u, 8); return d; }
+    if (t->dtype == LFM2__DT_I32) return (double)(int32_t)(uint32_t)u;
+    return (double)(int64_t)u; /* I64 */
+}
+/* kind 'f': F32 or F64 tensors, 'i': I32 or I64 */
+static const lfm2__tensor *t_ref_find(const t_ref *r, const char *name, int kind, int64_t *n, int64_t *rows) {
+    const lfm2__tensor *t = lfm2__st_find(&r->f, name);
+    if (!t) return NULL;
+    if (kind == 'f' && t->dtype != LFM2__DT_F32 && t->dtype != LFM2__DT_F64) return NULL;
+    if (kind == 'i' && t->dtype != LFM2__DT_I32 && t->dtype != LFM2__DT_I64) return NULL;
+    if (n) *n = (int64_t)t->numel;
+    if (rows) *rows = t->ndim > 0 ? t->shape[0] : 1;
+    return t;
+}
+static float *t_ref_f32n(const t_ref *r, const char *name, int64_t *n, int64_t *rows) {
+    const lfm2__tensor *t = t_ref_find(r, name, 'f', n, rows);
+    float *o;
+    uint64_t i;
+    if (!t || !(o = (float *)malloc((size_t)t->numel * sizeof(float) + 4))) return NULL;
+    for (i = 0; i < t->numel; i++) o[i] = (float)t_ref_elem(t, i);
+    return o;
+}
+static double *t_ref_f64n(const t_ref *r, const char *name, int64_t *n) {
+    const lfm2__tensor *t = t_ref_find(r, name, 'f', n, NULL);
+    double *o;
+    uint64_t i;
+    if (!t || !(o = (double *)malloc((size_t)t->numel * sizeof(double) + 8))) return NULL;
+    for (i = 0; i < t->numel; i++) o[i] = t_ref_elem(t, i);
+    return o;
+}
+static int32_t *t_ref_i32n(const t_ref *r, const char *name, int64_t *n, int64_t *rows) {
+    const lfm2__tensor *t = t_ref_find(r, name, 'i', n, rows);
+    int32_t *o;
+    uint64_t i;
+    if (!t || !(o = (int32_t *)malloc((size_t)t->numel * sizeof(int32_t) + 4))) return NULL;
+    for (i = 0; i < t->numel; i++) o[i] = (int32_t)t_ref_elem(t, i);
+    return o;
+}
+/* the same with an unsigned count and no row count */
+static float *t_ref_f32(const t_ref *r, const char *name, uint64_t *n) {
+    int64_t k = 0;
+    float *o = t_ref_f32n(r, name, &k, NULL);
+    if (n) *n = (uint64_t)k;
+    return o;
+}
+static int32_t *t_ref_i32(const t_ref *r, const char *name, uint64_t *n) {
+    int64_t k = 0;
+    int32_t *o = t_ref_i32n(r, name, &k, NULL);
+    if (n) *n = (uint64_t)k;
+    return o;
+}
+/* max |a-b| / max |ref| (NaN in a counts as a huge error) */
+static double t_rel_err(const float *a, const float *ref, size_t n) {
+    double mx = 0, mr = 0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)ref[i]);
+        if (d > mx || d != d) mx = d != d ? 1e30 : d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    return mr > 0 ? mx / mr : mx;
+}
+/* loads tests/data/NAME (or a path with a '/') with default params; prints the error */
+static lfm2_model *t_load(const char *name) {
+    char path[512];
+    lfm2_model *m = NULL;
+    lfm2_error e;
+    lfm2_model_params p;
+    memset(&p, 0, sizeof p);
+    p.error = &e;
+    if (strchr(name, '/')) snprintf(path, sizeof path, "%s", name);
+    else snprintf(path, sizeof path, "%s/%s", t_data_dir(), name);
+    if (lfm2_model_load_dir(path, &p, &m) != LFM2_OK) printf("    load %s: %s\n", path, e.message);
+    return m;
+}
 #endif

@@ -1,7 +1,7 @@
 /* tests/test_hardening.c - hardening: allocation failure at every allocation, no allocation in the
    hot paths, threads sharing one model, limits, and malformed inputs (bit flips, JSON type
    confusions in the safetensors header, NaN/Infinity, huge sizes, invalid UTF-8, special-token
-   injection). Complements core/config-errors, core/weights-errors, core/dir-errors.
+   injection). Complements config/errors, load/weights-errors, load/dir-errors.
    The malformed-input tests print "TABLE<tab>input<tab>result<tab>message" lines; tests/fuzz/make_table.sh
    turns them into tests/fuzz/MALFORMED_TABLE.md. */
 #include <pthread.h>
@@ -986,16 +986,16 @@ static void test_tokenizer_inputs(void) {
 }
 
 static const t_case hardening_tests[] = {
-    {"hardening/alloc-fail-load-tiny", test_alloc_fail_load_tiny},
-    {"hardening/alloc-fail-load-sharded", test_alloc_fail_load_sharded},
-    {"hardening/alloc-fail-load-realvocab", test_alloc_fail_load_realvocab},
-    {"hardening/alloc-fail-context-sampler", test_alloc_fail_context},
-    {"hardening/no-alloc-hot-paths", test_no_alloc_hot_paths},
-    {"hardening/threads-shared-model", test_threads_shared_model},
-    {"hardening/limits", test_limits},
-    {"hardening/st-type-confusion", test_st_type_confusion},
-    {"hardening/config-values", test_config_values},
-    {"hardening/bitflips", test_bitflips},
-    {"hardening/tokenizer-inputs", test_tokenizer_inputs},
-    {NULL, NULL}
+    {"hardening/alloc-fail-load-tiny", test_alloc_fail_load_tiny, 0},
+    {"hardening/alloc-fail-load-sharded", test_alloc_fail_load_sharded, 0},
+    {"hardening/alloc-fail-load-realvocab", test_alloc_fail_load_realvocab, 0},
+    {"hardening/alloc-fail-context-sampler", test_alloc_fail_context, 0},
+    {"hardening/no-alloc-hot-paths", test_no_alloc_hot_paths, 0},
+    {"hardening/threads-shared-model", test_threads_shared_model, T_THREADS},
+    {"hardening/limits", test_limits, 0},
+    {"hardening/st-type-confusion", test_st_type_confusion, 0},
+    {"hardening/config-values", test_config_values, 0},
+    {"hardening/bitflips", test_bitflips, 0},
+    {"hardening/tokenizer-inputs", test_tokenizer_inputs, 0},
+    {NULL, NULL, 0}
 };

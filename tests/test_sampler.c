@@ -1,110 +1,6 @@
 /* tests/test_sampler.c - sampler (transformers generate() processing, draws, RNG), generation
    loop, and end-to-end greedy / perplexity checks on the test models. Included by run_tests.c. */
 
-/* ---- a minimal safetensors reader for the reference files (F32 / I32 / I64 tensors) ------- */
-typedef struct ts_file {
-    char *buf;
-    size_t size;
-    lfm2__json j;
-    size_t data_off;
-} ts_file;
-
-static int ts_open(ts_file *f, const char *path) {
-    uint64_t hl;
-    memset(f, 0, sizeof *f);
-    f->buf = t_read_file(path, &f->size);
-    if (!f->buf || f->size < 8) return 0;
-    hl = lfm2__rd_u64le((const unsigned char *)f->buf);
-    if (hl > f->size - 8) return 0;
-    if (lfm2__json_parse(&f->j, f->buf + 8, (size_t)hl, NULL, NULL, LFM2_ERR_BAD_WEIGHTS, path) != LFM2_OK) return 0;
-    f->data_off = 8 + (size_t)hl;
-    return 1;
-}
-static void ts_close(ts_file *f) {
-    if (f->j.tok) lfm2__json_free(&f->j, NULL);
-    free(f->buf);
-    memset(f, 0, sizeof *f);
-}
-/* Locates tensor `name`: dtype string token, element count, data pointer. */
-static const unsigned char *ts_find(ts_file *f, const char *name, int32_t *dtype_tok, int64_t *count, int64_t *shape0) {
-    int32_t t = lfm2__json_get(&f->j, 0, name), sh, off;
-    int64_t a, b, n = 1, k, d;
-    if (t < 0) return NULL;
-    sh = lfm2__json_get(&f->j, t, "shape");
-    off = lfm2__json_get(&f->j, t, "data_offsets");
-    *dtype_tok = lfm2__json_get(&f->j, t, "dtype");
-    if (sh < 0 || off < 0 || *dtype_tok < 0) return NULL;
-    for (k = 0; k < f->j.tok[sh].n; k++) {
-        if (!lfm2__json_int(&f->j, lfm2__json_at(&f->j, sh, (int32_t)k), 0, INT32_MAX, &d)) return NULL;
-        if (k == 0) *shape0 = d;
-        n *= d;
-    }
-    if (f->j.tok[sh].n == 0) *shape0 = 1;
-    if (!lfm2__json_int(&f->j, lfm2__json_at(&f->j, off, 0), 0, INT64_MAX, &a)) return NULL;
-    if (!lfm2__json_int(&f->j, lfm2__json_at(&f->j, off, 1), 0, INT64_MAX, &b)) return NULL;
-    if (b < a || (uint64_t)b > f->size - f->data_off) return NULL;
-    *count = n;
-    if (lfm2__json_str_eq(&f->j, *dtype_tok, "F32", 3) || lfm2__json_str_eq(&f->j, *dtype_tok, "I32", 3)) {
-        if (b - a != n * 4) return NULL;
-    } else if (lfm2__json_str_eq(&f->j, *dtype_tok, "I64", 3) || lfm2__json_str_eq(&f->j, *dtype_tok, "F64", 3)) {
-        if (b - a != n * 8) return NULL;
-    } else return NULL;
-    return (const unsigned char *)f->buf + f->data_off + a;
-}
-/* malloc'd float copy of an F32 (or F64) tensor; *rows = shape[0] (optional) */
-static float *ts_f32(ts_file *f, const char *name, int64_t *count, int64_t *rows) {
-    int32_t dt;
-    int64_t n, r, i;
-    const unsigned char *p = ts_find(f, name, &dt, &n, &r);
-    float *out;
-    if (!p) return NULL;
-    out = (float *)malloc((size_t)(n ? n : 1) * sizeof(float));
-    if (!out) return NULL;
-    if (lfm2__json_str_eq(&f->j, dt, "F32", 3)) {
-        for (i = 0; i < n; i++) { uint32_t u = (uint32_t)p[4*i] | (uint32_t)p[4*i+1] << 8 | (uint32_t)p[4*i+2] << 16 | (uint32_t)p[4*i+3] << 24; memcpy(&out[i], &u, 4); }
-    } else if (lfm2__json_str_eq(&f->j, dt, "F64", 3)) {
-        for (i = 0; i < n; i++) { uint64_t u = lfm2__rd_u64le(p + 8*i); double d; memcpy(&d, &u, 8); out[i] = (float)d; }
-    } else { free(out); return NULL; }
-    if (count) *count = n;
-    if (rows) *rows = r;
-    return out;
-}
-/* malloc'd int32 copy of an I32 or I64 tensor */
-static int32_t *ts_i32(ts_file *f, const char *name, int64_t *count, int64_t *rows) {
-    int32_t dt;
-    int64_t n, r, i;
-    const unsigned char *p = ts_find(f, name, &dt, &n, &r);
-    int32_t *out;
-    if (!p) return NULL;
-    out = (int32_t *)malloc((size_t)(n ? n : 1) * sizeof(int32_t));
-    if (!out) return NULL;
-    if (lfm2__json_str_eq(&f->j, dt, "I32", 3)) {
-        for (i = 0; i < n; i++) out[i] = (int32_t)((uint32_t)p[4*i] | (uint32_t)p[4*i+1] << 8 | (uint32_t)p[4*i+2] << 16 | (uint32_t)p[4*i+3] << 24);
-    } else if (lfm2__json_str_eq(&f->j, dt, "I64", 3)) {
-        for (i = 0; i < n; i++) out[i] = (int32_t)(int64_t)lfm2__rd_u64le(p + 8*i);
-    } else { free(out); return NULL; }
-    if (count) *count = n;
-    if (rows) *rows = r;
-    return out;
-}
-/* float64 tensor as doubles (eval.nll is F32 or F64: accept both) */
-static double *ts_f64(ts_file *f, const char *name, int64_t *count) {
-    int32_t dt;
-    int64_t n, r, i;
-    const unsigned char *p = ts_find(f, name, &dt, &n, &r);
-    double *out;
-    if (!p) return NULL;
-    out = (double *)malloc((size_t)(n ? n : 1) * sizeof(double));
-    if (!out) return NULL;
-    if (lfm2__json_str_eq(&f->j, dt, "F64", 3)) {
-        for (i = 0; i < n; i++) { uint64_t u = lfm2__rd_u64le(p + 8*i); memcpy(&out[i], &u, 8); }
-    } else if (lfm2__json_str_eq(&f->j, dt, "F32", 3)) {
-        for (i = 0; i < n; i++) { uint32_t u = (uint32_t)p[4*i] | (uint32_t)p[4*i+1] << 8 | (uint32_t)p[4*i+2] << 16 | (uint32_t)p[4*i+3] << 24; float v; memcpy(&v, &u, 4); out[i] = v; }
-    } else { free(out); return NULL; }
-    if (count) *count = n;
-    return out;
-}
-
 /* ---- shared helpers ------------------------------------------------------------------------ */
 typedef struct ts_json_doc { char *text; lfm2__json j; } ts_json_doc;
 static int ts_json_load(ts_json_doc *d, const char *path) {
@@ -171,7 +67,7 @@ static const char *ts_path(const char *rel) {
 
 /* ---- sampler/golden-proc: procK.processed from proc.raw + proc.history ------------------- */
 static void test_sampler_golden_proc(void) {
-    ts_file f;
+    t_ref f;
     ts_json_doc d;
     int32_t cases, procs, K, r;
     int64_t nraw, rows, nh;
@@ -179,14 +75,14 @@ static void test_sampler_golden_proc(void) {
     int32_t *hist;
     double worst = 0;
     int total_bad = 0, order_bad = 0, kept_bad = 0;
-    if (!ts_open(&f, ts_path("sampler/sampler.safetensors"))) { CHECK(0, "cannot read sampler.safetensors"); return; }
-    if (!ts_json_load(&d, ts_path("sampler/sampler.json"))) { CHECK(0, "cannot read sampler.json"); ts_close(&f); return; }
+    if (!t_ref_open(&f, ts_path("sampler/sampler.safetensors"))) { CHECK(0, "cannot read sampler.safetensors"); return; }
+    if (!ts_json_load(&d, ts_path("sampler/sampler.json"))) { CHECK(0, "cannot read sampler.json"); t_ref_close(&f); return; }
     cases = lfm2__json_get(&d.j, 0, "cases");
     procs = lfm2__json_get(&d.j, 0, "proc");
-    raw = ts_f32(&f, "proc.raw", &nraw, &rows);
-    hist = ts_i32(&f, "proc.history", &nh, NULL);
+    raw = t_ref_f32n(&f, "proc.raw", &nraw, &rows);
+    hist = t_ref_i32n(&f, "proc.history", &nh, NULL);
     CHECK(cases >= 0 && procs >= 0 && raw && hist && rows > 0, "sampler reference incomplete");
-    if (cases < 0 || procs < 0 || !raw || !hist || rows <= 0) { free(raw); free(hist); ts_json_free(&d); ts_close(&f); return; }
+    if (cases < 0 || procs < 0 || !raw || !hist || rows <= 0) { free(raw); free(hist); ts_json_free(&d); t_ref_close(&f); return; }
     {
         int32_t V = (int32_t)(nraw / rows);
         out = (float *)malloc((size_t)V * sizeof(float));
@@ -212,7 +108,7 @@ static void test_sampler_golden_proc(void) {
                 if (!lfm2__json_str_eq(&d.j, lfm2__json_at(&d.j, order, q), mine[q], strlen(mine[q]))) order_bad++;
 
             snprintf(name, sizeof name, "proc%d.processed", (int)K);
-            ref = ts_f32(&f, name, &np, &prow);
+            ref = t_ref_f32n(&f, name, &np, &prow);
             CHECK(ref && np == nraw, "%s missing", name);
             CHECK(lfm2_sampler_create(&p, V, NULL, &s) == LFM2_OK, "create case %d", (int)K);
             if (!ref || np != nraw || !s) { free(ref); lfm2_sampler_free(s); continue; }
@@ -240,23 +136,23 @@ static void test_sampler_golden_proc(void) {
     free(raw);
     free(hist);
     ts_json_free(&d);
-    ts_close(&f);
+    t_ref_close(&f);
 }
 
 /* ---- sampler/golden-gen: each step of genK from genK.raw with the history so far ------------ */
 static void test_sampler_golden_gen(void) {
-    ts_file f;
+    t_ref f;
     ts_json_doc d;
     int32_t cases, gen_kept, K;
     int64_t np;
     int32_t *prompt;
     double worst = 0;
     int total_bad = 0, kept_bad = 0, chosen_removed = 0, steps = 0;
-    if (!ts_open(&f, ts_path("sampler/sampler.safetensors"))) { CHECK(0, "cannot read sampler.safetensors"); return; }
-    if (!ts_json_load(&d, ts_path("sampler/sampler.json"))) { CHECK(0, "cannot read sampler.json"); ts_close(&f); return; }
+    if (!t_ref_open(&f, ts_path("sampler/sampler.safetensors"))) { CHECK(0, "cannot read sampler.safetensors"); return; }
+    if (!ts_json_load(&d, ts_path("sampler/sampler.json"))) { CHECK(0, "cannot read sampler.json"); t_ref_close(&f); return; }
     cases = lfm2__json_get(&d.j, 0, "cases");
     gen_kept = lfm2__json_get(&d.j, 0, "gen_kept");
-    prompt = ts_i32(&f, "gen.prompt", &np, NULL);
+    prompt = t_ref_i32n(&f, "gen.prompt", &np, NULL);
     CHECK(cases >= 0 && gen_kept >= 0 && prompt, "sampler reference incomplete");
     for (K = 0; cases >= 0 && prompt && K < d.j.tok[cases].n; K++) {
         char n1[64], n2[64], n3[64];
@@ -268,9 +164,9 @@ static void test_sampler_golden_gen(void) {
         snprintf(n1, sizeof n1, "gen%d.raw", (int)K);
         snprintf(n2, sizeof n2, "gen%d.processed", (int)K);
         snprintf(n3, sizeof n3, "gen%d.sequence", (int)K);
-        raw = ts_f32(&f, n1, &nr, &rows);
-        pro = ts_f32(&f, n2, &npr, NULL);
-        seq = ts_i32(&f, n3, &nseq, NULL);
+        raw = t_ref_f32n(&f, n1, &nr, &rows);
+        pro = t_ref_f32n(&f, n2, &npr, NULL);
+        seq = t_ref_i32n(&f, n3, &nseq, NULL);
         CHECK(raw && pro && seq && nr == npr && rows > 0 && nseq == np + rows, "gen%d tensors", (int)K);
         if (!raw || !pro || !seq || nr != npr || rows <= 0 || nseq != np + rows) { free(raw); free(pro); free(seq); continue; }
         CHECK(memcmp(seq, prompt, (size_t)np * sizeof(int32_t)) == 0, "gen%d.sequence does not start with gen.prompt", (int)K);
@@ -307,7 +203,7 @@ static void test_sampler_golden_gen(void) {
     CHECK(worst <= 1e-5, "worst relative error %.3g > 1e-5", worst);
     free(prompt);
     ts_json_free(&d);
-    ts_close(&f);
+    t_ref_close(&f);
 }
 
 /* ---- sampler/rng: xoshiro256** + splitmix64 known answers, seed independence -------------- */
@@ -395,14 +291,14 @@ done:
 
 /* ---- sampler/frequencies: 10^5 draws follow softmax(processed) ------------------------------ */
 static void test_sampler_frequencies(void) {
-    ts_file f;
+    t_ref f;
     int64_t nraw, rows, nh;
     float *raw;
     int32_t *hist, V;
     lfm2_sampler_params p;
-    if (!ts_open(&f, ts_path("sampler/sampler.safetensors"))) { CHECK(0, "cannot read sampler.safetensors"); return; }
-    raw = ts_f32(&f, "proc.raw", &nraw, &rows);
-    hist = ts_i32(&f, "proc.history", &nh, NULL);
+    if (!t_ref_open(&f, ts_path("sampler/sampler.safetensors"))) { CHECK(0, "cannot read sampler.safetensors"); return; }
+    raw = t_ref_f32n(&f, "proc.raw", &nraw, &rows);
+    hist = t_ref_i32n(&f, "proc.history", &nh, NULL);
     CHECK(raw && hist, "proc tensors");
     if (raw && hist) {
         V = (int32_t)(nraw / rows);
@@ -428,7 +324,7 @@ static void test_sampler_frequencies(void) {
     }
     free(raw);
     free(hist);
-    ts_close(&f);
+    t_ref_close(&f);
 }
 
 /* ---- sampler/determinism: same seed, same tokens; logits untouched; no allocation --------- */
@@ -687,15 +583,15 @@ static void test_sampler_e2e_realvocab(void) {
 
 /* ---- sampler/demo-greedy: 48 greedy tokens of each reference prompt (models/demo-code-8m) ---- */
 static void test_sampler_demo_greedy(void) {
-    ts_file f;
+    t_ref f;
     lfm2_model *m;
     lfm2_context *c;
     lfm2_sampler *s = NULL;
     int K, all_same = 1;
-    if (!ts_open(&f, "models/demo-code-8m/ref.safetensors")) { CHECK(0, "cannot read models/demo-code-8m/ref.safetensors"); return; }
+    if (!t_ref_open(&f, "models/demo-code-8m/ref.safetensors")) { CHECK(0, "cannot read models/demo-code-8m/ref.safetensors"); return; }
     m = ts_load_model("models/demo-code-8m");
     CHECK(m != NULL, "load models/demo-code-8m");
-    if (!m) { ts_close(&f); return; }
+    if (!m) { t_ref_close(&f); return; }
     c = ts_context(m, 512);
     CHECK(c && lfm2_sampler_create(NULL, lfm2_model_config(m)->vocab_size, NULL, &s) == LFM2_OK, "context/sampler");
     for (K = 0; c && s && K < 3; K++) {
@@ -707,8 +603,8 @@ static void test_sampler_demo_greedy(void) {
         lfm2_result rc;
         snprintf(n1, sizeof n1, "p%d.ids", K);
         snprintf(n2, sizeof n2, "p%d.greedy", K);
-        ids = ts_i32(&f, n1, &np, NULL);
-        greedy = ts_i32(&f, n2, &ng, NULL);
+        ids = t_ref_i32n(&f, n1, &np, NULL);
+        greedy = t_ref_i32n(&f, n2, &ng, NULL);
         CHECK(ids && greedy && ng == 48, "%s / %s", n1, n2);
         if (!ids || !greedy || ng != 48) { free(ids); free(greedy); all_same = 0; continue; }
         lfm2_context_reset(c);
@@ -726,12 +622,12 @@ static void test_sampler_demo_greedy(void) {
     lfm2_sampler_free(s);
     lfm2_context_free(c);
     lfm2_model_free(m);
-    ts_close(&f);
+    t_ref_close(&f);
 }
 
 /* ---- sampler/demo-perplexity: teacher-forced eval.ids, every position --------------------- */
 static void test_sampler_demo_perplexity(void) {
-    ts_file f;
+    t_ref f;
     ts_json_doc d;
     lfm2_model *m;
     lfm2_context *c;
@@ -740,11 +636,11 @@ static void test_sampler_demo_perplexity(void) {
     double *nll_ref, ref_ppl = 0, sum = 0, worst = 0;
     float *logits = NULL;
     int32_t V, T, r, t, count = 0;
-    if (!ts_open(&f, "models/demo-code-8m/ref.safetensors")) { CHECK(0, "cannot read models/demo-code-8m/ref.safetensors"); return; }
-    if (!ts_json_load(&d, "models/demo-code-8m/ref.json")) { CHECK(0, "cannot read ref.json"); ts_close(&f); return; }
+    if (!t_ref_open(&f, "models/demo-code-8m/ref.safetensors")) { CHECK(0, "cannot read models/demo-code-8m/ref.safetensors"); return; }
+    if (!ts_json_load(&d, "models/demo-code-8m/ref.json")) { CHECK(0, "cannot read ref.json"); t_ref_close(&f); return; }
     ref_ppl = ts_json_num_or(&d.j, 0, "eval_ppl_f64", 0, NULL);
-    ids = ts_i32(&f, "eval.ids", &n_ids, &rows);
-    nll_ref = ts_f64(&f, "eval.nll", &n_nll);
+    ids = t_ref_i32n(&f, "eval.ids", &n_ids, &rows);
+    nll_ref = t_ref_f64n(&f, "eval.nll", &n_nll);
     m = ts_load_model("models/demo-code-8m");
     CHECK(ids && nll_ref && m && rows == 8 && n_ids == 8 * 256 && n_nll == 8 * 255 && ref_ppl > 1, "reference data / model");
     if (!ids || !nll_ref || !m || rows != 8 || n_nll != rows * (n_ids / rows - 1)) goto done;
@@ -786,7 +682,7 @@ done:
     free(nll_ref);
     lfm2_model_free(m);
     ts_json_free(&d);
-    ts_close(&f);
+    t_ref_close(&f);
 }
 
 /* ---- sampler/generate-loop: cache reuse across calls, stops, abort, context full -------------- */
@@ -912,12 +808,12 @@ static void test_sampler_generate_no_tokenizer(void) {
 /* ---- sampler/cli-data: the expected outputs of tests/cli_test.sh are what the library decodes
    the reference ids to (and what transformers decoded them to) ------------------------------- */
 static void test_sampler_cli_data(void) {
-    ts_file f;
+    t_ref f;
     ts_json_doc d;
     lfm2_model *m;
     int K, ok_all = 1;
-    if (!ts_open(&f, "models/demo-code-8m/ref.safetensors")) { CHECK(0, "cannot read ref.safetensors"); return; }
-    if (!ts_json_load(&d, "models/demo-code-8m/ref.json")) { CHECK(0, "cannot read ref.json"); ts_close(&f); return; }
+    if (!t_ref_open(&f, "models/demo-code-8m/ref.safetensors")) { CHECK(0, "cannot read ref.safetensors"); return; }
+    if (!ts_json_load(&d, "models/demo-code-8m/ref.json")) { CHECK(0, "cannot read ref.json"); t_ref_close(&f); return; }
     m = ts_load_model("models/demo-code-8m");
     CHECK(m != NULL, "load models/demo-code-8m");
     for (K = 0; m && K < 3; K++) {
@@ -928,7 +824,7 @@ static void test_sampler_cli_data(void) {
         char *prompt, *expect;
         int ok;
         snprintf(name, sizeof name, "p%d.greedy", K);
-        greedy = ts_i32(&f, name, &ng, NULL);
+        greedy = t_ref_i32n(&f, name, &ng, NULL);
         snprintf(path, sizeof path, "%s/cli/demo-p%d.prompt", t_data_dir(), K);
         prompt = t_read_file(path, &plen);
         snprintf(path, sizeof path, "%s/cli/demo-p%d.expected", t_data_dir(), K);
@@ -948,7 +844,7 @@ static void test_sampler_cli_data(void) {
             int64_t np;
             lfm2_token tok[256];
             snprintf(name, sizeof name, "p%d.ids", K);
-            ids = ts_i32(&f, name, &np, NULL);
+            ids = t_ref_i32n(&f, name, &np, NULL);
             same = ids && lfm2_tokenize(m, prompt, plen, 0, tok, 256, &n) == LFM2_OK && n == (int32_t)np;
             for (i = 0; same && i < n; i++) if (tok[i] != ids[i]) same = 0;
             CHECK(same, "prompt %d does not tokenize to p%d.ids", K, K);
@@ -962,7 +858,7 @@ static void test_sampler_cli_data(void) {
     NOTE("3 CLI reference outputs %s", ok_all ? "match the library's and transformers' decoding" : "MISMATCH");
     lfm2_model_free(m);
     ts_json_free(&d);
-    ts_close(&f);
+    t_ref_close(&f);
 }
 
 /* ---- sampler/chat-continuation: a later turn's text, appended to the cache that holds the
@@ -992,18 +888,18 @@ static void test_sampler_chat_continuation(void) {
 }
 
 static const t_case sampler_tests[] = {
-    {"sampler/golden-proc", test_sampler_golden_proc},
-    {"sampler/golden-gen", test_sampler_golden_gen},
-    {"sampler/rng", test_sampler_rng},
-    {"sampler/frequencies", test_sampler_frequencies},
-    {"sampler/determinism", test_sampler_determinism},
-    {"sampler/greedy-and-args", test_sampler_greedy_args},
-    {"sampler/generate-loop", test_sampler_generate_loop},
-    {"sampler/generate-no-tokenizer", test_sampler_generate_no_tokenizer},
-    {"sampler/e2e-realvocab", test_sampler_e2e_realvocab},
-    {"sampler/demo-greedy", test_sampler_demo_greedy},
-    {"sampler/demo-perplexity", test_sampler_demo_perplexity},
-    {"sampler/cli-data", test_sampler_cli_data},
-    {"sampler/chat-continuation", test_sampler_chat_continuation},
-    {NULL, NULL}
+    {"sampler/golden-proc", test_sampler_golden_proc, 0},
+    {"sampler/golden-gen", test_sampler_golden_gen, 0},
+    {"sampler/rng", test_sampler_rng, 0},
+    {"sampler/frequencies", test_sampler_frequencies, T_SLOW},
+    {"sampler/determinism", test_sampler_determinism, 0},
+    {"sampler/greedy-and-args", test_sampler_greedy_args, 0},
+    {"sampler/generate-loop", test_sampler_generate_loop, 0},
+    {"sampler/generate-no-tokenizer", test_sampler_generate_no_tokenizer, 0},
+    {"sampler/e2e-realvocab", test_sampler_e2e_realvocab, 0},
+    {"sampler/demo-greedy", test_sampler_demo_greedy, 0},
+    {"sampler/demo-perplexity", test_sampler_demo_perplexity, T_SLOW},
+    {"sampler/cli-data", test_sampler_cli_data, 0},
+    {"sampler/chat-continuation", test_sampler_chat_continuation, 0},
+    {NULL, NULL, 0}
 };

@@ -2,14 +2,14 @@
 """tests/fuzz/make_table.py - writes tests/fuzz/MALFORMED_TABLE.md from a run of the unit suite.
 Usage (repository root): python3 tests/fuzz/make_table.py [build/run_tests] > tests/fuzz/MALFORMED_TABLE.md
 Collects the "TABLE<tab>input<tab>result<tab>message" lines of the hardening/* tests and the
-"<input> -> <result>: <message>" notes of core/config-errors, core/weights-errors, core/dir-errors
+"<input> -> <result>: <message>" notes of config/errors, load/weights-errors, load/dir-errors
 and tokenizer/malformed."""
 import re, subprocess, sys
 
 RESULTS = ["ok", "invalid argument", "out of memory", "file error", "bad config.json", "bad safetensors weights",
            "bad tokenizer", "unsupported", "context full", "buffer too small", "aborted"]
 exe = sys.argv[1] if len(sys.argv) > 1 else "build/run_tests"
-groups = ["core/config-errors", "core/weights-errors", "core/dir-errors", "tokenizer/malformed", "hardening/"]
+groups = ["config/errors", "load/weights-errors", "load/dir-errors", "tokenizer/malformed", "hardening/"]
 out = subprocess.run([exe] + groups, capture_output=True, text=True, errors="replace").stdout
 rows, test = [], ""
 note = re.compile(r"^    (.+?) -> (" + "|".join(re.escape(r) for r in RESULTS) + r"): ?(.*)$")
