@@ -2866,8 +2866,13 @@ static void lfm2__bpe_long(lfm2__enc *e, const unsigned char *w, int32_t n) {
     s = e->out + n0;
     for (k = 0; k < n; k++) s[k] = t->byte_id[w[k]];
     lfm2__bpe_passes(t, s, n);
-    /* read the symbols left to right; the write position never passes the read position */
-    for (k = 0; k < n; k += lfm2__sym_width(t, s, k)) lfm2__emit_sym(e, s[k], &prev_unk);
+    /* read the symbols left to right; the write position never passes the read position (it may
+       land on the symbol being read: its width is taken first) */
+    for (k = 0; k < n;) {
+        int32_t id = s[k], wd = lfm2__sym_width(t, s, k);
+        lfm2__emit_sym(e, id, &prev_unk);
+        k += wd;
+    }
 }
 
 /* Encodes one pre-token w[0..n) (raw bytes) and appends its ids. */

@@ -1102,13 +1102,14 @@ static void tt_word(int kind, unsigned char *w, int32_t n, uint64_t *seed) {
 
 /* a tokenizer.json for the fallback and merge-order tests: the single characters of `chars`,
    "\u0120" (the space) and, for each merge "a b" in order, the string ab */
-static struct lfm2__tokenizer *tt_synthetic(const char *chars, const char *const *merges, int n_merges) {
+static struct lfm2__tokenizer *tt_synthetic_unk(const char *chars, const char *const *merges, int n_merges, int unk) {
     size_t cap = 64 + (size_t)n_merges * 600, n = 0;
     char *j = (char *)malloc(cap), *voc = (char *)malloc((size_t)(n_merges + 64) * 300);
     int nv = 0, k, q;
     lfm2_error e;
     struct lfm2__tokenizer *t = NULL;
     for (k = 0; chars[k]; k++) { voc[nv * 300] = chars[k]; voc[nv * 300 + 1] = 0; nv++; }
+    if (unk) strcpy(voc + 300 * nv++, "<unk>");
     strcpy(voc + 300 * nv++, "\xc4\xa0");
     for (k = 0; k < n_merges; k++) {
         const char *sp = strchr(merges[k], ' ');
@@ -1125,7 +1126,7 @@ static struct lfm2__tokenizer *tt_synthetic(const char *chars, const char *const
     }
     n += (size_t)sprintf(j + n, "\"}, \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false,"
                                 " \"use_regex\": false}]}, \"post_processor\": null, \"decoder\": {\"type\": \"ByteLevel\"},"
-                                " \"model\": {\"type\": \"BPE\", \"vocab\": {");
+                                " \"model\": {\"type\": \"BPE\", %s\"vocab\": {", unk ? "\"unk_token\": \"<unk>\", " : "");
     for (k = 0; k < nv; k++) n += (size_t)sprintf(j + n, "%s\"%s\": %d", k ? ", " : "", voc + 300 * k, k);
     n += (size_t)sprintf(j + n, "}, \"merges\": [");
     for (k = 0; k < n_merges; k++) n += (size_t)sprintf(j + n, "%s\"%s\"", k ? ", " : "", merges[k]);
@@ -1134,6 +1135,9 @@ static struct lfm2__tokenizer *tt_synthetic(const char *chars, const char *const
     free(j);
     free(voc);
     return t;
+}
+static struct lfm2__tokenizer *tt_synthetic(const char *chars, const char *const *merges, int n_merges) {
+    return tt_synthetic_unk(chars, merges, n_merges, 0);
 }
 
 /* a de Bruijn sequence of order 2 over k symbols (every pair once): seq[0 .. k*k), cyclic */
@@ -1246,6 +1250,22 @@ static void test_long_words(void) {
               "cap = the size needed: %d ids, want %d", (int)nn, (int)nr);
         CHECK(lfm2__tokenize_impl(xrun, (const char *)w, (size_t)len, 0, ids, nr, &nn) == LFM2_ERR_BUFFER_TOO_SMALL && nn == len,
               "cap = the %d ids: BUFFER_TOO_SMALL with the size needed (%d)", (int)nr, (int)nn);
+        /* the same run after a byte without a token (the unk token, whose string is longer than
+           one byte, lands where the in-place state is being read) */
+        {
+            struct lfm2__tokenizer *xu = tt_synthetic_unk("x", xm, 8, 1);
+            CHECK(xu != NULL && xu->unk_id >= 0, "x-run with <unk> loads");
+            if (xu) {
+                w[0] = 'q';
+                ref[0] = xu->unk_id;
+                nr = 1 + tt_bpe_ref(xu, w + 1, len - 1, ref + 1);
+                CHECK(lfm2__tokenize_impl(xu, (const char *)w, (size_t)len, 0, ids, len, &nn) == LFM2_OK && tt_ids_eq(ids, nn, ref, nr),
+                      "unk + x-run in place: %d ids, want %d, first difference at %d", (int)nn, (int)nr, (int)tt_first_diff(ids, nn, ref, nr));
+                lfm2__tokenizer_free(xu, NULL);
+            }
+            w[0] = 'x';
+            nr = tt_bpe_ref(xrun, w, len, ref);
+        }
         NOTE("x-run (256-byte tokens): 100000 bytes -> %d ids via the in-place fallback; size needed %d (its bytes); a buffer of %d ids: "
              "BUFFER_TOO_SMALL", (int)nr, (int)sq, (int)nr);
     }
