@@ -2796,7 +2796,7 @@ static void lfm2__bpe_span(const struct lfm2__tokenizer *t, const unsigned char 
     lfm2__bpe_heap(t, s, n, heap);
 }
 
-/* A pre-token longer than LFM2__BPE_WIN bytes, on the stack in windows of LFM2__BPE_WIN bytes.
+/* A pre-token of n bytes, on the stack in windows of LFM2__BPE_WIN bytes (one if n <= WIN).
    Facts used (each follows from "merges happen in (rank, position) order"; a symbol only grows):
    (a) the ids between two token boundaries of BPE(x) are BPE of the bytes between them: no
        merge of BPE(x) ever crossed those boundaries, so the merges in between ran as on their
@@ -2818,7 +2818,7 @@ static int lfm2__bpe_windows(lfm2__enc *e, const unsigned char *w, int32_t n, in
     const struct lfm2__tokenizer *t = e->t;
     int32_t ya[LFM2__BPE_WIN], za[LFM2__BPE_WIN], *y = ya, *z = za, *sw;
     lfm2__bpe_cand heap[3 * LFM2__BPE_WIN];
-    int32_t p = 0, yn = LFM2__BPE_WIN, k, budget = 16 + 4 * (n / (LFM2__BPE_WIN / 2)); /* window BPEs allowed */
+    int32_t p = 0, yn = n < LFM2__BPE_WIN ? n : LFM2__BPE_WIN, k, budget = 16 + 4 * (n / (LFM2__BPE_WIN / 2)); /* window BPEs allowed */
     lfm2__bpe_span(t, w, yn, y, heap);
     while (p + yn < n) {
         int32_t mid = 0, q, tries = 0, zn = 0, joined = 0;
@@ -2852,14 +2852,7 @@ static int lfm2__bpe_windows(lfm2__enc *e, const unsigned char *w, int32_t n, in
 static void lfm2__bpe_long(lfm2__enc *e, const unsigned char *w, int32_t n) {
     const struct lfm2__tokenizer *t = e->t;
     int32_t n0 = e->n, prev_unk = 0, k, *s;
-    if (n <= LFM2__BPE_WIN) {
-        int32_t sa[LFM2__BPE_WIN];
-        lfm2__bpe_cand heap[3 * LFM2__BPE_WIN];
-        lfm2__bpe_span(t, w, n, sa, heap);
-        for (k = 0; k < n; k += lfm2__sym_width(t, sa, k)) lfm2__emit_sym(e, sa[k], &prev_unk);
-        return;
-    }
-    if (lfm2__bpe_windows(e, w, n, &prev_unk)) return;
+    if (lfm2__bpe_windows(e, w, n, &prev_unk)) return; /* n <= LFM2__BPE_WIN: one window, always */
     e->n = n0;
     prev_unk = 0;
     if (e->cap - n0 < n) { e->n = n0 + n; return; }
