@@ -1880,7 +1880,7 @@ static uint32_t lfm2__byte_to_cp(unsigned b) {
    - the last alternative is reached on whitespace only when \s+(?!\S) failed, i.e. on one
      whitespace character followed by a non-whitespace one: \s+ and \s both take that character.
    tests/test_tokenizer.c checks this with its own backtracking matcher of the three pattern strings
-   (pretokenize/patterns). */
+   (tokenizer/pretok_patterns). */
 static const char *const lfm2__split_patterns[3] = {
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
     "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s",
@@ -2179,10 +2179,9 @@ static lfm2_result lfm2__tok_check_pipeline(const lfm2__json *j, lfm2_error *err
     for (k = 0, c = list + 1; k < 2; k++, c = j->tok[c].skip) {
         if (j->tok[c].type != LFM2__J_OBJ) LFM2__TKERR(LFM2_ERR_BAD_TOKENIZER, LFM2__TJ "pre_tokenizer.pretokenizers[%d] is not an object", LFM2__CAST(int, k));
         if (k == 0) {
-            int32_t pat = lfm2__json_get(j, c, "pattern");
+            int32_t pat = lfm2__json_get(j, c, "pattern"), re = lfm2__json_get(j, pat, "Regex"), q;
             if (!lfm2__json_str_is(j, lfm2__json_get(j, c, "type"), "Split"))
                 LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "pre-tokenizer \"%s\" is not supported (expected Split)", lfm2__json_type(j, c, nm, sizeof nm));
-            int32_t re = lfm2__json_get(j, pat, "Regex"), q;
             for (q = 0; q < 3 && !lfm2__json_str_eq(j, re, lfm2__split_patterns[q], strlen(lfm2__split_patterns[q])); q++) {}
             if (q == 3)
                 LFM2__TKERR(LFM2_ERR_UNSUPPORTED, LFM2__TJ "Split pattern \"%s\" is not supported (built in: the LFM2 pattern and the "
