@@ -3,7 +3,10 @@
    bit 2 use a too-small output buffer first), the rest = the text.
    Invariants: the bound holds; every id is in the vocabulary; without ADD_BOS,
    detokenize(tokenize(s)) == s (special tokens decode to their text); with PARSE_SPECIAL off no
-   special token appears (no injection); a too-small buffer gives BUFFER_TOO_SMALL. */
+   special token appears (no injection); the size query (out NULL, cap 0) reports a size that
+   succeeds, with the same ids, and that is the number of ids unless a pre-token needed the in-place
+   fallback; a buffer of exactly the ids succeeds then; one short gives BUFFER_TOO_SMALL with the
+   size needed. */
 #define LFM2_IMPLEMENTATION
 #ifdef FUZZ_LFM2_H
 #include FUZZ_LFM2_H
@@ -18,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int flags, small, i;
     const char *text;
     size_t len, dn = 0;
-    int32_t bound, n = 0, V;
+    int32_t bound, n = 0, need = 0, V;
     lfm2_token *ids;
     char *back;
     lfm2_result rc;
@@ -39,15 +42,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rc = lfm2_tokenize(g_m, text, len, flags, ids, bound, &n);
     FUZZ_ASSERT(rc == LFM2_OK);
     FUZZ_ASSERT(n >= 0 && n <= bound);
+    rc = lfm2_tokenize(g_m, text, len, flags, NULL, 0, &need);
+    FUZZ_ASSERT(rc == LFM2_OK && need >= n && need <= bound);
     for (i = 0; i < n; i++) {
         FUZZ_ASSERT(ids[i] >= 0 && ids[i] < V && ids[i] < lfm2_tokenizer_size(g_m));
         if (!(flags & LFM2_TOKENIZE_PARSE_SPECIAL) && !(flags & LFM2_TOKENIZE_ADD_BOS)) FUZZ_ASSERT(!lfm2_token_is_special(g_m, ids[i]));
     }
-    if (small && n > 1) { /* an exact buffer one short */
+    if (small && n > 1) { /* a buffer of the size needed, of exactly the ids, one short */
         int32_t n2 = 0;
-        lfm2_token *tight = (lfm2_token *)malloc(sizeof(lfm2_token) * (size_t)(n - 1));
-        rc = lfm2_tokenize(g_m, text, len, flags, tight, n - 1, &n2);
-        FUZZ_ASSERT(rc == LFM2_ERR_BUFFER_TOO_SMALL);
+        lfm2_token *tight = (lfm2_token *)malloc(sizeof(lfm2_token) * (size_t)need);
+        rc = lfm2_tokenize(g_m, text, len, flags, tight, need, &n2);
+        FUZZ_ASSERT(rc == LFM2_OK && n2 == n && memcmp(tight, ids, sizeof(lfm2_token) * (size_t)n) == 0);
+        if (need == n) {
+            rc = lfm2_tokenize(g_m, text, len, flags, tight, n - 1, &n2);
+            FUZZ_ASSERT(rc == LFM2_ERR_BUFFER_TOO_SMALL && n2 == n);
+        }
         free(tight);
     }
     if (!(flags & LFM2_TOKENIZE_ADD_BOS)) {

@@ -158,6 +158,11 @@ def main():
         write("tokenize", "golden-%02d" % i, bytes([i & 3]) + txt)
     write("tokenize", "special", b"\x03<|startoftext|><|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
     write("tokenize", "invalid-utf8", b"\x02\xff\xfe\xc3\x28\xe2\x82\xf0\x9f\x98 a\xed\xa0\x80 <|im_end")
+    # long pre-tokens (BPE in windows; exactly fitting buffers): letters, spaces, a 3-byte symbol
+    lr = random.Random(512)
+    write("tokenize", "long-letters", b"\x04" + bytes(lr.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(3000)))
+    write("tokenize", "long-spaces", b"\x05x" + b" " * 1500 + b"y")
+    write("tokenize", "long-symbols", b"\x06" + "\u2500".encode("utf-8") * 400 + b"\n")
     # ids for detokenize: mode byte + u16 LE ids
     for i, c in enumerate(g["cases"][:16]):
         ids = c.get("ids_with_special") or c["ids"]
