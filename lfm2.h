@@ -2,7 +2,7 @@
 
    Runs LFM2 language models (LFM2-350M / 700M / 1.2B / 2.6B, LFM2.5 dense) straight from a
    Hugging Face model folder (config.json, model*.safetensors, tokenizer.json), on the CPU, with
-   no dependencies beyond libc and libm (OpenMP optional).
+   no dependencies beyond libc and libm (threads: pthreads / Win32, or OpenMP).
 
    DO THIS in exactly one C or C++ file:
 
@@ -11,12 +11,16 @@
 
    and plain `#include "lfm2.h"` everywhere else. Build with
 
-       cc -O2 -march=native -fopenmp app.c -lm
+       cc -O2 app.c -lm -lpthread          (or with -fopenmp to use OpenMP's threads)
 
-   -march=native (or another -m flag naming the target CPU): the SIMD kernels (AVX-512, AVX2,
-   NEON) are chosen at compile time, so without it an x86 build runs the scalar kernels, ~5x
-   slower; lfm2_build_info() names the kernel set a build has. -fopenmp: threads (without it,
-   one thread).
+   No -march flag is needed: on x86-64 the kernels of every instruction set the compiler can
+   target (AVX2+FMA+F16C, AVX-512, VNNI, AVX512_BF16) are compiled in, each with its own target
+   attribute, and the best one this CPU runs is chosen at load (lfm2_build_info() names what is
+   compiled in and what the CPU has, lfm2_model_isa() what a model runs; LFM2_ISA=AVX2 in the
+   environment or lfm2_model_params.max_isa caps it). On aarch64 NEON is the baseline; its
+   dot-product and bf16 kernels need -march=armv8.2-a+dotprod / armv8.6-a+bf16. Threads come
+   from a built-in pool (pthreads, Win32 threads), from OpenMP when compiled with -fopenmp, or
+   from the caller's job system (lfm2_context_params.parallel).
 
    QUICK START (greedy completion; see examples/lfm2.c for chat and sampling)
        lfm2_error err;  lfm2_model *m;  lfm2_context *c;  const float *logits;
@@ -43,8 +47,9 @@
                    lfm2_context_params.bf16_activations = 1 is the fast, inexact bf16 path)
        context     lfm2_context_create, lfm2_context_decode, lfm2_context_decode_all,
                    lfm2_context_logits, lfm2_context_reset, lfm2_context_pos, lfm2_context_n_ctx,
-                   lfm2_context_set_threads, lfm2_context_set_abort, lfm2_context_error,
-                   lfm2_context_model, lfm2_context_free
+                   lfm2_context_set_threads, lfm2_context_threads, lfm2_context_set_abort,
+                   lfm2_context_error, lfm2_context_model, lfm2_context_free
+                   (lfm2_context_params.n_threads / threading / parallel: threads, see THREADS)
        state       lfm2_context_state_size, lfm2_context_state_save, lfm2_context_state_load
        tokenizer   lfm2_tokenize, lfm2_tokenize_bound, lfm2_token_to_piece, lfm2_detokenize,
                    lfm2_detok_stream_push, lfm2_detok_stream_flush, lfm2_tokenizer_size,
@@ -56,19 +61,21 @@
                    lfm2_sampler_history_size, lfm2_sampler_process, lfm2_sampler_sample,
                    lfm2_sampler_free
        generate    lfm2_generate
-       misc        lfm2_result_string, lfm2_version_string, lfm2_build_info, lfm2_argmax
+       misc        lfm2_result_string, lfm2_version_string, lfm2_build_info, lfm2_isa_name,
+                   lfm2_cpu_isa, lfm2_model_isa, lfm2_argmax
 
    CONFIGURATION MACROS (define before the #include that has LFM2_IMPLEMENTATION)
        LFM2_STATIC          all API functions become static (private copy per translation unit)
        LFM2_API             override the linkage/visibility of the API functions
        LFM2_NO_STDIO        remove lfm2_model_load_dir (no file system access at all)
        LFM2_NO_MMAP         read files into memory instead of memory-mapping them
-       LFM2_NO_SIMD         scalar kernels only (the SIMD kernels are chosen at compile time:
-                            AVX-512 F/BW/VL, else AVX2+FMA+F16C, else NEON on aarch64)
-       LFM2_NO_AVX512 / LFM2_NO_AVX2 / LFM2_NO_NEON   turn one instruction set off
-                            (the int8 kernels use VNNI and the bf16_activations kernel AVX512_BF16
-                            where the compiler targets them, e.g. -march=native on Zen 4/5)
+       LFM2_NO_SIMD         compile the scalar kernels only
+       LFM2_NO_AVX512 / LFM2_NO_AVX2 / LFM2_NO_NEON   leave one instruction set's kernels out
+                            (the choice among the compiled ones is made at load: see lfm2_isa)
        LFM2_NO_OPENMP       ignore OpenMP even when compiled with -fopenmp
+       LFM2_NO_THREADS      no built-in pool (one thread unless OpenMP or a caller's job system)
+       LFM2_NO_GETENV       do not read the LFM2_ISA environment variable
+       LFM2_PROFILE         time each part of the forward pass into the context (lfm2-bench --profile)
        LFM2_MAX_LAYERS      largest num_hidden_layers accepted (default and most: 256,
                             LFM2_CONFIG_LAYERS; only the implementation's value counts, the
                             public structs do not depend on it)
@@ -79,13 +86,24 @@
        A loaded lfm2_model is immutable: any number of threads may use it at once, each with its
        own lfm2_context. A context is used by one thread at a time. There are no globals.
 
+   THREADS
+       A context runs each parallel step of a forward pass (a matrix product, or several that share
+       their input; the heads of an attention layer) as n_threads tasks: on the built-in pool
+       (default without OpenMP; LFM2_THREADS_POOL), on OpenMP (default with -fopenmp), or on the
+       caller's job system (lfm2_context_params.parallel: an engine's workers). The pool's threads
+       belong to the context, spin for about a millisecond after a step, then sleep: an idle
+       context takes no CPU. Loading runs its conversions (interleaving, quantization) the same way
+       (lfm2_model_params.n_threads / threading / parallel). A thread that cannot be started is an
+       error result; n_threads above 4 per CPU is refused.
+
    MEMORY
        Loading allocates the model struct and tables once; the weights stay in their stored dtype
        (BF16/F16/F32), never copied to f32. Caller-provided buffers (lfm2_model_load_memory) and,
-       with lfm2_model_params.keep_layout = 1, memory-mapped files are used in place. By default
-       AVX-512 and AVX2 builds copy the mapped weight matrices once into a faster layout (16
-       rows interleaved, same values; AVX2: f16 / bf16 only), releasing the mapped pages as they go, so resident memory stays
-       one copy of the weights; LFM2_WEIGHTS_Q8 / _Q4 allocate the quantized copy.
+       with lfm2_model_params.keep_layout = 1, memory-mapped files are used in place. By default,
+       at the AVX2 level and above, the mapped weight matrices are copied once into a faster
+       layout (16 rows interleaved, the same values; f32 from AVX-512 on; pre-quantized Q8 / Q4
+       matrices from AVX512_VNNI on), releasing the mapped pages as they go, so resident memory
+       stays one copy of the weights; LFM2_WEIGHTS_Q8 / _Q4 allocate the quantized copy.
        lfm2_context_create allocates one block for caches and scratch; lfm2_context_decode
        allocates nothing.
 
@@ -109,9 +127,11 @@
        and all size arithmetic is overflow-checked. A bad file gives an error, not a crash.
 
    DETERMINISM
-       Work is split over threads by output rows with a fixed order of summation, so logits are
-       bit-identical for any thread count, and for any chunking of a prompt, on one build. The
-       sampler's random stream (xoshiro256**) is the same on every platform.
+       Work is split over threads by output rows, and each output is summed in a fixed order
+       whichever task computes it, so logits are bit-identical for any thread count, any thread
+       backend and any chunking of a prompt, for one build at one instruction-set level (the
+       levels differ in the last bits). The sampler's random stream (xoshiro256**) is the same on
+       every platform.
 
    lfm2.h DOES NOT
        run on GPUs; read GGUF; implement LFM2-MoE, the VL vision tower or audio models; run Jinja
