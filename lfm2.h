@@ -824,6 +824,20 @@ static void *lfm2__calloc(const lfm2_allocator *a, size_t n) {
     return p;
 }
 
+/* Big buffers of weights (the converted layouts): where the kernel has transparent huge pages on
+   request (Linux madvise mode), ask for them: ~500x fewer page faults while the buffer is first
+   written, fewer TLB misses while decode streams it. */
+static void *lfm2__malloc_big(const lfm2_allocator *a, size_t n) {
+    void *p = lfm2__malloc(a, n);
+#if defined(LFM2__HAVE_MMAP) && defined(MADV_HUGEPAGE)
+    if (p && !(a && a->alloc) && n >= (4u << 20)) {
+        uintptr_t lo = (LFM2__PTRINT(p) + (2u << 20) - 1) & ~LFM2__CAST(uintptr_t, (2u << 20) - 1);
+        uintptr_t hi = (LFM2__PTRINT(p) + n) & ~LFM2__CAST(uintptr_t, (2u << 20) - 1);
+        if (hi > lo) madvise(LFM2__CAST(void *, lo), hi - lo, MADV_HUGEPAGE); /* (advice: failure is fine) */
+    }
+#endif
+    return p;
+}
 /* Writes "message" into err (if any) and returns code. */
 static lfm2_result lfm2__fail(lfm2_error *err, lfm2_result code, const char *fmt, ...) {
     if (err) {
@@ -6249,7 +6263,7 @@ static lfm2_result lfm2__quantize_weights(lfm2_model *m, const lfm2__workers *W,
         size_t b = lfm2__quant_bytes(list[i], LFM2_WEIGHTS_Q8);  /* an upper bound for Q4 too */
         total += (b + 63) & ~LFM2__CAST(size_t, 63);
     }
-    m->qbuf = LFM2__CAST(unsigned char *, lfm2__malloc(&m->alloc, total + 64));
+    m->qbuf = LFM2__CAST(unsigned char *, lfm2__malloc_big(&m->alloc, total + 64));
     if (!m->qbuf) { lfm2__free(&m->alloc, list); return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory: quantized weights need %zu bytes", total); }
     for (i = 0; i < n; i++) {
         size_t b = lfm2__quant_bytes(list[i], type);
@@ -6395,7 +6409,7 @@ static lfm2_result lfm2__interleave_weights(lfm2_model *m, const lfm2__workers *
         }
     }
     tmp = LFM2__CAST(unsigned char *, lfm2__malloc(&m->alloc, maxg * LFM2__CAST(size_t, nt) + 1));
-    if (total) m->qbuf = LFM2__CAST(unsigned char *, lfm2__malloc(&m->alloc, total));
+    if (total) m->qbuf = LFM2__CAST(unsigned char *, lfm2__malloc_big(&m->alloc, total));
     if (!tmp || (total && !m->qbuf)) {
         lfm2__free(&m->alloc, tmp);
         lfm2__free(&m->alloc, list);
