@@ -831,9 +831,9 @@ static void *lfm2__malloc_big(const lfm2_allocator *a, size_t n) {
     void *p = lfm2__malloc(a, n);
 #if defined(LFM2__HAVE_MMAP) && defined(MADV_HUGEPAGE)
     if (p && !(a && a->alloc) && n >= (4u << 20)) {
-        uintptr_t lo = (LFM2__PTRINT(p) + (2u << 20) - 1) & ~LFM2__CAST(uintptr_t, (2u << 20) - 1);
-        uintptr_t hi = (LFM2__PTRINT(p) + n) & ~LFM2__CAST(uintptr_t, (2u << 20) - 1);
-        if (hi > lo) madvise(LFM2__CAST(void *, lo), hi - lo, MADV_HUGEPAGE); /* (advice: failure is fine) */
+        size_t huge = LFM2__CAST(size_t, 2) << 20;
+        size_t skip = (huge - (LFM2__PTRINT(p) & (huge - 1))) & (huge - 1); /* to the first 2 MB boundary */
+        if (n > skip + huge) madvise(LFM2__CAST(char *, p) + skip, (n - skip) & ~(huge - 1), MADV_HUGEPAGE); /* (advice: failure is fine) */
     }
 #endif
     return p;
