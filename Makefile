@@ -171,11 +171,13 @@ $(B)/lfm2-quantize: tools/lfm2-quantize.c tools/lfm2_digest.h $(HDR) | $(B)
 BENCH_MODEL ?= $(B)/bench/lfm2-350m-bf16
 BENCH_ARGS  ?= -p 512 -n 128 -t 1,2 -r 3
 .PHONY: bench tools
-tools: $(B)/lfm2-bench $(B)/make-random-model $(B)/lfm2-inspect $(B)/lfm2-quantize $(B)/lfm2-peak
+tools: $(B)/lfm2-bench $(B)/lfm2-bench-prof $(B)/make-random-model $(B)/lfm2-inspect $(B)/lfm2-quantize $(B)/lfm2-peak
 $(B)/lfm2-peak: tools/lfm2-peak.c | $(B)
 	$(CC) $(OPT) $(WARN) -std=c99 -pedantic -o $@ tools/lfm2-peak.c
 $(B)/lfm2-bench: tools/lfm2-bench.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-bench.c $(LDLIBS) -lpthread
+$(B)/lfm2-bench-prof: tools/lfm2-bench.c $(HDR) | $(B)
+	$(CC) $(CFLAGS) -DLFM2_PROFILE -o $@ tools/lfm2-bench.c $(LDLIBS) -lpthread
 $(B)/make-random-model: tools/make-random-model.c | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/make-random-model.c $(LDLIBS)
 $(BENCH_MODEL)/model.safetensors: | $(B)/make-random-model

@@ -43,9 +43,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 #if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
 #define MAP_ANONYMOUS MAP_ANON
 #endif
@@ -73,8 +70,12 @@ typedef struct bw_shared {
 
 typedef struct bw_arg { bw_shared *s; int id; } bw_arg;
 
-static uint64_t bw_read(const unsigned char *p, size_t n) {
-#if defined(__AVX512F__)
+/* The reader: AVX-512 loads where the CPU has them (chosen at run time, so a baseline build
+   without -march measures the same bandwidth as a native one), 64-bit loads otherwise. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#define BW_HAVE_AVX512 1
+__attribute__((target("avx512f"))) static uint64_t bw_read_avx512(const unsigned char *p, size_t n) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
     size_t i;
     uint64_t r[8];
@@ -92,7 +93,9 @@ static uint64_t bw_read(const unsigned char *p, size_t n) {
                           _mm512_xor_si512(_mm512_xor_si512(a4, a5), _mm512_xor_si512(a6, a7)));
     _mm512_storeu_si512((void *)r, a0);
     return r[0] ^ r[1] ^ r[2] ^ r[3] ^ r[4] ^ r[5] ^ r[6] ^ r[7];
-#else
+}
+#endif
+static uint64_t bw_read_u64(const unsigned char *p, size_t n) {
     const uint64_t *q = (const uint64_t *)(const void *)p;
     uint64_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i, m = n / 8;
@@ -101,7 +104,12 @@ static uint64_t bw_read(const unsigned char *p, size_t n) {
         a[4] ^= q[i + 4]; a[5] ^= q[i + 5]; a[6] ^= q[i + 6]; a[7] ^= q[i + 7];
     }
     return a[0] ^ a[1] ^ a[2] ^ a[3] ^ a[4] ^ a[5] ^ a[6] ^ a[7];
+}
+static uint64_t bw_read(const unsigned char *p, size_t n) {
+#ifdef BW_HAVE_AVX512
+    if (__builtin_cpu_supports("avx512f")) return bw_read_avx512(p, n);
 #endif
+    return bw_read_u64(p, n);
 }
 
 static void *bw_worker(void *vp) {
@@ -327,7 +335,7 @@ typedef struct opts {
     int bw_passes;
     const char *quant;
     unsigned long long seed;
-    int bw_only, no_bw, jsonl, bf16_act, keep_layout;
+    int bw_only, no_bw, jsonl, bf16_act, keep_layout, profile;
 } opts;
 
 static uint64_t rng_state = 0x1234567ull;
@@ -468,6 +476,47 @@ static int bench_model(const opts *o, const char *dir) {
             tg[r] = now_s() - t0;
         }
         if (!o->no_bw) bw_after = bw_measure(nthr, o->bw_mib, o->bw_passes);
+#ifdef LFM2_PROFILE
+        if (o->profile) { /* one more pp and tg run, the time of every part of the forward pass */
+            double prof[2][LFM2__P_N], wall[2], t0;
+            int pass, part;
+            for (pass = 0; pass < 2; pass++) {
+                lfm2_context_reset(c);
+                memset(c->prof, 0, sizeof c->prof);
+                t0 = now_s();
+                if (pass == 0) CHECK(lfm2_context_decode(c, prompt, o->p, &logits));
+                else {
+                    tok = prompt[0];
+                    for (k = 0; k < o->n; k++) {
+                        CHECK(lfm2_context_decode(c, &tok, 1, &logits));
+                        tok = lfm2_argmax(logits, cfg->vocab_size);
+                    }
+                }
+                wall[pass] = now_s() - t0;
+                for (part = 0; part < LFM2__P_N; part++) prof[pass][part] = c->prof[part];
+            }
+            if (o->jsonl) {
+                printf("{\"profile\": \"%s\", \"threads\": %d, \"pp_wall_s\": %.6f, \"tg_wall_s\": %.6f, \"parts\": {", base_name(dir), nthr,
+                       wall[0], wall[1]);
+                for (part = 0; part < LFM2__P_N; part++)
+                    printf("%s\"%s\": [%.6f, %.6f]", part ? ", " : "", lfm2__prof_names[part], prof[0][part], prof[1][part]);
+                printf("}}\n");
+            } else {
+                double sum[2] = {0, 0};
+                printf("\n| part (%s, %d threads) | pp%d ms per token | pp %% | tg ms per token | tg %% |\n|---|---:|---:|---:|---:|\n",
+                       base_name(dir), nthr, o->p);
+                for (part = 0; part < LFM2__P_N; part++) {
+                    printf("| %s | %.4f | %.1f%% | %.4f | %.1f%% |\n", lfm2__prof_names[part], 1e3 * prof[0][part] / o->p,
+                           100 * prof[0][part] / wall[0], 1e3 * prof[1][part] / o->n, 100 * prof[1][part] / wall[1]);
+                    sum[0] += prof[0][part];
+                    sum[1] += prof[1][part];
+                }
+                printf("| (outside the parts: call overhead, argmax) | %.4f | %.1f%% | %.4f | %.1f%% |\n", 1e3 * (wall[0] - sum[0]) / o->p,
+                       100 * (wall[0] - sum[0]) / wall[0], 1e3 * (wall[1] - sum[1]) / o->n, 100 * (wall[1] - sum[1]) / wall[1]);
+                printf("| **all** | %.4f | | %.4f | |\n\n", 1e3 * wall[0] / o->p, 1e3 * wall[1] / o->n);
+            }
+        }
+#endif
 #undef CHECK
         lfm2_context_free(c);
         for (r = 0; r < o->reps; r++) { pp[r] = o->p / pp[r]; tg[r] = o->n / tg[r]; }
@@ -517,6 +566,8 @@ static void usage(void) {
             "  --seed N       seed of the random prompt ids (default 1)\n"
             "  --bf16-act     lfm2_context_params.bf16_activations = 1 (bf16 weights x bf16 activations)\n"
             "  --keep-layout  lfm2_model_params.keep_layout = 1 (float weights in the file's row-major layout)\n"
+            "  --profile      after the timed runs, one pp and one tg run more with the wall time of every\n"
+            "                 part of the forward pass (needs -DLFM2_PROFILE: build/lfm2-bench-prof)\n"
             "  --bw-mib N     bandwidth buffer size in MiB (default 1024)\n"
             "  --bw-passes N  bandwidth passes, best of N-1 after a warm-up (default 6)\n"
             "  --no-bw        skip the bandwidth measurements\n"
@@ -562,6 +613,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--bw-only")) { o.bw_only = 1; takes = 0; }
         else if (!strcmp(a, "--bf16-act")) { o.bf16_act = 1; takes = 0; }
         else if (!strcmp(a, "--keep-layout")) { o.keep_layout = 1; takes = 0; }
+        else if (!strcmp(a, "--profile")) {
+#ifndef LFM2_PROFILE
+            fprintf(stderr, "lfm2-bench: --profile needs a build with -DLFM2_PROFILE (make tools builds build/lfm2-bench-prof)\n");
+            return 2;
+#endif
+            o.profile = 1;
+            takes = 0;
+        }
         else if (!strcmp(a, "-o") && v && !strcmp(v, "jsonl")) o.jsonl = 1;
         else if (!strcmp(a, "-o") && v && !strcmp(v, "md")) o.jsonl = 0;
         else if (!v) { usage(); return 2; }
