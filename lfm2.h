@@ -5272,6 +5272,23 @@ static LFM2__TGT_VNNI LFM2__INLINE __m512i lfm2__bc4(const unsigned char *p) { i
         ACC = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is),                                                                 \
                               _mm512_mul_ps(ws, _mm512_set1_ps(LFM2__CAST(const float *, LFM2__CAST(const void *, qe))[kb / 4])), ACC); \
     }
+/* the same for the one-token loop, in 4 independent chains of vpdpbusd (a chain of 8 waits
+   ~40 cycles per block, which held int4 decode below the memory stream); int32 sums are exact,
+   so the result is bit-identical to LFM2__X16_TOK */
+#define LFM2__X16_TOK1(ACC)                                                                                           \
+    {                                                                                                                 \
+        const unsigned char *qt = q0 + kb;                                                                            \
+        const unsigned char *qe = q0 + 2 * LFM2__CAST(size_t, K);                                                     \
+        __m512i i0 = _mm512_set1_epi32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, qe + LFM2__CAST(size_t, K)))[kb / LFM2__QBLK]); \
+        __m512i i1 = _mm512_setzero_si512(), i2 = i1, i3 = i1;                                                        \
+        i0 = _mm512_dpbusd_epi32(i0, w0, lfm2__bc4(qt)); i1 = _mm512_dpbusd_epi32(i1, w1, lfm2__bc4(qt + 4));          \
+        i2 = _mm512_dpbusd_epi32(i2, w2, lfm2__bc4(qt + 8)); i3 = _mm512_dpbusd_epi32(i3, w3, lfm2__bc4(qt + 12));     \
+        i0 = _mm512_dpbusd_epi32(i0, w4, lfm2__bc4(qt + 16)); i1 = _mm512_dpbusd_epi32(i1, w5, lfm2__bc4(qt + 20));    \
+        i2 = _mm512_dpbusd_epi32(i2, w6, lfm2__bc4(qt + 24)); i3 = _mm512_dpbusd_epi32(i3, w7, lfm2__bc4(qt + 28));    \
+        i0 = _mm512_add_epi32(_mm512_add_epi32(i0, i1), _mm512_add_epi32(i2, i3));                                    \
+        ACC = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0),                                                                 \
+                              _mm512_mul_ps(ws, _mm512_set1_ps(LFM2__CAST(const float *, LFM2__CAST(const void *, qe))[kb / 4])), ACC); \
+    }
 static LFM2__TGT_VNNI LFM2__INLINE void lfm2__qmm_x16(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
     int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, h;
     size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);
@@ -5299,7 +5316,7 @@ static LFM2__TGT_VNNI LFM2__INLINE void lfm2__qmm_x16(float *out, const unsigned
                 LFM2__PREFETCH_AHEAD(rec, rec_bytes);
                 for (h = 0; h < 2; h++) {
                     LFM2__X16_WLOAD()
-                    LFM2__X16_TOK(0, a0)
+                    LFM2__X16_TOK1(a0)
                 }
             }
             _mm512_storeu_ps(og + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows), a0);
