@@ -68,12 +68,38 @@ def fmt_range(v, f="%.2f"):
     return (f + " (" + f + "–" + f + ")") % (statistics.median(v), min(v), max(v))
 
 
+def append_row(a, progs, res, keys):
+    """| label | B pp | A pp | A/B pp | B tg | A tg | A/B tg | A % of bound | BW |, A = first program"""
+    (na, _), (nb, _) = progs[0], progs[1]
+    cells = [a.label or na]
+    fr, bws = "-", []
+    for test in ("pp", "tg"):
+        k = next((k for k in keys if k[0].startswith(test)), None)
+        if k is None:
+            cells += ["-", "-", "-"]
+            continue
+        va = [m[k][0] for m, _ in res[na] if k in m]
+        vb = [m[k][0] for m, _ in res[nb] if k in m]
+        rs = [res[na][i][0][k][0] / res[nb][i][0][k][0] for i in range(a.rounds) if k in res[na][i][0] and k in res[nb][i][0]]
+        cells += ["%.1f" % statistics.median(vb), "%.1f" % statistics.median(va), "**%.2f** (%.2f–%.2f)" % (statistics.median(rs), min(rs), max(rs))]
+        if test == "tg":
+            f = [m[k][0] * m[k][1] / (bw * 1e9) for m, bw in res[na] if k in m and bw and m[k][1]]
+            bws = [bw for m, bw in res[na] if bw]
+            if f:
+                fr = "%.0f%% (%.0f–%.0f%%)" % (100 * statistics.median(f), 100 * min(f), 100 * max(f))
+    cells += [fr, "%.0f–%.0f" % (min(bws), max(bws)) if bws else "-"]
+    with open(a.row, "a") as f:
+        f.write("| " + " | ".join(cells) + " |\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", "--rounds", type=int, default=5)
     ap.add_argument("--bw", default="build/lfm2-bench --bw-only -t 2 --bw-mib 512 --bw-passes 3 -o jsonl")
     ap.add_argument("--title", default="")
     ap.add_argument("--raw", default="")
+    ap.add_argument("--row", default="", help="append one summary row (first program vs the second) to this markdown file")
+    ap.add_argument("--label", default="", help="the row's first cell")
     ap.add_argument("progs", nargs="+", help="NAME=CMD")
     a = ap.parse_args()
     progs = []
@@ -124,6 +150,8 @@ def main():
                   if k in res[base][i][0] and k in res[n][i][0] and res[n][i][0][k][0] > 0]
             if rs:
                 print("| %s | %s | %s / %s | %s |" % (k[0], k[1], base, n, fmt_range(rs, "%.3f")))
+    if a.row:
+        append_row(a, progs, res, keys)
     print("\ncommands:\n")
     for n, c in progs:
         print("- %s: `%s`" % (n, c))

@@ -335,7 +335,7 @@ typedef struct opts {
     int bw_passes;
     const char *quant;
     unsigned long long seed;
-    int bw_only, no_bw, jsonl, bf16_act, keep_layout, profile;
+    int bw_only, no_bw, jsonl, bf16_act, keep_layout, profile, huge_pages;
 } opts;
 
 static uint64_t rng_state = 0x1234567ull;
@@ -378,6 +378,7 @@ static int bench_model(const opts *o, const char *dir) {
     mp.no_tokenizer = 1;
     mp.weights = parse_quant(o->quant);
     mp.keep_layout = o->keep_layout;
+    mp.huge_pages = o->huge_pages;
     if (mp.weights < 0) return 1;
     t_load = now_s();
     if (lfm2_model_load_dir(dir, &mp, &m) != LFM2_OK) {
@@ -566,6 +567,7 @@ static void usage(void) {
             "  --seed N       seed of the random prompt ids (default 1)\n"
             "  --bf16-act     lfm2_context_params.bf16_activations = 1 (bf16 weights x bf16 activations)\n"
             "  --keep-layout  lfm2_model_params.keep_layout = 1 (float weights in the file's row-major layout)\n"
+            "  --huge-pages   lfm2_model_params.huge_pages = 1 (transparent huge pages for the converted weights)\n"
             "  --profile      after the timed runs, one pp and one tg run more with the wall time of every\n"
             "                 part of the forward pass (needs -DLFM2_PROFILE: build/lfm2-bench-prof)\n"
             "  --bw-mib N     bandwidth buffer size in MiB (default 1024)\n"
@@ -613,6 +615,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--bw-only")) { o.bw_only = 1; takes = 0; }
         else if (!strcmp(a, "--bf16-act")) { o.bf16_act = 1; takes = 0; }
         else if (!strcmp(a, "--keep-layout")) { o.keep_layout = 1; takes = 0; }
+        else if (!strcmp(a, "--huge-pages")) { o.huge_pages = 1; takes = 0; }
         else if (!strcmp(a, "--profile")) {
 #ifndef LFM2_PROFILE
             fprintf(stderr, "lfm2-bench: --profile needs a build with -DLFM2_PROFILE (make tools builds build/lfm2-bench-prof)\n");

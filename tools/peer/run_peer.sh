@@ -10,9 +10,9 @@
 #   SHAPE=350m                350m | 1.2b
 #   VARIANTS="bf16 f16 f32 q8_0 q4_0"   (bf16act: llama.cpp bf16 beside lfm2.h bf16 --bf16-act)
 #   THREADS=2                 thread counts, comma separated (llama-bench and lfm2-bench syntax)
-#   REPS=3                    repetitions of every test
-#   PP=512 TG=128             prompt / generated tokens
-#   SKIP_LFM2=0               1 = only llama.cpp
+#   ROUNDS=5                  alternating passes of each program per variant (tools/ab.py)
+#   REPS=1                    repetitions of every test inside one pass
+#   PP=256 TG=64              prompt / generated tokens (short passes: drift stays small inside one)
 #
 # Models: tools/make-random-model writes the HF folders ($PEER/models/lfm2-$SHAPE-{bf16,f16,f32});
 # tools/peer/hf_to_gguf_lfm2.py converts each to GGUF with the same bytes (matrices keep their
@@ -27,10 +27,10 @@ PEER=${PEER:-/tmp/lfm2-peer}
 SHAPE=${SHAPE:-350m}
 VARIANTS=${VARIANTS:-"bf16 f16 f32 q8_0 q4_0"}
 THREADS=${THREADS:-2}
-REPS=${REPS:-3}
-PP=${PP:-512}
-TG=${TG:-128}
-SKIP_LFM2=${SKIP_LFM2:-0}
+ROUNDS=${ROUNDS:-5}
+REPS=${REPS:-1}
+PP=${PP:-256}
+TG=${TG:-64}
 LLAMA=$PEER/llama.cpp/build/bin
 MODELS=$PEER/models
 RUN=$PEER/runs/$(date +%Y%m%d-%H%M%S)
@@ -43,7 +43,8 @@ mkdir -p "$MODELS" "$RUN" "$BIN"
 
 # our tools (same flags as the Makefile's bench target)
 $CC -O2 -march=native -Wall -Wextra -Werror -std=c99 -pedantic -fopenmp -o "$BIN/make-random-model" "$ROOT/tools/make-random-model.c" -lm
-$CC -O2 -march=native -Wall -Wextra -Werror -std=c99 -pedantic -fopenmp -o "$BIN/lfm2-bench" "$ROOT/tools/lfm2-bench.c" -lm -lpthread
+$CC -O2 -Wall -Wextra -Werror -std=c99 -pedantic -fopenmp -o "$BIN/lfm2-bench" "$ROOT/tools/lfm2-bench.c" -lm -lpthread
+$CC -O2 -Wall -Wextra -Werror -std=c99 -pedantic -fopenmp -o "$BIN/lfm2-quantize" "$ROOT/tools/lfm2-quantize.c" -lm -lpthread
 
 # models (kept between runs)
 need=""
@@ -78,29 +79,34 @@ done
 } > "$RUN/meta.txt"
 cat "$RUN/meta.txt"
 
+# lfm2.h's int8 / int4 rows run pre-quantized folders (lfm2-quantize: the same weights as
+# --quant int8|int4 at load, bit-identical logits, and a load short enough for short passes)
+for q in q8 q4; do
+    case " $VARIANTS " in *" ${q}_0 "*) ;; *) continue ;; esac
+    [ -f "$MODELS/lfm2-$SHAPE-$q/model.safetensors" ] || "$BIN/lfm2-quantize" "$MODELS/lfm2-$SHAPE-bf16" "$MODELS/lfm2-$SHAPE-$q" $q > "$RUN/lfm2-quantize-$q.log" 2>&1
+done
+
+# every variant: ROUNDS alternating passes of both programs (tools/ab.py), bandwidth sampled
+# right before every pass; the row = medians and the median of the pairwise ratios
+cat > "$RUN/summary.md" <<EOT
+| weights | llama.cpp pp$PP | lfm2.h pp$PP | ratio (min–max) | llama.cpp tg$TG | lfm2.h tg$TG | ratio (min–max) | lfm2.h tg, % of the bandwidth bound | BW GB/s |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
+EOT
 for v in $VARIANTS; do
     case $v in
-        q8_0) gguf=$MODELS/lfm2-$SHAPE-q8_0.gguf; dir=$MODELS/lfm2-$SHAPE-bf16; quant=int8 ;;
-        q4_0) gguf=$MODELS/lfm2-$SHAPE-q4_0.gguf; dir=$MODELS/lfm2-$SHAPE-bf16; quant=int4 ;;
-        bf16act) gguf=$MODELS/lfm2-$SHAPE-bf16.gguf; dir=$MODELS/lfm2-$SHAPE-bf16; quant="none --bf16-act" ;;
-        *)    gguf=$MODELS/lfm2-$SHAPE-$v.gguf;   dir=$MODELS/lfm2-$SHAPE-$v;    quant=none ;;
+        q8_0) gguf=$MODELS/lfm2-$SHAPE-q8_0.gguf; dir=$MODELS/lfm2-$SHAPE-q8; extra="" ;;
+        q4_0) gguf=$MODELS/lfm2-$SHAPE-q4_0.gguf; dir=$MODELS/lfm2-$SHAPE-q4; extra="" ;;
+        bf16act) gguf=$MODELS/lfm2-$SHAPE-bf16.gguf; dir=$MODELS/lfm2-$SHAPE-bf16; extra="--bf16-act" ;;
+        *)    gguf=$MODELS/lfm2-$SHAPE-$v.gguf;   dir=$MODELS/lfm2-$SHAPE-$v;    extra="" ;;
     esac
-    echo "== $v: llama-bench" >&2
-    "$BIN/lfm2-bench" --bw-only -t "$THREADS" -o jsonl > "$RUN/bw-$v-pre.jsonl" 2>/dev/null
-    echo "$LLAMA/llama-bench -m $gguf -p $PP -n $TG -t $THREADS -r $REPS" >> "$RUN/commands.txt"
-    "$LLAMA/llama-bench" -m "$gguf" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" -o jsonl > "$RUN/llama-$v.jsonl" 2> "$RUN/llama-$v.log"
-    "$BIN/lfm2-bench" --bw-only -t "$THREADS" -o jsonl > "$RUN/bw-$v-post.jsonl" 2>/dev/null
-    if [ "$SKIP_LFM2" != 1 ]; then
-        echo "== $v: lfm2-bench" >&2
-        echo "$BIN/lfm2-bench -m $dir -p $PP -n $TG -t $THREADS -r $REPS --quant $quant" >> "$RUN/commands.txt"
-        # shellcheck disable=SC2086
-        "$BIN/lfm2-bench" -m "$dir" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --quant $quant -o jsonl \
-            > "$RUN/lfm2-$v.jsonl" 2> "$RUN/lfm2-$v.log" || echo "   (lfm2-bench: $(tail -1 "$RUN/lfm2-$v.log"))" >&2
-    fi
+    echo "== $v" >&2
+    python3 "$ROOT/tools/ab.py" -n "$ROUNDS" --title "$v" --label "$v" --row "$RUN/summary.md" --raw "$RUN/raw-$v.jsonl" \
+        --bw "$BIN/lfm2-bench --bw-only -t $THREADS --bw-mib 512 --bw-passes 3 -o jsonl" \
+        "lfm2.h=$BIN/lfm2-bench -m $dir -p $PP -n $TG -t $THREADS -r $REPS --no-bw $extra -o jsonl 2>/dev/null" \
+        "llama.cpp=$LLAMA/llama-bench -m $gguf -p $PP -n $TG -t $THREADS -r $REPS -o jsonl 2>/dev/null" > "$RUN/ab-$v.md"
 done
 echo "load avg: $(cut -d' ' -f1-3 /proc/loadavg) (at end)" >> "$RUN/meta.txt"
 
-python3 "$ROOT/tools/peer/summarize.py" "$RUN" > "$RUN/summary.md"
 cat "$RUN/summary.md"
 echo
 echo "commands: $RUN/commands.txt; raw: $RUN/*.jsonl"
