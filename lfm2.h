@@ -772,6 +772,7 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
 #define LFM2__GCC_PR105593 1
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized" /* (the same, as g++ 12 -O1 reports it: MinGW-w64) */
 #endif
 
 #if defined(_OPENMP) && !defined(LFM2_NO_OPENMP)
@@ -787,11 +788,13 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
 #endif
 /* threads of the built-in pool (>>threads) */
 #if defined(_WIN32)
-#define LFM2__WIN32_THREADS 1
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
 #include <windows.h>
+#if !defined(LFM2_NO_THREADS)
+#define LFM2__WIN32_THREADS 1
+#endif
 #elif !defined(LFM2_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && !defined(__wasi__)
 #define LFM2__PTHREADS 1
 #include <pthread.h>

@@ -8,7 +8,9 @@
 #include <io.h>
 #include <wchar.h>
 #else
+#include <sys/types.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 int symlink(const char *target, const char *linkpath); /* POSIX.1-2001 (not declared under -std=c99) */
 #endif

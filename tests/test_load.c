@@ -18,7 +18,7 @@ static char *t_st_edit(const char *file, size_t size, const char *from, const ch
     memcpy(nh + (pos - h) + strlen(to), pos + strlen(from), strlen(pos + strlen(from)));
     *out_size = 8 + nhl + (size - 8 - hl);
     out = (char *)malloc(*out_size);
-    for (i = 0; i < 8; i++) out[i] = (char)((nhl >> (8 * i)) & 0xff);
+    for (i = 0; i < 8; i++) out[i] = (char)(((uint64_t)nhl >> (8 * i)) & 0xff); /* (64-bit: size_t may be 32 bits) */
     memcpy(out + 8, nh, nhl);
     memcpy(out + 8 + nhl, file + 8 + hl, size - 8 - hl);
     free(h);
