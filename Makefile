@@ -10,9 +10,9 @@ LDLIBS  := -lm
 B       := build
 
 HDR := lfm2.h
-TEST_SRC := tests/run_tests.c tests/test.h tests/load_one.h $(wildcard tests/test_*.c)
+TEST_SRC := tests/run_tests.c tests/test.h tests/t_files.h tests/load_one.h $(wildcard tests/test_*.c)
 
-.PHONY: all test unit matrix sanitize run clean cli-test simd-variants isa-levels neon
+.PHONY: all test unit matrix sanitize run clean cli-test simd-variants isa-levels neon platforms
 
 all: $(B)/run_tests $(B)/lfm2 tools
 
@@ -29,7 +29,7 @@ $(B)/lfm2-inspect: tools/lfm2-inspect.c tools/lfm2_digest.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-inspect.c $(LDLIBS)
 
 # --- the test command of the README and of CI ------------------------------------------------
-test: unit matrix sanitize cli-test simd-variants neon fuzz-replay tsan valgrind fuzz
+test: unit matrix sanitize cli-test simd-variants neon platforms fuzz-replay tsan valgrind fuzz
 	@echo "make test: all stages passed"
 
 unit: $(B)/run_tests
@@ -184,3 +184,68 @@ $(BENCH_MODEL)/model.safetensors: | $(B)/make-random-model
 	./$(B)/make-random-model --shape 350m --dtype bf16 -o $(BENCH_MODEL)
 bench: $(B)/lfm2-bench $(BENCH_MODEL)/model.safetensors
 	./$(B)/lfm2-bench -m $(BENCH_MODEL) $(BENCH_ARGS)
+
+# --- other platforms (issue 15, README "Platforms") ---------------------------------------------
+# wine   Windows x86-64: the unit suite, the CLI and the tools built with MinGW-w64 (static), the
+#        whole unit suite run under Wine (mapped loading, a 4.5 GiB file, a folder named 模型), then
+#        the CLI tests (tests/cli_test.sh with RUN=wine; the POSIX-only checks say they are skipped)
+# i386   32-bit x86 (-msse2 -mfpmath=sse: the SSE2 floats of every i686 ABI in use), static, run
+#        natively: the whole unit suite; then the file tests once more built with x87 floats
+# armv7  32-bit ARM hard-float under qemu-arm: the tests tagged T_EMU plus config/ and tokenizer/
+# s390x  big-endian under qemu-s390x: the same subset (the tensors are byte-swapped at load)
+# Each is skipped with a message when its compiler or runner is missing (.ci/run installs them).
+MINGW_CC ?= x86_64-w64-mingw32-gcc
+MINGW_CXX ?= x86_64-w64-mingw32-g++
+I386_CC  ?= i686-linux-gnu-gcc
+ARMV7_CC ?= arm-linux-gnueabihf-gcc
+S390X_CC ?= s390x-linux-gnu-gcc
+WB       := $(B)/win
+WINE_RUN := env WINEPREFIX=$(abspath $(B))/wineprefix WINEDEBUG=-all WINEDLLOVERRIDES=mscoree,mshtml= wine
+EMU_SUBSET := @emu config/ tokenizer/golden
+XFLAGS := -O2 $(WARN) -std=c99 -pedantic -D_FILE_OFFSET_BITS=64 -static
+.PHONY: platforms wine i386 armv7 s390x
+platforms: wine i386 armv7 s390x
+
+wine: | $(B)
+	@if command -v $(MINGW_CC) >/dev/null 2>&1 && command -v wine >/dev/null 2>&1; then \
+	  mkdir -p $(WB) && \
+	  $(MINGW_CC) $(OPT) $(WARN) -std=c99 -pedantic -static -o $(WB)/run_tests.exe tests/run_tests.c $(LDLIBS) -lpthread && \
+	  $(MINGW_CC) $(OPT) $(WARN) -std=c99 -pedantic -static -o $(WB)/lfm2.exe examples/lfm2.c $(LDLIBS) -lshell32 && \
+	  $(MINGW_CC) $(OPT) $(WARN) -std=c99 -pedantic -static -o $(WB)/lfm2-inspect.exe tools/lfm2-inspect.c $(LDLIBS) && \
+	  $(MINGW_CC) $(OPT) $(WARN) -std=c99 -pedantic -static -o $(WB)/make-random-model.exe tools/make-random-model.c $(LDLIBS) -lpthread && \
+	  $(MINGW_CC) $(OPT) $(WARN) -std=c99 -pedantic -static -o $(WB)/make_odd_model.exe tests/make_odd_model.c $(LDLIBS) && \
+	  $(MINGW_CC) $(OPT) $(WARN) -std=c99 -pedantic -static -o $(WB)/lfm2-peak.exe tools/lfm2-peak.c && \
+	  for d in -DLFM2_NO_MMAP -DLFM2_NO_THREADS -DLFM2_NO_STDIO -DLFM2_NO_SIMD -fopenmp; do \
+	    $(MINGW_CC) -O1 $(WARN) -std=c99 -pedantic $$d -c tests/compile_c.c -o $(WB)/m.o || exit 1; done && \
+	  if command -v $(MINGW_CXX) >/dev/null 2>&1; then $(MINGW_CXX) -O1 $(WARN) -std=c++11 -pedantic -c tests/compile_cpp.cpp -o $(WB)/m.o || exit 1; fi && \
+	  echo "== wine: built run_tests, lfm2, lfm2-inspect, make-random-model, make_odd_model, lfm2-peak (.exe); compile matrix ok" && \
+	  echo "== wine run_tests.exe" && \
+	  { $(WINE_RUN) $(WB)/run_tests.exe > $(WB)/unit.log 2>&1; rc=$$?; tail -n 1 $(WB)/unit.log; \
+	    [ $$rc -eq 0 ] || { grep -B 12 FAILED $(WB)/unit.log | tail -n 60; $(WINE_RUN)server -k; echo "wine: unit suite FAILED"; exit 1; }; } && \
+	  echo "== wine cli tests" && \
+	  { RUN="$(WINE_RUN)" EXE=.exe sh tests/cli_test.sh $(WB); rc=$$?; $(WINE_RUN)server -k; [ $$rc -eq 0 ]; }; \
+	else echo "wine: SKIPPED ($(MINGW_CC) or wine missing: apt-get install gcc-mingw-w64-x86-64 wine wine64)"; fi
+
+i386: | $(B)
+	@if command -v $(I386_CC) >/dev/null 2>&1; then \
+	  $(I386_CC) $(XFLAGS) -msse2 -mfpmath=sse -o $(B)/run_tests_i386 tests/run_tests.c $(LDLIBS) -lpthread && \
+	  echo "== i386 run_tests -@slow" && ./$(B)/run_tests_i386 -@slow > $(B)/i386.log 2>&1 || { grep -B 12 FAILED $(B)/i386.log | tail -n 60; echo "i386: FAILED"; exit 1; }; \
+	  tail -n 1 $(B)/i386.log; \
+	  $(I386_CC) $(XFLAGS) -mfpmath=387 -o $(B)/run_tests_i386_x87 tests/run_tests.c $(LDLIBS) -lpthread && \
+	  echo "== i386 (x87 floats) run_tests @emu config/" && ./$(B)/run_tests_i386_x87 $(EMU_SUBSET) > $(B)/i386-x87.log 2>&1 || { grep -B 12 FAILED $(B)/i386-x87.log | tail -n 60; echo "i386 x87: FAILED"; exit 1; }; \
+	  tail -n 1 $(B)/i386-x87.log; \
+	else echo "i386: SKIPPED ($(I386_CC) missing: apt-get install gcc-i686-linux-gnu)"; fi
+
+# armv7 / s390x: cross-built, static, run under qemu-user: the representative subset
+armv7: | $(B)
+	@if command -v $(ARMV7_CC) >/dev/null 2>&1 && command -v qemu-arm >/dev/null 2>&1; then \
+	  $(ARMV7_CC) $(XFLAGS) -o $(B)/run_tests_armv7 tests/run_tests.c $(LDLIBS) -lpthread && \
+	  echo "== qemu-arm run_tests $(EMU_SUBSET)" && qemu-arm ./$(B)/run_tests_armv7 $(EMU_SUBSET) > $(B)/armv7.log 2>&1 || { grep -B 12 FAILED $(B)/armv7.log | tail -n 60; echo "armv7: FAILED"; exit 1; }; \
+	  tail -n 1 $(B)/armv7.log; \
+	else echo "armv7: SKIPPED ($(ARMV7_CC) or qemu-arm missing: apt-get install gcc-arm-linux-gnueabihf qemu-user)"; fi
+s390x: | $(B)
+	@if command -v $(S390X_CC) >/dev/null 2>&1 && command -v qemu-s390x >/dev/null 2>&1; then \
+	  $(S390X_CC) $(XFLAGS) -o $(B)/run_tests_s390x tests/run_tests.c $(LDLIBS) -lpthread && \
+	  echo "== qemu-s390x run_tests $(EMU_SUBSET)" && qemu-s390x ./$(B)/run_tests_s390x $(EMU_SUBSET) > $(B)/s390x.log 2>&1 || { grep -B 12 FAILED $(B)/s390x.log | tail -n 60; echo "s390x: FAILED"; exit 1; }; \
+	  tail -n 1 $(B)/s390x.log; \
+	else echo "s390x: SKIPPED ($(S390X_CC) or qemu-s390x missing: apt-get install gcc-s390x-linux-gnu qemu-user)"; fi

@@ -699,13 +699,35 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
 #include <math.h>
 #include <float.h>
 
-#if !defined(LFM2_NO_STDIO) && !defined(LFM2_NO_MMAP) && (defined(__unix__) || defined(__APPLE__))
-#define LFM2__HAVE_MMAP 1
+/* the file layer of lfm2_model_load_dir (>>files): POSIX open / fstat / read / mmap, Win32
+   CreateFileW / ReadFile / CreateFileMapping (UTF-8 paths through the wide API), or plain stdio */
+#include <errno.h>
+#if !defined(LFM2_NO_STDIO) && (defined(__unix__) || defined(__APPLE__)) && !defined(__wasi__)
+#define LFM2__POSIX_FILES 1
 #include <sys/types.h>
 #include <sys/stat.h>
-#include <sys/mman.h>
 #include <fcntl.h>
 #include <unistd.h>
+#if !defined(LFM2_NO_MMAP)
+#define LFM2__HAVE_MMAP 1
+#define LFM2__POSIX_MMAP 1
+#include <sys/mman.h>
+#endif
+#elif !defined(LFM2_NO_STDIO) && defined(_WIN32)
+#define LFM2__WIN32_FILES 1
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+#if !defined(LFM2_NO_MMAP)
+#define LFM2__HAVE_MMAP 1
+#define LFM2__WIN32_MMAP 1
+#endif
+#endif
+/* Multi-byte values are stored little-endian (safetensors, the quantized formats): a big-endian
+   host byte-swaps the tensors at load (>>files). */
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define LFM2__BIG_ENDIAN 1
 #endif
 
 /* Instruction sets (see >>isa): every kernel the compiler can target is compiled in every build
@@ -756,6 +778,7 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
 #define LFM2__GCC_PR105593 1
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized" /* (the same, as g++ 12 -O1 reports it: MinGW-w64) */
 #endif
 
 #if defined(_OPENMP) && !defined(LFM2_NO_OPENMP)
@@ -771,11 +794,13 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
 #endif
 /* threads of the built-in pool (>>threads) */
 #if defined(_WIN32)
-#define LFM2__WIN32_THREADS 1
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
 #include <windows.h>
+#if !defined(LFM2_NO_THREADS)
+#define LFM2__WIN32_THREADS 1
+#endif
 #elif !defined(LFM2_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && !defined(__wasi__)
 #define LFM2__PTHREADS 1
 #include <pthread.h>
@@ -4221,7 +4246,7 @@ typedef struct lfm2__blob {      /* a file the model owns: mapped or read */
     void *data;
     size_t size;
     int mapped;                  /* 0 read into memory, 1 mapped, 2 mapped with holes (not unmapped) */
-    int fd;                      /* mapped: the open file until the load ends (-1 once closed) */
+    int fd;                      /* mapped (POSIX): the open file until the load ends (-1 once closed; Windows: -1, the view keeps the file) */
     char name[64];
 } lfm2__blob;
 
@@ -6413,20 +6438,41 @@ static void lfm2__interleave_groups(void *arg, int64_t g0, int64_t g1, int32_t t
                                v->cols, v->dtype);
 }
 #ifdef LFM2__HAVE_MMAP
-/* Gives the whole pages of [lo, hi) of the mapped file bl back: a fresh mapping of the same bytes
-   over them, so their pages leave this process (untouched, they take no memory) and the file's
-   mapping stays one piece. ps: the page size (0: keep the pages). */
+/* The page size of mappings (0 when unknown: mapped pages are then kept). */
+static uintptr_t lfm2__page_size(void) {
+#if defined(LFM2__WIN32_MMAP)
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    return (si.dwPageSize > 0 && si.dwPageSize <= (1u << 24)) ? LFM2__CAST(uintptr_t, si.dwPageSize) : 0;
+#else
+    long pg = sysconf(_SC_PAGESIZE);
+    return (pg > 0 && pg <= (1L << 24)) ? LFM2__CAST(uintptr_t, pg) : 0;
+#endif
+}
+/* Gives the whole pages of [lo, hi) of the mapped file bl back. POSIX: a fresh mapping of the
+   same bytes over them, so their pages leave this process (untouched, they take no memory) and
+   the file's mapping stays one piece. Windows: VirtualUnlock of pages that are not locked takes
+   them out of the working set (they are clean file pages: nothing is written back, and a later
+   read would fault them in again). ps: the page size (0: keep the pages). */
 static void lfm2__blob_drop(lfm2__blob *bl, uintptr_t lo, uintptr_t hi, uintptr_t ps) {
+#if defined(LFM2__POSIX_MMAP)
     void *r;
     if (!bl->mapped || bl->fd < 0 || !ps) return;
+#else
+    if (bl->mapped != 1 || !ps) return;
+#endif
     lo = (lo + ps - 1) / ps * ps;
     hi = hi / ps * ps;
     if (hi <= lo) return;
+#if defined(LFM2__POSIX_MMAP)
     r = mmap(LFM2__CAST(unsigned char *, bl->data) + (lo - LFM2__PTRINT(bl->data)), hi - lo, PROT_READ, MAP_PRIVATE | MAP_FIXED, bl->fd,
              LFM2__CAST(off_t, lo - LFM2__PTRINT(bl->data)));
     if (r == MAP_FAILED) bl->mapped = 2; /* (out of kernel memory: the range may have been unmapped
         and reused since; lfm2__blobs_free then leaves this file's mapping alone rather than unmap
         what is there now) */
+#else
+    (void)VirtualUnlock(LFM2__CAST(unsigned char *, bl->data) + (lo - LFM2__PTRINT(bl->data)), hi - lo); /* (FALSE with ERROR_NOT_LOCKED: the pages are out) */
+#endif
 }
 #endif
 /* Puts the matrices of lfm2__interleave_blob into their interleaved layout: the values do not
@@ -6443,11 +6489,7 @@ static lfm2_result lfm2__interleave_weights(lfm2_model *m, const lfm2__workers *
     int32_t n = 0, i, nt = W->n;
     size_t maxg = 0, total = 0, off = 0;
 #ifdef LFM2__HAVE_MMAP
-    uintptr_t ps;
-    {
-        long pg = sysconf(_SC_PAGESIZE);
-        ps = (pg > 0 && pg <= (1L << 24)) ? LFM2__CAST(uintptr_t, pg) : 0; /* 0: keep the pages */
-    }
+    uintptr_t ps = lfm2__page_size(); /* 0: keep the pages */
 #endif
     list = lfm2__model_mats_alloc(m, &n);
     if (!list) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the weight layout");
@@ -6742,7 +6784,7 @@ static lfm2_result lfm2__bind_weights(lfm2_model *m, lfm2_error *err) {
 
 /* Releases files read or mapped by lfm2_model_load_dir, and their array. */
 static void lfm2__blobs_close(lfm2__blob *blobs, int32_t n) {
-#ifdef LFM2__HAVE_MMAP
+#ifdef LFM2__POSIX_MMAP
     int32_t i;
     for (i = 0; i < n; i++)
         if (blobs[i].mapped && blobs[i].fd >= 0) { close(blobs[i].fd); blobs[i].fd = -1; }
@@ -6757,7 +6799,11 @@ static void lfm2__blobs_free(const lfm2_allocator *a, lfm2__blob *blobs, int32_t
     for (i = 0; i < n; i++) {
 #ifdef LFM2__HAVE_MMAP
         if (blobs[i].mapped) {
+#if defined(LFM2__WIN32_MMAP)
+            UnmapViewOfFile(blobs[i].data);
+#else
             if (blobs[i].mapped == 1) munmap(blobs[i].data, blobs[i].size);
+#endif
             continue;
         }
 #endif
@@ -6889,6 +6935,22 @@ static uint64_t lfm2__model_fingerprint(const lfm2_model *m, int32_t weights) {
     return h;
 }
 
+#if defined(LFM2__BIG_ENDIAN)
+/* Big-endian hosts: safetensors stores little-endian values, so every tensor of file f, whose
+   bytes are the owned buffer base (read, never mapped, on these hosts), is byte-swapped in place
+   to the native order before anything reads it. */
+static void lfm2__st_swap(unsigned char *base, const lfm2__stfile *f) {
+    int32_t i;
+    for (i = 0; i < f->n; i++) {
+        const lfm2__tensor *t = &f->t[i];
+        size_t es = lfm2__dtype_size[t->dtype], k, j;
+        unsigned char *d = base + t->offset, tmp;
+        if (es < 2) continue;
+        for (k = 0; k + es <= t->nbytes; k += es)
+            for (j = 0; j < es / 2; j++) { tmp = d[k + j]; d[k + j] = d[k + es - 1 - j]; d[k + es - 1 - j] = tmp; }
+    }
+}
+#endif
 static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_model_params *p, lfm2__blob *blobs, int32_t n_blobs,
                                      lfm2_model **out) {
     lfm2_allocator a;
@@ -6917,6 +6979,20 @@ static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_mod
     m->files = LFM2__CAST(lfm2__stfile *, lfm2__calloc(&a, sizeof(lfm2__stfile) * LFM2__CAST(size_t, s->n_safetensors)));
     m->shard_names = LFM2__CAST(char **, lfm2__calloc(&a, sizeof(char *) * LFM2__CAST(size_t, s->n_safetensors)));
     if (!m->files || !m->shard_names) { rc = lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the shard table"); goto fail; }
+#if defined(LFM2__BIG_ENDIAN)
+    if (!blobs) { /* the caller's buffers stay untouched: the model byte-swaps a copy of each */
+        m->blobs = blobs = LFM2__CAST(lfm2__blob *, lfm2__calloc(&a, sizeof(lfm2__blob) * LFM2__CAST(size_t, s->n_safetensors)));
+        if (!blobs) { rc = lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the byte-swapped weights"); goto fail; }
+        for (i = 0; i < s->n_safetensors; i++) {
+            blobs[i].fd = -1;
+            blobs[i].size = s->safetensors[i].size;
+            blobs[i].data = s->safetensors[i].data ? lfm2__malloc(&a, blobs[i].size) : NULL;
+            m->n_blobs = n_blobs = i + 1;
+            if (s->safetensors[i].data && !blobs[i].data) { rc = lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the byte-swapped weights (%zu bytes)", blobs[i].size); goto fail; }
+            if (blobs[i].data) memcpy(blobs[i].data, s->safetensors[i].data, blobs[i].size);
+        }
+    }
+#endif
     for (i = 0; i < s->n_safetensors; i++) {
         const char *nm = s->safetensors[i].name ? s->safetensors[i].name : "model.safetensors";
         size_t nl = strlen(nm);
@@ -6924,8 +7000,14 @@ static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_mod
         if (!m->shard_names[i]) { m->n_files = i; rc = lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory"); goto fail; }
         memcpy(m->shard_names[i], nm, nl + 1);
         m->n_files = i + 1;
+#if defined(LFM2__BIG_ENDIAN)
+        rc = lfm2__st_parse(blobs[i].data, blobs[i].size, m->shard_names[i], i, &a, err, &m->files[i]);
+        if (rc != LFM2_OK) goto fail;
+        lfm2__st_swap(LFM2__CAST(unsigned char *, blobs[i].data), &m->files[i]);
+#else
         rc = lfm2__st_parse(s->safetensors[i].data, s->safetensors[i].size, m->shard_names[i], i, &a, err, &m->files[i]);
         if (rc != LFM2_OK) goto fail;
+#endif
         n += m->files[i].n;
     }
     /* one sorted table of every tensor; the same name in two places is an error */
@@ -6988,58 +7070,234 @@ LFM2_API lfm2_result lfm2_model_load_memory(const lfm2_model_sources *s, const l
 }
 
 #ifndef LFM2_NO_STDIO
-/* Reads (or maps) dir/name. *missing = 1 when the file does not exist. */
+/* >>files ---------------------------------------------------------------------------------- */
+/* Reads (or maps) dir/name, a file the folder must hold as a regular file. *missing = 1 only when
+   it does not exist (POSIX ENOENT; Windows: file or path not found); any other failure, such as
+   permission denied, is an error naming the file and the reason. A directory, FIFO, device or
+   socket under that name is refused before anything is read (a FIFO is opened non-blocking: no
+   hang). Sizes are 64-bit on every platform (32-bit Linux: build with -D_FILE_OFFSET_BITS=64 for
+   files of 2 GiB and more, else they are refused by name); a file larger than the address space
+   is refused, never truncated. Paths are UTF-8 everywhere (Windows: through the wide API). */
+#if defined(LFM2__POSIX_FILES)
+static const char *lfm2__sys_reason(int e, char *buf, size_t n) {
+    switch (e) {
+    case EACCES: return "permission denied";
+    case EPERM: return "operation not permitted";
+    case ENOTDIR: return "a part of the path is not a folder";
+    case EISDIR: return "it is a directory";
+    case ELOOP: return "too many levels of symbolic links";
+    case ENAMETOOLONG: return "file name too long";
+    case EMFILE: case ENFILE: return "too many open files";
+    case ENOMEM: return "out of kernel memory";
+    case EIO: return "input/output error";
+    case ENXIO: case ENODEV: return "no such device";
+#ifdef EOVERFLOW
+    case EOVERFLOW: return "the file is 2 GiB or more and this 32-bit build has 32-bit file offsets (build with -D_FILE_OFFSET_BITS=64)";
+#endif
+    default: snprintf(buf, n, "error %d", e); return buf;
+    }
+}
+#elif defined(LFM2__WIN32_FILES)
+static const char *lfm2__sys_reason(DWORD e, char *buf, size_t n) {
+    switch (e) {
+    case ERROR_ACCESS_DENIED: return "access denied";
+    case ERROR_SHARING_VIOLATION: return "sharing violation (another program holds the file open without sharing it)";
+    case ERROR_LOCK_VIOLATION: return "lock violation (another program has locked the file)";
+    case ERROR_INVALID_NAME: return "invalid file name";
+    case ERROR_FILENAME_EXCED_RANGE: return "path too long";
+    case ERROR_TOO_MANY_OPEN_FILES: return "too many open files";
+    case ERROR_NOT_ENOUGH_MEMORY: case ERROR_OUTOFMEMORY: return "out of system memory";
+    case ERROR_HANDLE_EOF: return "the file ended early";
+    default: snprintf(buf, n, "Windows error %lu", LFM2__CAST(unsigned long, e)); return buf;
+    }
+}
+#endif
+/* the size check shared by every platform: the whole file (+1 byte for a NUL) must fit size_t */
+static lfm2_result lfm2__file_size_ok(uint64_t size, const char *path, lfm2_error *err) {
+    if (size >= LFM2__CAST(uint64_t, SIZE_MAX))
+        return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "%s is %llu bytes: larger than this %d-bit process can address", path,
+                          LFM2__CAST(unsigned long long, size), LFM2__CAST(int, sizeof(void *) * 8));
+    return LFM2_OK;
+}
 static lfm2_result lfm2__load_file(const char *dir, const char *name, int allow_map, const lfm2_allocator *a, lfm2_error *err,
                                    lfm2__blob *out, int *missing) {
-    char path[4096];
-    FILE *f;
-    long sz;
-    size_t dl = strlen(dir);
+    char path[4096], why[48];
+    uint64_t size;
+    size_t dl = strlen(dir), got = 0;
     memset(out, 0, sizeof *out);
+    out->fd = -1;
     *missing = 0;
     if (dl + strlen(name) + 2 > sizeof path) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "path too long: %s/%s", dir, name);
     memcpy(path, dir, dl);
     path[dl] = '/';
     strcpy(path + dl + 1, name);
     strncpy(out->name, name, sizeof out->name - 1);
-#ifdef LFM2__HAVE_MMAP
-    if (allow_map) {
-        int fd = open(path, O_RDONLY);
+#if defined(LFM2__BIG_ENDIAN)
+    allow_map = 0; /* the tensors are byte-swapped in place at load */
+#endif
+#if defined(LFM2__POSIX_FILES)
+    {
         struct stat st;
-        if (fd < 0) { *missing = 1; return lfm2__fail(err, LFM2_ERR_IO, "cannot open %s", path); }
-        if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { close(fd); return lfm2__fail(err, LFM2_ERR_IO, "%s is not a regular file", path); }
-        if (st.st_size > 0 && LFM2__CAST(uint64_t, st.st_size) <= SIZE_MAX) {
-            void *p = mmap(NULL, LFM2__CAST(size_t, st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+        int fd, flags = O_RDONLY | O_NONBLOCK; /* O_NONBLOCK: opening a FIFO must not wait for a writer */
+#ifdef O_CLOEXEC
+        flags |= O_CLOEXEC;
+#endif
+#ifdef O_NOCTTY
+        flags |= O_NOCTTY;
+#endif
+        fd = open(path, flags);
+        if (fd < 0) {
+            int e = errno;
+            if (e == ENOENT) *missing = 1;
+            return lfm2__fail(err, LFM2_ERR_IO, "cannot open %s: %s", path, e == ENOENT ? "no such file" : lfm2__sys_reason(e, why, sizeof why));
+        }
+        if (fstat(fd, &st) != 0) {
+            int e = errno;
+            close(fd);
+            return lfm2__fail(err, LFM2_ERR_IO, "cannot stat %s: %s", path, lfm2__sys_reason(e, why, sizeof why));
+        }
+        if (!S_ISREG(st.st_mode)) {
+            close(fd);
+            return lfm2__fail(err, LFM2_ERR_IO, "%s is not a regular file (it is %s)", path,
+                              S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) ? "a character device"
+                              : S_ISBLK(st.st_mode) ? "a block device" : "a socket or other special file");
+        }
+        if (st.st_size < 0) { close(fd); return lfm2__fail(err, LFM2_ERR_IO, "%s: negative file size", path); }
+        size = LFM2__CAST(uint64_t, st.st_size);
+        if (lfm2__file_size_ok(size, path, err) != LFM2_OK) { close(fd); return LFM2_ERR_OUT_OF_MEMORY; }
+        out->size = LFM2__CAST(size_t, size);
+#if defined(LFM2__POSIX_MMAP)
+        if (allow_map && size > 0) {
+            void *p = mmap(NULL, out->size, PROT_READ, MAP_PRIVATE, fd, 0);
             if (p != MAP_FAILED) {
                 out->fd = fd; /* kept for lfm2__interleave_weights, closed by lfm2__blobs_close */
                 out->data = p;
-                out->size = LFM2__CAST(size_t, st.st_size);
                 out->mapped = 1;
                 return LFM2_OK;
-            }
+            } /* (unmappable: read it) */
         }
-        close(fd); /* empty or unmappable: read it */
+#else
+        (void)allow_map;
+#endif
+        out->data = lfm2__malloc(a, out->size + 1);
+        if (!out->data) { close(fd); return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory reading %s (%llu bytes)", path, LFM2__CAST(unsigned long long, size)); }
+        while (got < out->size) {
+            size_t want = out->size - got;
+            ssize_t r;
+            if (want > (LFM2__CAST(size_t, 1) << 30)) want = LFM2__CAST(size_t, 1) << 30;
+            r = read(fd, LFM2__CAST(char *, out->data) + got, want);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                int e = errno;
+                close(fd);
+                lfm2__free(a, out->data);
+                out->data = NULL;
+                if (r == 0) return lfm2__fail(err, LFM2_ERR_IO, "%s ended after %zu of %zu bytes (changed while being read?)", path, got, out->size);
+                return lfm2__fail(err, LFM2_ERR_IO, "read error in %s: %s", path, lfm2__sys_reason(e, why, sizeof why));
+            }
+            got += LFM2__CAST(size_t, r);
+        }
+        close(fd);
+    }
+#elif defined(LFM2__WIN32_FILES)
+    {
+        wchar_t wpath[4096];
+        HANDLE h;
+        LARGE_INTEGER li;
+        DWORD attr, e;
+        if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, wpath, LFM2__CAST(int, sizeof wpath / sizeof wpath[0])) == 0)
+            return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "%s: the path is not valid UTF-8 (lfm2.h takes UTF-8 paths on Windows too)", path);
+        attr = GetFileAttributesW(wpath);
+        if (attr == INVALID_FILE_ATTRIBUTES) {
+            e = GetLastError();
+            if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND) {
+                *missing = 1;
+                return lfm2__fail(err, LFM2_ERR_IO, "cannot open %s: no such file", path);
+            }
+            return lfm2__fail(err, LFM2_ERR_IO, "cannot open %s: %s", path, lfm2__sys_reason(e, why, sizeof why));
+        }
+        if (attr & FILE_ATTRIBUTE_DIRECTORY) return lfm2__fail(err, LFM2_ERR_IO, "%s is not a regular file (it is a directory)", path);
+        h = CreateFileW(wpath, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_DELETE, NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+        if (h == INVALID_HANDLE_VALUE) {
+            e = GetLastError();
+            if (e == ERROR_FILE_NOT_FOUND || e == ERROR_PATH_NOT_FOUND) *missing = 1;
+            return lfm2__fail(err, LFM2_ERR_IO, "cannot open %s: %s", path, *missing ? "no such file" : lfm2__sys_reason(e, why, sizeof why));
+        }
+        if (GetFileType(h) != FILE_TYPE_DISK) {
+            CloseHandle(h);
+            return lfm2__fail(err, LFM2_ERR_IO, "%s is not a regular file (it is a pipe or a device)", path);
+        }
+        if (!GetFileSizeEx(h, &li) || li.QuadPart < 0) {
+            e = GetLastError();
+            CloseHandle(h);
+            return lfm2__fail(err, LFM2_ERR_IO, "cannot determine the size of %s: %s", path, lfm2__sys_reason(e, why, sizeof why));
+        }
+        size = LFM2__CAST(uint64_t, li.QuadPart);
+        if (lfm2__file_size_ok(size, path, err) != LFM2_OK) { CloseHandle(h); return LFM2_ERR_OUT_OF_MEMORY; }
+        out->size = LFM2__CAST(size_t, size);
+#if defined(LFM2__WIN32_MMAP)
+        if (allow_map && size > 0) { /* a read-only view; the view keeps the file open */
+            HANDLE mh = CreateFileMappingW(h, NULL, PAGE_READONLY, 0, 0, NULL);
+            void *v = mh ? MapViewOfFile(mh, FILE_MAP_READ, 0, 0, 0) : NULL;
+            if (mh) CloseHandle(mh);
+            if (v) {
+                CloseHandle(h);
+                out->data = v;
+                out->mapped = 1;
+                return LFM2_OK;
+            } /* (unmappable: read it) */
+        }
+#else
+        (void)allow_map;
+#endif
+        out->data = lfm2__malloc(a, out->size + 1);
+        if (!out->data) { CloseHandle(h); return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory reading %s (%llu bytes)", path, LFM2__CAST(unsigned long long, size)); }
+        while (got < out->size) {
+            DWORD want = (out->size - got > (LFM2__CAST(size_t, 1) << 30)) ? (1u << 30) : LFM2__CAST(DWORD, out->size - got), r = 0;
+            if (!ReadFile(h, LFM2__CAST(char *, out->data) + got, want, &r, NULL) || r == 0) {
+                e = GetLastError();
+                CloseHandle(h);
+                lfm2__free(a, out->data);
+                out->data = NULL;
+                if (r == 0) return lfm2__fail(err, LFM2_ERR_IO, "%s ended after %zu of %zu bytes (changed while being read?)", path, got, out->size);
+                return lfm2__fail(err, LFM2_ERR_IO, "read error in %s: %s", path, lfm2__sys_reason(e, why, sizeof why));
+            }
+            got += r;
+        }
+        CloseHandle(h);
     }
 #else
-    (void)allow_map;
+    {   /* plain stdio (no POSIX, no Win32: wasi, bare targets): long offsets */
+        FILE *f;
+        long sz;
+        (void)allow_map;
+        (void)why;
+        errno = 0;
+        f = fopen(path, "rb");
+        if (!f) {
+            int e = errno;
+            if (e == 0 || e == ENOENT) *missing = 1;
+            return lfm2__fail(err, LFM2_ERR_IO, "cannot open %s%s", path, (e == 0 || e == ENOENT) ? "" : ": not readable");
+        }
+        if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+            fclose(f);
+            return lfm2__fail(err, LFM2_ERR_IO, "cannot determine the size of %s (not a regular file, or too large for this build's stdio)", path);
+        }
+        size = LFM2__CAST(uint64_t, sz);
+        if (lfm2__file_size_ok(size, path, err) != LFM2_OK) { fclose(f); return LFM2_ERR_OUT_OF_MEMORY; }
+        out->size = LFM2__CAST(size_t, size);
+        out->data = lfm2__malloc(a, out->size + 1);
+        if (!out->data) { fclose(f); return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory reading %s (%llu bytes)", path, LFM2__CAST(unsigned long long, size)); }
+        got = fread(out->data, 1, out->size, f);
+        fclose(f);
+        if (got != out->size) {
+            lfm2__free(a, out->data);
+            out->data = NULL;
+            return lfm2__fail(err, LFM2_ERR_IO, "read error in %s", path);
+        }
+    }
 #endif
-    f = fopen(path, "rb");
-    if (!f) { *missing = 1; return lfm2__fail(err, LFM2_ERR_IO, "cannot open %s", path); }
-    if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return lfm2__fail(err, LFM2_ERR_IO, "cannot determine the size of %s", path);
-    }
-    out->size = LFM2__CAST(size_t, sz);
-    out->data = lfm2__malloc(a, out->size + 1);
-    if (!out->data) { fclose(f); return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory reading %s (%ld bytes)", path, sz); }
-    if (fread(out->data, 1, out->size, f) != out->size) {
-        fclose(f);
-        lfm2__free(a, out->data);
-        out->data = NULL;
-        return lfm2__fail(err, LFM2_ERR_IO, "read error in %s", path);
-    }
     LFM2__CAST(char *, out->data)[out->size] = 0;
-    fclose(f);
     return LFM2_OK;
 }
 

@@ -4,6 +4,7 @@
        test_forward.c   forward pass vs goldens     test_kernels.c   formats, kernels, quantization
        test_tokenizer.c tokenizer                   test_sampler.c   sampler, generate
        test_hardening.c allocation failure, threads, limits, malformed inputs
+       test_platform.c  the file layer: special files, unreadable files, UTF-8 paths, > 4 GiB, byte order
    Usage: run_tests [FILTER ...] | --levels (the instruction-set levels this CPU runs)
    FILTER = a substring of test names, @TAG (tests with that tag:
    isa, emu, slow, threads), or either prefixed with '-' to leave those tests out. With no
@@ -12,6 +13,7 @@
 #define LFM2_IMPLEMENTATION
 #include "../lfm2.h"
 #include "test.h"
+#include "t_files.h"
 
 #include "test_config.c"
 #include "test_load.c"
@@ -20,9 +22,10 @@
 #include "test_tokenizer.c"
 #include "test_sampler.c"
 #include "test_hardening.c"
+#include "test_platform.c"
 
 static const t_case *t_tables[] = { config_tests, load_tests, forward_tests, kernels_tests, tokenizer_tests, sampler_tests,
-                                    hardening_tests };
+                                    hardening_tests, platform_tests };
 
 static int t_tag_bit(const char *s) {
     if (strcmp(s, "isa") == 0) return T_ISA;

@@ -25,7 +25,7 @@ static void test_config_real(void) {
         CHECK(c.hidden_size == cases[i].D && c.num_attention_heads == cases[i].H && c.num_key_value_heads == cases[i].Hkv && c.head_dim == 64,
               "%s: dims", cases[i].file);
         CHECK(c.n_eos >= 1 && c.eos_token_ids[0] == 7, "%s: eos %d", cases[i].file, c.eos_token_ids[0]);
-        CHECK(c.rope_theta == 1e6 && c.norm_eps == 1e-5f && c.conv_L_cache == 3 && c.tie_word_embeddings, "%s: theta/eps/L/tie", cases[i].file);
+        CHECK(c.rope_theta == 1e6 && c.norm_eps == (float)1e-5f && /* (the cast: x87 evaluates a float constant in long double) */ c.conv_L_cache == 3 && c.tie_word_embeddings, "%s: theta/eps/L/tie", cases[i].file);
         for (k = 0; k < 16; k++) {
             int want = (k == 2 || k == 5 || k == 8 || k == 10 || k == 12 || k == 14);
             if (c.layer_is_attention[k] != want) attn_ok = 0;

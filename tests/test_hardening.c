@@ -531,7 +531,7 @@ static char *th_st_with_header(const char *st, size_t sn, const char *hdr, size_
     uint64_t hl = lfm2__rd_u64le((const unsigned char *)st);
     size_t dn = sn - 8 - (size_t)hl, i;
     char *o = (char *)malloc(8 + hn + dn + 1);
-    for (i = 0; i < 8; i++) o[i] = (char)((hn >> (8 * i)) & 0xff);
+    for (i = 0; i < 8; i++) o[i] = (char)(((uint64_t)hn >> (8 * i)) & 0xff);
     memcpy(o + 8, hdr, hn);
     memcpy(o + 8 + hn, st + 8 + hl, dn);
     *out_n = 8 + hn + dn;

@@ -18,7 +18,7 @@ static char *t_st_edit(const char *file, size_t size, const char *from, const ch
     memcpy(nh + (pos - h) + strlen(to), pos + strlen(from), strlen(pos + strlen(from)));
     *out_size = 8 + nhl + (size - 8 - hl);
     out = (char *)malloc(*out_size);
-    for (i = 0; i < 8; i++) out[i] = (char)((nhl >> (8 * i)) & 0xff);
+    for (i = 0; i < 8; i++) out[i] = (char)(((uint64_t)nhl >> (8 * i)) & 0xff); /* (64-bit: size_t may be 32 bits) */
     memcpy(out + 8, nh, nhl);
     memcpy(out + 8 + nhl, file + 8 + hl, size - 8 - hl);
     free(h);
@@ -149,48 +149,62 @@ static void test_weights_errors(void) {
 
 /* model folders on disk: missing folder, missing shard named by the index, index mismatch */
 static void test_dir_errors(void) {
+    static const char *const files[] = {"config.json", "generation_config.json", "model.safetensors.index.json",
+        "model-00001-of-00008.safetensors", "model-00002-of-00008.safetensors", "model-00003-of-00008.safetensors",
+        "model-00004-of-00008.safetensors", "model-00005-of-00008.safetensors", "model-00006-of-00008.safetensors",
+        "model-00007-of-00008.safetensors", "model-00008-of-00008.safetensors", NULL};
     lfm2_model *m = NULL;
     lfm2_model_params p;
     lfm2_error e;
     lfm2_result rc;
-    char dir[] = "build/tmp_modeldir";
-    char path[512], cmd[1024];
-    FILE *f;
+    const char *dir = "build/tmp_modeldir";
+    const char *const *f;
+    char path[512], src[512];
     memset(&p, 0, sizeof p);
     p.error = &e;
     rc = lfm2_model_load_dir("no/such/folder", &p, &m);
     CHECK(rc == LFM2_ERR_IO && m == NULL && strstr(e.message, "config.json"), "missing folder: %s", e.message);
     NOTE("missing folder -> %s: %s", lfm2_result_string(rc), e.message);
-    /* a copy of tiny-f16-sharded without one shard */
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s && cp %s/tiny-f16-sharded/* %s/ && rm %s/model-00003-of-00008.safetensors",
-             dir, dir, t_data_dir(), dir, dir);
-    CHECK(system(cmd) == 0, "prepare %s", dir);
+    /* a copy of tiny-f16-sharded without one shard (made with C calls: no shell, runs under Wine) */
+    t_pclean(dir, files);
+    CHECK(t_pfolder(dir, "tiny-f16-sharded", files), "prepare %s", dir);
+    snprintf(path, sizeof path, "%s/model-00003-of-00008.safetensors", dir);
+    t_premove(path);
     rc = lfm2_model_load_dir(dir, &p, &m);
     CHECK(rc == LFM2_ERR_IO && strstr(e.message, "model-00003-of-00008.safetensors"), "missing shard: %s", e.message);
     NOTE("index names a missing shard -> %s: %s", lfm2_result_string(rc), e.message);
     /* an index that puts a tensor in the wrong shard */
-    snprintf(cmd, sizeof cmd, "cp %s/tiny-f16-sharded/model-00003-of-00008.safetensors %s/ && "
-             "sed -i 's/\"model.embedding_norm.weight\": \"model-00008-of-00008.safetensors\"/\"model.embedding_norm.weight\": \"model-00001-of-00008.safetensors\"/' %s/model.safetensors.index.json",
-             t_data_dir(), dir, dir);
-    CHECK(system(cmd) == 0, "edit index");
+    snprintf(src, sizeof src, "%s/tiny-f16-sharded/model-00003-of-00008.safetensors", t_data_dir());
+    CHECK(t_pcopy(src, path), "copy the shard back");
+    {
+        static const char from[] = "\"model.embedding_norm.weight\": \"model-00008-of-00008.safetensors\"";
+        static const char to[] = "\"model.embedding_norm.weight\": \"model-00001-of-00008.safetensors\"";
+        size_t n;
+        char *idx, *at;
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+        idx = t_read_file(path, &n);
+        at = idx ? strstr(idx, from) : NULL;
+        CHECK(at != NULL, "edit index");
+        if (at) { memcpy(at, to, sizeof to - 1); CHECK(t_pwrite(path, idx, n), "write index"); }
+        free(idx);
+    }
     rc = lfm2_model_load_dir(dir, &p, &m);
     CHECK(rc == LFM2_ERR_BAD_WEIGHTS && strstr(e.message, "model.embedding_norm.weight"), "index mismatch: %s", e.message);
     NOTE("index puts a tensor in the wrong shard -> %s: %s", lfm2_result_string(rc), e.message);
     /* path traversal in the index */
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    f = fopen(path, "wb");
-    if (f) { fputs("{\"weight_map\":{\"model.embed_tokens.weight\":\"../../etc/passwd\"}}", f); fclose(f); }
+    {
+        static const char trav[] = "{\"weight_map\":{\"model.embed_tokens.weight\":\"../../etc/passwd\"}}";
+        CHECK(t_pwrite(path, trav, sizeof trav - 1), "write index");
+    }
     rc = lfm2_model_load_dir(dir, &p, &m);
     CHECK(rc == LFM2_ERR_BAD_WEIGHTS && strstr(e.message, "plain file name"), "traversal: %s", e.message);
     NOTE("index shard \"../../etc/passwd\" -> %s: %s", lfm2_result_string(rc), e.message);
     /* no weights at all */
-    snprintf(cmd, sizeof cmd, "rm -f %s/*.safetensors %s/model.safetensors.index.json", dir, dir);
-    CHECK(system(cmd) == 0, "rm");
+    for (f = files + 2; *f; f++) { snprintf(path, sizeof path, "%s/%s", dir, *f); t_premove(path); }
     rc = lfm2_model_load_dir(dir, &p, &m);
     CHECK(rc == LFM2_ERR_IO && strstr(e.message, "model.safetensors"), "no weights: %s", e.message);
     NOTE("no weights -> %s: %s", lfm2_result_string(rc), e.message);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    CHECK(system(cmd) == 0, "cleanup");
+    t_pclean(dir, files);
 }
 
 /* The interleaved float layout (AVX-512 builds, lfm2_model_params.keep_layout = 0): every matrix

@@ -412,11 +412,11 @@ static void test_sampler_greedy_args(void) {
     lfm2_sampler_sample(s, logits, &t);
     CHECK(t == 2, "greedy after penalty picked %d, expected 2", (int)t);
     lfm2_sampler_process(s, logits, out);
-    CHECK(fabsf(out[1] - 3.0f / 1.05f) < 1e-6f && out[2] == 2.96f && out[0] == 1.0f, "penalised scores wrong");
+    CHECK(fabsf(out[1] - 3.0f / 1.05f) < 1e-6f && out[2] == (float)2.96f && out[0] == 1.0f, "penalised scores wrong");
     h = 3;
     lfm2_sampler_accept(s, &h, 1);
     lfm2_sampler_process(s, logits, out);
-    CHECK(out[3] == -1.0f * 1.05f, "a negative score must be multiplied: %g", out[3]);
+    CHECK(out[3] == (float)(-1.0f * 1.05f), "a negative score must be multiplied: %g", out[3]);
     h = 5;
     lfm2_sampler_accept(s, &h, 1);
     lfm2_sampler_process(s, logits, out);

@@ -23,6 +23,12 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
+#if defined(_WIN32)
+#include <direct.h>
+#define MRM_MKDIR(p) _mkdir(p)
+#else
+#define MRM_MKDIR(p) mkdir(p, 0755)
+#endif
 
 /* ---- shapes ------------------------------------------------------------------------------ */
 
@@ -326,7 +332,7 @@ int main(int argc, char **argv) {
         for (k = 1; k <= len; k++) {
             if (path[k] != '/' && path[k] != 0) continue;
             path[k] = 0;
-            if (mkdir(path, 0755) != 0 && errno != EEXIST) { fprintf(stderr, "cannot create %s: %s\n", path, strerror(errno)); return 1; }
+            if (MRM_MKDIR(path) != 0 && errno != EEXIST) { fprintf(stderr, "cannot create %s: %s\n", path, strerror(errno)); return 1; }
             if (k < len) path[k] = '/';
         }
     }
