@@ -6479,10 +6479,20 @@ static lfm2__mat **lfm2__model_mats_alloc(lfm2_model *m, int32_t *n) {
     return list;
 }
 
+#ifdef LFM2__HAVE_MMAP
+static void lfm2__blob_drop(lfm2__blob *bl, uintptr_t lo, uintptr_t hi, uintptr_t ps);
+#endif
 static lfm2_result lfm2__quantize_weights(lfm2_model *m, const lfm2__workers *W, int32_t type, lfm2_error *err) {
     lfm2__mat **list;
     int32_t n = 0, i;
     size_t total = 0, off = 0;
+#ifdef LFM2__HAVE_MMAP
+    uintptr_t ps;
+    {
+        long pg = sysconf(_SC_PAGESIZE);
+        ps = (pg > 0 && pg <= (1L << 24)) ? LFM2__CAST(uintptr_t, pg) : 0; /* 0: keep the pages */
+    }
+#endif
     list = lfm2__model_mats_alloc(m, &n);
     if (!list) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for quantization");
     for (i = 0; i < n; i++) {
@@ -6497,9 +6507,18 @@ static lfm2_result lfm2__quantize_weights(lfm2_model *m, const lfm2__workers *W,
         /* with Q4, the embedding and the head stay at 8 bits (as llama.cpp keeps its output
            matrix at higher precision): they matter most for the logits and cost little time */
         int t = (type == LFM2_WEIGHTS_Q4 && (list[i] == &m->embed || list[i] == &m->head)) ? LFM2_WEIGHTS_Q8 : type;
+        uintptr_t src = LFM2__PTRINT(list[i]->data);
+        size_t sbytes = LFM2__CAST(size_t, list[i]->rows) * LFM2__CAST(size_t, list[i]->cols) * (list[i]->dtype == LFM2__DT_F32 ? 4u : 2u);
+        int32_t k;
         b = lfm2__quant_bytes(list[i], t);
         if (b == 0) continue;
         lfm2__quantize_mat(m, W, list[i], t, m->qbuf + off);
+        (void)src; (void)sbytes; (void)k;
+#ifdef LFM2__HAVE_MMAP
+        /* the source's whole pages leave the process (resident memory: about the quantized model) */
+        for (k = 0; k < m->n_blobs; k++)
+            if (src >= LFM2__PTRINT(m->blobs[k].data) && src - LFM2__PTRINT(m->blobs[k].data) < m->blobs[k].size) lfm2__blob_drop(&m->blobs[k], src, src + sbytes, ps);
+#endif
         if (tied_head) m->head = m->embed;
         off += (b + 63) & ~LFM2__CAST(size_t, 63);
     }

@@ -559,6 +559,99 @@ static void test_moe_demo_perplexity(void) {
     free(st);
 }
 
+/* tiny-moe-bf16's weights under configs that disagree with them: a clear error naming the
+   tensor, never a silently ignored expert or layer */
+static char *tm_replace(const char *txt, const char *from, const char *to) {
+    const char *at = strstr(txt, from);
+    size_t n = strlen(txt), a, b = strlen(from), c = strlen(to);
+    char *out;
+    if (!at) return NULL;
+    a = (size_t)(at - txt);
+    out = (char *)malloc(n - b + c + 1);
+    memcpy(out, txt, a);
+    memcpy(out + a, to, c);
+    memcpy(out + a + c, at + b, n - a - b + 1);
+    return out;
+}
+static void test_moe_weights_errors(void) {
+    static const struct { const char *what, *from, *to, *key; } cases[] = {
+        {"num_experts 9 (the file has 8)", "\"num_experts\": 8", "\"num_experts\": 9", "gate.weight"},
+        {"num_experts 7 (the file has 8)", "\"num_experts\": 8", "\"num_experts\": 7", "gate.weight"},
+        {"num_dense_layers 3 (layer 2 is sparse in the file)", "\"num_dense_layers\": 2", "\"num_dense_layers\": 3", "layers.2.feed_forward.w1"},
+        {"num_dense_layers 1 (layer 1 is dense in the file)", "\"num_dense_layers\": 2", "\"num_dense_layers\": 1", "layers.1.feed_forward.w1"},
+        {"moe_intermediate_size 40 (the file has 48)", "\"moe_intermediate_size\": 48", "\"moe_intermediate_size\": 40", "experts.0.w1"},
+        {"intermediate_size 100 (the file has 160)", "\"intermediate_size\": 160", "\"intermediate_size\": 100", "feed_forward.w1"},
+        {"model_type lfm2 on MoE weights (MoE keys present)", "\"lfm2_moe\"", "\"lfm2\"", "architectures"},
+    };
+    char path[512];
+    size_t cn = 0, sn = 0, i;
+    char *cfg, *st;
+    snprintf(path, sizeof path, "%s/tiny-moe-bf16/config.json", t_data_dir());
+    cfg = t_read_file(path, &cn);
+    snprintf(path, sizeof path, "%s/tiny-moe-bf16/model.safetensors", t_data_dir());
+    st = t_read_file(path, &sn);
+    CHECK(cfg && st, "tiny-moe-bf16 files");
+    if (!cfg || !st) { free(cfg); free(st); return; }
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *c2 = tm_replace(cfg, cases[i].from, cases[i].to);
+        lfm2_error e;
+        lfm2_model *m = NULL;
+        lfm2_result rc;
+        CHECK(c2 != NULL, "%s: edit", cases[i].what);
+        if (!c2) continue;
+        rc = t_load_one(c2, strlen(c2), st, sn, LFM2_WEIGHTS_AS_STORED, &e, &m);
+        CHECK(rc != LFM2_OK && m == NULL, "%s: loaded", cases[i].what);
+        CHECK(strstr(e.message, cases[i].key) != NULL, "%s: the message does not name %s: %s", cases[i].what, cases[i].key, e.message);
+        NOTE("TABLE\ttiny-moe-bf16 weights with config.json %s\t%s\t%s", cases[i].what, lfm2_result_string(rc), e.message);
+        lfm2_model_free(m);
+        free(c2);
+    }
+    {   /* use_expert_bias on a folder without expert_bias tensors */
+        char *c3;
+        lfm2_error e;
+        lfm2_model *m = NULL;
+        lfm2_result rc;
+        free(cfg);
+        free(st);
+        snprintf(path, sizeof path, "%s/tiny-moe-f32-sharded/config.json", t_data_dir());
+        cfg = t_read_file(path, &cn);
+        c3 = cfg ? tm_replace(cfg, "\"use_expert_bias\": false", "\"use_expert_bias\": true") : NULL;
+        CHECK(c3 != NULL, "edit");
+        if (c3) {
+            lfm2_model_params p;
+            memset(&p, 0, sizeof p);
+            p.error = &e;
+            /* the sharded folder from memory: all 4 shards */
+            {
+                lfm2_model_sources src;
+                lfm2_buffer b[4];
+                char *sh[4];
+                size_t shn[4];
+                int k;
+                memset(&src, 0, sizeof src);
+                for (k = 0; k < 4; k++) {
+                    snprintf(path, sizeof path, "%s/tiny-moe-f32-sharded/model-%05d-of-00004.safetensors", t_data_dir(), k + 1);
+                    sh[k] = t_read_file(path, &shn[k]);
+                    b[k].data = sh[k];
+                    b[k].size = shn[k];
+                    b[k].name = "shard";
+                }
+                src.config_json = c3;
+                src.config_json_size = strlen(c3);
+                src.safetensors = b;
+                src.n_safetensors = 4;
+                rc = lfm2_model_load_memory(&src, &p, &m);
+                for (k = 0; k < 4; k++) free(sh[k]);
+            }
+            CHECK(rc == LFM2_ERR_BAD_WEIGHTS && strstr(e.message, "expert_bias"), "use_expert_bias without the tensor: %s", e.message);
+            NOTE("TABLE\ttiny-moe-f32-sharded weights with config.json use_expert_bias true (no expert_bias tensors)\t%s\t%s", lfm2_result_string(rc), e.message);
+            lfm2_model_free(m);
+            free(c3);
+        }
+    }
+    free(cfg);
+}
+
 static const t_case moe_tests[] = {
     {"moe/config-shapes", test_moe_config_shapes, 0},
     {"config/refused-keys", test_moe_config_refused, 0},
@@ -566,6 +659,7 @@ static const t_case moe_tests[] = {
     {"moe/golden-tiny-moe-f32-sharded", test_moe_golden_f32_sharded, T_ISA | T_EMU},
     {"moe/threads-chunks", test_moe_threads_chunks, T_ISA | T_THREADS},
     {"moe/quant", test_moe_quant, T_ISA},
+    {"moe/weights-errors", test_moe_weights_errors, 0},
     {"moe/quant-perplexity", test_moe_demo_perplexity, T_ISA | T_SLOW},
     {NULL, NULL, 0}
 };
