@@ -40,7 +40,7 @@
        lfm2_context_free(c);  lfm2_model_free(m);
 
    API OVERVIEW (each declaration below carries its contract: ownership, threads, errors)
-       config      lfm2_config_parse, lfm2_config_param_count
+       config      lfm2_config_parse, lfm2_config_param_count, lfm2_config_active_param_count
        model       lfm2_model_load_dir, lfm2_model_load_memory, lfm2_model_free, lfm2_model_config,
                    lfm2_model_tensor_count, lfm2_model_tensor_info
                    (lfm2_model_params.weights = LFM2_WEIGHTS_Q8 / _Q4 quantizes at load time;
@@ -81,6 +81,7 @@
                             public structs do not depend on it)
        LFM2_MAX_DIM         largest hidden/FFN width accepted (default 65536)
        LFM2_MAX_VOCAB       largest vocab_size accepted (default 1048576)
+       LFM2_MAX_EXPERTS     largest num_experts of an MoE config accepted (default 1024)
 
    THREAD SAFETY
        A loaded lfm2_model is immutable: any number of threads may use it at once, each with its
@@ -233,6 +234,20 @@ typedef struct lfm2_config {
                                          LFM2_CONFIG_EOS (more: LFM2_ERR_BAD_CONFIG) */
     int32_t eos_token_ids[LFM2_CONFIG_EOS];
     int32_t n_attention_layers, n_conv_layers;
+    /* LFM2-MoE (model_type "lfm2_moe"; for "lfm2": num_dense_layers = num_hidden_layers, the
+       rest 0): layers l < num_dense_layers have the
+       dense SwiGLU of width ff_dim (= intermediate_size as given), every later layer a sparse
+       block of num_experts SwiGLU experts of width moe_intermediate_size, num_experts_per_tok
+       of them chosen per token by a sigmoid router (see >>blocks, lfm2__moe) */
+    int32_t is_moe;
+    int32_t num_dense_layers;
+    int32_t num_experts;              /* E */
+    int32_t num_experts_per_tok;      /* k */
+    int32_t moe_intermediate_size;    /* I */
+    int32_t use_expert_bias;          /* choose by sigmoid + expert_bias (mix with the sigmoid alone) */
+    int32_t norm_topk_prob;           /* mixing weights / (their sum + 1e-6) */
+    double  routed_scaling_factor;    /* mixing weights times this */
+    int32_t n_moe_layers;             /* num_hidden_layers - num_dense_layers */
     uint8_t layer_is_attention[LFM2_CONFIG_LAYERS]; /* [num_hidden_layers] used */
 } lfm2_config;
 
@@ -362,6 +377,10 @@ typedef struct lfm2_tensor_info {
 LFM2_API lfm2_result lfm2_config_parse(const char *json, size_t len, lfm2_config *out, lfm2_error *err);
 /* Number of parameters implied by the config (lm_head counted only when untied). */
 LFM2_API uint64_t lfm2_config_param_count(const lfm2_config *c);
+/* The parameters one token uses: the total minus the experts it does not choose (MoE: the
+   router and num_experts_per_tok experts of every sparse layer); = the total for dense models.
+   (expert_bias is a buffer in transformers, not a parameter: neither count has it.) */
+LFM2_API uint64_t lfm2_config_active_param_count(const lfm2_config *c);
 
 #ifndef LFM2_NO_STDIO
 /* Loads a Hugging Face folder: config.json, model.safetensors or model.safetensors.index.json +
@@ -814,6 +833,9 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
 #ifndef LFM2_MAX_VOCAB
 #define LFM2_MAX_VOCAB 1048576
 #endif
+#ifndef LFM2_MAX_EXPERTS
+#define LFM2_MAX_EXPERTS 1024
+#endif
 #define LFM2__MAX_JSON_DEPTH 64
 #define LFM2__DEFAULT_CTX 4096
 #define LFM2__DEFAULT_BATCH 64
@@ -1188,17 +1210,18 @@ static int lfm2__json_str_is(const lfm2__json *j, int32_t i, const char *key) {
     if (t->end - t->start != kl) return 0;
     return memcmp(j->src + t->start, key, kl) == 0;
 }
-/* Value index of `key` in object `obj`, or -1. */
+/* Value index of `key` in object `obj` (its last occurrence), or -1. */
 static int32_t lfm2__json_get(const lfm2__json *j, int32_t obj, const char *key) {
     int32_t k, c;
     if (obj < 0 || j->tok[obj].type != LFM2__J_OBJ) return -1;
     c = obj + 1;
+    int32_t found = -1;
     for (k = 0; k < j->tok[obj].n; k++) {
         int32_t v = c + 1;
-        if (lfm2__json_str_is(j, c, key)) return v;
+        if (lfm2__json_str_is(j, c, key)) found = v; /* a key given twice: the last value (as Python's json) */
         c = j->tok[v].skip;
     }
-    return -1;
+    return found;
 }
 /* Element `idx` of array `arr`, or -1. */
 LFM2__MAYBE_UNUSED static int32_t lfm2__json_at(const lfm2__json *j, int32_t arr, int32_t idx) {
@@ -1436,6 +1459,47 @@ static int lfm2__cfg_eos(lfm2__cfgread *r, int32_t v, const char *what, int32_t 
 
 static lfm2_result lfm2__config_finalize(lfm2_config *c, lfm2_error *err);
 
+/* Keys that would change the model lfm2.h would run, refused rather than ignored: another
+   architecture, a RoPE scaling, sliding-window attention, a multimodal wrapper, the MoE keys on a
+   dense config and the dense FFN-width keys (block_ff_dim, an auto-adjust) on an MoE one. (A key
+   given as null is absent.) */
+static lfm2_result lfm2__config_refuse(lfm2__cfgread *r, int is_moe) {
+    static const char *const never[4] = {"rope_scaling", "sliding_window", "text_config", "vision_config"};
+    static const char *const moe_only[7] = {"num_experts", "num_experts_per_tok", "moe_intermediate_size", "num_dense_layers",
+                                            "use_expert_bias", "norm_topk_prob", "routed_scaling_factor"};
+    static const char *const dense_only[1] = {"block_ff_dim"};
+    const lfm2__json *j = r->j;
+    const char *arch = is_moe ? "Lfm2MoeForCausalLM" : "Lfm2ForCausalLM";
+    int32_t a = lfm2__json_get(j, 0, "architectures"), k, e;
+    if (a >= 0 && j->tok[a].type != LFM2__J_NULL) {
+        if (j->tok[a].type != LFM2__J_ARR)
+            return r->rc = lfm2__fail(r->err, LFM2_ERR_BAD_CONFIG, "config.json: key \"architectures\" must be a list of strings");
+        for (k = 0, e = a + 1; k < j->tok[a].n; k++, e = j->tok[e].skip)
+            if (!lfm2__json_str_is(j, e, arch))
+                return r->rc = lfm2__fail(r->err, LFM2_ERR_UNSUPPORTED, "config.json: key \"architectures\": %.*s is not %s (the only architecture of model_type \"%s\" lfm2.h runs)",
+                                          LFM2__CAST(int, j->tok[e].end - j->tok[e].start > 80 ? 80 : j->tok[e].end - j->tok[e].start), j->src + j->tok[e].start,
+                                          arch, is_moe ? "lfm2_moe" : "lfm2");
+    }
+    for (k = 0; k < 4; k++) {
+        e = lfm2__json_get(j, 0, never[k]);
+        if (e >= 0 && j->tok[e].type != LFM2__J_NULL)
+            return r->rc = lfm2__fail(r->err, LFM2_ERR_UNSUPPORTED, "config.json: key \"%s\" is not supported (it would change the model; only null is accepted)", never[k]);
+    }
+    if (is_moe) { /* Lfm2MoeConfig has no FFN auto-adjust: true would be ignored by transformers too */
+        e = lfm2__json_get(j, 0, "block_auto_adjust_ff_dim");
+        if (e >= 0 && j->tok[e].type == LFM2__J_TRUE)
+            return r->rc = lfm2__fail(r->err, LFM2_ERR_BAD_CONFIG, "config.json: key \"block_auto_adjust_ff_dim\" = true: model_type \"lfm2_moe\" uses intermediate_size as given");
+    }
+    for (k = 0; k < (is_moe ? 1 : 7); k++) {
+        const char *key = is_moe ? dense_only[k] : moe_only[k];
+        e = lfm2__json_get(j, 0, key);
+        if (e >= 0 && j->tok[e].type != LFM2__J_NULL)
+            return r->rc = lfm2__fail(r->err, LFM2_ERR_BAD_CONFIG, "config.json: key \"%s\" belongs to model_type \"%s\", not \"%s\" (this config is \"%s\")", key,
+                                      is_moe ? "lfm2" : "lfm2_moe", is_moe ? "lfm2_moe" : "lfm2", is_moe ? "lfm2_moe" : "lfm2");
+    }
+    return LFM2_OK;
+}
+
 static lfm2_result lfm2__config_parse(const char *json, size_t len, lfm2_config *out, const lfm2_allocator *a, lfm2_error *err);
 LFM2_API lfm2_result lfm2_config_parse(const char *json, size_t len, lfm2_config *out, lfm2_error *err) {
     return lfm2__config_parse(json, len, out, NULL, err);
@@ -1457,17 +1521,20 @@ static lfm2_result lfm2__config_parse(const char *json, size_t len, lfm2_config 
     r.rc = LFM2_OK;
     if (j.tok[0].type != LFM2__J_OBJ) { r.rc = lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: the top level must be an object"); goto done; }
     t = lfm2__json_get(&j, 0, "model_type");
-    if (t >= 0 && !lfm2__json_str_is(&j, t, "lfm2")) {
-        r.rc = lfm2__fail(err, LFM2_ERR_UNSUPPORTED, "config.json: model_type \"%.*s\" is not \"lfm2\"",
+    if (t >= 0 && lfm2__json_str_is(&j, t, "lfm2_moe")) out->is_moe = 1;
+    else if (t >= 0 && !lfm2__json_str_is(&j, t, "lfm2")) {
+        r.rc = lfm2__fail(err, LFM2_ERR_UNSUPPORTED, "config.json: model_type \"%.*s\" is not \"lfm2\" or \"lfm2_moe\"",
                           LFM2__CAST(int, j.tok[t].end - j.tok[t].start), j.src + j.tok[t].start);
         goto done;
     }
+    if (lfm2__config_refuse(&r, out->is_moe) != LFM2_OK) goto done;
     if (lfm2__cfg_int(&r, "vocab_size", 1, 0, 1, LFM2_MAX_VOCAB, &v)) out->vocab_size = LFM2__CAST(int32_t, v);
     if (lfm2__cfg_int(&r, "hidden_size", 1, 0, 1, LFM2_MAX_DIM, &v)) out->hidden_size = LFM2__CAST(int32_t, v);
     if (lfm2__cfg_int(&r, "num_hidden_layers", 1, 0, 1, LFM2_MAX_LAYERS, &v)) out->num_hidden_layers = LFM2__CAST(int32_t, v);
     if (lfm2__cfg_int(&r, "num_attention_heads", 1, 0, 1, LFM2_MAX_DIM, &v)) out->num_attention_heads = LFM2__CAST(int32_t, v);
     if (lfm2__cfg_int(&r, "num_key_value_heads", 1, 0, 1, LFM2_MAX_DIM, &v)) out->num_key_value_heads = LFM2__CAST(int32_t, v);
-    /* block_ff_dim overrides intermediate_size (HF: kwargs.get("block_ff_dim", intermediate_size)) */
+    /* block_ff_dim overrides intermediate_size (HF: kwargs.get("block_ff_dim", intermediate_size));
+       lfm2_moe has no block_* keys (lfm2__config_refuse) */
     if (lfm2__json_get(&j, 0, "block_ff_dim") >= 0 && j.tok[lfm2__json_get(&j, 0, "block_ff_dim")].type != LFM2__J_NULL) {
         if (lfm2__cfg_int(&r, "block_ff_dim", 1, 0, 1, 4LL * LFM2_MAX_DIM, &v)) out->intermediate_size = LFM2__CAST(int32_t, v);
     } else if (lfm2__cfg_int(&r, "intermediate_size", 1, 0, 1, 4LL * LFM2_MAX_DIM, &v)) out->intermediate_size = LFM2__CAST(int32_t, v);
@@ -1521,6 +1588,19 @@ static lfm2_result lfm2__config_parse(const char *json, size_t len, lfm2_config 
                 r.rc = lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: \"%s\" = %lld differs from hidden_size %d", alias[k],
                                   LFM2__CAST(long long, v), out->hidden_size);
         }
+    }
+    if (out->is_moe) { /* Lfm2MoeConfig's keys and defaults */
+        out->block_auto_adjust_ff_dim = 0; /* the dense layers' width is intermediate_size as given */
+        if (lfm2__cfg_int(&r, "num_dense_layers", 0, 2, 0, out->num_hidden_layers, &v)) out->num_dense_layers = LFM2__CAST(int32_t, v);
+        if (lfm2__cfg_int(&r, "num_experts", 0, 32, 1, LFM2_MAX_EXPERTS, &v)) out->num_experts = LFM2__CAST(int32_t, v);
+        if (lfm2__cfg_int(&r, "num_experts_per_tok", 0, 4, 1, LFM2_MAX_EXPERTS, &v)) out->num_experts_per_tok = LFM2__CAST(int32_t, v);
+        if (lfm2__cfg_int(&r, "moe_intermediate_size", 0, 1792, 1, LFM2_MAX_DIM, &v)) out->moe_intermediate_size = LFM2__CAST(int32_t, v);
+        if (lfm2__cfg_bool(&r, "use_expert_bias", 1, &b)) out->use_expert_bias = b;
+        if (lfm2__cfg_bool(&r, "norm_topk_prob", 1, &b)) out->norm_topk_prob = b;
+        if (lfm2__cfg_num(&r, "routed_scaling_factor", 1.0, -1e6, 1e6, &d)) out->routed_scaling_factor = d;
+        if (r.rc == LFM2_OK && out->num_experts_per_tok > out->num_experts)
+            r.rc = lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: num_experts_per_tok %d exceeds num_experts %d", out->num_experts_per_tok, out->num_experts);
+        out->n_moe_layers = out->num_hidden_layers - out->num_dense_layers;
     }
     if (r.rc != LFM2_OK) goto done;
     /* layer kinds (spec 1.2): layer_types, else full_attn_idxs, else every layer is attention */
@@ -1590,8 +1670,22 @@ static lfm2_result lfm2__config_finalize(lfm2_config *c, lfm2_error *err) {
             F = c->block_multiple_of * ((F + c->block_multiple_of - 1) / c->block_multiple_of);
         }
     }
+    if (c->is_moe) F = c->intermediate_size; /* Lfm2Moe: as given */
     if (F < 1 || F > LFM2_MAX_DIM) return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: derived FFN width %lld outside [1, %d]", LFM2__CAST(long long, F), LFM2_MAX_DIM);
     c->ff_dim = LFM2__CAST(int32_t, F);
+    if (c->is_moe) {
+        if (c->num_experts < 1 || c->num_experts > LFM2_MAX_EXPERTS || c->num_experts_per_tok < 1 || c->num_experts_per_tok > c->num_experts)
+            return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: num_experts %d / num_experts_per_tok %d: need 1 <= num_experts_per_tok <= num_experts <= %d",
+                              c->num_experts, c->num_experts_per_tok, LFM2_MAX_EXPERTS);
+        if (c->moe_intermediate_size < 1 || c->moe_intermediate_size > LFM2_MAX_DIM)
+            return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: moe_intermediate_size %d outside [1, %d]", c->moe_intermediate_size, LFM2_MAX_DIM);
+        if (c->num_dense_layers < 0 || c->num_dense_layers > c->num_hidden_layers)
+            return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: num_dense_layers %d outside [0, num_hidden_layers %d]", c->num_dense_layers, c->num_hidden_layers);
+        c->n_moe_layers = c->num_hidden_layers - c->num_dense_layers;
+    } else {
+        c->num_dense_layers = c->num_hidden_layers;
+        c->num_experts = c->num_experts_per_tok = c->moe_intermediate_size = c->n_moe_layers = 0;
+    }
     c->n_attention_layers = c->n_conv_layers = 0;
     for (k = 0; k < c->num_hidden_layers; k++) {
         if (c->layer_is_attention[k]) c->n_attention_layers++;
@@ -1601,7 +1695,10 @@ static lfm2_result lfm2__config_finalize(lfm2_config *c, lfm2_error *err) {
     return LFM2_OK;
 }
 
-LFM2_API uint64_t lfm2_config_param_count(const lfm2_config *c) {
+static uint64_t lfm2__param_count(const lfm2_config *c, int active);
+LFM2_API uint64_t lfm2_config_param_count(const lfm2_config *c) { return lfm2__param_count(c, 0); }
+LFM2_API uint64_t lfm2_config_active_param_count(const lfm2_config *c) { return lfm2__param_count(c, 1); }
+static uint64_t lfm2__param_count(const lfm2_config *c, int active) {
     uint64_t D, V, F, L, n, q, kv;
     int32_t i;
     if (!c) return 0;
@@ -1614,7 +1711,10 @@ LFM2_API uint64_t lfm2_config_param_count(const lfm2_config *c) {
     n = V * D + D;                                         /* embed_tokens, embedding_norm */
     if (!c->tie_word_embeddings) n += V * D;               /* lm_head */
     for (i = 0; i < c->num_hidden_layers; i++) {
-        n += 2 * D + 3 * D * F;                            /* norms, w1 w3 w2 */
+        if (c->is_moe && i >= c->num_dense_layers) {       /* norms, router, experts (w1 w3 w2 each) */
+            uint64_t E = LFM2__CAST(uint64_t, c->num_experts), I = LFM2__CAST(uint64_t, c->moe_intermediate_size);
+            n += 2 * D + E * D + (active ? LFM2__CAST(uint64_t, c->num_experts_per_tok) : E) * 3 * D * I;
+        } else n += 2 * D + 3 * D * F;                     /* norms, w1 w3 w2 */
         if (c->layer_is_attention[i]) n += q * D + 2 * kv * D + D * q + 2 * LFM2__CAST(uint64_t, c->head_dim);
         else n += 3 * D * D + D * L + D * D + (c->conv_bias ? 3 * D + D + D : 0);
     }
@@ -4231,7 +4331,12 @@ typedef struct lfm2__layer {
     int32_t slot;                /* index among the conv layers, or among the attention layers */
     const float *operator_norm;  /* model.layers.N.operator_norm.weight [D] */
     const float *ffn_norm;       /* model.layers.N.ffn_norm.weight      [D] */
-    lfm2__mat w1, w3, w2;        /* feed_forward.w1 [F,D] gate, w3 [F,D] up, w2 [D,F] down */
+    lfm2__mat w1, w3, w2;        /* feed_forward.w1 [F,D] gate, w3 [F,D] up, w2 [D,F] down (dense FFN) */
+    /* sparse MoE layers (l >= num_dense_layers of an lfm2_moe model; w1/w3/w2 above unused) */
+    int32_t is_moe, moe_slot;    /* moe_slot: l - num_dense_layers */
+    lfm2__mat router;            /* feed_forward.gate.weight [E, D], as stored (never converted) */
+    const float *expert_bias;    /* feed_forward.expert_bias [E] (f32 copy), NULL without use_expert_bias */
+    lfm2__mat *experts;          /* [E][3]: feed_forward.experts.e.w1 [I,D], .w3 [I,D], .w2 [D,I] */
     /* conv layers */
     lfm2__mat in_proj;           /* conv.in_proj.weight  [3D, D]  rows: B | C | x */
     lfm2__mat out_proj;          /* conv.out_proj.weight [D, D] */
@@ -4258,6 +4363,7 @@ struct lfm2_model {
     const lfm2__tensor **by_name;/* every tensor, sorted by name */
     int32_t n_tensors;
     lfm2__layer *layers;
+    lfm2__mat *experts;          /* the experts of every sparse layer: [n_moe_layers][E][3] */
     lfm2__mat embed;             /* model.embed_tokens.weight [V, D] */
     lfm2__mat head;              /* lm_head.weight [V, D], or embed when tied */
     const float *final_norm;     /* model.embedding_norm.weight [D] (the FINAL norm) */
@@ -4290,7 +4396,15 @@ struct lfm2_context {
     float *qb, *kb, *vb;         /* [B, H*hd], [B, Hkv*hd], [B, Hkv*hd] */
     float *yb;                   /* [B, max(D, H*hd)] conv output y / attention output */
     float *ob;                   /* [B, D]   block output before the residual add */
-    float *gb, *ub;              /* [B, F]   FFN gate and up */
+    float *gb, *ub;              /* [B, max(F, k*I)]  FFN gate and up (MoE: [B*k, I], grouped by expert) */
+    /* MoE scratch (k = num_experts_per_tok, E = num_experts, I = moe_intermediate_size) */
+    float *moe_logits;           /* [B, E]   router logits, then sigmoids */
+    float *moe_w;                /* [B, k]   mixing weights of the chosen experts */
+    int32_t *moe_sel, *moe_row;  /* [B, k]   chosen experts (best first); their rows in moe_x / moe_y */
+    int32_t *moe_cnt;            /* [2E + 1] first row of each expert, then its next free row */
+    float *moe_x, *moe_y;        /* [B*k, D] inputs grouped by expert; the experts' outputs */
+    int32_t *dbg_experts;        /* tests: [n_moe_layers][T][k] chosen experts of one chunk */
+    float *dbg_expert_w;         /* tests: [n_moe_layers][T][k] their mixing weights */
     float *att;                  /* [H, n_ctx] attention scores */
     float *rope_cos, *rope_sin;  /* [B, hd/2] */
     float *inv_freq;             /* [hd/2] */
@@ -6070,6 +6184,111 @@ static void lfm2__ffn(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     lfm2__matmul(c, c->ob, c->gb, T, &ly->w2);
 }
 
+/* Sparse mixture-of-experts feed-forward (transformers' Lfm2MoeSparseMoeBlock) for T tokens:
+   ob[t] = sum_j w_j * expert_{e_j}(xb[t]), expert(u) = w2( silu(w1 u) * (w3 u) ), where
+     p = sigmoid(router . u)  [E]   (router as stored, f32 activations, f32 math)
+     e_1..e_k = the k experts of largest p + expert_bias (bias when use_expert_bias; a tie goes to
+                the lower index), in descending order of that score
+     w_j = p[e_j]  (unbiased), / (sum_j w_j + 1e-6) when norm_topk_prob, * routed_scaling_factor.
+   Only the chosen experts are read. The chunk's tokens are grouped by expert (rows of xg in
+   expert order, tokens ascending within an expert) so that each chosen expert is one
+   matrix-matrix product per weight over its tokens, all experts of a weight in one parallel step;
+   a single token multiplies xb in place. Each row of a product does not depend on the other rows
+   (>>formats), and the k results of a token are added in the order j = 1..k: the output is
+   bit-identical for any chunking and any thread count. */
+static void lfm2__moe(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
+    const lfm2_config *cf = &c->m->cfg;
+    int32_t D = cf->hidden_size, E = cf->num_experts, K = cf->num_experts_per_tok, I = cf->moe_intermediate_size;
+    int32_t R = T * K, t, j, e, r, nj = 0;
+    size_t Dz = LFM2__CAST(size_t, D), Iz = LFM2__CAST(size_t, I);
+    int32_t *sel = c->moe_sel, *cnt = c->moe_cnt, *row = c->moe_row;
+    float *wt = c->moe_w, *lg = c->moe_logits;
+    lfm2__mmjob jobs[2 * LFM2__STEP_JOBS];
+    /* routing */
+    lfm2__matmul(c, lg, c->xb, T, &ly->router);
+    for (t = 0; t < T; t++) {
+        float *p = lg + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, E), *w = wt + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, K), sum = 0;
+        int32_t *s = sel + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, K);
+        for (e = 0; e < E; e++) p[e] = 1.0f / (1.0f + expf(-p[e]));
+        for (j = 0; j < K; j++) { /* the j-th best score among the experts not chosen yet */
+            int32_t best = -1, q;
+            float bs = 0;
+            for (e = 0; e < E; e++) {
+                float sc = ly->expert_bias ? p[e] + ly->expert_bias[e] : p[e];
+                int taken = 0;
+                for (q = 0; q < j; q++) taken |= s[q] == e;
+                if (taken) continue;
+                if (best < 0 || sc > bs || (bs != bs && sc == sc)) { best = e; bs = sc; }
+            }
+            s[j] = best;
+            w[j] = p[best];
+            sum += w[j];
+        }
+        for (j = 0; j < K; j++) {
+            if (cf->norm_topk_prob) w[j] /= sum + 1e-6f;
+            w[j] *= LFM2__CAST(float, cf->routed_scaling_factor);
+        }
+    }
+    if (c->dbg_experts) {
+        int32_t mi = ly->moe_slot;
+        for (r = 0; r < R; r++) {
+            c->dbg_experts[LFM2__CAST(size_t, mi) * LFM2__CAST(size_t, R) + LFM2__CAST(size_t, r)] = sel[r];
+            c->dbg_expert_w[LFM2__CAST(size_t, mi) * LFM2__CAST(size_t, R) + LFM2__CAST(size_t, r)] = wt[r];
+        }
+    }
+    /* rows of the grouped buffers: cnt[e] = first row of expert e, row[t*K + j] = the row of (t, j) */
+    for (e = 0; e <= E; e++) cnt[e] = 0;
+    for (r = 0; r < R; r++) cnt[sel[r] + 1]++;
+    for (e = 0; e < E; e++) cnt[e + 1] += cnt[e];
+    {
+        int32_t *fill = cnt + E + 1; /* [E] next free row of each expert */
+        for (e = 0; e < E; e++) fill[e] = cnt[e];
+        for (r = 0; r < R; r++) row[r] = fill[sel[r]]++;
+    }
+    if (T > 1)
+        for (r = 0; r < R; r++) memcpy(c->moe_x + LFM2__CAST(size_t, row[r]) * Dz, c->xb + LFM2__CAST(size_t, r / K) * Dz, sizeof(float) * Dz);
+    /* gate and up of every chosen expert: one step */
+    for (e = 0; e < E; e++) {
+        int32_t n = cnt[e + 1] - cnt[e];
+        const float *x = (T > 1) ? c->moe_x + LFM2__CAST(size_t, cnt[e]) * Dz : c->xb;
+        if (n == 0) continue;
+        jobs[nj].out = c->gb + LFM2__CAST(size_t, cnt[e]) * Iz; jobs[nj].w = &ly->experts[3 * e];
+        jobs[nj + 1].out = c->ub + LFM2__CAST(size_t, cnt[e]) * Iz; jobs[nj + 1].w = &ly->experts[3 * e + 1];
+        jobs[nj].x = jobs[nj + 1].x = x;
+        jobs[nj].B = jobs[nj + 1].B = n;
+        jobs[nj].k = jobs[nj + 1].k = NULL;
+        nj += 2;
+        if (nj == 2 * LFM2__STEP_JOBS) { lfm2__matmul_jobs(c, jobs, nj); nj = 0; }
+    }
+    if (nj) lfm2__matmul_jobs(c, jobs, nj);
+    for (r = 0; r < R; r++) c->m->vops->silu_mul(c->gb + LFM2__CAST(size_t, r) * Iz, c->ub + LFM2__CAST(size_t, r) * Iz, Iz);
+    /* down */
+    nj = 0;
+    for (e = 0; e < E; e++) {
+        int32_t n = cnt[e + 1] - cnt[e];
+        if (n == 0) continue;
+        jobs[nj].out = c->moe_y + LFM2__CAST(size_t, cnt[e]) * Dz;
+        jobs[nj].w = &ly->experts[3 * e + 2];
+        jobs[nj].x = c->gb + LFM2__CAST(size_t, cnt[e]) * Iz;
+        jobs[nj].B = n;
+        jobs[nj].k = NULL;
+        nj++;
+        if (nj == 2 * LFM2__STEP_JOBS) { lfm2__matmul_jobs(c, jobs, nj); nj = 0; }
+    }
+    if (nj) lfm2__matmul_jobs(c, jobs, nj);
+    /* ob[t] = sum_j w_j y(t, j), in the order j = 1..k */
+    for (t = 0; t < T; t++) {
+        float *o = c->ob + LFM2__CAST(size_t, t) * Dz;
+        size_t d;
+        for (j = 0; j < K; j++) {
+            const float *y = c->moe_y + LFM2__CAST(size_t, row[t * K + j]) * Dz;
+            float w = wt[t * K + j];
+            if (j == 0) for (d = 0; d < Dz; d++) o[d] = w * y[d];
+            else for (d = 0; d < Dz; d++) o[d] += w * y[d];
+        }
+    }
+}
+
 /* >>forward -------------------------------------------------------------------------------- */
 /* The abort callbacks a decode polls (lfm2_context_set_abort's and lfm2_generate's should_abort
    during its prefill); NULL = none. */
@@ -6125,7 +6344,8 @@ static int lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, floa
         /* h = h + FFN(rms(h; ffn_norm)) */
         for (t = 0; t < T; t++) lfm2__rmsnorm(c->xb + LFM2__CAST(size_t, t) * Dz, c->x + LFM2__CAST(size_t, t) * Dz, ly->ffn_norm, D, eps);
         LFM2__PROF(c, LFM2__P_NORM);
-        lfm2__ffn(c, ly, T);
+        if (ly->is_moe) lfm2__moe(c, ly, T);
+        else lfm2__ffn(c, ly, T);
         LFM2__PROF(c, LFM2__P_FFN);
         for (q = 0; q < TD; q++) c->x[q] += c->ob[q];
         LFM2__PROF(c, LFM2__P_RESID);
@@ -6320,7 +6540,12 @@ static int32_t lfm2__model_mats(lfm2_model *m, lfm2__mat **list) {
     if (m->head.data != m->embed.data) list[n++] = &m->head;
     for (l = 0; l < m->cfg.num_hidden_layers; l++) {
         lfm2__layer *ly = &m->layers[l];
-        list[n++] = &ly->w1; list[n++] = &ly->w3; list[n++] = &ly->w2;
+        if (ly->is_moe) { /* the experts; the router stays as stored (routing never changes with the weights' format) */
+            int32_t e;
+            for (e = 0; e < 3 * m->cfg.num_experts; e++) list[n++] = &ly->experts[e];
+        } else {
+            list[n++] = &ly->w1; list[n++] = &ly->w3; list[n++] = &ly->w2;
+        }
         if (ly->is_attention) { list[n++] = &ly->wq; list[n++] = &ly->wk; list[n++] = &ly->wv; list[n++] = &ly->wo; }
         else { list[n++] = &ly->in_proj; list[n++] = &ly->out_proj; }
     }
@@ -6328,15 +6553,26 @@ static int32_t lfm2__model_mats(lfm2_model *m, lfm2__mat **list) {
 }
 /* the same list in an allocation of the model's allocator (NULL when out of memory) */
 static lfm2__mat **lfm2__model_mats_alloc(lfm2_model *m, int32_t *n) {
-    lfm2__mat **list = LFM2__CAST(lfm2__mat **, lfm2__malloc(&m->alloc, sizeof(lfm2__mat *) * (2 + 7 * LFM2__CAST(size_t, m->cfg.num_hidden_layers))));
+    size_t cnt = 2 + 7 * LFM2__CAST(size_t, m->cfg.num_hidden_layers) + 3 * LFM2__CAST(size_t, m->cfg.num_experts) * LFM2__CAST(size_t, m->cfg.n_moe_layers);
+    lfm2__mat **list = LFM2__CAST(lfm2__mat **, lfm2__malloc(&m->alloc, sizeof(lfm2__mat *) * cnt));
     if (list) *n = lfm2__model_mats(m, list);
     return list;
 }
 
+#ifdef LFM2__HAVE_MMAP
+static void lfm2__blob_drop(lfm2__blob *bl, uintptr_t lo, uintptr_t hi, uintptr_t ps);
+#endif
 static lfm2_result lfm2__quantize_weights(lfm2_model *m, const lfm2__workers *W, int32_t type, lfm2_error *err) {
     lfm2__mat **list;
     int32_t n = 0, i;
     size_t total = 0, off = 0;
+#ifdef LFM2__HAVE_MMAP
+    uintptr_t ps;
+    {
+        long pg = sysconf(_SC_PAGESIZE);
+        ps = (pg > 0 && pg <= (1L << 24)) ? LFM2__CAST(uintptr_t, pg) : 0; /* 0: keep the pages */
+    }
+#endif
     list = lfm2__model_mats_alloc(m, &n);
     if (!list) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for quantization");
     for (i = 0; i < n; i++) {
@@ -6351,9 +6587,18 @@ static lfm2_result lfm2__quantize_weights(lfm2_model *m, const lfm2__workers *W,
         /* with Q4, the embedding and the head stay at 8 bits (as llama.cpp keeps its output
            matrix at higher precision): they matter most for the logits and cost little time */
         int t = (type == LFM2_WEIGHTS_Q4 && (list[i] == &m->embed || list[i] == &m->head)) ? LFM2_WEIGHTS_Q8 : type;
+        uintptr_t src = LFM2__PTRINT(list[i]->data);
+        size_t sbytes = LFM2__CAST(size_t, list[i]->rows) * LFM2__CAST(size_t, list[i]->cols) * (list[i]->dtype == LFM2__DT_F32 ? 4u : 2u);
+        int32_t k;
         b = lfm2__quant_bytes(list[i], t);
         if (b == 0) continue;
         lfm2__quantize_mat(m, W, list[i], t, m->qbuf + off);
+        (void)src; (void)sbytes; (void)k;
+#ifdef LFM2__HAVE_MMAP
+        /* the source's whole pages leave the process (resident memory: about the quantized model) */
+        for (k = 0; k < m->n_blobs; k++)
+            if (src >= LFM2__PTRINT(m->blobs[k].data) && src - LFM2__PTRINT(m->blobs[k].data) < m->blobs[k].size) lfm2__blob_drop(&m->blobs[k], src, src + sbytes, ps);
+#endif
         if (tied_head) m->head = m->embed;
         off += (b + 63) & ~LFM2__CAST(size_t, 63);
     }
@@ -6586,6 +6831,8 @@ static lfm2_result lfm2__bind_kernels(lfm2_model *m, lfm2_error *err) {
     if (!list) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the kernel table");
     for (i = 0; i < n; i++)
         for (a = 0; a < 2; a++) list[i]->kern[a] = lfm2__kernel_for(list[i], a, m->isa);
+    for (i = 0; i < m->cfg.num_hidden_layers; i++) /* routers: f32 activations always */
+        if (m->layers[i].is_moe) m->layers[i].router.kern[0] = m->layers[i].router.kern[1] = lfm2__kernel_for(&m->layers[i].router, 0, m->isa);
     if (m->head.data == m->embed.data) m->head = m->embed;
     lfm2__free(&m->alloc, list);
     return LFM2_OK;
@@ -6710,6 +6957,7 @@ static lfm2_result lfm2__bind_weights(lfm2_model *m, lfm2_error *err) {
 #define LFM2__TRY(x) do { rc = (x); if (rc != LFM2_OK) return rc; } while (0)
     for (l = 0; l < c->num_hidden_layers; l++) {
         n_vec += 2 * LFM2__CAST(size_t, D);
+        if (c->is_moe && l >= c->num_dense_layers && c->use_expert_bias) n_vec += LFM2__CAST(size_t, c->num_experts);
         if (c->layer_is_attention[l]) n_vec += 2 * LFM2__CAST(size_t, hd);
         else n_vec += LFM2__CAST(size_t, D * L) + (c->conv_bias ? LFM2__CAST(size_t, 5 * D) : 0);
     }
@@ -6724,6 +6972,14 @@ static lfm2_result lfm2__bind_weights(lfm2_model *m, lfm2_error *err) {
     }
     m->vec = LFM2__CAST(float *, lfm2__malloc(&m->alloc, sizeof(float) * n_vec));
     m->layers = LFM2__CAST(lfm2__layer *, lfm2__calloc(&m->alloc, sizeof(lfm2__layer) * LFM2__CAST(size_t, c->num_hidden_layers)));
+    if (c->n_moe_layers > 0) {
+        size_t ne = 3 * LFM2__CAST(size_t, c->num_experts) * LFM2__CAST(size_t, c->n_moe_layers);
+        if (LFM2__CAST(uint64_t, ne) > LFM2__CAST(uint64_t, m->n_tensors))
+            return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "config.json implies %llu expert matrices, but the safetensors files hold only %d tensors",
+                              LFM2__CAST(unsigned long long, ne), m->n_tensors);
+        m->experts = LFM2__CAST(lfm2__mat *, lfm2__calloc(&m->alloc, sizeof(lfm2__mat) * ne));
+        if (!m->experts) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the expert table");
+    }
     if (!m->vec || !m->layers) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the model's tables");
     arena = m->vec;
     /* the FFN width of the file must agree with the config's derivation (spec 1.3) */
@@ -6746,9 +7002,44 @@ static lfm2_result lfm2__bind_weights(lfm2_model *m, lfm2_error *err) {
         sh[0] = D;
         LFM2__TRY(lfm2__bind_vec(m, LFM2__NAME("operator_norm.weight"), 1, sh, &arena, err, &ly->operator_norm));
         LFM2__TRY(lfm2__bind_vec(m, LFM2__NAME("ffn_norm.weight"), 1, sh, &arena, err, &ly->ffn_norm));
-        LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("feed_forward.w1.weight"), F, D, err, &ly->w1));
-        LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("feed_forward.w3.weight"), F, D, err, &ly->w3));
-        LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("feed_forward.w2.weight"), D, F, err, &ly->w2));
+        if (c->is_moe && l >= c->num_dense_layers) { /* a sparse block */
+            int64_t E = c->num_experts, I = c->moe_intermediate_size;
+            int32_t e;
+            char en[96];
+            ly->is_moe = 1;
+            ly->moe_slot = l - c->num_dense_layers;
+            ly->experts = m->experts + 3 * LFM2__CAST(size_t, E) * LFM2__CAST(size_t, l - c->num_dense_layers);
+            if (lfm2__model_find(m, LFM2__NAME("feed_forward.w1.weight")))
+                return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: layer %d is sparse (num_dense_layers %d) but tensor \"%s\" exists", l, c->num_dense_layers, name);
+            {   /* the router multiplies f32 activations as stored: row-major f32 / f16 / bf16 */
+                const lfm2__tensor *g;
+                sh[0] = E; sh[1] = D;
+                LFM2__TRY(lfm2__get_tensor(m, LFM2__NAME("feed_forward.gate.weight"), 2, sh, err, &g));
+                ly->router.data = g->data;
+                ly->router.dtype = g->dtype;
+                ly->router.rows = LFM2__CAST(int32_t, E);
+                ly->router.cols = LFM2__CAST(int32_t, D);
+            }
+            sh[0] = E;
+            if (c->use_expert_bias) LFM2__TRY(lfm2__bind_vec(m, LFM2__NAME("feed_forward.expert_bias"), 1, sh, &arena, err, &ly->expert_bias));
+            for (e = 0; e < E; e++) {
+                snprintf(en, sizeof en, "feed_forward.experts.%d.w1.weight", e);
+                LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME(en), I, D, err, &ly->experts[3 * e]));
+                snprintf(en, sizeof en, "feed_forward.experts.%d.w3.weight", e);
+                LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME(en), I, D, err, &ly->experts[3 * e + 1]));
+                snprintf(en, sizeof en, "feed_forward.experts.%d.w2.weight", e);
+                LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME(en), D, I, err, &ly->experts[3 * e + 2]));
+            }
+            snprintf(en, sizeof en, "feed_forward.experts.%d.w1.weight", c->num_experts);
+            if (lfm2__model_find(m, LFM2__NAME(en)))
+                return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json says num_experts = %d but tensor \"%s\" exists", c->num_experts, name);
+        } else {
+            LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("feed_forward.w1.weight"), F, D, err, &ly->w1));
+            LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("feed_forward.w3.weight"), F, D, err, &ly->w3));
+            LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("feed_forward.w2.weight"), D, F, err, &ly->w2));
+            if (lfm2__model_find(m, LFM2__NAME("feed_forward.gate.weight")))
+                return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: layer %d is dense (num_dense_layers %d) but tensor \"%s\" exists", l, c->num_dense_layers, name);
+        }
         if (ly->is_attention) {
             ly->slot = n_attn++;
             LFM2__TRY(lfm2__bind_mat(m, LFM2__NAME("self_attn.q_proj.weight"), qd, D, err, &ly->wq));
@@ -6822,6 +7113,7 @@ static void lfm2__model_destroy(lfm2_model *m) {
     lfm2__free(&a, m->files);
     lfm2__free(&a, m->by_name);
     lfm2__free(&a, m->layers);
+    lfm2__free(&a, m->experts);
     lfm2__free(&a, m->vec);
     lfm2__free(&a, m->qbuf);
     if (m->shard_names) {
@@ -7473,7 +7765,7 @@ LFM2_API lfm2_result lfm2_model_tensor_info(const lfm2_model *m, int32_t i, lfm2
 
 typedef struct lfm2__layout {
     size_t total;
-    size_t off[24];
+    size_t off[32];
     int n;
 } lfm2__layout;
 
@@ -7498,7 +7790,11 @@ static int lfm2__context_layout(const lfm2_config *c, int32_t n_ctx, int32_t B, 
     size_t hd = LFM2__CAST(size_t, c->head_dim), qd = LFM2__CAST(size_t, c->num_attention_heads) * hd;
     size_t kvd = LFM2__CAST(size_t, c->num_key_value_heads) * hd, L1 = LFM2__CAST(size_t, c->conv_L_cache - 1);
     size_t yd = D > qd ? D : qd, nctx = LFM2__CAST(size_t, n_ctx);
+    size_t KI = LFM2__CAST(size_t, c->num_experts_per_tok) * LFM2__CAST(size_t, c->moe_intermediate_size), Fg = F > KI ? F : KI;
+    size_t KD = LFM2__CAST(size_t, c->num_experts_per_tok) * D, qa = (D > Fg ? D : Fg) > qd ? (D > Fg ? D : Fg) : qd;
+    size_t Ez = LFM2__CAST(size_t, c->num_experts), Kz = LFM2__CAST(size_t, c->num_experts_per_tok);
     int ok = 1;
+    if (KD > qa) qa = KD;
     memset(l, 0, sizeof *l);
     l->total = 64; /* room to align the block itself */
     ok &= lfm2__lay3(l, Bz, D, 1);              /* 0 x  */
@@ -7510,8 +7806,8 @@ static int lfm2__context_layout(const lfm2_config *c, int32_t n_ctx, int32_t B, 
     ok &= lfm2__lay3(l, Bz, kvd, 1);            /* 6 vb */
     ok &= lfm2__lay3(l, Bz, yd, 1);             /* 7 yb */
     ok &= lfm2__lay3(l, Bz, D, 1);              /* 8 ob */
-    ok &= lfm2__lay3(l, Bz, F, 1);              /* 9 gb */
-    ok &= lfm2__lay3(l, Bz, F, 1);              /* 10 ub */
+    ok &= lfm2__lay3(l, Bz, Fg, 1);             /* 9 gb */
+    ok &= lfm2__lay3(l, Bz, Fg, 1);             /* 10 ub */
     ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->num_attention_heads), nctx, 1);          /* 11 att */
     ok &= lfm2__lay3(l, Bz, hd / 2, 1);         /* 12 rope_cos */
     ok &= lfm2__lay3(l, Bz, hd / 2, 1);         /* 13 rope_sin */
@@ -7520,8 +7816,15 @@ static int lfm2__context_layout(const lfm2_config *c, int32_t n_ctx, int32_t B, 
     ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_conv_layers), L1, D);                  /* 16 conv_state */
     ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_attention_layers), nctx, kvd);         /* 17 k_cache */
     ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_attention_layers), nctx, kvd);         /* 18 v_cache */
-    ok &= lfm2__lay3(l, Bz, (D > F ? D : F) > qd ? (D > F ? D : F) : qd, 1);          /* 19 qa (3 bytes per column <= 1 float) */
+    ok &= lfm2__lay3(l, Bz, qa, 1);             /* 19 qa (3 bytes per column <= 1 float) */
     ok &= lfm2__lay3(l, LFM2__CAST(size_t, c->n_conv_layers), L1, D);                  /* 20 conv_saved */
+    ok &= lfm2__lay3(l, Bz, Ez, 1);             /* 21 moe_logits */
+    ok &= lfm2__lay3(l, Bz, Kz, 1);             /* 22 moe_w */
+    ok &= lfm2__lay3(l, Bz, Kz, 1);             /* 23 moe_sel */
+    ok &= lfm2__lay3(l, Bz, Kz, 1);             /* 24 moe_row */
+    ok &= lfm2__lay3(l, 2 * Ez + 1, 1, 1);      /* 25 moe_cnt */
+    ok &= lfm2__lay3(l, Bz, KD, 1);             /* 26 moe_x */
+    ok &= lfm2__lay3(l, Bz, KD, 1);             /* 27 moe_y */
     return ok;
 }
 
@@ -7568,6 +7871,11 @@ LFM2_API lfm2_result lfm2_context_create(const lfm2_model *m, const lfm2_context
     c->qa = LFM2__CAST(unsigned char *, LFM2__CAST(void *, LFM2__AT(19)));
     c->qa_size = l.off[20] - l.off[19];
     c->conv_saved = LFM2__AT(20);
+    c->moe_logits = LFM2__AT(21); c->moe_w = LFM2__AT(22);
+    c->moe_sel = LFM2__CAST(int32_t *, LFM2__CAST(void *, LFM2__AT(23)));
+    c->moe_row = LFM2__CAST(int32_t *, LFM2__CAST(void *, LFM2__AT(24)));
+    c->moe_cnt = LFM2__CAST(int32_t *, LFM2__CAST(void *, LFM2__AT(25)));
+    c->moe_x = LFM2__AT(26); c->moe_y = LFM2__AT(27);
 #undef LFM2__AT
     c->m = m;
     c->alloc = a;

@@ -225,6 +225,21 @@ for q in q8 q4; do
         pass "lfm2-quantize $q: the pre-quantized folder holds the values of load-time $q ($(grep -c '^matrix' "$TMP/pre.dig") matrices, digest $(sed -n 's/^digest //p' "$TMP/pre.dig"))"
     else fail "lfm2-quantize $q"; fi
 done
+# LFM2-MoE: lfm2-inspect prints the MoE fields, --logits works, lfm2-quantize writes its experts
+if run_inspect "$DATA/tiny-moe-bf16" > "$TMP/inspect-moe" 2>&1 && grep -q "experts  *8 per layer, top 2, moe_intermediate_size 48" "$TMP/inspect-moe" &&
+   grep -q "482944 (from the config), 261760 active per token" "$TMP/inspect-moe" &&
+   run_inspect "$DATA/tiny-moe-f32-sharded" --ids 1,2,3 --logits "$TMP/moe.bin" 2>/dev/null && [ "$(wc -c < "$TMP/moe.bin")" -eq $((3 * 384 * 4)) ]; then
+    pass "lfm2-inspect on MoE folders: experts, routing, total and active parameters; --logits"
+else fail "lfm2-inspect on an MoE folder"; fi
+for q in q8 q4; do
+    if run_quant "$DATA/tiny-moe-bf16" "$TMP/moe-$q" $q 2>/dev/null &&
+       run_inspect "$TMP/moe-$q" --digest > "$TMP/moe-pre.dig" 2>/dev/null &&
+       run_inspect "$DATA/tiny-moe-bf16" --weights $q --digest > "$TMP/moe-load.dig" 2>/dev/null &&
+       [ "$(grep -c '^matrix' "$TMP/moe-pre.dig")" -gt 90 ] && cmp -s "$TMP/moe-pre.dig" "$TMP/moe-load.dig" &&
+       run_inspect "$TMP/moe-$q" | grep -q "experts.7.w1.weight_scale"; then
+        pass "lfm2-quantize $q on an MoE folder: every expert quantized, the values of load-time $q ($(grep -c '^matrix' "$TMP/moe-pre.dig") matrices)"
+    else fail "lfm2-quantize $q on an MoE folder"; fi
+done
 if run_lfm2 -m "$TMP/demo-q8" --raw --temp 0 -n 8 -p "def f" > /dev/null 2>&1; then
     pass "the CLI runs a pre-quantized folder"
 else fail "CLI on a pre-quantized folder"; fi

@@ -21,7 +21,9 @@
      bound  tg upper bound = BW / weight bytes read per token. Bytes per token = every weight
             tensor once, except the embedding: with tied embeddings the head reads the whole
             [V, D] matrix every token and the lookup one row (KV-cache reads are left out; they
-            are < 1% at these depths). With --quant int8|int4 (lfm2_model_params.weights) the
+            are < 1% at these depths); MoE: the router and num_experts_per_tok of the num_experts
+            experts of every sparse layer (the active weights: each expert counts k / E). With
+            --quant int8|int4 (lfm2_model_params.weights) the
             matrices count at their quantized size (load time then includes the conversion, and
             peak RSS the pages of the source file it read).
    Bandwidth here drifts within minutes: compare only ratios measured in the same run. */
@@ -277,7 +279,8 @@ static void model_facts(const lfm2_model *m, int weights, wfacts *w) {
     for (i = 0; i < n; i++) {
         lfm2_tensor_info ti;
         double numel = 1, bytes;
-        int d, is_embed, is_scale, is_matrix;
+        int d, is_embed, is_scale, is_matrix, is_expert;
+        double share;
         if (lfm2_model_tensor_info(m, i, &ti) != LFM2_OK) continue;
         for (d = 0; d < ti.n_dims; d++) numel *= (double)ti.shape[d];
         w->file_bytes += (double)ti.n_bytes;
@@ -288,8 +291,9 @@ static void model_facts(const lfm2_model *m, int weights, wfacts *w) {
         /* pre-quantized folders (tools/lfm2-quantize): NAME as I8/U8 plus NAME_scale F16 */
         is_scale = ends_with(ti.name, "_scale");
         is_embed = !strncmp(ti.name, "model.embed_tokens.weight", 25);
+        is_expert = strstr(ti.name, ".feed_forward.experts.") != NULL;
         is_matrix = ti.n_dims == 2 && !is_scale && (is_embed || !strcmp(ti.name, "lm_head.weight") || strstr(ti.name, "_proj.") ||
-                                                    strstr(ti.name, "feed_forward.w"));
+                                                    strstr(ti.name, "feed_forward.w") || is_expert);
         bytes = is_matrix ? quantized_bytes((double)ti.n_bytes, ti.shape[0], ti.shape[1], weights,
                                             is_embed || !strcmp(ti.name, "lm_head.weight"))
                           : (double)ti.n_bytes;
@@ -300,8 +304,11 @@ static void model_facts(const lfm2_model *m, int weights, wfacts *w) {
             continue;
         }
         if (!strcmp(ti.name, "lm_head.weight")) has_head = 1;
-        w->bytes_per_token += bytes;
-        if (is_matrix) w->matmul_params += numel * (!strcmp(ti.dtype, "U8") ? 2 : 1);
+        /* MoE: a token reads num_experts_per_tok of the num_experts experts of a sparse layer (the
+           router in full): each expert tensor counts k / E (the active bytes) */
+        share = (is_expert && c->num_experts > 0) ? (double)c->num_experts_per_tok / (double)c->num_experts : 1.0;
+        w->bytes_per_token += bytes * share;
+        if (is_matrix) w->matmul_params += numel * (!strcmp(ti.dtype, "U8") ? 2 : 1) * share;
     }
     if (embed_rows > 0) w->bytes_per_token += embed_bytes / embed_rows; /* the lookup: one row */
     if (!has_head) { /* tied: the head is the embedding matrix, read in full every token */

@@ -80,6 +80,12 @@ static void print_config(const char *dir, const lfm2_model *m) {
     printf("attention heads     %d q / %d kv, head_dim %d\n", c->num_attention_heads, c->num_key_value_heads, c->head_dim);
     printf("ffn width           %d (intermediate_size %d, auto-adjust %d, multiplier %g, multiple_of %d)\n", c->ff_dim,
            c->intermediate_size, c->block_auto_adjust_ff_dim, c->block_ffn_dim_multiplier, c->block_multiple_of);
+    if (c->is_moe) {
+        printf("model_type          lfm2_moe: layers 0..%d dense (ffn width %d), %d sparse layers\n", c->num_dense_layers - 1, c->ff_dim, c->n_moe_layers);
+        printf("experts             %d per layer, top %d, moe_intermediate_size %d\n", c->num_experts, c->num_experts_per_tok, c->moe_intermediate_size);
+        printf("routing             sigmoid, use_expert_bias %d, norm_topk_prob %d, routed_scaling_factor %g\n", c->use_expert_bias,
+               c->norm_topk_prob, c->routed_scaling_factor);
+    }
     printf("conv_L_cache        %d, conv_bias %d\n", c->conv_L_cache, c->conv_bias);
     printf("norm_eps            %g\n", (double)c->norm_eps);
     printf("rope_theta          %g\n", c->rope_theta);
@@ -87,7 +93,9 @@ static void print_config(const char *dir, const lfm2_model *m) {
     printf("max_position        %d\n", c->max_position_embeddings);
     printf("bos / pad / eos     %d / %d /", c->bos_token_id, c->pad_token_id);
     for (i = 0; i < c->n_eos; i++) printf(" %d", c->eos_token_ids[i]);
-    printf("\nparameters          %llu (from the config)\n", (unsigned long long)lfm2_config_param_count(c));
+    printf("\nparameters          %llu (from the config)", (unsigned long long)lfm2_config_param_count(c));
+    if (c->is_moe) printf(", %llu active per token", (unsigned long long)lfm2_config_active_param_count(c));
+    printf("\n");
     printf("build               lfm2.h %s, %s\n\n", lfm2_version_string(), lfm2_build_info());
     printf("%-52s %-5s %-18s %12s  %s\n", "tensor", "dtype", "shape", "bytes", "file @ offset");
     for (i = 0; i < nt; i++) {

@@ -320,6 +320,14 @@ static const lfm2__mat *find_mat(const lfm2_model *m, const char *name) {
     if (!strcmp(name, "model.embed_tokens.weight")) return &m->embed;
     if (!strcmp(name, "lm_head.weight")) return &m->head;
     if (strncmp(name, "model.layers.", 13) != 0) return NULL;
+    {   /* an expert of a sparse (MoE) layer: model.layers.L.feed_forward.experts.E.wK.weight */
+        int ll = -1, e = -1, k = -1, end = 0;
+        if (sscanf(name, "model.layers.%d.feed_forward.experts.%d.w%d.weight%n", &ll, &e, &k, &end) == 3 && name[end] == 0 && ll >= 0 &&
+            ll < m->cfg.num_hidden_layers && m->layers[ll].is_moe && e >= 0 && e < m->cfg.num_experts && (k == 1 || k == 2 || k == 3)) {
+            snprintf(buf, sizeof buf, "model.layers.%d.feed_forward.experts.%d.w%d.weight", ll, e, k);
+            if (!strcmp(buf, name)) return &m->layers[ll].experts[3 * e + (k == 1 ? 0 : k == 3 ? 1 : 2)];
+        }
+    }
     for (l = 0; l < m->cfg.num_hidden_layers; l++) {
         const lfm2__layer *ly = &m->layers[l];
         static const char *const nm[9] = {"feed_forward.w1.weight", "feed_forward.w3.weight", "feed_forward.w2.weight",

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define LFM2_DIGEST_FNV0 1469598103934665603ull
-#define LFM2_DIGEST_MAX_MATS (2 + 7 * LFM2_CONFIG_LAYERS)
+#define LFM2_DIGEST_MAX_MATS (2 + 7 * LFM2_CONFIG_LAYERS + 3 * 64 * LFM2_CONFIG_LAYERS) /* MoE: up to 64 experts a layer */
 
 typedef struct lfm2_digests {
     int32_t n_mats;
@@ -34,16 +34,20 @@ static uint64_t lfm2_digest_f32s(uint64_t h, const float *v, int64_t n) {
     return h;
 }
 
-/* Fills *d (malloc it: it is ~43 KiB). Returns 0 if the model has more matrices than it holds. */
+/* Fills *d (malloc it: it is ~800 KiB). Returns 0 if the model has more matrices than it holds
+   (or no memory for their list). */
 static int lfm2_digest_model(lfm2_model *m, lfm2_digests *d) {
-    lfm2__mat *list[LFM2_DIGEST_MAX_MATS];
+    lfm2__mat **list;
     const lfm2_config *c = &m->cfg;
     int64_t D = c->hidden_size, L = c->conv_L_cache, hd = c->head_dim;
-    int32_t i, r, k, l;
+    int32_t i, r, k, l, n = 0;
     if (c->num_hidden_layers > LFM2_CONFIG_LAYERS) return 0;
     memset(d, 0, sizeof *d);
     d->all = LFM2_DIGEST_FNV0;
-    d->n_mats = lfm2__model_mats(m, list);
+    list = lfm2__model_mats_alloc(m, &n);
+    if (!list) return 0;
+    if (n > LFM2_DIGEST_MAX_MATS) { lfm2__free(&m->alloc, list); return 0; }
+    d->n_mats = n;
     for (i = 0; i < d->n_mats; i++) {
         uint64_t h = LFM2_DIGEST_FNV0;
         for (r = 0; r < list[i]->rows; r++)
@@ -56,6 +60,7 @@ static int lfm2_digest_model(lfm2_model *m, lfm2_digests *d) {
         d->rows[i] = list[i]->rows;
         d->cols[i] = list[i]->cols;
     }
+    lfm2__free(&m->alloc, list);
     d->vectors = lfm2_digest_f32s(LFM2_DIGEST_FNV0, m->final_norm, D);
     for (l = 0; l < c->num_hidden_layers; l++) {
         const lfm2__layer *ly = &m->layers[l];
@@ -70,6 +75,7 @@ static int lfm2_digest_model(lfm2_model *m, lfm2_digests *d) {
             d->vectors = lfm2_digest_f32s(d->vectors, ly->conv_b, D);
             d->vectors = lfm2_digest_f32s(d->vectors, ly->out_bias, D);
         }
+        if (ly->is_moe) d->vectors = lfm2_digest_f32s(d->vectors, ly->expert_bias, c->num_experts);
     }
     return 1;
 }

@@ -4,7 +4,17 @@ tools/make-random-model) to a GGUF file that llama.cpp loads, WITHOUT torch/tran
 that llama.cpp and lfm2.h can be benchmarked on the very same weights.
 
     PYTHONPATH=<llama.cpp>/gguf-py /usr/bin/python3 tools/peer/hf_to_gguf_lfm2.py \
-        /tmp/lfm2-350m-bf16 /tmp/lfm2-350m-bf16.gguf [--outtype auto|f32|f16|bf16]
+        /tmp/lfm2-350m-bf16 /tmp/lfm2-350m-bf16.gguf [--outtype auto|f32|f16|bf16|q8_0]
+
+LFM2-MoE folders (model_type lfm2_moe, e.g. tools/make-random-model --shape 8b-a1b) become
+llama.cpp's "lfm2moe" architecture, as its own converter (conversion/lfm2.py, LFM2MoeModel) writes
+them: the experts of a layer stacked into blk.N.ffn_{gate,up,down}_exps [E, I, D] / [E, D, I], the
+router as blk.N.ffn_gate_inp, expert_bias as blk.N.exp_probs_b.bias (F32), and the keys
+expert_count, expert_used_count, expert_feed_forward_length, leading_dense_block_count and
+expert_gating_func = sigmoid; feed_forward_length = intermediate_size as given. Tensors are
+written one at a time (memory: one tensor), and --outtype q8_0 quantizes the matrices directly
+(gguf-py's reference Q8_0), so an 8B-A1B q8_0 GGUF needs no bf16 GGUF on disk; llama-quantize
+--allow-requantize makes q4_0 from it.
 
 Needs numpy (Debian: apt-get install python3-numpy) and llama.cpp's own gguf-py.
 
@@ -131,7 +141,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")
     ap.add_argument("out")
-    ap.add_argument("--outtype", choices=["auto", "f32", "f16", "bf16"], default="auto")
+    ap.add_argument("--outtype", choices=["auto", "f32", "f16", "bf16", "q8_0"], default="auto")
     args = ap.parse_args()
 
     cfg = json.load(open(os.path.join(args.folder, "config.json")))
@@ -155,13 +165,18 @@ def main():
     kv_arr = [HKV if k == "attn" else 0 for k in kinds]
 
     tensors = load_all(args.folder)
-    mat_dtypes = {t[0] for n, t in tensors.items() if len(t[1]) == 2}
+    moe = cfg.get("model_type") == "lfm2_moe"
+    mat_dtypes = {t[0] for n, t in tensors.items() if len(t[1]) == 2 and not n.endswith(".feed_forward.gate.weight")}
     src = mat_dtypes.pop() if len(mat_dtypes) == 1 else "F32"
     outtype = {"F32": "f32", "F16": "f16", "BF16": "bf16"}[src] if args.outtype == "auto" else args.outtype
     ftype = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
-             "bf16": gguf.LlamaFileType.MOSTLY_BF16}[outtype]
+             "bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype]
+    if moe:
+        ff = cfg["intermediate_size"]
+        E, K, I = cfg["num_experts"], cfg["num_experts_per_tok"], cfg["moe_intermediate_size"]
+        n_dense = cfg.get("num_dense_layers", 2)
 
-    w = gguf.GGUFWriter(args.out, "lfm2")
+    w = gguf.GGUFWriter(args.out, "lfm2moe" if moe else "lfm2")
     w.add_name(os.path.basename(os.path.normpath(args.folder)))
     w.add_context_length(cfg.get("max_position_embeddings", 128000))
     w.add_embedding_length(D)
@@ -169,10 +184,18 @@ def main():
     w.add_feed_forward_length(ff)
     w.add_head_count(H)
     w.add_head_count_kv(kv_arr)
-    w.add_rope_freq_base(float(cfg.get("rope_theta", 1e6)))
+    rp = cfg.get("rope_parameters") or {}
+    w.add_rope_freq_base(float(cfg.get("rope_theta", rp.get("rope_theta", 1e6))))
     w.add_layer_norm_rms_eps(float(cfg.get("norm_eps", 1e-5)))
     w.add_vocab_size(V)
     w.add_shortconv_l_cache(cfg.get("conv_L_cache", 3))
+    if moe:
+        w.add_expert_count(E)
+        w.add_expert_used_count(K)
+        w.add_expert_feed_forward_length(I)
+        w.add_leading_dense_block_count(n_dense)
+        w.add_expert_gating_func(gguf.ExpertGatingFuncType.SIGMOID)
+        w.add_expert_weights_norm(bool(cfg.get("norm_topk_prob", True)))
     w.add_file_type(ftype)
 
     tokens, types, merges = made_up_vocab(V)
@@ -188,33 +211,71 @@ def main():
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
 
-    t0 = time.time()
+    # the output tensors: (gguf name, producer of the array, raw dtype or None)
+    specs = []
     n_params = 0
+
+    def matrix(arr_f32_fn, raw, dtype, shape):
+        """a weight matrix (2-D, or 3-D stacked experts) in the output type: (producer, raw dtype,
+        output array shape, output numpy dtype)"""
+        shape = tuple(shape)
+        if outtype == "q8_0":
+            return ((lambda: gguf.quants.quantize(np.ascontiguousarray(arr_f32_fn()), gguf.GGMLQuantizationType.Q8_0)),
+                    gguf.GGMLQuantizationType.Q8_0, shape[:-1] + (shape[-1] // 32 * 34,), np.uint8)
+        if outtype == "bf16":
+            bshape = shape[:-1] + (shape[-1] * 2,)
+            if dtype == "BF16" and raw is not None:  # bytes as they are; byte shape [.., in*2]
+                return (lambda: raw().reshape(bshape)), gguf.GGMLQuantizationType.BF16, bshape, np.uint8
+            return (lambda: gguf.quants.quantize(arr_f32_fn(), gguf.GGMLQuantizationType.BF16)), gguf.GGMLQuantizationType.BF16, bshape, np.uint8
+        if outtype == "f16":
+            return (lambda: arr_f32_fn().astype(np.float16)), None, shape, np.float16
+        return (lambda: np.ascontiguousarray(arr_f32_fn())), None, shape, np.float32
+
+    expert_re = {}
     for name in sorted(tensors):
         dtype, shape, raw = tensors[name]
-        gname = gguf_name(name)
+        parts = name.split(".")
+        if moe and len(parts) == 8 and parts[3] == "feed_forward" and parts[4] == "experts":  # stacked below
+            expert_re.setdefault(int(parts[2]), set()).add(name)
+            continue
+        if moe and name.endswith(".feed_forward.gate.weight"):
+            gname = f"blk.{int(parts[2])}.ffn_gate_inp.weight"
+        elif moe and name.endswith(".feed_forward.expert_bias"):
+            gname = f"blk.{int(parts[2])}.exp_probs_b.bias"
+        else:
+            gname = gguf_name(name)
         n_params += int(np.prod(shape))
         if "conv.conv" in name:  # [D,1,L] -> [D,L], F32 (ggml_ssm_conv needs F32)
-            w.add_tensor(gname, np.ascontiguousarray(as_f32(dtype, raw, shape).reshape(shape[0], shape[-1])))
-        elif len(shape) <= 1 or gname.endswith("_norm.weight"):
-            w.add_tensor(gname, np.ascontiguousarray(as_f32(dtype, raw, shape)))
-        elif outtype == "bf16":
-            if dtype == "BF16":  # bytes as they are; byte shape [out, in*2]
-                w.add_tensor(gname, raw.reshape(shape[0], shape[1] * 2), raw_dtype=gguf.GGMLQuantizationType.BF16)
-            else:
-                w.add_tensor(gname, gguf.quants.quantize(as_f32(dtype, raw, shape), gguf.GGMLQuantizationType.BF16),
-                             raw_dtype=gguf.GGMLQuantizationType.BF16)
-        elif outtype == "f16":
-            a = raw.view(np.float16).reshape(shape) if dtype == "F16" else as_f32(dtype, raw, shape).astype(np.float16)
-            w.add_tensor(gname, a)
+            specs.append((gname, (lambda d=dtype, r=raw, sh=shape: np.ascontiguousarray(as_f32(d, r, sh).reshape(sh[0], sh[-1]))), None,
+                          (shape[0], shape[-1]), np.float32))
+        elif len(shape) <= 1 or gname.endswith("_norm.weight") or gname.endswith("ffn_gate_inp.weight"):
+            # (the router stays F32, as llama.cpp's converter keeps ffn_gate_inp)
+            specs.append((gname, (lambda d=dtype, r=raw, sh=shape: np.ascontiguousarray(as_f32(d, r, sh))), None, tuple(shape), np.float32))
         else:
-            w.add_tensor(gname, np.ascontiguousarray(as_f32(dtype, raw, shape)))
+            specs.append((gname,) + matrix(lambda d=dtype, r=raw, sh=shape: as_f32(d, r, sh), (lambda r=raw: r), dtype, shape))
+    if moe:
+        for bid in sorted(expert_re):
+            for hf, gg in (("w1", "ffn_gate_exps"), ("w3", "ffn_up_exps"), ("w2", "ffn_down_exps")):
+                names = [f"model.layers.{bid}.feed_forward.experts.{x}.{hf}.weight" for x in range(E)]
+                dtype, shape = tensors[names[0]][0], tensors[names[0]][1]
+                n_params += E * int(np.prod(shape))
+                stack_f32 = lambda ns=names: np.stack([as_f32(*[tensors[n][0], tensors[n][2], tensors[n][1]]) for n in ns])
+                stack_raw = lambda ns=names: np.stack([tensors[n][2] for n in ns])
+                specs.append((f"blk.{bid}.{gg}.weight",) + matrix(stack_f32, stack_raw, dtype, (E,) + tuple(shape)))
 
+    # pass 1: the tensor infos (shapes and sizes, no data), pass 2: the data, one tensor at a time
+    t0 = time.time()
+    for gname, fn, rt, shape, npdt in specs:
+        w.add_tensor_info(gname, shape, np.dtype(npdt), int(np.prod(shape)) * np.dtype(npdt).itemsize, raw_dtype=rt)
     w.write_header_to_file()
     w.write_kv_data_to_file()
-    w.write_tensors_to_file(progress=False)
+    w.write_ti_data_to_file()
+    for gname, fn, rt, shape, npdt in specs:
+        a = fn()
+        assert a.shape == tuple(shape) and a.dtype == np.dtype(npdt), (gname, a.shape, shape, a.dtype, npdt)
+        w.write_tensor_data(a)
     w.close()
-    print(f"wrote {args.out}: {outtype} from {src}, D={D} FF={ff} H={H} HKV={HKV} layers={L} kv={kv_arr} "
+    print(f"wrote {args.out}: {'lfm2moe' if moe else 'lfm2'} {outtype} from {src}, D={D} FF={ff} H={H} HKV={HKV} layers={L} kv={kv_arr} "
           f"params={n_params:,} in {time.time() - t0:.1f}s", file=sys.stderr)
 
 
