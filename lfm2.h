@@ -710,6 +710,11 @@ typedef struct lfm2_chat_message {
     int32_t n_tool_calls;
     const char *thinking;                /* assistant: its reasoning (LFM2.5 renders it as
                                             <think>...</think>); NULL = none */
+    int32_t trusted;                     /* lfm2_chat_tokenize: 1 = this message's text is the
+                                            model's own output (an earlier answer kept as it was
+                                            generated, markers included), so its special-token
+                                            text stays special. Never for text from users, tools
+                                            or files: 0 makes every byte ordinary text */
 } lfm2_chat_message;
 
 /* A conversation to render. Zero-initialise, then set template_kind and the messages. */
@@ -3594,6 +3599,7 @@ typedef struct lfm2__cw {
     /* window: only bytes of the virtual range [win_lo, win_hi) of a clipped stretch pass (the
        "</think>" split of LFM2.5 history), counted in vpos */
     int clip; size_t vpos, win_lo, win_hi;
+    int trusted;                 /* caller text of a message marked trusted (kind 3) */
     /* TOKENIZE */
     const struct lfm2__tokenizer *t;
     const char *text;            /* the rendered text (pass 1) */
@@ -3677,7 +3683,7 @@ static void lfm2__cw_flush_stretch(lfm2__cw *w) {
     w->stretch = w->n;
 }
 
-/* kind: 0 caller text, 1 template literal, 2 marker */
+/* kind: 0 caller text, 1 template literal, 2 marker, 3 trusted text (the model's own output) */
 static void lfm2__cw_put(lfm2__cw *w, int kind, const char *p, size_t n) {
     if (w->rc != LFM2_OK || n == 0) return;
     if (w->clip) { /* keep only [win_lo, win_hi) of this virtual stream */
@@ -3689,6 +3695,22 @@ static void lfm2__cw_put(lfm2__cw *w, int kind, const char *p, size_t n) {
     }
     if (w->mode == LFM2__CW_ANALYZE) { lfm2__cw_analyze(w, p, n); w->n += n; return; }
     if (w->mode == LFM2__CW_TOKENIZE) {
+        if (kind == 3) { /* trusted text: its special-token text is special, as lfm2_tokenize(PARSE_SPECIAL) */
+            size_t pos = w->n, end = w->n + n, ms, me;
+            for (;;) {
+                int32_t id = lfm2__added_next(w->t, LFM2__UBYTES(w->text), pos, end, 3, &ms, &me);
+                if (id < 0) break;
+                w->n = ms;
+                lfm2__cw_flush_stretch(w);
+                if (w->rc != LFM2_OK) return;
+                if (!w->short_buf && w->n_ids < w->room) w->out[w->n_ids++] = id;
+                else w->short_buf = 1;
+                w->need++;
+                w->n = w->stretch = pos = me;
+            }
+            w->n = end;
+            return;
+        }
         if (kind == 2) {
             int32_t id = lfm2__tok_lookup(w->t, p, n);
             if (id >= 0 && (w->t->attr[id] & LFM2__TA_ADDED)) {
@@ -3708,8 +3730,8 @@ static void lfm2__cw_put(lfm2__cw *w, int kind, const char *p, size_t n) {
     if (!lfm2__add_ok(w->n, n, &w->n)) { w->overflow = 1; lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: the text is too long%s", "", 0); return; }
     if (w->buf && w->n <= w->cap) memcpy(w->buf + w->n - n, p, n);
 }
-static void lfm2__cw_text(lfm2__cw *w, const char *p, size_t n) { lfm2__cw_put(w, 0, p, n); }
-static void lfm2__cw_texts(lfm2__cw *w, const char *p) { lfm2__cw_put(w, 0, p, strlen(p)); }
+static void lfm2__cw_text(lfm2__cw *w, const char *p, size_t n) { lfm2__cw_put(w, w->trusted ? 3 : 0, p, n); }
+static void lfm2__cw_texts(lfm2__cw *w, const char *p) { lfm2__cw_put(w, w->trusted ? 3 : 0, p, strlen(p)); }
 static void lfm2__cw_lit(lfm2__cw *w, const char *p) { lfm2__cw_put(w, 1, p, strlen(p)); }
 static void lfm2__cw_mark(lfm2__cw *w, const char *p) { lfm2__cw_put(w, 2, p, strlen(p)); }
 
@@ -4335,7 +4357,9 @@ static void lfm2__chat_render_lfm2(lfm2__cw *w, const lfm2_chat *c) {
         lfm2__cw_mark(w, "<|im_start|>");
         lfm2__cw_texts(w, m->role);
         lfm2__cw_lit(w, "\n");
+        w->trusted = m->trusted != 0;
         lfm2__cw_texts(w, m->content);
+        w->trusted = 0;
         lfm2__cw_mark(w, "<|im_end|>");
         lfm2__cw_lit(w, "\n");
     }
@@ -4395,8 +4419,10 @@ static void lfm2__chat_render_tools(lfm2__cw *w, const lfm2_chat *c) {
             return;
         }
         if (tool) lfm2__cw_mark(w, "<|tool_response_start|>");
+        w->trusted = m->trusted != 0;
         if (m->content) lfm2__cw_texts(w, m->content);
         else lfm2__chat_parts_json(w, m);
+        w->trusted = 0;
         if (tool) lfm2__cw_mark(w, "<|tool_response_end|>");
         lfm2__cw_mark(w, "<|im_end|>");
         lfm2__cw_lit(w, "\n");
@@ -4461,6 +4487,7 @@ static void lfm2__chat_render_lfm25(lfm2__cw *w, const lfm2_chat *c) {
         lfm2__cw_mark(w, "<|im_start|>");
         lfm2__cw_texts(w, m->role);
         lfm2__cw_lit(w, "\n");
+        w->trusted = m->trusted != 0;
         if (lfm2__is_role(m, "assistant")) {
             if (m->thinking && (c->keep_past_thinking || i == last)) {
                 lfm2__cw_mark(w, "<think>");
@@ -4491,6 +4518,7 @@ static void lfm2__chat_render_lfm25(lfm2__cw *w, const lfm2_chat *c) {
             lfm2__cw_mark(w, "<|im_end|>");
             lfm2__cw_lit(w, "\n");
         }
+        w->trusted = 0;
     }
     if (c->add_generation_prompt) { lfm2__cw_mark(w, "<|im_start|>"); lfm2__cw_lit(w, "assistant\n"); }
 }
@@ -5096,16 +5124,17 @@ static char *lfm2__chat_template_from_config(const char *json, size_t len) {
     if (r.i >= len || json[r.i] != '{') return NULL;
     r.i++;
     for (;;) { /* top-level keys */
-        size_t k0;
+        size_t k0, k1;
         lfm2__jr_ws(&r);
         if (r.bad || r.i >= len || json[r.i] != '"') break;
         k0 = r.i;
         lfm2__jr_string(&r, LFM2__JV_SKIP, 0);
+        k1 = r.i;
         lfm2__jr_ws(&r);
         if (r.bad || r.i >= len || json[r.i] != ':') break;
         r.i++;
         lfm2__jr_ws(&r);
-        if (r.i - k0 >= 15 && memcmp(json + k0, "\"chat_template\"", 15) == 0 && json[k0 + 15] != '"') {
+        if (k1 - k0 == 15 && memcmp(json + k0, "\"chat_template\"", 15) == 0) {
             if (json[r.i] == '"') { tpl = r.i; found = 1; }
             else if (json[r.i] == '[') { /* [{"name": "default", "template": "..."}, ...] */
                 lfm2__jr a = r;
@@ -5116,14 +5145,15 @@ static char *lfm2__chat_template_from_config(const char *json, size_t len) {
                     if (a.bad || a.i >= len || json[a.i] != '{') break;
                     a.i++;
                     for (;;) {
-                        size_t kk;
+                        size_t kk, kl;
                         lfm2__jr_ws(&a);
                         if (a.bad || a.i >= len || json[a.i] != '"') break;
                         kk = a.i;
                         lfm2__jr_string(&a, LFM2__JV_SKIP, 0);
+                        kl = a.i - kk;
                         lfm2__jr_ws(&a); a.i++; lfm2__jr_ws(&a);
-                        if (a.i - kk == 6 && memcmp(json + kk, "\"name\"", 6) == 0) name_v = a.i;
-                        if (a.i - kk >= 10 && memcmp(json + kk, "\"template\"", 10) == 0 && a.i < len && json[a.i] == '"') tpl_v = a.i;
+                        if (kl == 6 && memcmp(json + kk, "\"name\"", 6) == 0) name_v = a.i;
+                        if (kl == 10 && memcmp(json + kk, "\"template\"", 10) == 0 && a.i < len && json[a.i] == '"') tpl_v = a.i;
                         lfm2__jr_value(&a, LFM2__JV_SKIP, 1);
                         lfm2__jr_ws(&a);
                         if (a.i < len && json[a.i] == ',') a.i++;

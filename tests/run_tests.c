@@ -4,6 +4,7 @@
        test_forward.c   forward pass vs goldens     test_kernels.c   formats, kernels, quantization
        test_tokenizer.c tokenizer                   test_sampler.c   sampler, generate
        test_hardening.c allocation failure, threads, limits, malformed inputs
+       test_chat.c      chat templates, chat tokenization, tool calls, splitter
    Usage: run_tests [FILTER ...] | --levels (the instruction-set levels this CPU runs)
    FILTER = a substring of test names, @TAG (tests with that tag:
    isa, emu, slow, threads), or either prefixed with '-' to leave those tests out. With no
@@ -20,9 +21,10 @@
 #include "test_tokenizer.c"
 #include "test_sampler.c"
 #include "test_hardening.c"
+#include "test_chat.c"
 
 static const t_case *t_tables[] = { config_tests, load_tests, forward_tests, kernels_tests, tokenizer_tests, sampler_tests,
-                                    hardening_tests };
+                                    hardening_tests, chat_tests };
 
 static int t_tag_bit(const char *s) {
     if (strcmp(s, "isa") == 0) return T_ISA;
