@@ -10,7 +10,7 @@ LDLIBS  := -lm
 B       := build
 
 HDR := lfm2.h
-TEST_SRC := tests/run_tests.c tests/test.h tests/t_files.h tests/load_one.h $(wildcard tests/test_*.c)
+TEST_SRC := tests/run_tests.c tests/test.h tests/t_files.h tests/load_one.h $(wildcard tests/test_*.c) tools/lfm2_chat_json.h
 
 .PHONY: all test unit matrix sanitize run clean cli-test simd-variants isa-levels neon platforms
 

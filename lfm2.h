@@ -55,7 +55,11 @@
                    lfm2_detok_stream_push, lfm2_detok_stream_flush, lfm2_tokenizer_size,
                    lfm2_token_bos, lfm2_token_is_eog, lfm2_token_is_special, lfm2_token_lookup,
                    lfm2_token_text
-       chat        lfm2_chat_format
+       chat        lfm2_chat_render, lfm2_chat_tokenize (the safe way to feed a conversation),
+                   lfm2_chat_template_detect, lfm2_chat_template_load_dir, lfm2_chat_template_name,
+                   lfm2_chat_template_from_name, lfm2_tool_calls_parse, lfm2_chat_splitter_init,
+                   lfm2_chat_splitter_push, lfm2_chat_splitter_flush,
+                   lfm2_sampler_params_from_generation_config, lfm2_chat_format (older, text only)
        sampler     lfm2_sampler_default_params, lfm2_sampler_create, lfm2_sampler_set_params,
                    lfm2_sampler_seed, lfm2_sampler_accept, lfm2_sampler_reset,
                    lfm2_sampler_history_size, lfm2_sampler_process, lfm2_sampler_sample,
@@ -117,7 +121,8 @@
 
    SIZE QUERIES (every function that fills a caller buffer and reports a size in *n_out:
    lfm2_token_to_piece, lfm2_detokenize, lfm2_detok_stream_push / _flush,
-   lfm2_context_state_save, lfm2_tokenize, lfm2_chat_format)
+   lfm2_context_state_save, lfm2_tokenize, lfm2_chat_format, lfm2_chat_render, lfm2_chat_tokenize,
+   lfm2_tool_calls_parse)
        buf == NULL and cap == 0 is a size query: LFM2_OK with *n_out = the size needed, nothing
        written and no state changed. A real buffer that is too small gives
        LFM2_ERR_BUFFER_TOO_SMALL with *n_out = the size needed (lfm2_tokenize: an upper bound)
@@ -140,7 +145,7 @@
 
    SECTIONS (grep for the tag)
        >>types >>api >>config >>util >>json >>configjson >>safetensors >>tokenizer >>sampler
-       >>generate >>structs >>kernels >>quant >>model >>blocks >>forward >>context >>state >>public
+       >>generate >>chat >>structs >>kernels >>quant >>model >>blocks >>forward >>context >>state >>public
 */
 #ifndef LFM2_H_INCLUDED
 #define LFM2_H_INCLUDED
@@ -546,26 +551,6 @@ LFM2_API int32_t lfm2_token_lookup(const lfm2_model *m, const char *piece, size_
    NULL (and *len = 0) for ids without a string or without a tokenizer. For inspection tools. */
 LFM2_API const char *lfm2_token_text(const lfm2_model *m, lfm2_token t, size_t *len);
 
-/* One chat message. role: "system", "user", "assistant", "tool", ... ; content NULL = empty. */
-typedef struct lfm2_chat_message {
-    const char *role;
-    const char *content;
-} lfm2_chat_message;
-
-/* Renders a conversation with the LFM2 chat template into buf[0..*n_out) (no terminator):
-       <|startoftext|>{<|im_start|>ROLE\nCONTENT<|im_end|>\n}...[<|im_start|>assistant\n]
-   byte-identical to the model's chat_template.jinja without tools. With n_tools > 0 it follows
-   LiquidAI's tool-use template: a leading system message becomes
-       <|im_start|>system\nSYSTEM\nList of tools: <|tool_list_start|>[T1, T2]<|tool_list_end|><|im_end|>\n
-   (each tools_json[i] is one tool's JSON text, inserted verbatim) and "tool" messages are wrapped
-   in <|tool_response_start|>...<|tool_response_end|>. The result starts with BOS: tokenize it with
-   LFM2_TOKENIZE_PARSE_SPECIAL and without LFM2_TOKENIZE_ADD_BOS. Message text is inserted verbatim,
-   so control-token text inside it becomes control tokens then (as with transformers'
-   apply_chat_template). Needs no model. LFM2_ERR_INVALID_ARG for a NULL role/tool or n < 0;
-   LFM2_ERR_BUFFER_TOO_SMALL with *n_out = bytes needed (buf may be NULL when cap is 0). */
-LFM2_API lfm2_result lfm2_chat_format(const lfm2_chat_message *msgs, int32_t n, const char *const *tools_json,
-                                      int32_t n_tools, int add_generation_prompt, char *buf, size_t cap,
-                                      size_t *n_out);
 /* >>sampler --------------------------------------------------------------------------------- */
 /* Token sampling with the exact semantics of Hugging Face transformers' generate():
        repetition penalty -> temperature -> top-k -> top-p -> min-p -> softmax -> multinomial
@@ -698,6 +683,196 @@ typedef struct lfm2_generate_result {
 LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_token *prompt,
                                    int32_t n_prompt, const lfm2_generate_params *params,
                                    lfm2_generate_result *res);
+
+/* >>chat ----------------------------------------------------------------------------------- */
+/* Conversations in and out: the three LFM2 chat templates rendered natively (byte-identical to
+   transformers' apply_chat_template), injection-safe chat tokenization, the tool-call parser
+   and a streaming splitter of generated text into content / reasoning / tool calls. Nothing
+   here allocates (lfm2_chat_template_load_dir and lfm2_sampler_params_from_generation_config
+   read files and may); outputs go to caller buffers (sizes as in SIZE QUERIES). All strings are
+   NUL-terminated UTF-8 unless a length is given. */
+
+/* The chat templates lfm2.h knows, recognised from the model folder's template text. */
+typedef enum lfm2_chat_template {
+    LFM2_CHAT_TEMPLATE_UNKNOWN = 0,
+    LFM2_CHAT_TEMPLATE_LFM2 = 1,       /* "lfm2": LFM2-350M / 700M / 1.2B / 2.6B as first released */
+    LFM2_CHAT_TEMPLATE_LFM2_TOOLS = 2, /* "lfm2-tools": the LFM2 template with tools: tool-list and
+                                          tool-response markers */
+    LFM2_CHAT_TEMPLATE_LFM25 = 3       /* "lfm2.5": LFM2.5 (1.2B Instruct / Thinking / JP, 8B-A1B,
+                                          VL): "Today's date" + "List of tools: [json]" in the
+                                          system turn, pythonic tool_calls, <think> history */
+} lfm2_chat_template;
+
+/* One part of a list content ([{"type": "image"}, {"type": "text", "text": "..."}]). */
+#define LFM2_CHAT_PART_TEXT 1   /* text (required) */
+#define LFM2_CHAT_PART_IMAGE 2  /* an image placeholder (LFM2.5: "<image>") */
+#define LFM2_CHAT_PART_OTHER 3  /* any other part: json (required) is its JSON object */
+typedef struct lfm2_chat_part {
+    int32_t type;         /* LFM2_CHAT_PART_* */
+    const char *text;     /* TEXT: the text */
+    const char *json;     /* optional: the part's JSON object as given (where a template prints
+                             the part as JSON: lfm2-tools); NULL = {"type": "image"} /
+                             {"type": "text", "text": TEXT} */
+} lfm2_chat_part;
+
+/* One call in an assistant message (the OpenAI shape {"function": {"name", "arguments"}}). */
+typedef struct lfm2_chat_tool_call {
+    const char *name;      /* function name (dotted names allowed) */
+    const char *arguments; /* its arguments: the text of one JSON object, {"city": "Paris"} */
+} lfm2_chat_tool_call;
+
+/* One chat message. The first two fields are those of lfm2.h 0.1's lfm2_chat_message, so
+   {"user", "hi"} still initialises one; zero fields are absent. */
+typedef struct lfm2_chat_message {
+    const char *role;                    /* "system", "user", "assistant", "tool", ... (required) */
+    const char *content;                 /* text content; NULL and parts NULL: no content at all
+                                            (lfm2_chat_format: NULL = "") */
+    const lfm2_chat_part *parts;         /* list content (content NULL): parts[n_parts]; non-NULL
+                                            with n_parts 0 = an empty list */
+    int32_t n_parts;
+    const lfm2_chat_tool_call *tool_calls; /* assistant: calls it made; non-NULL with
+                                            n_tool_calls 0 = an empty list */
+    int32_t n_tool_calls;
+    const char *thinking;                /* assistant: its reasoning (LFM2.5 renders it as
+                                            <think>...</think>); NULL = none */
+    int32_t trusted;                     /* lfm2_chat_tokenize: 1 = this message's text is the
+                                            model's own output (an earlier answer kept as it was
+                                            generated, markers included), so its special-token
+                                            text stays special. Never for text from users, tools
+                                            or files: 0 makes every byte ordinary text */
+} lfm2_chat_message;
+
+/* A conversation to render. Zero-initialise, then set template_kind and the messages. */
+typedef struct lfm2_chat {
+    int32_t template_kind;               /* lfm2_chat_template (UNKNOWN: LFM2_ERR_INVALID_ARG) */
+    const lfm2_chat_message *messages;
+    int32_t n_messages;
+    const char *const *tools;            /* tools[n_tools]: each tool's JSON (a schema object,
+                                            {"type": "function", "function": {...}}), printed
+                                            the way Python's json.dumps prints it */
+    int32_t n_tools;
+    int32_t add_generation_prompt;       /* 1: end with "<|im_start|>assistant\n" */
+    int32_t keep_past_thinking;          /* LFM2.5: keep the reasoning of earlier assistant turns */
+    const char *date;                    /* "YYYY-MM-DD" for LFM2.5's "Today's date" (needed with
+                                            tools; the caller's today: the library has no clock) */
+} lfm2_chat;
+
+/* The template a chat_template.jinja text (or tokenizer_config.json's chat_template string)
+   is: one of the three known LFM2 templates, byte for byte (leading / trailing whitespace
+   ignored), else LFM2_CHAT_TEMPLATE_UNKNOWN. */
+LFM2_API lfm2_chat_template lfm2_chat_template_detect(const char *text, size_t len);
+/* "lfm2", "lfm2-tools", "lfm2.5" (NULL for others); and back (UNKNOWN for other names). */
+LFM2_API const char *lfm2_chat_template_name(lfm2_chat_template t);
+LFM2_API lfm2_chat_template lfm2_chat_template_from_name(const char *name);
+#ifndef LFM2_NO_STDIO
+/* The template of a model folder: chat_template.jinja, else tokenizer_config.json's
+   "chat_template" (a string, or the "default" entry of a list of {"name", "template"}).
+   LFM2_ERR_UNSUPPORTED naming the file when it is none of the known templates (callers may
+   then choose one explicitly); LFM2_ERR_IO when the folder has no template at all. */
+LFM2_API lfm2_result lfm2_chat_template_load_dir(const char *dir, lfm2_chat_template *out, lfm2_error *err);
+#endif
+
+/* Renders the conversation exactly as transformers' apply_chat_template renders it with that
+   template (tojson = json.dumps(ensure_ascii=False); argument values as the LFM2.5 template
+   prints them, Python's str() included) into buf[0..*n_out) (no terminator). Conversations the
+   template itself cannot render (a message without content for "lfm2", list content for "lfm2",
+   no messages for "lfm2-tools" / "lfm2.5", ...) give LFM2_ERR_INVALID_ARG with the reason in
+   err (optional), never a guess. Malformed JSON (a tool, arguments) likewise, naming the byte.
+   Sizes as in SIZE QUERIES. The text is for display and tests: to feed a model use
+   lfm2_chat_tokenize, which does not let message text become control tokens. */
+LFM2_API lfm2_result lfm2_chat_render(const lfm2_chat *chat, char *buf, size_t cap, size_t *n_out, lfm2_error *err);
+
+/* The safe way to turn a conversation into a model's input: renders it (as lfm2_chat_render)
+   and tokenizes it so that the template's own markers (<|startoftext|>, <|im_start|>,
+   <|im_end|>, <|tool_call_start|>, <think>, ...) become their special tokens while every piece
+   of caller text (roles, contents, tools, arguments, thinking, the date) is tokenized as
+   ordinary text: a user who types "<|im_end|><|im_start|>system" gets those characters, not
+   control tokens. Without such text the ids equal lfm2_tokenize(render, PARSE_SPECIAL) (text
+   between two markers is tokenized as one piece, as transformers does). BOS comes from the
+   template: do not add another. out[cap] doubles as the scratch of the rendered text, so the
+   size needed is the number of ids + a quarter of the text's bytes: a size query (out NULL,
+   cap 0) gives a size that always suffices (rendered bytes x 1.25 + 1); a short buffer gives
+   LFM2_ERR_BUFFER_TOO_SMALL with *n_out = a size that suffices. Errors of lfm2_chat_render, and
+   LFM2_ERR_UNSUPPORTED without a tokenizer. Allocates nothing. */
+LFM2_API lfm2_result lfm2_chat_tokenize(const lfm2_model *m, const lfm2_chat *chat, lfm2_token *out, int32_t cap,
+                                        int32_t *n_out, lfm2_error *err);
+
+/* Renders a conversation with the LFM2 chat template into buf[0..*n_out) (no terminator):
+       <|startoftext|>{<|im_start|>ROLE\nCONTENT<|im_end|>\n}...[<|im_start|>assistant\n]
+   byte-identical to the model's chat_template.jinja without tools. With n_tools > 0 it follows
+   LiquidAI's tool-use template: a leading system message becomes
+       <|im_start|>system\nSYSTEM\nList of tools: <|tool_list_start|>[T1, T2]<|tool_list_end|><|im_end|>\n
+   (each tools_json[i] is one tool's JSON text, inserted verbatim) and "tool" messages are wrapped
+   in <|tool_response_start|>...<|tool_response_end|>. Only role and content are read (content
+   NULL = ""). The older, text-only entry point: lfm2_chat_render covers the three templates and
+   lfm2_chat_tokenize feeds a model safely. Needs no model. LFM2_ERR_INVALID_ARG for a NULL
+   role/tool or n < 0; sizes as in SIZE QUERIES. */
+LFM2_API lfm2_result lfm2_chat_format(const lfm2_chat_message *msgs, int32_t n, const char *const *tools_json,
+                                      int32_t n_tools, int add_generation_prompt, char *buf, size_t cap,
+                                      size_t *n_out);
+
+/* One parsed tool call: name and arguments (a JSON object, printed as Python's json.dumps
+   prints it: {"city": "Paris", "n": 5}) point into the caller's buffer, NUL-terminated. */
+typedef struct lfm2_tool_call {
+    const char *name;
+    size_t name_len;
+    const char *arguments;
+    size_t arguments_len;
+} lfm2_tool_call;
+
+/* Parses the text LFM2 writes between <|tool_call_start|> and <|tool_call_end|>: a Python list
+   of keyword calls, [name(arg=value, ...), ...], with the meaning Python's ast.literal_eval
+   gives each value: strings in either quote style with Python's escapes (\n \t \\ \' \" \xNN
+   \uNNNN \UNNNNNNNN \N is refused, octal), integers and floats (exponents, signs, underscores),
+   True / False / None, lists, tuples (as lists), dicts with string keys, nested, any Unicode.
+   Names are identifiers, dotted ("ns.tool"). Refused, with the byte offset in *err_offset
+   (optional) and err's message: positional arguments, a repeated argument name, any expression
+   (names, operators, calls inside values, comprehensions), unterminated strings, prefixes
+   (b'', r'', f''), sets, non-finite numbers, duplicate dict keys, and anything before or after
+   the list: LFM2_ERR_INVALID_ARG. On success calls[0..*n_calls) (*n_calls may exceed max_calls
+   only with LFM2_ERR_BUFFER_TOO_SMALL) and buf[0..*n_out) holds the names and arguments. buf
+   NULL, cap 0, calls NULL, max_calls 0 is a size query; otherwise a short buf or calls gives
+   LFM2_ERR_BUFFER_TOO_SMALL with *n_out and *n_calls the sizes needed. Allocates nothing. */
+LFM2_API lfm2_result lfm2_tool_calls_parse(const char *text, size_t len, lfm2_tool_call *calls, int32_t max_calls,
+                                           int32_t *n_calls, char *buf, size_t cap, size_t *n_out,
+                                           size_t *err_offset, lfm2_error *err);
+
+/* Streaming splitter of generated text. Fed the pieces of an answer as they arrive (token
+   texts, any cut), it passes every byte on exactly once, in order, tagged with its channel:
+   content, reasoning (between <think> and </think>), tool-call text (between
+   <|tool_call_start|> and <|tool_call_end|>; parse it with lfm2_tool_calls_parse once the end
+   marker arrives) and the markers themselves. A piece that ends with the start of a marker is
+   held back (at most 18 bytes) until the next piece decides. The concatenation of everything
+   emitted is the concatenation of everything pushed. Caller-owned, no allocation. */
+enum { LFM2_CHAT_CONTENT = 0, LFM2_CHAT_REASONING = 1, LFM2_CHAT_TOOL_CALL = 2, LFM2_CHAT_MARKER = 3 };
+typedef struct lfm2_chat_splitter {
+    int32_t channel;  /* where the next text goes: CONTENT, REASONING or TOOL_CALL */
+    int32_t n_held;
+    char held[24];    /* a held-back marker start */
+} lfm2_chat_splitter;
+/* channel: LFM2_CHAT_MARKER for a marker ("<think>", "</think>", "<|tool_call_start|>",
+   "<|tool_call_end|>"), else where text goes. text is valid during the call; len > 0. */
+typedef void (*lfm2_chat_emit_fn)(void *user, int channel, const char *text, size_t len);
+/* Starts an answer. in_reasoning = 1 when the prompt already opened <think> (the answer starts
+   inside the reasoning). */
+LFM2_API void lfm2_chat_splitter_init(lfm2_chat_splitter *s, int in_reasoning);
+/* Feeds piece[0..len) and emits what is decided. LFM2_ERR_INVALID_ARG for NULL s / emit, or a
+   NULL piece with len > 0. */
+LFM2_API lfm2_result lfm2_chat_splitter_push(lfm2_chat_splitter *s, const char *piece, size_t len, lfm2_chat_emit_fn emit,
+                                             void *user);
+/* End of the answer: emits the held-back bytes (on the current channel) and starts over in
+   content. */
+LFM2_API lfm2_result lfm2_chat_splitter_flush(lfm2_chat_splitter *s, lfm2_chat_emit_fn emit, void *user);
+
+/* The sampling recipe of a model's generation_config.json text, as transformers' generate()
+   would use it: when the file sets any of do_sample, temperature, top_k, top_p, min_p,
+   repetition_penalty, *out is transformers' defaults (temperature 1, top_k 50, top_p 1, no
+   min_p or penalty) overridden by the file, and greedy (temperature 0) unless do_sample is
+   true; *found = 1. Otherwise (LFM2's files carry no recipe) *out = the model-card recipe
+   (lfm2_sampler_default_params) and *found = 0. Seed 0. LFM2_ERR_BAD_CONFIG for malformed
+   JSON or out-of-range values. json NULL (len 0): the fallback. */
+LFM2_API lfm2_result lfm2_sampler_params_from_generation_config(const char *json, size_t len, lfm2_sampler_params *out,
+                                                                int *found, lfm2_error *err);
 
 #ifdef __cplusplus
 }
@@ -3532,8 +3707,1888 @@ LFM2_API lfm2_result lfm2_chat_format(const lfm2_chat_message *msgs, int32_t n, 
     if (add_generation_prompt) lfm2__sputs(&b, "<|im_start|>assistant\n");
     if (b.overflow) return LFM2_ERR_INVALID_ARG;
     *n_out = b.n;
-    return b.n > cap ? LFM2_ERR_BUFFER_TOO_SMALL : LFM2_OK;
+    return (b.n > cap && buf) ? LFM2_ERR_BUFFER_TOO_SMALL : LFM2_OK; /* buf NULL, cap 0: a size query */
 }
+/* >>chat ----------------------------------------------------------------------------------- */
+/* The chat templates, rendered natively. One renderer per template walks the conversation the
+   way the Jinja text does and writes through a sink (lfm2__cw) three kinds of pieces: markers
+   (the text of one special token of the template: "<|im_start|>"), template literals ("\n",
+   "system\n") and caller text (contents, roles, JSON, arguments). Rendering concatenates them;
+   chat tokenization turns a marker into its special token and tokenizes everything between two
+   markers as ordinary text, so caller text never becomes a control token. JSON values are
+   re-printed by a bounded recursive-descent reader (no allocation) the way Python's json.dumps
+   (tojson) and str() print them. */
+
+enum { LFM2__CW_RENDER = 0, LFM2__CW_TOKENIZE = 1, LFM2__CW_ANALYZE = 2 };
+#define LFM2__CHAT_MAX_DEPTH 64 /* nesting of JSON / Python values */
+
+typedef struct lfm2__cw {
+    int mode;
+    char *buf; size_t cap;       /* RENDER: output (NULL while counting) */
+    size_t n;                    /* bytes written (all modes: the position in the rendered text) */
+    int overflow;
+    lfm2_result rc;              /* first error */
+    lfm2_error *err;
+    /* window: only bytes of the virtual range [win_lo, win_hi) of a clipped stretch pass (the
+       "</think>" split of LFM2.5 history), counted in vpos */
+    int clip; size_t vpos, win_lo, win_hi;
+    int trusted;                 /* caller text of a message marked trusted (kind 3) */
+    /* TOKENIZE */
+    const struct lfm2__tokenizer *t;
+    const char *text;            /* the rendered text (pass 1) */
+    lfm2_token *out; int32_t room; int32_t n_ids; int64_t need; size_t stretch; int short_buf;
+    /* ANALYZE: the last "</think>" and the non-whitespace around it */
+    int32_t am; size_t a_split, a_first, a_last; int a_found, a_first_set;
+} lfm2__cw;
+
+static void lfm2__cw_fail(lfm2__cw *w, lfm2_result code, const char *fmt, const char *a, size_t off) {
+    if (w->rc != LFM2_OK) return;
+    w->rc = code;
+    if (w->err) {
+        w->err->code = code;
+        if (a) snprintf(w->err->message, sizeof w->err->message, fmt, a, (unsigned long long)off);
+        else snprintf(w->err->message, sizeof w->err->message, fmt, (unsigned long long)off);
+    }
+}
+
+/* Python's str.isspace (the whitespace of str.strip) for one code point. */
+static int lfm2__py_space(uint32_t c) {
+    return (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+}
+/* Decodes one UTF-8 character at s[0..n) (n >= 1): its code point and length; invalid: -1. */
+static int lfm2__utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
+    uint32_t c = s[0];
+    int len, k;
+    if (c < 0x80) { *cp = c; return 1; }
+    if (c >= 0xc2 && c <= 0xdf) { len = 2; c &= 0x1f; }
+    else if (c >= 0xe0 && c <= 0xef) { len = 3; c &= 0x0f; }
+    else if (c >= 0xf0 && c <= 0xf4) { len = 4; c &= 0x07; }
+    else return -1;
+    if (n < LFM2__CAST(size_t, len)) return -1;
+    for (k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80) return -1;
+        c = (c << 6) | (s[k] & 0x3fu);
+    }
+    if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) || (len == 4 && (c < 0x10000 || c > 0x10ffff))) return -1;
+    *cp = c;
+    return len;
+}
+
+static void lfm2__cw_analyze(lfm2__cw *w, const char *p, size_t n) {
+    static const char tag[] = "</think>";
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp = LFM2__UBYTES(p)[i];
+        int l = lfm2__utf8_next(LFM2__UBYTES(p) + i, n - i, &cp);
+        size_t o = w->n + i;
+        if (l < 1) { l = 1; cp = 0xfffd; } /* caller text is valid UTF-8 (checked); literals are ASCII */
+        if (cp < 0x80) { /* "</think>": no proper prefix is also a suffix, so a miss restarts at 0 or 1 */
+            if (LFM2__CAST(char, cp) == tag[w->am]) w->am++;
+            else w->am = (cp == '<') ? 1 : 0;
+        } else w->am = 0;
+        if (w->am == 8) { w->am = 0; w->a_found = 1; w->a_split = o + 1; w->a_first_set = 0; w->a_last = o + 1; }
+        else if (!lfm2__py_space(cp)) {
+            if (w->a_found && o >= w->a_split && !w->a_first_set) { w->a_first_set = 1; w->a_first = o; }
+            w->a_last = o + LFM2__CAST(size_t, l);
+        }
+        i += LFM2__CAST(size_t, l);
+    }
+}
+
+/* Tokenizes the ordinary text rendered since the last marker. */
+static void lfm2__cw_flush_stretch(lfm2__cw *w) {
+    int32_t got = 0;
+    size_t len = w->n - w->stretch;
+    lfm2_result r;
+    if (len == 0) return;
+    if (!w->short_buf) {
+        r = lfm2__tokenize_impl(w->t, w->text + w->stretch, len, 0, w->out + w->n_ids, w->room - w->n_ids, &got);
+        if (r == LFM2_ERR_BUFFER_TOO_SMALL) w->short_buf = 1;
+        else if (r != LFM2_OK) { lfm2__cw_fail(w, r, "chat tokenize: the tokenizer failed at byte %llu", NULL, w->stretch); return; }
+        else { w->n_ids += got; w->need += got; }
+    }
+    if (w->short_buf) { /* count on */
+        r = lfm2__tokenize_impl(w->t, w->text + w->stretch, len, 0, NULL, 0, &got);
+        if (r != LFM2_OK) { lfm2__cw_fail(w, r, "chat tokenize: the tokenizer failed at byte %llu", NULL, w->stretch); return; }
+        w->need += got;
+    }
+    w->stretch = w->n;
+}
+
+/* kind: 0 caller text, 1 template literal, 2 marker, 3 trusted text (the model's own output) */
+static void lfm2__cw_put(lfm2__cw *w, int kind, const char *p, size_t n) {
+    if (w->rc != LFM2_OK || n == 0) return;
+    if (w->clip) { /* keep only [win_lo, win_hi) of this virtual stream */
+        size_t lo = w->vpos, hi = w->vpos + n, a = lo > w->win_lo ? lo : w->win_lo, b = hi < w->win_hi ? hi : w->win_hi;
+        w->vpos = hi;
+        if (a >= b) return;
+        p += a - lo;
+        n = b - a;
+    }
+    if (w->mode == LFM2__CW_ANALYZE) { lfm2__cw_analyze(w, p, n); w->n += n; return; }
+    if (w->mode == LFM2__CW_TOKENIZE) {
+        if (kind == 3) { /* trusted text: its special-token text is special, as lfm2_tokenize(PARSE_SPECIAL) */
+            size_t pos = w->n, end = w->n + n, ms, me;
+            for (;;) {
+                int32_t id = lfm2__added_next(w->t, LFM2__UBYTES(w->text), pos, end, 3, &ms, &me);
+                if (id < 0) break;
+                w->n = ms;
+                lfm2__cw_flush_stretch(w);
+                if (w->rc != LFM2_OK) return;
+                if (!w->short_buf && w->n_ids < w->room) w->out[w->n_ids++] = id;
+                else w->short_buf = 1;
+                w->need++;
+                w->n = w->stretch = pos = me;
+            }
+            w->n = end;
+            return;
+        }
+        if (kind == 2) {
+            int32_t id = lfm2__tok_lookup(w->t, p, n);
+            if (id >= 0 && (w->t->attr[id] & LFM2__TA_ADDED)) {
+                lfm2__cw_flush_stretch(w);
+                if (w->rc != LFM2_OK) return;
+                if (!w->short_buf && w->n_ids < w->room) w->out[w->n_ids++] = id;
+                else w->short_buf = 1;
+                w->need++;
+                w->n += n;
+                w->stretch = w->n;
+                return;
+            } /* a marker the vocabulary lacks is ordinary text */
+        }
+        w->n += n;
+        return;
+    }
+    if (!lfm2__add_ok(w->n, n, &w->n)) { w->overflow = 1; lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: the text is too long%s", "", 0); return; }
+    if (w->buf && w->n <= w->cap) memcpy(w->buf + w->n - n, p, n);
+}
+static void lfm2__cw_text(lfm2__cw *w, const char *p, size_t n) { lfm2__cw_put(w, w->trusted ? 3 : 0, p, n); }
+static void lfm2__cw_texts(lfm2__cw *w, const char *p) { lfm2__cw_put(w, w->trusted ? 3 : 0, p, strlen(p)); }
+static void lfm2__cw_lit(lfm2__cw *w, const char *p) { lfm2__cw_put(w, 1, p, strlen(p)); }
+static void lfm2__cw_mark(lfm2__cw *w, const char *p) { lfm2__cw_put(w, 2, p, strlen(p)); }
+
+/* ---- JSON and Python values ------------------------------------------------------------------ */
+/* A reader over src[0..len): values are re-printed in one of three styles as they are read. */
+enum { LFM2__JV_SKIP = 0, LFM2__JV_DUMPS = 1, LFM2__JV_PYSTR = 2 };
+typedef struct lfm2__jr {
+    const char *s;
+    size_t len, i;
+    lfm2__cw *w;      /* output (NULL: read only) */
+    const char *what; /* for messages: "tool 2", "tool call 1 arguments" */
+    int bad;
+} lfm2__jr;
+
+static void lfm2__jr_fail(lfm2__jr *r, const char *why) {
+    if (r->bad) return;
+    r->bad = 1;
+    if (r->w && r->w->rc == LFM2_OK) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: malformed JSON (%s) at byte %%llu", r->what ? r->what : "JSON", why);
+        lfm2__cw_fail(r->w, LFM2_ERR_INVALID_ARG, msg, NULL, r->i);
+    }
+}
+static void lfm2__jr_ws(lfm2__jr *r) {
+    while (r->i < r->len && (r->s[r->i] == ' ' || r->s[r->i] == '\t' || r->s[r->i] == '\n' || r->s[r->i] == '\r')) r->i++;
+}
+static int lfm2__chat_hex4(const char *s, uint32_t *v) {
+    int k;
+    *v = 0;
+    for (k = 0; k < 4; k++) {
+        char c = s[k];
+        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+        if (d < 0) return 0;
+        *v = (*v << 4) | LFM2__CAST(uint32_t, d);
+    }
+    return 1;
+}
+static size_t lfm2__chat_utf8_put(uint32_t cp, char *o) {
+    if (cp < 0x80) { o[0] = LFM2__CAST(char, cp); return 1; }
+    if (cp < 0x800) { o[0] = LFM2__CAST(char, 0xc0 | (cp >> 6)); o[1] = LFM2__CAST(char, 0x80 | (cp & 0x3f)); return 2; }
+    if (cp < 0x10000) {
+        o[0] = LFM2__CAST(char, 0xe0 | (cp >> 12)); o[1] = LFM2__CAST(char, 0x80 | ((cp >> 6) & 0x3f));
+        o[2] = LFM2__CAST(char, 0x80 | (cp & 0x3f)); return 3;
+    }
+    o[0] = LFM2__CAST(char, 0xf0 | (cp >> 18)); o[1] = LFM2__CAST(char, 0x80 | ((cp >> 12) & 0x3f));
+    o[2] = LFM2__CAST(char, 0x80 | ((cp >> 6) & 0x3f)); o[3] = LFM2__CAST(char, 0x80 | (cp & 0x3f));
+    return 4;
+}
+/* The next code point of the JSON string whose body starts at r->i (after the quote): 1 with
+   *cp, 0 at the closing quote (consumed), -1 on an error. */
+static int lfm2__jr_strchar(lfm2__jr *r, uint32_t *cp) {
+    unsigned char c;
+    if (r->i >= r->len) { lfm2__jr_fail(r, "unterminated string"); return -1; }
+    c = LFM2__UBYTES(r->s)[r->i];
+    if (c == '"') { r->i++; return 0; }
+    if (c < 0x20) { lfm2__jr_fail(r, "control character in a string"); return -1; }
+    if (c == '\\') {
+        char e;
+        if (r->i + 1 >= r->len) { lfm2__jr_fail(r, "unterminated string"); return -1; }
+        e = r->s[r->i + 1];
+        r->i += 2;
+        switch (e) {
+        case '"': *cp = '"'; return 1;
+        case '\\': *cp = '\\'; return 1;
+        case '/': *cp = '/'; return 1;
+        case 'b': *cp = 8; return 1;
+        case 'f': *cp = 12; return 1;
+        case 'n': *cp = 10; return 1;
+        case 'r': *cp = 13; return 1;
+        case 't': *cp = 9; return 1;
+        case 'u': {
+            uint32_t v, lo;
+            if (r->i + 4 > r->len || !lfm2__chat_hex4(r->s + r->i, &v)) { lfm2__jr_fail(r, "bad \\u escape"); return -1; }
+            r->i += 4;
+            if (v >= 0xd800 && v <= 0xdbff) {
+                if (r->i + 6 > r->len || r->s[r->i] != '\\' || r->s[r->i + 1] != 'u' || !lfm2__chat_hex4(r->s + r->i + 2, &lo) ||
+                    lo < 0xdc00 || lo > 0xdfff) { lfm2__jr_fail(r, "lone surrogate"); return -1; }
+                r->i += 6;
+                v = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
+            } else if (v >= 0xdc00 && v <= 0xdfff) { lfm2__jr_fail(r, "lone surrogate"); return -1; }
+            *cp = v;
+            return 1;
+        }
+        default: r->i -= 2; lfm2__jr_fail(r, "bad escape"); return -1;
+        }
+    }
+    {
+        int l = lfm2__utf8_next(LFM2__UBYTES(r->s) + r->i, r->len - r->i, cp);
+        if (l < 1) { lfm2__jr_fail(r, "invalid UTF-8"); return -1; }
+        r->i += LFM2__CAST(size_t, l);
+        return 1;
+    }
+}
+
+/* Python's str.isprintable for one code point, as far as the LFM2 texts need: the control,
+   format, separator, surrogate and private-use ranges are not printable (unassigned code points
+   are taken as printable: Python's answer depends on its Unicode version). */
+static int lfm2__py_printable(uint32_t c) {
+    if (c < 0x20 || (c >= 0x7f && c <= 0xa0) || c == 0xad) return 0;
+    if (c < 0x600) return 1;
+    if ((c >= 0x600 && c <= 0x605) || c == 0x61c || c == 0x6dd || c == 0x70f || c == 0x890 || c == 0x891 || c == 0x8e2 ||
+        c == 0x1680 || c == 0x180e || (c >= 0x2000 && c <= 0x200f) || (c >= 0x2028 && c <= 0x202f) ||
+        (c >= 0x205f && c <= 0x2064) || (c >= 0x2066 && c <= 0x206f) || c == 0x3000 || (c >= 0xd800 && c <= 0xf8ff) ||
+        c == 0xfeff || (c >= 0xfff9 && c <= 0xfffb) || c == 0x110bd || c == 0x110cd || (c >= 0x13430 && c <= 0x1343f) ||
+        (c >= 0x1bca0 && c <= 0x1bca3) || (c >= 0x1d173 && c <= 0x1d17a) || c == 0xe0001 || (c >= 0xe0020 && c <= 0xe007f) ||
+        c >= 0xf0000)
+        return 0;
+    return 1;
+}
+
+/* Writes a string value: DUMPS = json.dumps(ensure_ascii=False), PYSTR = Python's repr(str).
+   Reads the JSON string at r->i (the opening quote). raw = 1: the decoded characters only. */
+static void lfm2__jr_string(lfm2__jr *r, int style, int raw) {
+    size_t start;
+    int q = '\'', rc;
+    uint32_t cp;
+    char o[12];
+    if (r->i >= r->len || r->s[r->i] != '"') { lfm2__jr_fail(r, "expected a string"); return; }
+    r->i++;
+    start = r->i;
+    if (style == LFM2__JV_PYSTR && !raw) { /* repr's quote: ' unless the text has ' and no " */
+        int sq = 0, dq = 0;
+        while ((rc = lfm2__jr_strchar(r, &cp)) > 0) { if (cp == '\'') sq = 1; else if (cp == '"') dq = 1; }
+        if (rc < 0) return;
+        if (sq && !dq) q = '"';
+        r->i = start;
+    }
+    if (r->w && !raw && style != LFM2__JV_SKIP) { o[0] = LFM2__CAST(char, style == LFM2__JV_DUMPS ? '"' : q); lfm2__cw_text(r->w, o, 1); }
+    while ((rc = lfm2__jr_strchar(r, &cp)) > 0) {
+        size_t n;
+        if (!r->w || style == LFM2__JV_SKIP) continue;
+        if (raw) n = lfm2__chat_utf8_put(cp, o);
+        else if (style == LFM2__JV_DUMPS) {
+            if (cp == '"' || cp == '\\') { o[0] = '\\'; o[1] = LFM2__CAST(char, cp); n = 2; }
+            else if (cp == 10) { memcpy(o, "\\n", 2); n = 2; }
+            else if (cp == 13) { memcpy(o, "\\r", 2); n = 2; }
+            else if (cp == 9) { memcpy(o, "\\t", 2); n = 2; }
+            else if (cp == 8) { memcpy(o, "\\b", 2); n = 2; }
+            else if (cp == 12) { memcpy(o, "\\f", 2); n = 2; }
+            else if (cp < 0x20) { snprintf(o, sizeof o, "\\u%04x", (unsigned)cp); n = 6; }
+            else n = lfm2__chat_utf8_put(cp, o);
+        } else {
+            if (cp == LFM2__CAST(uint32_t, q) || cp == '\\') { o[0] = '\\'; o[1] = LFM2__CAST(char, cp); n = 2; }
+            else if (cp == 10) { memcpy(o, "\\n", 2); n = 2; }
+            else if (cp == 13) { memcpy(o, "\\r", 2); n = 2; }
+            else if (cp == 9) { memcpy(o, "\\t", 2); n = 2; }
+            else if (lfm2__py_printable(cp)) n = lfm2__chat_utf8_put(cp, o);
+            else if (cp < 0x100) { snprintf(o, sizeof o, "\\x%02x", (unsigned)cp); n = 4; }
+            else if (cp < 0x10000) { snprintf(o, sizeof o, "\\u%04x", (unsigned)cp); n = 6; }
+            else { snprintf(o, sizeof o, "\\U%08x", (unsigned)cp); n = 10; }
+        }
+        lfm2__cw_text(r->w, o, n);
+    }
+    if (rc < 0) return;
+    if (r->w && !raw && style != LFM2__JV_SKIP) { o[0] = LFM2__CAST(char, style == LFM2__JV_DUMPS ? '"' : q); lfm2__cw_text(r->w, o, 1); }
+}
+
+/* Python's repr(float) (the shortest text that reads back as x) into o; returns its length. */
+static size_t lfm2__py_float(double x, char *o, size_t cap) {
+    char d[40];
+    int p, e, nd, k;
+    size_t n = 0;
+    if (x != x) { snprintf(o, cap, "nan"); return 3; }
+    if (x > DBL_MAX || x < -DBL_MAX) return LFM2__CAST(size_t, snprintf(o, cap, x < 0 ? "-inf" : "inf"));
+    for (p = 1; p <= 17; p++) {
+        snprintf(d, sizeof d, "%.*e", p - 1, x);
+        if (strtod(d, NULL) == x) break;
+    }
+    /* d = [-]D[.DDD]e[+-]XX: digits and exponent */
+    {
+        char dig[24];
+        const char *s = d;
+        int neg = 0;
+        nd = 0;
+        if (*s == '-') { neg = 1; s++; }
+        while (*s && *s != 'e') { if (*s >= '0' && *s <= '9') dig[nd++] = *s; s++; }
+        e = atoi(s + 1);
+        while (nd > 1 && dig[nd - 1] == '0') nd--;
+        if (neg) o[n++] = '-';
+        if (e >= -4 && e < 16) {
+            if (e < 0) {
+                o[n++] = '0'; o[n++] = '.';
+                for (k = 0; k < -e - 1; k++) o[n++] = '0';
+                for (k = 0; k < nd; k++) o[n++] = dig[k];
+            } else {
+                for (k = 0; k <= e; k++) o[n++] = k < nd ? dig[k] : '0';
+                o[n++] = '.';
+                if (nd > e + 1) for (k = e + 1; k < nd; k++) o[n++] = dig[k];
+                else o[n++] = '0';
+            }
+        } else {
+            o[n++] = dig[0];
+            if (nd > 1) { o[n++] = '.'; for (k = 1; k < nd; k++) o[n++] = dig[k]; }
+            n += LFM2__CAST(size_t, snprintf(o + n, cap - n, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e));
+        }
+    }
+    o[n] = 0;
+    return n;
+}
+
+/* A JSON number at r->i: integers keep their digits (Python ints), others print as floats. */
+static void lfm2__jr_number(lfm2__jr *r, int style) {
+    size_t s0 = r->i, i = r->i, dstart;
+    int is_float = 0, neg = 0;
+    if (i < r->len && r->s[i] == '-') { neg = 1; i++; }
+    dstart = i;
+    if (i < r->len && r->s[i] == '0') i++;
+    else if (i < r->len && r->s[i] >= '1' && r->s[i] <= '9') while (i < r->len && r->s[i] >= '0' && r->s[i] <= '9') i++;
+    else { r->i = i; lfm2__jr_fail(r, "bad number"); return; }
+    if (i < r->len && r->s[i] == '.') {
+        is_float = 1; i++;
+        if (i >= r->len || r->s[i] < '0' || r->s[i] > '9') { r->i = i; lfm2__jr_fail(r, "bad number"); return; }
+        while (i < r->len && r->s[i] >= '0' && r->s[i] <= '9') i++;
+    }
+    if (i < r->len && (r->s[i] == 'e' || r->s[i] == 'E')) {
+        is_float = 1; i++;
+        if (i < r->len && (r->s[i] == '+' || r->s[i] == '-')) i++;
+        if (i >= r->len || r->s[i] < '0' || r->s[i] > '9') { r->i = i; lfm2__jr_fail(r, "bad number"); return; }
+        while (i < r->len && r->s[i] >= '0' && r->s[i] <= '9') i++;
+    }
+    r->i = i;
+    if (!r->w || style == LFM2__JV_SKIP) return;
+    if (!is_float) {
+        if (i - dstart == 1 && r->s[dstart] == '0') lfm2__cw_text(r->w, "0", 1); /* -0 is 0 */
+        else lfm2__cw_text(r->w, r->s + s0, i - s0);
+    } else {
+        char tmp[64], o[48];
+        size_t n = i - s0;
+        double x;
+        if (n >= sizeof tmp) { /* long: strtod needs a NUL; the digits beyond 60 cannot change a double much, but be exact: refuse */
+            r->i = s0; lfm2__jr_fail(r, "number too long"); return;
+        }
+        memcpy(tmp, r->s + s0, n);
+        tmp[n] = 0;
+        x = strtod(tmp, NULL);
+        (void)neg;
+        if (style == LFM2__JV_DUMPS && (x > DBL_MAX || x < -DBL_MAX)) lfm2__cw_texts(r->w, x < 0 ? "-Infinity" : "Infinity");
+        else { n = lfm2__py_float(x, o, sizeof o); lfm2__cw_text(r->w, o, n); }
+    }
+}
+
+static void lfm2__jr_value(lfm2__jr *r, int style, int depth);
+
+/* 1 if the JSON strings at a and b (opening quotes) hold the same text. */
+static int lfm2__jr_str_eq(const lfm2__jr *r, size_t a, size_t b) {
+    lfm2__jr x = *r, y = *r;
+    x.w = y.w = NULL; x.i = a + 1; y.i = b + 1; x.bad = y.bad = 0;
+    for (;;) {
+        uint32_t c1 = 0, c2 = 0;
+        int r1 = lfm2__jr_strchar(&x, &c1), r2 = lfm2__jr_strchar(&y, &c2);
+        if (r1 < 0 || r2 < 0) return 0;
+        if (r1 != r2 || (r1 && c1 != c2)) return 0;
+        if (!r1) return 1;
+    }
+}
+
+/* An object at r->i ('{'). Keys given twice keep the first one's place and the last one's value
+   (Python's dict). */
+static void lfm2__jr_object(lfm2__jr *r, int style, int depth) {
+    size_t open = r->i, end;
+    int first = 1;
+    lfm2__cw *w = r->w;
+    lfm2__jr q;
+    /* pass 1: validate and find the end */
+    q = *r;
+    q.w = NULL;
+    q.i++;
+    lfm2__jr_ws(&q);
+    if (q.i < q.len && q.s[q.i] == '}') q.i++;
+    else for (;;) {
+        lfm2__jr_ws(&q);
+        lfm2__jr_string(&q, LFM2__JV_SKIP, 0);
+        if (q.bad) break;
+        lfm2__jr_ws(&q);
+        if (q.i >= q.len || q.s[q.i] != ':') { lfm2__jr_fail(&q, "expected ':'"); break; }
+        q.i++;
+        lfm2__jr_value(&q, LFM2__JV_SKIP, depth + 1);
+        if (q.bad) break;
+        lfm2__jr_ws(&q);
+        if (q.i < q.len && q.s[q.i] == ',') { q.i++; continue; }
+        if (q.i < q.len && q.s[q.i] == '}') { q.i++; break; }
+        lfm2__jr_fail(&q, "expected ',' or '}'");
+        break;
+    }
+    if (q.bad) { r->i = q.i; lfm2__jr_fail(r, "in an object"); return; }
+    end = q.i;
+    if (!w || style == LFM2__JV_SKIP) { r->i = end; return; }
+    lfm2__cw_text(w, "{", 1);
+    /* pass 2: each key at its first place with its last value */
+    r->i = open + 1;
+    lfm2__jr_ws(r);
+    while (r->i < end - 1 && r->s[r->i] == '"') {
+        size_t key = r->i, k2, vpos, best;
+        int dup = 0;
+        lfm2__jr t = *r;
+        t.w = NULL;
+        /* an earlier member with this key? */
+        t.i = open + 1;
+        for (;;) {
+            lfm2__jr_ws(&t);
+            if (t.i >= key) break;
+            k2 = t.i;
+            lfm2__jr_string(&t, LFM2__JV_SKIP, 0);
+            lfm2__jr_ws(&t); t.i++;
+            lfm2__jr_value(&t, LFM2__JV_SKIP, depth + 1);
+            lfm2__jr_ws(&t); t.i++;
+            if (lfm2__jr_str_eq(r, k2, key)) { dup = 1; break; }
+        }
+        /* this member's value position, and the last value of the key */
+        t.i = key;
+        lfm2__jr_string(&t, LFM2__JV_SKIP, 0);
+        lfm2__jr_ws(&t); t.i++; lfm2__jr_ws(&t);
+        vpos = best = t.i;
+        lfm2__jr_value(&t, LFM2__JV_SKIP, depth + 1);
+        lfm2__jr_ws(&t);
+        if (t.i < end - 1) t.i++; /* ',' */
+        {
+            lfm2__jr u = t;
+            for (;;) {
+                lfm2__jr_ws(&u);
+                if (u.i >= end - 1) break;
+                k2 = u.i;
+                lfm2__jr_string(&u, LFM2__JV_SKIP, 0);
+                lfm2__jr_ws(&u); u.i++; lfm2__jr_ws(&u);
+                if (lfm2__jr_str_eq(r, k2, key)) best = u.i;
+                lfm2__jr_value(&u, LFM2__JV_SKIP, depth + 1);
+                lfm2__jr_ws(&u); u.i++;
+            }
+        }
+        if (!dup) {
+            if (!first) lfm2__cw_text(w, ", ", 2);
+            first = 0;
+            r->i = key;
+            lfm2__jr_string(r, style, 0);
+            lfm2__cw_text(w, ": ", 2);
+            r->i = best;
+            lfm2__jr_value(r, style, depth + 1);
+        }
+        r->i = vpos;
+        lfm2__jr_value(r, LFM2__JV_SKIP, depth + 1);
+        lfm2__jr_ws(r);
+        if (r->i < end - 1 && r->s[r->i] == ',') r->i++;
+        lfm2__jr_ws(r);
+    }
+    r->i = end;
+    lfm2__cw_text(w, "}", 1);
+}
+
+static void lfm2__jr_array(lfm2__jr *r, int style, int depth) {
+    int first = 1;
+    int out = r->w && style != LFM2__JV_SKIP;
+    r->i++;
+    if (out) lfm2__cw_text(r->w, "[", 1);
+    lfm2__jr_ws(r);
+    if (r->i < r->len && r->s[r->i] == ']') { r->i++; if (out) lfm2__cw_text(r->w, "]", 1); return; }
+    for (;;) {
+        if (!first && out) lfm2__cw_text(r->w, ", ", 2);
+        first = 0;
+        lfm2__jr_value(r, style, depth + 1);
+        if (r->bad) return;
+        lfm2__jr_ws(r);
+        if (r->i < r->len && r->s[r->i] == ',') { r->i++; continue; }
+        if (r->i < r->len && r->s[r->i] == ']') { r->i++; break; }
+        lfm2__jr_fail(r, "expected ',' or ']'");
+        return;
+    }
+    if (out) lfm2__cw_text(r->w, "]", 1);
+}
+
+/* One value at r->i (leading whitespace skipped), printed in style. */
+static void lfm2__jr_value(lfm2__jr *r, int style, int depth) {
+    char c;
+    int out = r->w && style != LFM2__JV_SKIP;
+    if (r->bad) return;
+    lfm2__jr_ws(r);
+    if (depth > LFM2__CHAT_MAX_DEPTH) { lfm2__jr_fail(r, "nested too deeply"); return; }
+    if (r->i >= r->len) { lfm2__jr_fail(r, "expected a value"); return; }
+    c = r->s[r->i];
+    if (c == '{') lfm2__jr_object(r, style, depth);
+    else if (c == '[') lfm2__jr_array(r, style, depth);
+    else if (c == '"') lfm2__jr_string(r, style, 0);
+    else if (c == '-' || (c >= '0' && c <= '9')) lfm2__jr_number(r, style);
+    else if (r->len - r->i >= 4 && memcmp(r->s + r->i, "true", 4) == 0) { r->i += 4; if (out) lfm2__cw_texts(r->w, style == LFM2__JV_DUMPS ? "true" : "True"); }
+    else if (r->len - r->i >= 5 && memcmp(r->s + r->i, "false", 5) == 0) { r->i += 5; if (out) lfm2__cw_texts(r->w, style == LFM2__JV_DUMPS ? "false" : "False"); }
+    else if (r->len - r->i >= 4 && memcmp(r->s + r->i, "null", 4) == 0) { r->i += 4; if (out) lfm2__cw_texts(r->w, style == LFM2__JV_DUMPS ? "null" : "None"); }
+    else lfm2__jr_fail(r, "unexpected character");
+}
+
+static void lfm2__jr_init(lfm2__jr *r, const char *s, lfm2__cw *w, const char *what) {
+    r->s = s ? s : "";
+    r->len = strlen(r->s);
+    r->i = 0;
+    r->w = w;
+    r->what = what;
+    r->bad = 0;
+}
+/* The whole text must be one value (trailing whitespace allowed). */
+static int lfm2__jr_end(lfm2__jr *r) {
+    lfm2__jr_ws(r);
+    if (!r->bad && r->i != r->len) lfm2__jr_fail(r, "trailing characters");
+    return !r->bad;
+}
+/* Prints the JSON text s as Python's json.dumps(json.loads(s)) prints it. */
+static void lfm2__cw_tojson(lfm2__cw *w, const char *s, const char *what) {
+    lfm2__jr r;
+    lfm2__jr_init(&r, s, w, what);
+    lfm2__jr_value(&r, LFM2__JV_DUMPS, 0);
+    lfm2__jr_end(&r);
+}
+/* The first non-space character of a JSON text ('{', '"', ...), or 0. */
+static char lfm2__json_kind(const char *s) {
+    if (!s) return 0;
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+    return *s;
+}
+
+/* Python/JSON-escaped string of caller text (json.dumps of a str). */
+static void lfm2__cw_jstring(lfm2__cw *w, const char *s) {
+    const unsigned char *p = LFM2__UBYTES(s);
+    size_t i = 0, n = strlen(s), run = 0;
+    lfm2__cw_text(w, "\"", 1);
+    while (i < n) {
+        unsigned char c = p[i];
+        const char *esc = NULL;
+        char o[8];
+        if (c == '"') esc = "\\\""; else if (c == '\\') esc = "\\\\"; else if (c == '\n') esc = "\\n";
+        else if (c == '\r') esc = "\\r"; else if (c == '\t') esc = "\\t"; else if (c == 8) esc = "\\b"; else if (c == 12) esc = "\\f";
+        else if (c < 0x20) { snprintf(o, sizeof o, "\\u%04x", (unsigned)c); esc = o; }
+        if (esc) {
+            if (i > run) lfm2__cw_text(w, s + run, i - run);
+            lfm2__cw_texts(w, esc);
+            run = i + 1;
+        }
+        i++;
+    }
+    if (n > run) lfm2__cw_text(w, s + run, n - run);
+    lfm2__cw_text(w, "\"", 1);
+}
+
+/* ---- the templates ----------------------------------------------------------------------------- */
+
+static int lfm2__chat_valid_utf8(const char *s) {
+    const unsigned char *p = LFM2__UBYTES(s);
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int l = lfm2__utf8_next(p + i, n - i, &cp);
+        if (l < 1) return 0;
+        i += LFM2__CAST(size_t, l);
+    }
+    return 1;
+}
+static int lfm2__msg_has_content(const lfm2_chat_message *m) { return m->content != NULL || m->parts != NULL; }
+static int lfm2__is_role(const lfm2_chat_message *m, const char *r) { return strcmp(m->role, r) == 0; }
+
+/* A part's JSON (tojson of the item). */
+static void lfm2__chat_part_json(lfm2__cw *w, const lfm2_chat_part *p) {
+    if (p->json) { lfm2__cw_tojson(w, p->json, "a content part"); return; }
+    if (p->type == LFM2_CHAT_PART_IMAGE) lfm2__cw_text(w, "{\"type\": \"image\"}", 17);
+    else if (p->type == LFM2_CHAT_PART_TEXT && p->text) {
+        lfm2__cw_text(w, "{\"type\": \"text\", \"text\": ", 25);
+        lfm2__cw_jstring(w, p->text);
+        lfm2__cw_text(w, "}", 1);
+    } else lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: a content part of type %s%llu needs its json", "", LFM2__CAST(size_t, p->type));
+}
+/* tojson of a list content. */
+static void lfm2__chat_parts_json(lfm2__cw *w, const lfm2_chat_message *m) {
+    int32_t k;
+    lfm2__cw_text(w, "[", 1);
+    for (k = 0; k < m->n_parts; k++) {
+        if (k) lfm2__cw_text(w, ", ", 2);
+        lfm2__chat_part_json(w, &m->parts[k]);
+    }
+    lfm2__cw_text(w, "]", 1);
+}
+/* LFM2.5's parse_content: text as it is; parts: "<image>", their text, or their JSON. */
+static void lfm2__chat25_content(lfm2__cw *w, const lfm2_chat_message *m) {
+    int32_t k;
+    if (m->content) { lfm2__cw_texts(w, m->content); return; }
+    for (k = 0; k < m->n_parts; k++) {
+        const lfm2_chat_part *p = &m->parts[k];
+        if (p->type == LFM2_CHAT_PART_IMAGE) lfm2__cw_mark(w, "<image>");
+        else if (p->type == LFM2_CHAT_PART_TEXT) {
+            if (!p->text) { lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: a text part without text (the template fails: undefined item.text)%s", "", 0); return; }
+            lfm2__cw_texts(w, p->text);
+        } else lfm2__chat_part_json(w, p);
+    }
+}
+
+/* format_arg_value of the LFM2.5 template: "string" (no escaping), dicts as tojson, anything
+   else as Python's str(). */
+static void lfm2__chat25_args(lfm2__cw *w, const char *args, int32_t call) {
+    lfm2__jr r;
+    char what[48];
+    int first = 1;
+    snprintf(what, sizeof what, "tool call %d arguments", (int)call);
+    lfm2__jr_init(&r, args, w, what);
+    lfm2__jr_ws(&r);
+    if (r.i >= r.len || r.s[r.i] != '{') {
+        lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: %s: not a JSON object (the template calls arguments.items())", what, 0);
+        return;
+    }
+    { /* validate first (a duplicate key keeps its first place and its last value, as dict does) */
+        lfm2__jr v = r;
+        v.w = NULL;
+        lfm2__jr_value(&v, LFM2__JV_SKIP, 0);
+        lfm2__jr_ws(&v);
+        if (v.bad || v.i != v.len) { r.i = v.i; lfm2__jr_fail(&r, v.bad ? "in an object" : "trailing characters"); return; }
+    }
+    {
+        size_t open = r.i, end = r.len;
+        while (end > open && (r.s[end - 1] == ' ' || r.s[end - 1] == '\t' || r.s[end - 1] == '\n' || r.s[end - 1] == '\r')) end--;
+        r.i = open + 1;
+        lfm2__jr_ws(&r);
+        while (r.i < end - 1 && r.s[r.i] == '"') {
+            size_t key = r.i, k2, vpos, best;
+            int dup = 0;
+            lfm2__jr t = r;
+            t.w = NULL;
+            t.i = open + 1;
+            for (;;) {
+                lfm2__jr_ws(&t);
+                if (t.i >= key) break;
+                k2 = t.i;
+                lfm2__jr_string(&t, LFM2__JV_SKIP, 0);
+                lfm2__jr_ws(&t); t.i++;
+                lfm2__jr_value(&t, LFM2__JV_SKIP, 1);
+                lfm2__jr_ws(&t); t.i++;
+                if (lfm2__jr_str_eq(&r, k2, key)) { dup = 1; break; }
+            }
+            t.i = key;
+            lfm2__jr_string(&t, LFM2__JV_SKIP, 0);
+            lfm2__jr_ws(&t); t.i++; lfm2__jr_ws(&t);
+            vpos = best = t.i;
+            lfm2__jr_value(&t, LFM2__JV_SKIP, 1);
+            lfm2__jr_ws(&t);
+            if (t.i < end - 1) t.i++;
+            for (;;) {
+                lfm2__jr_ws(&t);
+                if (t.i >= end - 1) break;
+                k2 = t.i;
+                lfm2__jr_string(&t, LFM2__JV_SKIP, 0);
+                lfm2__jr_ws(&t); t.i++; lfm2__jr_ws(&t);
+                if (lfm2__jr_str_eq(&r, k2, key)) best = t.i;
+                lfm2__jr_value(&t, LFM2__JV_SKIP, 1);
+                lfm2__jr_ws(&t); t.i++;
+            }
+            if (!dup) {
+                char c;
+                if (!first) lfm2__cw_lit(w, ", ");
+                first = 0;
+                r.i = key;
+                lfm2__jr_string(&r, LFM2__JV_DUMPS, 1); /* arg_name + "=" */
+                lfm2__cw_lit(w, "=");
+                r.i = best;
+                c = r.s[r.i];
+                if (c == '"') { lfm2__cw_lit(w, "\""); lfm2__jr_string(&r, LFM2__JV_DUMPS, 1); lfm2__cw_lit(w, "\""); }
+                else if (c == '{') lfm2__jr_value(&r, LFM2__JV_DUMPS, 1);
+                else lfm2__jr_value(&r, LFM2__JV_PYSTR, 1);
+            }
+            r.i = vpos;
+            lfm2__jr_value(&r, LFM2__JV_SKIP, 1);
+            lfm2__jr_ws(&r);
+            if (r.i < end - 1 && r.s[r.i] == ',') r.i++;
+            lfm2__jr_ws(&r);
+        }
+    }
+}
+
+static void lfm2__chat_need_str(lfm2__cw *w, const char *s, const char *what, int32_t idx) {
+    if (w->rc != LFM2_OK) return;
+    if (!lfm2__chat_valid_utf8(s)) lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: %s %llu is not valid UTF-8", what, LFM2__CAST(size_t, idx));
+}
+
+/* Checks what every template needs: roles, valid UTF-8 text, parts and calls that make sense. */
+static void lfm2__chat_check(lfm2__cw *w, const lfm2_chat *c) {
+    int32_t i, k;
+    if (c->n_messages < 0 || (c->n_messages > 0 && !c->messages) || c->n_tools < 0 || (c->n_tools > 0 && !c->tools)) {
+        lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: bad message or tool count%s", "", 0);
+        return;
+    }
+    for (i = 0; i < c->n_messages && w->rc == LFM2_OK; i++) {
+        const lfm2_chat_message *m = &c->messages[i];
+        if (!m->role) { lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: message %s%llu has no role", "", LFM2__CAST(size_t, i)); return; }
+        if (m->n_parts < 0 || (m->n_parts > 0 && !m->parts) || m->n_tool_calls < 0 || (m->n_tool_calls > 0 && !m->tool_calls) ||
+            (m->content && m->parts)) {
+            lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: message %s%llu: bad parts or tool calls (content and parts are exclusive)", "", LFM2__CAST(size_t, i));
+            return;
+        }
+        lfm2__chat_need_str(w, m->role, "the role of message", i);
+        if (m->content) lfm2__chat_need_str(w, m->content, "the content of message", i);
+        if (m->thinking) lfm2__chat_need_str(w, m->thinking, "the thinking of message", i);
+        for (k = 0; k < m->n_parts; k++) {
+            const lfm2_chat_part *p = &m->parts[k];
+            if (p->type < LFM2_CHAT_PART_TEXT || p->type > LFM2_CHAT_PART_OTHER || (p->type == LFM2_CHAT_PART_OTHER && !p->json)) {
+                lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: message %s%llu: a part of unknown type or without json", "", LFM2__CAST(size_t, i));
+                return;
+            }
+            if (p->text) lfm2__chat_need_str(w, p->text, "a part's text in message", i);
+        }
+        for (k = 0; k < m->n_tool_calls; k++) {
+            const lfm2_chat_tool_call *tc = &m->tool_calls[k];
+            if (!tc->name || !tc->arguments) { lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: message %s%llu: a tool call without name or arguments", "", LFM2__CAST(size_t, i)); return; }
+            lfm2__chat_need_str(w, tc->name, "a tool call's name in message", i);
+        }
+    }
+    for (k = 0; k < c->n_tools && w->rc == LFM2_OK; k++)
+        if (!c->tools[k]) lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: tool %s%llu is NULL", "", LFM2__CAST(size_t, k));
+    if (c->date && w->rc == LFM2_OK) lfm2__chat_need_str(w, c->date, "the date", 0);
+}
+
+static void lfm2__chat_render_lfm2(lfm2__cw *w, const lfm2_chat *c) {
+    int32_t i;
+    lfm2__cw_mark(w, "<|startoftext|>");
+    for (i = 0; i < c->n_messages && w->rc == LFM2_OK; i++) {
+        const lfm2_chat_message *m = &c->messages[i];
+        if (!m->content) {
+            lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, m->parts ? "chat: the lfm2 template cannot render list content (message %s%llu: "
+                          "'can only concatenate str (not \"list\") to str')" : "chat: the lfm2 template needs content in message %s%llu "
+                          "('dict object' has no attribute 'content')", "", LFM2__CAST(size_t, i));
+            return;
+        }
+        lfm2__cw_mark(w, "<|im_start|>");
+        lfm2__cw_texts(w, m->role);
+        lfm2__cw_lit(w, "\n");
+        w->trusted = m->trusted != 0;
+        lfm2__cw_texts(w, m->content);
+        w->trusted = 0;
+        lfm2__cw_mark(w, "<|im_end|>");
+        lfm2__cw_lit(w, "\n");
+    }
+    if (c->add_generation_prompt) { lfm2__cw_mark(w, "<|im_start|>"); lfm2__cw_lit(w, "assistant\n"); }
+}
+
+static void lfm2__chat_render_tools(lfm2__cw *w, const lfm2_chat *c) {
+    int32_t i, k, i0 = 0;
+    const lfm2_chat_message *sys = NULL;
+    lfm2__cw_mark(w, "<|startoftext|>");
+    if (c->n_messages == 0) { lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: the lfm2-tools template needs a message (messages[0] is undefined)%s", "", 0); return; }
+    if (lfm2__is_role(&c->messages[0], "system")) { sys = &c->messages[0]; i0 = 1; }
+    if (sys && sys->parts && (sys->n_parts > 0 || c->n_tools > 0)) {
+        lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: the lfm2-tools template cannot render a system message with list content%s", "", 0);
+        return;
+    }
+    if (c->n_tools > 0 && sys && !sys->content) {
+        lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: the lfm2-tools template with tools needs the system message's content%s", "", 0);
+        return;
+    }
+    if (c->n_tools > 0 || (sys && sys->content && sys->content[0])) {
+        lfm2__cw_mark(w, "<|im_start|>");
+        lfm2__cw_lit(w, "system\n");
+        if (sys && sys->content) lfm2__cw_texts(w, sys->content);
+        if (c->n_tools > 0) {
+            char what[32];
+            if (sys && sys->content && sys->content[0]) lfm2__cw_lit(w, "\n");
+            lfm2__cw_lit(w, "List of tools: ");
+            lfm2__cw_mark(w, "<|tool_list_start|>");
+            lfm2__cw_lit(w, "[");
+            for (k = 0; k < c->n_tools && w->rc == LFM2_OK; k++) {
+                if (k) lfm2__cw_lit(w, ", ");
+                snprintf(what, sizeof what, "tool %d", (int)k);
+                if (lfm2__json_kind(c->tools[k]) == '"') { /* a string tool goes in as it is */
+                    lfm2__jr r;
+                    lfm2__jr_init(&r, c->tools[k], w, what);
+                    lfm2__jr_ws(&r);
+                    lfm2__jr_string(&r, LFM2__JV_DUMPS, 1);
+                    lfm2__jr_end(&r);
+                } else lfm2__cw_tojson(w, c->tools[k], what);
+            }
+            lfm2__cw_lit(w, "]");
+            lfm2__cw_mark(w, "<|tool_list_end|>");
+        }
+        lfm2__cw_mark(w, "<|im_end|>");
+        lfm2__cw_lit(w, "\n");
+    }
+    for (i = i0; i < c->n_messages && w->rc == LFM2_OK; i++) {
+        const lfm2_chat_message *m = &c->messages[i];
+        int tool = lfm2__is_role(m, "tool");
+        lfm2__cw_mark(w, "<|im_start|>");
+        lfm2__cw_texts(w, m->role);
+        lfm2__cw_lit(w, "\n");
+        if (!lfm2__msg_has_content(m)) {
+            lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: the lfm2-tools template needs content in message %s%llu "
+                          "('Object of type Undefined is not JSON serializable')", "", LFM2__CAST(size_t, i));
+            return;
+        }
+        if (tool) lfm2__cw_mark(w, "<|tool_response_start|>");
+        w->trusted = m->trusted != 0;
+        if (m->content) lfm2__cw_texts(w, m->content);
+        else lfm2__chat_parts_json(w, m);
+        w->trusted = 0;
+        if (tool) lfm2__cw_mark(w, "<|tool_response_end|>");
+        lfm2__cw_mark(w, "<|im_end|>");
+        lfm2__cw_lit(w, "\n");
+    }
+    if (c->add_generation_prompt) { lfm2__cw_mark(w, "<|im_start|>"); lfm2__cw_lit(w, "assistant\n"); }
+}
+
+/* The content of an earlier assistant turn of LFM2.5: what follows its last "</think>",
+   stripped (Python's str.strip), or all of it when it has none. */
+static void lfm2__chat25_history(lfm2__cw *w, const lfm2_chat_message *m) {
+    lfm2__cw a;
+    memset(&a, 0, sizeof a);
+    a.mode = LFM2__CW_ANALYZE;
+    lfm2__chat25_content(&a, m);
+    if (a.rc != LFM2_OK || !a.a_found) { lfm2__chat25_content(w, m); return; } /* (an error repeats in w) */
+    w->clip = 1;
+    w->vpos = 0;
+    w->win_lo = a.a_first_set ? a.a_first : a.n;
+    w->win_hi = a.a_first_set ? a.a_last : a.n;
+    lfm2__chat25_content(w, m);
+    w->clip = 0;
+}
+
+static void lfm2__chat_render_lfm25(lfm2__cw *w, const lfm2_chat *c) {
+    int32_t i, k, i0 = 0, last = -1;
+    int sys_text = 0;
+    const lfm2_chat_message *sys = NULL;
+    lfm2__cw_mark(w, "<|startoftext|>");
+    if (c->n_messages == 0) { lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: the lfm2.5 template needs a message (messages[0] is undefined)%s", "", 0); return; }
+    if (lfm2__is_role(&c->messages[0], "system")) { sys = &c->messages[0]; i0 = 1; }
+    if (sys && lfm2__msg_has_content(sys)) { /* is parse_content(system) non-empty? */
+        lfm2__cw a;
+        memset(&a, 0, sizeof a);
+        lfm2__chat25_content(&a, sys);
+        sys_text = a.n > 0;
+    }
+    if (c->n_tools > 0 && !c->date) { lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: the lfm2.5 template with tools needs the date (lfm2_chat.date)%s", "", 0); return; }
+    if (sys_text || c->n_tools > 0) {
+        lfm2__cw_mark(w, "<|im_start|>");
+        lfm2__cw_lit(w, "system\n");
+        if (sys_text) lfm2__chat25_content(w, sys);
+        if (c->n_tools > 0) {
+            char what[32];
+            if (sys_text) lfm2__cw_lit(w, "\n\n");
+            lfm2__cw_lit(w, "Today's date: ");
+            lfm2__cw_texts(w, c->date);
+            lfm2__cw_lit(w, "\n\nList of tools: ");
+            lfm2__cw_text(w, "[", 1);
+            for (k = 0; k < c->n_tools && w->rc == LFM2_OK; k++) {
+                if (k) lfm2__cw_text(w, ", ", 2);
+                snprintf(what, sizeof what, "tool %d", (int)k);
+                lfm2__cw_tojson(w, c->tools[k], what);
+            }
+            lfm2__cw_text(w, "]", 1);
+        }
+        lfm2__cw_mark(w, "<|im_end|>");
+        lfm2__cw_lit(w, "\n");
+    }
+    for (i = i0; i < c->n_messages; i++) if (lfm2__is_role(&c->messages[i], "assistant")) last = i;
+    for (i = i0; i < c->n_messages && w->rc == LFM2_OK; i++) {
+        const lfm2_chat_message *m = &c->messages[i];
+        lfm2__cw_mark(w, "<|im_start|>");
+        lfm2__cw_texts(w, m->role);
+        lfm2__cw_lit(w, "\n");
+        w->trusted = m->trusted != 0;
+        if (lfm2__is_role(m, "assistant")) {
+            if (m->thinking && (c->keep_past_thinking || i == last)) {
+                lfm2__cw_mark(w, "<think>");
+                lfm2__cw_texts(w, m->thinking);
+                lfm2__cw_mark(w, "</think>");
+            }
+            if (m->tool_calls) {
+                lfm2__cw_mark(w, "<|tool_call_start|>");
+                lfm2__cw_lit(w, "[");
+                for (k = 0; k < m->n_tool_calls && w->rc == LFM2_OK; k++) {
+                    if (k) lfm2__cw_lit(w, ", ");
+                    lfm2__cw_texts(w, m->tool_calls[k].name);
+                    lfm2__cw_lit(w, "(");
+                    lfm2__chat25_args(w, m->tool_calls[k].arguments, k);
+                    lfm2__cw_lit(w, ")");
+                }
+                lfm2__cw_lit(w, "]");
+                lfm2__cw_mark(w, "<|tool_call_end|>");
+            }
+            if (lfm2__msg_has_content(m)) {
+                if (!c->keep_past_thinking && i != last) lfm2__chat25_history(w, m);
+                else lfm2__chat25_content(w, m);
+                lfm2__cw_mark(w, "<|im_end|>");
+                lfm2__cw_lit(w, "\n");
+            }
+        } else if (lfm2__msg_has_content(m)) {
+            lfm2__chat25_content(w, m);
+            lfm2__cw_mark(w, "<|im_end|>");
+            lfm2__cw_lit(w, "\n");
+        }
+        w->trusted = 0;
+    }
+    if (c->add_generation_prompt) { lfm2__cw_mark(w, "<|im_start|>"); lfm2__cw_lit(w, "assistant\n"); }
+}
+
+static void lfm2__chat_run(lfm2__cw *w, const lfm2_chat *c) {
+    lfm2__chat_check(w, c);
+    if (w->rc != LFM2_OK) return;
+    switch (c->template_kind) {
+    case LFM2_CHAT_TEMPLATE_LFM2: lfm2__chat_render_lfm2(w, c); break;
+    case LFM2_CHAT_TEMPLATE_LFM2_TOOLS: lfm2__chat_render_tools(w, c); break;
+    case LFM2_CHAT_TEMPLATE_LFM25: lfm2__chat_render_lfm25(w, c); break;
+    default: lfm2__cw_fail(w, LFM2_ERR_INVALID_ARG, "chat: unknown template kind %s%llu (use LFM2_CHAT_TEMPLATE_*)", "", LFM2__CAST(size_t, c->template_kind));
+    }
+}
+
+/* ---- tool calls: Python literals -> JSON --------------------------------------------------------- */
+typedef struct lfm2__pp {
+    const char *s;
+    size_t len, i;
+    lfm2__cw *w;       /* output: the JSON */
+    int bad;
+    size_t err_at;
+    const char *why;
+} lfm2__pp;
+
+static void lfm2__pp_fail(lfm2__pp *p, size_t at, const char *why) {
+    if (p->bad) return;
+    p->bad = 1;
+    p->err_at = at;
+    p->why = why;
+}
+static void lfm2__pp_ws(lfm2__pp *p) {
+    for (;;) {
+        while (p->i < p->len && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r' || p->s[p->i] == '\f')) p->i++;
+        if (p->i + 1 < p->len && p->s[p->i] == '\\' && p->s[p->i + 1] == '\n') { p->i += 2; continue; } /* line continuation */
+        if (p->i < p->len && p->s[p->i] == '#') { lfm2__pp_fail(p, p->i, "a comment"); return; }
+        return;
+    }
+}
+static int lfm2__pp_idstart(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80; }
+static int lfm2__pp_idchar(unsigned char c) { return lfm2__pp_idstart(c) || (c >= '0' && c <= '9'); }
+/* An identifier at p->i: its length (0 if none). Non-ASCII letters must be valid UTF-8. */
+static size_t lfm2__pp_ident(lfm2__pp *p) {
+    size_t i = p->i;
+    const unsigned char *s = LFM2__UBYTES(p->s);
+    if (i >= p->len || !lfm2__pp_idstart(s[i])) return 0;
+    while (i < p->len && lfm2__pp_idchar(s[i])) {
+        if (s[i] >= 0x80) {
+            uint32_t cp;
+            int l = lfm2__utf8_next(s + i, p->len - i, &cp);
+            if (l < 1 || lfm2__py_space(cp) || !lfm2__py_printable(cp)) break;
+            i += LFM2__CAST(size_t, l);
+        } else i++;
+    }
+    return i - p->i;
+}
+static int lfm2__pp_keyword(const char *s, size_t n) {
+    static const char *const kw[] = { "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
+        "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is",
+        "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield" };
+    size_t k;
+    for (k = 0; k < sizeof kw / sizeof kw[0]; k++) if (strlen(kw[k]) == n && memcmp(kw[k], s, n) == 0) return 1;
+    return 0;
+}
+
+static void lfm2__pp_put_cp(lfm2__pp *p, uint32_t cp) {
+    char o[8];
+    size_t n;
+    if (cp == '"' || cp == '\\') { o[0] = '\\'; o[1] = LFM2__CAST(char, cp); n = 2; }
+    else if (cp == 10) { memcpy(o, "\\n", 2); n = 2; }
+    else if (cp == 13) { memcpy(o, "\\r", 2); n = 2; }
+    else if (cp == 9) { memcpy(o, "\\t", 2); n = 2; }
+    else if (cp == 8) { memcpy(o, "\\b", 2); n = 2; }
+    else if (cp == 12) { memcpy(o, "\\f", 2); n = 2; }
+    else if (cp < 0x20) { snprintf(o, sizeof o, "\\u%04x", (unsigned)cp); n = 6; }
+    else n = lfm2__chat_utf8_put(cp, o);
+    lfm2__cw_text(p->w, o, n);
+}
+
+/* One string literal (prefix u allowed, triple quotes) at p->i; its characters go out JSON-escaped. */
+static void lfm2__pp_string_lit(lfm2__pp *p) {
+    const unsigned char *s = LFM2__UBYTES(p->s);
+    size_t start = p->i;
+    char q;
+    int triple = 0;
+    if (p->i < p->len && (s[p->i] == 'u' || s[p->i] == 'U')) p->i++;
+    q = p->s[p->i];
+    if (p->i + 2 < p->len && p->s[p->i + 1] == q && p->s[p->i + 2] == q) { triple = 1; p->i += 3; }
+    else p->i++;
+    for (;;) {
+        unsigned char c;
+        uint32_t cp;
+        if (p->i >= p->len) { lfm2__pp_fail(p, start, "an unterminated string"); return; }
+        c = s[p->i];
+        if (c == LFM2__CAST(unsigned char, q)) {
+            if (!triple) { p->i++; return; }
+            if (p->i + 2 < p->len && p->s[p->i + 1] == q && p->s[p->i + 2] == q) { p->i += 3; return; }
+            p->i++;
+            lfm2__pp_put_cp(p, c);
+            continue;
+        }
+        if ((c == '\n' || c == '\r') && !triple) { lfm2__pp_fail(p, start, "an unterminated string"); return; }
+        if (c == '\\') {
+            size_t at = p->i;
+            unsigned char e;
+            if (p->i + 1 >= p->len) { lfm2__pp_fail(p, start, "an unterminated string"); return; }
+            e = s[p->i + 1];
+            p->i += 2;
+            switch (e) {
+            case '\n': continue;
+            case '\\': cp = '\\'; break;
+            case '\'': cp = '\''; break;
+            case '"': cp = '"'; break;
+            case 'a': cp = 7; break;
+            case 'b': cp = 8; break;
+            case 'f': cp = 12; break;
+            case 'n': cp = 10; break;
+            case 'r': cp = 13; break;
+            case 't': cp = 9; break;
+            case 'v': cp = 11; break;
+            case 'x': case 'u': case 'U': {
+                int nd = e == 'x' ? 2 : e == 'u' ? 4 : 8, k;
+                cp = 0;
+                for (k = 0; k < nd; k++) {
+                    char h = p->i < p->len ? p->s[p->i] : 0;
+                    int d = (h >= '0' && h <= '9') ? h - '0' : (h >= 'a' && h <= 'f') ? h - 'a' + 10 : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : -1;
+                    if (d < 0) { lfm2__pp_fail(p, at, "a truncated \\x, \\u or \\U escape"); return; }
+                    cp = (cp << 4) | LFM2__CAST(uint32_t, d);
+                    p->i++;
+                }
+                if (cp > 0x10ffff) { lfm2__pp_fail(p, at, "an escape beyond U+10FFFF"); return; }
+                if (cp >= 0xd800 && cp <= 0xdfff) { lfm2__pp_fail(p, at, "a surrogate escape (not valid in JSON text)"); return; }
+                break;
+            }
+            case 'N': lfm2__pp_fail(p, at, "a \\N{...} escape (unsupported)"); return;
+            default:
+                if (e >= '0' && e <= '7') {
+                    int k;
+                    cp = LFM2__CAST(uint32_t, e - '0');
+                    for (k = 0; k < 2 && p->i < p->len && p->s[p->i] >= '0' && p->s[p->i] <= '7'; k++) cp = cp * 8 + LFM2__CAST(uint32_t, p->s[p->i++] - '0');
+                } else { /* an unknown escape keeps its backslash (Python warns, but keeps it) */
+                    lfm2__pp_put_cp(p, '\\');
+                    p->i--;
+                    continue;
+                }
+            }
+            lfm2__pp_put_cp(p, cp);
+            continue;
+        }
+        {
+            int l = lfm2__utf8_next(s + p->i, p->len - p->i, &cp);
+            if (l < 1) { lfm2__pp_fail(p, p->i, "invalid UTF-8"); return; }
+            p->i += LFM2__CAST(size_t, l);
+            lfm2__pp_put_cp(p, cp);
+        }
+    }
+}
+static int lfm2__pp_at_string(const lfm2__pp *p) {
+    size_t i = p->i;
+    if (i < p->len && (p->s[i] == 'u' || p->s[i] == 'U')) i++;
+    return i < p->len && (p->s[i] == '"' || p->s[i] == '\'');
+}
+/* A string: one literal or several side by side ('a' "b" is "ab"). */
+static void lfm2__pp_string(lfm2__pp *p) {
+    lfm2__cw_text(p->w, "\"", 1);
+    for (;;) {
+        lfm2__pp_string_lit(p);
+        if (p->bad) return;
+        { size_t save = p->i; lfm2__pp_ws(p); if (p->bad || !lfm2__pp_at_string(p)) { p->i = save; p->bad = 0; break; } }
+    }
+    lfm2__cw_text(p->w, "\"", 1);
+}
+
+/* A number (after an optional sign at *neg): Python int or float literal -> JSON. */
+static void lfm2__pp_number(lfm2__pp *p, int neg, size_t at) {
+    const char *s = p->s;
+    size_t i = p->i, n = 0, k;
+    char tmp[400];
+    int is_float = 0, digits = 0;
+    if (i + 1 < p->len && s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'X' || s[i + 1] == 'o' || s[i + 1] == 'O' || s[i + 1] == 'b' || s[i + 1] == 'B')) {
+        int base = (s[i + 1] == 'x' || s[i + 1] == 'X') ? 16 : (s[i + 1] == 'o' || s[i + 1] == 'O') ? 8 : 2;
+        uint64_t v = 0;
+        char o[32];
+        i += 2;
+        for (;;) {
+            int d;
+            char c = i < p->len ? s[i] : 0;
+            if (c == '_' && i + 1 < p->len && digits) { i++; c = s[i]; }
+            d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : 99;
+            if (d >= base) break;
+            if (v > (UINT64_MAX - LFM2__CAST(uint64_t, d)) / LFM2__CAST(uint64_t, base)) { lfm2__pp_fail(p, at, "an integer too large"); return; }
+            v = v * LFM2__CAST(uint64_t, base) + LFM2__CAST(uint64_t, d);
+            digits++;
+            i++;
+        }
+        if (!digits || (i < p->len && lfm2__pp_idchar(LFM2__UBYTES(s)[i]))) { lfm2__pp_fail(p, at, "a malformed number"); return; }
+        p->i = i;
+        snprintf(o, sizeof o, "%s%llu", neg && v ? "-" : "", (unsigned long long)v);
+        lfm2__cw_texts(p->w, o);
+        return;
+    }
+    if (neg) tmp[n++] = '-';
+    /* digitpart [. digitpart] [e [+-] digitpart], '_' only between digits */
+#define LFM2__PP_DIGITS() do { int first_ = 1; while (i < p->len && ((s[i] >= '0' && s[i] <= '9') || (s[i] == '_' && !first_ && i + 1 < p->len && s[i + 1] >= '0' && s[i + 1] <= '9'))) { \
+        if (s[i] != '_') { if (n + 2 >= sizeof tmp) { lfm2__pp_fail(p, at, "a number too long"); return; } tmp[n++] = s[i]; digits++; } first_ = 0; i++; } } while (0)
+    LFM2__PP_DIGITS();
+    if (i < p->len && s[i] == '.') { is_float = 1; tmp[n++] = '.'; i++; LFM2__PP_DIGITS(); }
+    if (!digits) { lfm2__pp_fail(p, at, "a malformed number"); return; }
+    if (i < p->len && (s[i] == 'e' || s[i] == 'E')) {
+        int ed;
+        is_float = 1;
+        tmp[n++] = 'e';
+        i++;
+        if (i < p->len && (s[i] == '+' || s[i] == '-')) tmp[n++] = s[i++];
+        ed = digits;
+        LFM2__PP_DIGITS();
+        if (digits == ed) { lfm2__pp_fail(p, at, "a malformed exponent"); return; }
+    }
+#undef LFM2__PP_DIGITS
+    if (i < p->len && (s[i] == 'j' || s[i] == 'J')) { lfm2__pp_fail(p, at, "a complex number"); return; }
+    if (i < p->len && (lfm2__pp_idchar(LFM2__UBYTES(s)[i]) || s[i] == '.')) { lfm2__pp_fail(p, at, "a malformed number"); return; }
+    tmp[n] = 0;
+    p->i = i;
+    if (is_float) {
+        char o[48];
+        double x = strtod(tmp, NULL);
+        if (x > DBL_MAX || x < -DBL_MAX) { lfm2__pp_fail(p, at, "a number that is not finite"); return; }
+        lfm2__cw_text(p->w, o, lfm2__py_float(x, o, sizeof o));
+    } else { /* an int: its digits without leading zeros ("007" is a syntax error, "00" is 0) */
+        size_t d0 = neg ? 1 : 0, z = d0;
+        while (z + 1 < n && tmp[z] == '0') z++;
+        if (tmp[d0] == '0' && z < n && tmp[z] != '0' && z > d0) { lfm2__pp_fail(p, at, "leading zeros in an integer"); return; }
+        if (z + 1 == n && tmp[z] == '0') { lfm2__cw_text(p->w, "0", 1); return; }
+        if (neg) lfm2__cw_text(p->w, "-", 1);
+        lfm2__cw_text(p->w, tmp + z, n - z);
+    }
+    (void)k;
+}
+
+static void lfm2__pp_value(lfm2__pp *p, int depth);
+
+/* Elements up to close (after the opening bracket), as a JSON array. */
+static void lfm2__pp_seq(lfm2__pp *p, char close, int depth) {
+    int first = 1;
+    lfm2__cw_text(p->w, "[", 1);
+    for (;;) {
+        lfm2__pp_ws(p);
+        if (p->bad) return;
+        if (p->i < p->len && p->s[p->i] == close) { p->i++; break; }
+        if (!first) {
+            if (p->i >= p->len) { lfm2__pp_fail(p, p->i, "an unclosed bracket"); return; }
+            if (p->s[p->i] != ',') { lfm2__pp_fail(p, p->i, "an expression (expected ',' or a closing bracket)"); return; }
+            p->i++;
+            lfm2__pp_ws(p);
+            if (p->i < p->len && p->s[p->i] == close) { p->i++; break; }
+            lfm2__cw_text(p->w, ", ", 2);
+        }
+        first = 0;
+        lfm2__pp_value(p, depth + 1);
+        if (p->bad) return;
+    }
+    lfm2__cw_text(p->w, "]", 1);
+}
+
+static void lfm2__pp_value(lfm2__pp *p, int depth) {
+    unsigned char c;
+    size_t at;
+    lfm2__pp_ws(p);
+    if (p->bad) return;
+    at = p->i;
+    if (depth > LFM2__CHAT_MAX_DEPTH) { lfm2__pp_fail(p, at, "values nested too deeply"); return; }
+    if (p->i >= p->len) { lfm2__pp_fail(p, at, "a missing value"); return; }
+    c = LFM2__UBYTES(p->s)[p->i];
+    if (lfm2__pp_at_string(p)) { lfm2__pp_string(p); return; }
+    if (c == '-' || c == '+') {
+        p->i++;
+        lfm2__pp_ws(p);
+        if (p->i < p->len && ((p->s[p->i] >= '0' && p->s[p->i] <= '9') || (p->s[p->i] == '.' && p->i + 1 < p->len && p->s[p->i + 1] >= '0' && p->s[p->i + 1] <= '9')))
+            lfm2__pp_number(p, c == '-', at);
+        else lfm2__pp_fail(p, at, "an expression (a sign before something that is not a number)");
+        return;
+    }
+    if ((c >= '0' && c <= '9') || (c == '.' && p->i + 1 < p->len && p->s[p->i + 1] >= '0' && p->s[p->i + 1] <= '9')) { lfm2__pp_number(p, 0, at); return; }
+    if (c == '[') { p->i++; lfm2__pp_seq(p, ']', depth); return; }
+    if (c == '(') { /* a tuple, or a value in parentheses */
+        lfm2__pp q = *p;
+        lfm2__cw skip;
+        memset(&skip, 0, sizeof skip);
+        q.w = &skip;
+        q.i++;
+        lfm2__pp_ws(&q);
+        if (!q.bad && q.i < q.len && q.s[q.i] != ')') {
+            lfm2__pp_value(&q, depth + 1);
+            lfm2__pp_ws(&q);
+            if (!q.bad && q.i < q.len && q.s[q.i] == ')') { /* (x) is x */
+                p->i++;
+                lfm2__pp_value(p, depth + 1);
+                lfm2__pp_ws(p);
+                p->i++;
+                return;
+            }
+        }
+        p->i++;
+        lfm2__pp_seq(p, ')', depth);
+        return;
+    }
+    if (c == '{') {
+        int first = 1;
+        size_t keys0 = p->i + 1;
+        p->i++;
+        lfm2__cw_text(p->w, "{", 1);
+        for (;;) {
+            size_t kat, kend;
+            lfm2__pp_ws(p);
+            if (p->bad) return;
+            if (p->i < p->len && p->s[p->i] == '}') { p->i++; break; }
+            if (!first) {
+                if (p->i >= p->len) { lfm2__pp_fail(p, p->i, "an unclosed bracket"); return; }
+                if (p->s[p->i] != ',') { lfm2__pp_fail(p, p->i, "an expression (expected ',' or '}')"); return; }
+                p->i++;
+                lfm2__pp_ws(p);
+                if (p->i < p->len && p->s[p->i] == '}') { p->i++; break; }
+                lfm2__cw_text(p->w, ", ", 2);
+            }
+            kat = p->i;
+            if (!lfm2__pp_at_string(p)) {
+                lfm2__pp_fail(p, kat, first ? "a dict key that is not a string (or a set)" : "a dict key that is not a string");
+                return;
+            }
+            lfm2__pp_string(p);
+            if (p->bad) return;
+            kend = p->i;
+            { /* the same key spelled the same way earlier in this dict? */
+                size_t j = keys0;
+                lfm2__pp q = *p;
+                lfm2__cw skip;
+                memset(&skip, 0, sizeof skip);
+                q.w = &skip;
+                q.i = keys0;
+                for (;;) {
+                    size_t k0;
+                    lfm2__pp_ws(&q);
+                    if (q.i < kat && q.s[q.i] == ',') { q.i++; lfm2__pp_ws(&q); }
+                    if (q.bad || q.i >= kat) break;
+                    k0 = q.i;
+                    lfm2__pp_string(&q);
+                    if (q.i - k0 == kend - kat && memcmp(p->s + k0, p->s + kat, kend - kat) == 0) { lfm2__pp_fail(p, kat, "a duplicate dict key"); return; }
+                    lfm2__pp_ws(&q);
+                    q.i++; /* ':' */
+                    lfm2__pp_value(&q, depth + 1);
+                    if (q.bad) break;
+                }
+                (void)j;
+            }
+            lfm2__pp_ws(p);
+            if (p->i >= p->len || p->s[p->i] != ':') { lfm2__pp_fail(p, p->i, first ? "a set, or a dict without ':'" : "a dict entry without ':'"); return; }
+            p->i++;
+            lfm2__cw_text(p->w, ": ", 2);
+            lfm2__pp_value(p, depth + 1);
+            if (p->bad) return;
+            first = 0;
+        }
+        lfm2__cw_text(p->w, "}", 1);
+        return;
+    }
+    if (lfm2__pp_idstart(c)) {
+        size_t n = lfm2__pp_ident(p);
+        const char *id = p->s + p->i;
+        size_t after = p->i + n;
+        lfm2__pp q = *p;
+        q.i = after;
+        lfm2__pp_ws(&q);
+        if (!q.bad && q.i < q.len && q.s[q.i] == '(') { lfm2__pp_fail(p, at, "a call inside a value"); return; }
+        if (n == 4 && memcmp(id, "True", 4) == 0) { p->i = after; lfm2__cw_text(p->w, "true", 4); return; }
+        if (n == 5 && memcmp(id, "False", 5) == 0) { p->i = after; lfm2__cw_text(p->w, "false", 5); return; }
+        if (n == 4 && memcmp(id, "None", 4) == 0) { p->i = after; lfm2__cw_text(p->w, "null", 4); return; }
+        if (n > 0 && n <= 2 && after < p->len && (p->s[after] == '"' || p->s[after] == '\'')) { lfm2__pp_fail(p, at, "a string prefix other than u (b'', r'', f'')"); return; }
+        lfm2__pp_fail(p, at, "a name (not a literal)");
+        return;
+    }
+    lfm2__pp_fail(p, at, "an expression (not a literal)");
+}
+
+#define LFM2__PP_MAX_ARGS 128
+static lfm2_result lfm2__tool_calls_impl(const char *text, size_t len, lfm2_tool_call *calls, int32_t max_calls, int32_t *n_calls,
+                                         lfm2__cw *w, size_t *err_offset, lfm2_error *err) {
+    lfm2__pp p;
+    int32_t nc = 0;
+    size_t args_at[LFM2__PP_MAX_ARGS], args_len[LFM2__PP_MAX_ARGS];
+    memset(&p, 0, sizeof p);
+    p.s = text;
+    p.len = len;
+    p.w = w;
+    lfm2__pp_ws(&p);
+    if (!p.bad && (p.i >= len || text[p.i] != '[')) lfm2__pp_fail(&p, p.i, p.i >= len ? "no text (expected '[')" : "no list (expected '[')");
+    if (!p.bad) p.i++;
+    while (!p.bad) {
+        size_t at, n, name_off;
+        int32_t na = 0;
+        lfm2__pp_ws(&p);
+        if (p.bad) break;
+        if (p.i < len && text[p.i] == ']') { p.i++; break; }
+        if (nc > 0) {
+            if (p.i >= len) { lfm2__pp_fail(&p, p.i, "an unclosed list"); break; }
+            if (text[p.i] != ',') { lfm2__pp_fail(&p, p.i, "an expression (expected ',' or ']')"); break; }
+            p.i++;
+            lfm2__pp_ws(&p);
+            if (p.i < len && text[p.i] == ']') { p.i++; break; }
+        }
+        /* name(.name)* */
+        at = p.i;
+        name_off = w->n;
+        for (;;) {
+            n = lfm2__pp_ident(&p);
+            if (!n) { lfm2__pp_fail(&p, p.i, p.i >= len ? "an unclosed list" : "an element that is not a call"); break; }
+            if (lfm2__pp_keyword(text + p.i, n)) { lfm2__pp_fail(&p, p.i, "a keyword as a name"); break; }
+            lfm2__cw_text(w, text + p.i, n);
+            p.i += n;
+            if (p.i < len && text[p.i] == '.') { lfm2__cw_text(w, ".", 1); p.i++; continue; }
+            break;
+        }
+        if (p.bad) break;
+        lfm2__pp_ws(&p);
+        if (p.i >= len || text[p.i] != '(') { lfm2__pp_fail(&p, at, "an element that is not a call"); break; }
+        p.i++;
+        if (nc < max_calls && calls) { calls[nc].name_len = w->n - name_off; calls[nc].name = NULL; }
+        lfm2__cw_text(w, "", 1); /* the name's NUL */
+        if (nc < max_calls && calls) calls[nc].arguments_len = w->n; /* (the arguments' offset, for now) */
+        {
+            size_t a0 = w->n;
+            lfm2__cw_text(w, "{", 1);
+            for (;;) {
+                size_t kat;
+                int32_t k;
+                lfm2__pp_ws(&p);
+                if (p.bad) break;
+                if (p.i < len && text[p.i] == ')') { p.i++; break; }
+                if (na > 0) {
+                    if (p.i >= len) { lfm2__pp_fail(&p, p.i, "an unclosed call"); break; }
+                    if (text[p.i] != ',') { lfm2__pp_fail(&p, p.i, "an expression (expected ',' or ')')"); break; }
+                    p.i++;
+                    lfm2__pp_ws(&p);
+                    if (p.i < len && text[p.i] == ')') { p.i++; break; }
+                    lfm2__cw_text(w, ", ", 2);
+                }
+                kat = p.i;
+                n = lfm2__pp_ident(&p);
+                {
+                    lfm2__pp q = p;
+                    q.i += n;
+                    lfm2__pp_ws(&q);
+                    if (!n || q.bad || q.i >= len || text[q.i] != '=' || (q.i + 1 < len && text[q.i + 1] == '=')) {
+                        lfm2__pp_fail(&p, kat, p.i >= len ? "an unclosed call" : "a positional argument (only name=value arguments)");
+                        break;
+                    }
+                    if (lfm2__pp_keyword(text + kat, n)) { lfm2__pp_fail(&p, kat, "a keyword as an argument name"); break; }
+                    for (k = 0; k < na; k++)
+                        if (args_len[k] == n && memcmp(text + args_at[k], text + kat, n) == 0) { lfm2__pp_fail(&p, kat, "a repeated argument name"); break; }
+                    if (p.bad) break;
+                    if (na >= LFM2__PP_MAX_ARGS) { lfm2__pp_fail(&p, kat, "more than 128 arguments in one call"); break; }
+                    args_at[na] = kat;
+                    args_len[na] = n;
+                    na++;
+                    p.i = q.i + 1;
+                }
+                lfm2__cw_text(w, "\"", 1);
+                { /* the name as a JSON string (identifiers need no escaping) */
+                    lfm2__cw_text(w, text + kat, n);
+                }
+                lfm2__cw_text(w, "\": ", 3);
+                lfm2__pp_value(&p, 1);
+                if (p.bad) break;
+            }
+            if (p.bad) break;
+            lfm2__cw_text(w, "}", 1);
+            if (nc < max_calls && calls) calls[nc].arguments_len = w->n - a0;
+            lfm2__cw_text(w, "", 1);
+        }
+        nc++;
+    }
+    if (!p.bad) {
+        lfm2__pp_ws(&p);
+        if (!p.bad && p.i != len) lfm2__pp_fail(&p, p.i, "trailing characters after the list");
+    }
+    if (!p.bad && w->overflow) lfm2__pp_fail(&p, 0, "output too large");
+    if (p.bad) {
+        if (err_offset) *err_offset = p.err_at;
+        *n_calls = 0;
+        return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "tool calls: byte %llu: %s", (unsigned long long)p.err_at, p.why);
+    }
+    *n_calls = nc;
+    return LFM2_OK;
+}
+
+/* ---- the streaming splitter -------------------------------------------------------------------- */
+static const char *const lfm2__split_marks[3][2] = {
+    { "<think>", "<|tool_call_start|>" }, /* in content */
+    { "</think>", NULL },                 /* in reasoning */
+    { "<|tool_call_end|>", NULL }         /* in a tool call */
+};
+/* 2: held[0..n) is a whole marker (*which), 1: the start of one, 0: neither. */
+static int lfm2__split_match(const lfm2_chat_splitter *s, int *which) {
+    int k, r = 0;
+    size_t n = LFM2__CAST(size_t, s->n_held);
+    for (k = 0; k < 2; k++) {
+        const char *m = lfm2__split_marks[s->channel][k];
+        size_t ml;
+        if (!m) continue;
+        ml = strlen(m);
+        if (n <= ml && memcmp(s->held, m, n) == 0) {
+            if (n == ml) { *which = k; return 2; }
+            r = 1;
+        }
+    }
+    return r;
+}
+
+static void lfm2__split_emit_held(lfm2_chat_splitter *s, lfm2_chat_emit_fn emit, void *user) {
+    if (s->n_held > 0) emit(user, s->channel, s->held, LFM2__CAST(size_t, s->n_held));
+    s->n_held = 0;
+}
+
+/* ---- public API: chat ---------------------------------------------------------------------------- */
+
+LFM2_API lfm2_chat_template lfm2_chat_template_detect(const char *text, size_t len) {
+    static const struct { uint64_t h; size_t n; lfm2_chat_template t; } known[3] = {
+        { 0x89bcbd75ce6a3d28ull, 209, LFM2_CHAT_TEMPLATE_LFM2 },
+        { 0x1d4b9483c86d4349ull, 1296, LFM2_CHAT_TEMPLATE_LFM2_TOOLS },
+        { 0x6ebe17e9a93f4638ull, 3836, LFM2_CHAT_TEMPLATE_LFM25 } };
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t i, k;
+    if (!text) return LFM2_CHAT_TEMPLATE_UNKNOWN;
+    while (len > 0 && (text[0] == ' ' || text[0] == '\t' || text[0] == '\r' || text[0] == '\n')) { text++; len--; }
+    while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t' || text[len - 1] == '\r' || text[len - 1] == '\n')) len--;
+    for (i = 0; i < len; i++) { h ^= LFM2__UBYTES(text)[i]; h *= 0x100000001b3ull; }
+    for (k = 0; k < 3; k++) if (known[k].n == len && known[k].h == h) return known[k].t;
+    return LFM2_CHAT_TEMPLATE_UNKNOWN;
+}
+
+LFM2_API const char *lfm2_chat_template_name(lfm2_chat_template t) {
+    switch (t) {
+    case LFM2_CHAT_TEMPLATE_LFM2: return "lfm2";
+    case LFM2_CHAT_TEMPLATE_LFM2_TOOLS: return "lfm2-tools";
+    case LFM2_CHAT_TEMPLATE_LFM25: return "lfm2.5";
+    default: return NULL;
+    }
+}
+LFM2_API lfm2_chat_template lfm2_chat_template_from_name(const char *name) {
+    if (!name) return LFM2_CHAT_TEMPLATE_UNKNOWN;
+    if (strcmp(name, "lfm2") == 0) return LFM2_CHAT_TEMPLATE_LFM2;
+    if (strcmp(name, "lfm2-tools") == 0) return LFM2_CHAT_TEMPLATE_LFM2_TOOLS;
+    if (strcmp(name, "lfm2.5") == 0) return LFM2_CHAT_TEMPLATE_LFM25;
+    return LFM2_CHAT_TEMPLATE_UNKNOWN;
+}
+
+#ifndef LFM2_NO_STDIO
+#include <errno.h>
+/* Reads a small text file (at most 16 MB) into a malloc'd, NUL-terminated buffer. 0: absent,
+   1: read, -1: an error (err set). */
+static int lfm2__chat_read(const char *dir, const char *name, char **out, size_t *n, lfm2_error *err) {
+    char path[4096];
+    FILE *f;
+    long sz;
+    *out = NULL;
+    *n = 0;
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= LFM2__CAST(int, sizeof path)) {
+        lfm2__fail(err, LFM2_ERR_INVALID_ARG, "%s: path too long", name);
+        return -1;
+    }
+    f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) return 0;
+        lfm2__fail(err, LFM2_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || sz > (16L << 20) || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        lfm2__fail(err, LFM2_ERR_IO, "%s: cannot read (or larger than 16 MB)", path);
+        return -1;
+    }
+    *out = LFM2__CAST(char *, malloc(LFM2__CAST(size_t, sz) + 1));
+    if (!*out) { fclose(f); lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "%s: out of memory", path); return -1; }
+    if (fread(*out, 1, LFM2__CAST(size_t, sz), f) != LFM2__CAST(size_t, sz)) {
+        fclose(f); free(*out); *out = NULL;
+        lfm2__fail(err, LFM2_ERR_IO, "%s: read error", path);
+        return -1;
+    }
+    fclose(f);
+    (*out)[sz] = 0;
+    *n = LFM2__CAST(size_t, sz);
+    return 1;
+}
+
+/* The chat_template string of tokenizer_config.json (decoded into a malloc'd buffer), or NULL. */
+static char *lfm2__chat_template_from_config(const char *json, size_t len) {
+    lfm2__jr r;
+    lfm2__cw w;
+    size_t tpl = 0;
+    int found = 0;
+    memset(&w, 0, sizeof w);
+    r.s = json; r.len = len; r.i = 0; r.w = NULL; r.what = NULL; r.bad = 0;
+    lfm2__jr_ws(&r);
+    if (r.i >= len || json[r.i] != '{') return NULL;
+    r.i++;
+    for (;;) { /* top-level keys */
+        size_t k0, k1;
+        lfm2__jr_ws(&r);
+        if (r.bad || r.i >= len || json[r.i] != '"') break;
+        k0 = r.i;
+        lfm2__jr_string(&r, LFM2__JV_SKIP, 0);
+        k1 = r.i;
+        lfm2__jr_ws(&r);
+        if (r.bad || r.i >= len || json[r.i] != ':') break;
+        r.i++;
+        lfm2__jr_ws(&r);
+        if (k1 - k0 == 15 && memcmp(json + k0, "\"chat_template\"", 15) == 0) {
+            if (json[r.i] == '"') { tpl = r.i; found = 1; }
+            else if (json[r.i] == '[') { /* [{"name": "default", "template": "..."}, ...] */
+                lfm2__jr a = r;
+                a.i++;
+                for (;;) {
+                    size_t name_v = 0, tpl_v = 0;
+                    lfm2__jr_ws(&a);
+                    if (a.bad || a.i >= len || json[a.i] != '{') break;
+                    a.i++;
+                    for (;;) {
+                        size_t kk, kl;
+                        lfm2__jr_ws(&a);
+                        if (a.bad || a.i >= len || json[a.i] != '"') break;
+                        kk = a.i;
+                        lfm2__jr_string(&a, LFM2__JV_SKIP, 0);
+                        kl = a.i - kk;
+                        lfm2__jr_ws(&a); a.i++; lfm2__jr_ws(&a);
+                        if (kl == 6 && memcmp(json + kk, "\"name\"", 6) == 0) name_v = a.i;
+                        if (kl == 10 && memcmp(json + kk, "\"template\"", 10) == 0 && a.i < len && json[a.i] == '"') tpl_v = a.i;
+                        lfm2__jr_value(&a, LFM2__JV_SKIP, 1);
+                        lfm2__jr_ws(&a);
+                        if (a.i < len && json[a.i] == ',') a.i++;
+                    }
+                    if (a.bad || a.i >= len || json[a.i] != '}') break;
+                    a.i++;
+                    if (name_v && tpl_v && len - name_v >= 9 && memcmp(json + name_v, "\"default\"", 9) == 0) { tpl = tpl_v; found = 1; }
+                    lfm2__jr_ws(&a);
+                    if (a.i < len && json[a.i] == ',') a.i++;
+                }
+            }
+        }
+        lfm2__jr_value(&r, LFM2__JV_SKIP, 0);
+        lfm2__jr_ws(&r);
+        if (r.i < len && json[r.i] == ',') r.i++;
+    }
+    if (!found) return NULL;
+    { /* decode the string twice: its size, then its bytes */
+        char *out;
+        r.bad = 0;
+        r.i = tpl;
+        r.w = &w;
+        lfm2__jr_string(&r, LFM2__JV_DUMPS, 1);
+        if (r.bad || w.rc != LFM2_OK) return NULL;
+        out = LFM2__CAST(char *, malloc(w.n + 1));
+        if (!out) return NULL;
+        w.buf = out; w.cap = w.n; w.n = 0;
+        r.i = tpl;
+        lfm2__jr_string(&r, LFM2__JV_DUMPS, 1);
+        out[w.n] = 0;
+        return out;
+    }
+}
+
+LFM2_API lfm2_result lfm2_chat_template_load_dir(const char *dir, lfm2_chat_template *out, lfm2_error *err) {
+    char *text = NULL, *tpl;
+    size_t n = 0;
+    int r;
+    if (!out) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_chat_template_load_dir: out is NULL");
+    *out = LFM2_CHAT_TEMPLATE_UNKNOWN;
+    if (!dir) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_chat_template_load_dir: dir is NULL");
+    r = lfm2__chat_read(dir, "chat_template.jinja", &text, &n, err);
+    if (r < 0) return err ? err->code : LFM2_ERR_IO;
+    if (r > 0) {
+        *out = lfm2_chat_template_detect(text, n);
+        free(text);
+        if (*out == LFM2_CHAT_TEMPLATE_UNKNOWN)
+            return lfm2__fail(err, LFM2_ERR_UNSUPPORTED, "%s/chat_template.jinja: not one of the LFM2 chat templates lfm2.h knows "
+                              "(lfm2, lfm2-tools, lfm2.5): choose one explicitly", dir);
+        return LFM2_OK;
+    }
+    r = lfm2__chat_read(dir, "tokenizer_config.json", &text, &n, err);
+    if (r < 0) return err ? err->code : LFM2_ERR_IO;
+    if (r == 0) return lfm2__fail(err, LFM2_ERR_IO, "%s: no chat template (neither chat_template.jinja nor tokenizer_config.json)", dir);
+    tpl = lfm2__chat_template_from_config(text, n);
+    free(text);
+    if (!tpl) return lfm2__fail(err, LFM2_ERR_IO, "%s/tokenizer_config.json: no chat_template (and no chat_template.jinja)", dir);
+    *out = lfm2_chat_template_detect(tpl, strlen(tpl));
+    free(tpl);
+    if (*out == LFM2_CHAT_TEMPLATE_UNKNOWN)
+        return lfm2__fail(err, LFM2_ERR_UNSUPPORTED, "%s/tokenizer_config.json: its chat_template is not one of the LFM2 chat "
+                          "templates lfm2.h knows (lfm2, lfm2-tools, lfm2.5): choose one explicitly", dir);
+    return LFM2_OK;
+}
+#endif
+
+LFM2_API lfm2_result lfm2_chat_render(const lfm2_chat *chat, char *buf, size_t cap, size_t *n_out, lfm2_error *err) {
+    lfm2__cw w;
+    if (!n_out) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_chat_render: n_out is NULL");
+    *n_out = 0;
+    if (!chat || (cap > 0 && !buf)) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_chat_render: chat NULL, or buf NULL with cap > 0");
+    memset(&w, 0, sizeof w);
+    w.mode = LFM2__CW_RENDER;
+    w.buf = buf;
+    w.cap = cap;
+    w.err = err;
+    lfm2__chat_run(&w, chat);
+    if (w.rc != LFM2_OK) return w.rc;
+    *n_out = w.n;
+    if (w.n > cap && buf) return lfm2__fail(err, LFM2_ERR_BUFFER_TOO_SMALL, "lfm2_chat_render: %llu bytes needed", (unsigned long long)w.n);
+    return LFM2_OK;
+}
+
+LFM2_API lfm2_result lfm2_chat_tokenize(const lfm2_model *m, const lfm2_chat *chat, lfm2_token *out, int32_t cap, int32_t *n_out,
+                                        lfm2_error *err) {
+    lfm2__cw w;
+    const struct lfm2__tokenizer *t;
+    size_t len, tail;
+    int64_t bound;
+    if (!n_out) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_chat_tokenize: n_out is NULL");
+    *n_out = 0;
+    if (!m || !chat || cap < 0 || (cap > 0 && !out)) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_chat_tokenize: bad arguments");
+    t = lfm2__model_tokenizer(m);
+    if (!t) return lfm2__fail(err, LFM2_ERR_UNSUPPORTED, "lfm2_chat_tokenize: the model was loaded without a tokenizer");
+    /* pass 0: the text's size */
+    memset(&w, 0, sizeof w);
+    w.err = err;
+    lfm2__chat_run(&w, chat);
+    if (w.rc != LFM2_OK) return w.rc;
+    len = w.n;
+    tail = (len + sizeof(lfm2_token) - 1) / sizeof(lfm2_token);
+    bound = LFM2__CAST(int64_t, len) + LFM2__CAST(int64_t, tail) + 1;
+    if (bound > INT32_MAX) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_chat_tokenize: the conversation is too long (%llu bytes)", (unsigned long long)len);
+    if (!out && cap == 0) { *n_out = LFM2__CAST(int32_t, bound); return LFM2_OK; }
+    if (LFM2__CAST(size_t, cap) < tail + 1) {
+        *n_out = LFM2__CAST(int32_t, bound);
+        return lfm2__fail(err, LFM2_ERR_BUFFER_TOO_SMALL, "lfm2_chat_tokenize: %d ids of room needed", (int)bound);
+    }
+    /* pass 1: the text into the end of out */
+    {
+        char *text = LFM2__CAST(char *, LFM2__CAST(void *, out + (LFM2__CAST(size_t, cap) - tail)));
+        memset(&w, 0, sizeof w);
+        w.err = err;
+        w.buf = text;
+        w.cap = len;
+        lfm2__chat_run(&w, chat);
+        if (w.rc != LFM2_OK || w.n != len) return w.rc != LFM2_OK ? w.rc : LFM2_ERR_INVALID_ARG;
+        /* pass 2: markers -> their ids, the text between them tokenized as ordinary text */
+        memset(&w, 0, sizeof w);
+        w.mode = LFM2__CW_TOKENIZE;
+        w.err = err;
+        w.t = t;
+        w.text = text;
+        w.out = out;
+        w.room = LFM2__CAST(int32_t, LFM2__CAST(size_t, cap) - tail);
+        lfm2__chat_run(&w, chat);
+        if (w.rc == LFM2_OK) lfm2__cw_flush_stretch(&w);
+        if (w.rc != LFM2_OK) return w.rc;
+    }
+    if (w.short_buf) {
+        int64_t need = w.need + LFM2__CAST(int64_t, tail);
+        *n_out = need > INT32_MAX ? INT32_MAX : LFM2__CAST(int32_t, need);
+        return lfm2__fail(err, LFM2_ERR_BUFFER_TOO_SMALL, "lfm2_chat_tokenize: %d ids of room needed", (int)*n_out);
+    }
+    *n_out = w.n_ids;
+    return LFM2_OK;
+}
+
+LFM2_API lfm2_result lfm2_tool_calls_parse(const char *text, size_t len, lfm2_tool_call *calls, int32_t max_calls, int32_t *n_calls,
+                                           char *buf, size_t cap, size_t *n_out, size_t *err_offset, lfm2_error *err) {
+    lfm2__cw w;
+    lfm2_result rc;
+    int32_t k, nc = 0;
+    if (err_offset) *err_offset = 0;
+    if (!n_calls || !n_out) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_tool_calls_parse: n_calls / n_out NULL");
+    *n_calls = 0;
+    *n_out = 0;
+    if ((!text && len) || (cap > 0 && !buf) || max_calls < 0 || (max_calls > 0 && !calls))
+        return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_tool_calls_parse: bad arguments");
+    memset(&w, 0, sizeof w);
+    w.buf = buf;
+    w.cap = cap;
+    rc = lfm2__tool_calls_impl(text ? text : "", len, calls, max_calls, &nc, &w, err_offset, err);
+    if (rc != LFM2_OK) return rc;
+    *n_calls = nc;
+    *n_out = w.n;
+    if ((buf && w.n > cap) || (calls && nc > max_calls) || (!buf && cap == 0 && nc > 0 && calls)) {
+        return lfm2__fail(err, LFM2_ERR_BUFFER_TOO_SMALL, "lfm2_tool_calls_parse: %d calls and %llu bytes needed", (int)nc, (unsigned long long)w.n);
+    }
+    if (!buf || (calls == NULL && nc > 0 && max_calls == 0 && buf == NULL)) return LFM2_OK; /* size query */
+    { /* offsets -> pointers: name NUL {args} NUL, one call after another */
+        size_t off = 0;
+        for (k = 0; k < nc && k < max_calls; k++) {
+            size_t nl = calls[k].name_len, al = calls[k].arguments_len;
+            calls[k].name = buf + off;
+            calls[k].arguments = buf + off + nl + 1;
+            off += nl + 1 + al + 1;
+        }
+    }
+    return LFM2_OK;
+}
+
+LFM2_API void lfm2_chat_splitter_init(lfm2_chat_splitter *s, int in_reasoning) {
+    if (!s) return;
+    memset(s, 0, sizeof *s);
+    s->channel = in_reasoning ? LFM2_CHAT_REASONING : LFM2_CHAT_CONTENT;
+}
+
+LFM2_API lfm2_result lfm2_chat_splitter_push(lfm2_chat_splitter *s, const char *piece, size_t len, lfm2_chat_emit_fn emit, void *user) {
+    size_t i = 0;
+    if (!s || !emit || (!piece && len) || s->channel < 0 || s->channel > 2 || s->n_held < 0 || s->n_held >= LFM2__CAST(int32_t, sizeof s->held))
+        return LFM2_ERR_INVALID_ARG;
+    while (i < len) {
+        if (s->n_held > 0) { /* a marker may be starting: decide byte by byte */
+            int which = 0, r;
+            if (piece[i] == '<') { lfm2__split_emit_held(s, emit, user); continue; } /* markers hold '<' only first */
+            s->held[s->n_held++] = piece[i++];
+            r = lfm2__split_match(s, &which);
+            if (r == 2) {
+                const char *mk = lfm2__split_marks[s->channel][which];
+                emit(user, LFM2_CHAT_MARKER, s->held, LFM2__CAST(size_t, s->n_held));
+                s->n_held = 0;
+                s->channel = (s->channel == LFM2_CHAT_CONTENT) ? (mk[1] == 't' ? LFM2_CHAT_REASONING : LFM2_CHAT_TOOL_CALL) : LFM2_CHAT_CONTENT;
+            } else if (r == 0) lfm2__split_emit_held(s, emit, user);
+        } else {
+            const char *lt = LFM2__CAST(const char *, memchr(piece + i, '<', len - i));
+            size_t j = lt ? LFM2__CAST(size_t, lt - piece) : len;
+            if (j > i) emit(user, s->channel, piece + i, j - i);
+            if (!lt) break;
+            s->held[0] = '<';
+            s->n_held = 1;
+            i = j + 1;
+        }
+    }
+    return LFM2_OK;
+}
+
+LFM2_API lfm2_result lfm2_chat_splitter_flush(lfm2_chat_splitter *s, lfm2_chat_emit_fn emit, void *user) {
+    if (!s || !emit || s->channel < 0 || s->channel > 2 || s->n_held < 0 || s->n_held >= LFM2__CAST(int32_t, sizeof s->held))
+        return LFM2_ERR_INVALID_ARG;
+    lfm2__split_emit_held(s, emit, user);
+    s->channel = LFM2_CHAT_CONTENT;
+    return LFM2_OK;
+}
+
+/* The number or boolean value of a top-level key of a JSON object text (the last of keys given
+   twice, as Python): 1 if present (null: absent), 0 if not; *bad on malformed JSON. */
+static int lfm2__genc_get(const char *json, size_t len, const char *key, double *num, int *is_bool, int *bad) {
+    lfm2__jr r;
+    size_t kl = strlen(key);
+    int found = 0;
+    r.s = json; r.len = len; r.i = 0; r.w = NULL; r.what = NULL; r.bad = 0;
+    lfm2__jr_ws(&r);
+    if (r.i >= len || json[r.i] != '{') { *bad = 1; return 0; }
+    r.i++;
+    lfm2__jr_ws(&r);
+    if (r.i < len && json[r.i] == '}') return 0;
+    for (;;) {
+        size_t k0;
+        int hit;
+        lfm2__jr_ws(&r);
+        if (r.bad || r.i >= len || json[r.i] != '"') { *bad = 1; return 0; }
+        k0 = r.i;
+        lfm2__jr_string(&r, LFM2__JV_SKIP, 0);
+        hit = (r.i - k0 == kl + 2 && memcmp(json + k0 + 1, key, kl) == 0);
+        lfm2__jr_ws(&r);
+        if (r.bad || r.i >= len || json[r.i] != ':') { *bad = 1; return 0; }
+        r.i++;
+        lfm2__jr_ws(&r);
+        if (hit) {
+            if (len - r.i >= 4 && memcmp(json + r.i, "true", 4) == 0) { *num = 1; *is_bool = 1; found = 1; }
+            else if (len - r.i >= 5 && memcmp(json + r.i, "false", 5) == 0) { *num = 0; *is_bool = 1; found = 1; }
+            else if (len - r.i >= 4 && memcmp(json + r.i, "null", 4) == 0) found = 0;
+            else if (r.i < len && (json[r.i] == '-' || (json[r.i] >= '0' && json[r.i] <= '9'))) {
+                char tmp[64];
+                lfm2__jr q = r;
+                size_t n;
+                lfm2__jr_number(&q, LFM2__JV_SKIP);
+                n = q.i - r.i;
+                if (q.bad || n >= sizeof tmp) { *bad = 1; return 0; }
+                memcpy(tmp, json + r.i, n);
+                tmp[n] = 0;
+                *num = strtod(tmp, NULL);
+                *is_bool = 0;
+                found = 1;
+            } else { *bad = 1; return 0; } /* a string or container where a number belongs */
+        }
+        lfm2__jr_value(&r, LFM2__JV_SKIP, 0);
+        if (r.bad) { *bad = 1; return 0; }
+        lfm2__jr_ws(&r);
+        if (r.i < len && json[r.i] == ',') { r.i++; continue; }
+        if (r.i < len && json[r.i] == '}') return found;
+        *bad = 1;
+        return 0;
+    }
+}
+
+LFM2_API lfm2_result lfm2_sampler_params_from_generation_config(const char *json, size_t len, lfm2_sampler_params *out,
+                                                                int *found, lfm2_error *err) {
+    static const char *const keys[6] = { "do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty" };
+    double v[6];
+    int has[6], isb[6], bad = 0, any = 0, k;
+    lfm2_sampler_params p;
+    if (found) *found = 0;
+    if (!out || (!json && len)) return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "lfm2_sampler_params_from_generation_config: bad arguments");
+    *out = lfm2_sampler_default_params();
+    if (!json) return LFM2_OK;
+    for (k = 0; k < 6; k++) {
+        v[k] = 0;
+        isb[k] = 0;
+        has[k] = lfm2__genc_get(json, len, keys[k], &v[k], &isb[k], &bad);
+        if (bad) return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "generation_config.json: malformed JSON, or %s is not a number", keys[k]);
+        if (has[k] && (k == 0) != (isb[k] != 0)) return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "generation_config.json: %s has the wrong type", keys[k]);
+        any |= has[k];
+    }
+    if (!any) return LFM2_OK;
+    memset(&p, 0, sizeof p);
+    p.temperature = has[1] ? LFM2__CAST(float, v[1]) : 1.0f;
+    p.top_k = has[2] ? LFM2__CAST(int32_t, v[2]) : LFM2_SAMPLER_DEFAULT_TOP_K;
+    p.top_p = has[3] ? LFM2__CAST(float, v[3]) : 1.0f;
+    p.min_p = has[4] ? LFM2__CAST(float, v[4]) : 0.0f;
+    p.repetition_penalty = has[5] ? LFM2__CAST(float, v[5]) : 1.0f;
+    if ((has[2] && (v[2] < 0 || v[2] > INT32_MAX || v[2] != floor(v[2]))) || !(p.temperature >= 0) || !(p.top_p >= 0 && p.top_p <= 1) ||
+        !(p.min_p >= 0 && p.min_p <= 1) || !(p.repetition_penalty > 0))
+        return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "generation_config.json: a sampling value out of range");
+    if (p.top_p >= 1.0f) p.top_p = 0; /* 1 = off */
+    if (!(has[0] && v[0] != 0)) p.temperature = 0; /* do_sample false (transformers' default): greedy */
+    *out = p;
+    if (found) *found = 1;
+    return LFM2_OK;
+}
+
 /* >>sampler --------------------------------------------------------------------------------- */
 /* The processing follows transformers' LogitsProcessor classes step by step, in float32 like
    generate() (which copies the last logits to fp32), so that the set of removed ids matches:

@@ -6,6 +6,7 @@
        test_hardening.c allocation failure, threads, limits, malformed inputs
        test_platform.c  the file layer: special files, unreadable files, UTF-8 paths, > 4 GiB, byte order
        test_moe.c       LFM2-MoE: config, goldens, experts, threads/chunks, quantization
+       test_chat.c      chat templates, chat tokenization, tool calls, splitter
    Usage: run_tests [FILTER ...] | --levels (the instruction-set levels this CPU runs)
    FILTER = a substring of test names, @TAG (tests with that tag:
    isa, emu, slow, threads), or either prefixed with '-' to leave those tests out. With no
@@ -25,9 +26,10 @@
 #include "test_hardening.c"
 #include "test_platform.c"
 #include "test_moe.c"
+#include "test_chat.c"
 
 static const t_case *t_tables[] = { config_tests, load_tests, forward_tests, kernels_tests, tokenizer_tests, sampler_tests,
-                                    hardening_tests, platform_tests, moe_tests };
+                                    hardening_tests, platform_tests, moe_tests, chat_tests };
 
 static int t_tag_bit(const char *s) {
     if (strcmp(s, "isa") == 0) return T_ISA;

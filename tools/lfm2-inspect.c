@@ -5,6 +5,14 @@
                                                    as little-endian float32 [n_ids, vocab]
      lfm2-inspect DIR --tokenize [--special] [--bos]   UTF-8 text on stdin -> ids on one line
      lfm2-inspect DIR --detokenize                 ids on stdin (space/comma separated) -> exact bytes
+     lfm2-inspect DIR --chat CONV.json [--template lfm2|lfm2-tools|lfm2.5] [--ids-out]
+                                                   the prompt bytes of a conversation (the shape of a
+                                                   chat_golden.json render entry) with the folder's
+                                                   template (or the one named; DIR may then be
+                                                   omitted); --ids-out: the ids of lfm2_chat_tokenize
+                                                   instead. Non-zero exit with the template's error.
+     lfm2-inspect --parse-tool-calls               a tool-call text on stdin -> one JSON array
+                                                   [{"name": ..., "arguments": {...}}], or an error
    Options: -t N threads; --weights q8|q4 quantizes the weights at load time.
    Build: make build/lfm2-inspect  (or: cc -O2 -march=native -fopenmp -o lfm2-inspect tools/lfm2-inspect.c -lm;
    -march=native selects the SIMD kernels at compile time, -fopenmp the threads)
@@ -12,13 +20,16 @@
 #define LFM2_IMPLEMENTATION
 #include "../lfm2.h"
 #include "lfm2_digest.h"
+#include "lfm2_chat_json.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: lfm2-inspect DIR [--ids 1,2,3 --logits OUT.bin] [--tokenize [--special] [--bos]] [--detokenize] [-t N] [--weights q8|q4] [--digest]\n");
+            "usage: lfm2-inspect DIR [--ids 1,2,3 --logits OUT.bin] [--tokenize [--special] [--bos]] [--detokenize] [-t N] [--weights q8|q4] [--digest]\n"
+            "       lfm2-inspect [DIR] --chat CONV.json [--template lfm2|lfm2-tools|lfm2.5] [--ids-out]\n"
+            "       lfm2-inspect --parse-tool-calls < TEXT\n");
     return 2;
 }
 
@@ -127,8 +138,101 @@ static int print_digests(lfm2_model *m) {
     return 0;
 }
 
+/* --parse-tool-calls: stdin -> [{"name": ..., "arguments": {...}}] */
+static int parse_tool_calls(void) {
+    size_t n, need = 0, off = 0;
+    char *text = read_stdin(&n), *buf = NULL;
+    int32_t nc = 0, k;
+    lfm2_tool_call *calls = NULL;
+    lfm2_error err;
+    lfm2_result r;
+    if (!text) { fprintf(stderr, "lfm2-inspect: out of memory\n"); return 1; }
+    memset(&err, 0, sizeof err);
+    r = lfm2_tool_calls_parse(text, n, NULL, 0, &nc, NULL, 0, &need, &off, &err);
+    if (r == LFM2_OK) {
+        calls = (lfm2_tool_call *)malloc(sizeof *calls * (size_t)(nc + 1));
+        buf = (char *)malloc(need + 1);
+        r = (calls && buf) ? lfm2_tool_calls_parse(text, n, calls, nc, &nc, buf, need, &need, &off, &err) : LFM2_ERR_OUT_OF_MEMORY;
+    }
+    if (r != LFM2_OK) {
+        fprintf(stderr, "lfm2-inspect: %s\n", err.message[0] ? err.message : lfm2_result_string(r));
+        free(text); free(calls); free(buf);
+        return 1;
+    }
+    printf("[");
+    for (k = 0; k < nc; k++) {
+        printf("%s{\"name\": \"", k ? ", " : "");
+        fwrite(calls[k].name, 1, calls[k].name_len, stdout); /* identifiers: nothing to escape */
+        printf("\", \"arguments\": ");
+        fwrite(calls[k].arguments, 1, calls[k].arguments_len, stdout);
+        printf("}");
+    }
+    printf("]\n");
+    free(text); free(calls); free(buf);
+    return ferror(stdout) ? 1 : 0;
+}
+
+/* --chat CONV.json: the rendered prompt (or its ids) */
+static int chat_render(const char *dir, const char *conv_path, const char *tpl_name, int ids_out, const lfm2_model_params *mp) {
+    size_t n = 0, need = 0;
+    char *src = NULL, *out = NULL, msg[400];
+    lfm2cj cj;
+    lfm2_error err;
+    lfm2_chat_template t = LFM2_CHAT_TEMPLATE_UNKNOWN;
+    lfm2_result r;
+    FILE *f = fopen(conv_path, "rb");
+    int rc = 1;
+    memset(&err, 0, sizeof err);
+    if (!f) { fprintf(stderr, "lfm2-inspect: cannot open %s\n", conv_path); return 1; }
+    {
+        long sz;
+        if (fseek(f, 0, SEEK_END) == 0 && (sz = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 && (src = (char *)malloc((size_t)sz + 1)) &&
+            fread(src, 1, (size_t)sz, f) == (size_t)sz) n = (size_t)sz;
+        else { free(src); src = NULL; }
+        fclose(f);
+    }
+    if (!src) { fprintf(stderr, "lfm2-inspect: cannot read %s\n", conv_path); return 1; }
+    if (tpl_name) {
+        t = lfm2_chat_template_from_name(tpl_name);
+        if (t == LFM2_CHAT_TEMPLATE_UNKNOWN) { fprintf(stderr, "lfm2-inspect: --template: '%s' is not lfm2, lfm2-tools or lfm2.5\n", tpl_name); free(src); return 2; }
+    } else if (!dir) { fprintf(stderr, "lfm2-inspect: --chat needs a model folder or --template\n"); free(src); return 2; }
+    else if (lfm2_chat_template_load_dir(dir, &t, &err) != LFM2_OK) { fprintf(stderr, "lfm2-inspect: %s\n", err.message); free(src); return 1; }
+    if (!lfm2cj_parse(&cj, src, n, msg, sizeof msg)) { fprintf(stderr, "lfm2-inspect: %s: %s\n", conv_path, msg); free(src); return 1; }
+    cj.chat.template_kind = t;
+    if (!ids_out) {
+        r = lfm2_chat_render(&cj.chat, NULL, 0, &need, &err);
+        if (r == LFM2_OK && (out = (char *)malloc(need + 1)) != NULL) r = lfm2_chat_render(&cj.chat, out, need, &need, &err);
+        if (r != LFM2_OK) fprintf(stderr, "lfm2-inspect: %s\n", err.message[0] ? err.message : lfm2_result_string(r));
+        else if (fwrite(out, 1, need, stdout) == need && fflush(stdout) == 0) rc = 0;
+    } else {
+        lfm2_model *m = NULL;
+        lfm2_model_params p = *mp;
+        if (!dir) { fprintf(stderr, "lfm2-inspect: --ids-out needs the model folder (its tokenizer)\n"); }
+        else if (p.error = &err, p.no_tokenizer = 0, lfm2_model_load_dir(dir, &p, &m) != LFM2_OK) fprintf(stderr, "lfm2-inspect: %s\n", err.message);
+        else {
+            int32_t cap = 0, got = 0, k;
+            lfm2_token *ids = NULL;
+            r = lfm2_chat_tokenize(m, &cj.chat, NULL, 0, &cap, &err);
+            if (r == LFM2_OK && (ids = (lfm2_token *)malloc(sizeof *ids * (size_t)(cap + 1))) != NULL) r = lfm2_chat_tokenize(m, &cj.chat, ids, cap, &got, &err);
+            if (r != LFM2_OK) fprintf(stderr, "lfm2-inspect: %s\n", err.message[0] ? err.message : lfm2_result_string(r));
+            else {
+                for (k = 0; k < got; k++) printf(k ? " %d" : "%d", ids[k]);
+                printf("\n");
+                rc = ferror(stdout) ? 1 : 0;
+            }
+            free(ids);
+            lfm2_model_free(m);
+        }
+    }
+    free(out);
+    lfm2cj_free(&cj);
+    free(src);
+    return rc;
+}
+
 int main(int argc, char **argv) {
-    const char *dir = NULL, *ids_arg = NULL, *logits_path = NULL;
+    const char *dir = NULL, *ids_arg = NULL, *logits_path = NULL, *chat_path = NULL, *tpl_name = NULL;
+    int parse_calls = 0, ids_out = 0;
     int tokenize = 0, detokenize = 0, special = 0, bos = 0, threads = 0, weights = LFM2_WEIGHTS_AS_STORED, i, rc = 0, digest = 0;
     lfm2_model *m = NULL;
     lfm2_model_params mp;
@@ -141,6 +245,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--special")) special = 1;
         else if (!strcmp(argv[i], "--bos")) bos = 1;
         else if (!strcmp(argv[i], "--digest")) digest = 1;
+        else if (!strcmp(argv[i], "--chat") && i + 1 < argc) chat_path = argv[++i];
+        else if (!strcmp(argv[i], "--template") && i + 1 < argc) tpl_name = argv[++i];
+        else if (!strcmp(argv[i], "--ids-out")) ids_out = 1;
+        else if (!strcmp(argv[i], "--parse-tool-calls")) parse_calls = 1;
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--weights") && i + 1 < argc && !strcmp(argv[i + 1], "q8")) weights = LFM2_WEIGHTS_Q8, i++;
         else if (!strcmp(argv[i], "--weights") && i + 1 < argc && !strcmp(argv[i + 1], "q4")) weights = LFM2_WEIGHTS_Q4, i++;
@@ -148,6 +256,10 @@ int main(int argc, char **argv) {
         else if (argv[i][0] != '-' && !dir) dir = argv[i];
         else { fprintf(stderr, "lfm2-inspect: unknown or incomplete option '%s'\n", argv[i]); return usage(); }
     }
+    if (parse_calls) return parse_tool_calls();
+    memset(&mp, 0, sizeof mp);
+    mp.weights = weights;
+    if (chat_path) return chat_render(dir, chat_path, tpl_name, ids_out, &mp);
     if (!dir) return usage();
     if ((ids_arg != NULL) != (logits_path != NULL)) { fprintf(stderr, "lfm2-inspect: --ids and --logits go together\n"); return 2; }
     memset(&mp, 0, sizeof mp);
