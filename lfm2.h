@@ -765,6 +765,13 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
 #endif
 #endif
 
+/* 32-bit ARM (armv7-a, e.g. Android armeabi-v7a) with NEON (-mfpu=neon or neon-vfpv4, hard or
+   softfp float ABI): row-major f32 / bf16 and Q8 / Q4 kernels at the NEON level (fused
+   multiply-adds where the FPU has them: VFPv4) */
+#if !defined(LFM2_NO_SIMD) && !defined(LFM2_NO_NEON) && defined(__arm__) && defined(__ARM_NEON) && !defined(__aarch64__)
+#define LFM2__HAVE_NEON32 1
+#include <arm_neon.h>
+#endif
 /* WebAssembly: the SIMD128 kernels when the module is built with -msimd128 (an engine without
    SIMD refuses such a module, so the level is fixed at compile time) */
 #if !defined(LFM2_NO_SIMD) && !defined(LFM2_NO_WASM_SIMD) && defined(__wasm_simd128__)
@@ -4527,6 +4534,8 @@ static int32_t lfm2__detect_isa(void) {
 #endif
     (void)dot;
     (void)bf16;
+#elif defined(LFM2__HAVE_NEON32)
+    isa = LFM2_ISA_NEON; /* compiled for it (-mfpu=neon...) */
 #elif defined(LFM2__HAVE_WASM)
     isa = LFM2_ISA_WASM_SIMD128; /* compiled for it: a wasm engine without SIMD refuses the module */
 #endif
@@ -4939,6 +4948,73 @@ LFM2__DEF_KERNELS(bf16_wasm, LFM2__WL_BF16, 2)
 LFM2__DEF_KERNELS(f16_wasm, LFM2__WL_F16, 2)
 LFM2__DEF_VECOPS(wasm)
 static const lfm2__vops lfm2__vops_wasm = {lfm2__attend_wasm, lfm2__silu_mul_wasm};
+#undef LFM2__W
+#undef LFM2__VT
+#undef LFM2__VTGT
+#undef LFM2__VZERO
+#undef LFM2__VLOAD
+#undef LFM2__VSTORE
+#undef LFM2__VFMA
+#undef LFM2__VMUL
+#undef LFM2__VADD
+#undef LFM2__VDIV
+#undef LFM2__VSET1
+#undef LFM2__VHSUM
+#undef LFM2__VEXP
+#undef LFM2__VBF16
+#undef LFM2__VF16
+#endif
+
+#ifdef LFM2__HAVE_NEON32
+/* armv7 NEON: 4 lanes; no vector division, horizontal add or round-to-nearest instruction */
+#if defined(__ARM_FEATURE_FMA)
+#define LFM2__N32_FMA(a, b, c) vfmaq_f32(c, a, b)
+#else
+#define LFM2__N32_FMA(a, b, c) vmlaq_f32(c, a, b)
+#endif
+static float lfm2__hsum_n32(float32x4_t a) {
+    float32x2_t s = vadd_f32(vget_low_f32(a), vget_high_f32(a));
+    return vget_lane_f32(vpadd_f32(s, s), 0);
+}
+static float32x4_t lfm2__vdiv_n32(float32x4_t a, float32x4_t b) {
+    float x[4], y[4];
+    vst1q_f32(x, a);
+    vst1q_f32(y, b);
+    x[0] /= y[0]; x[1] /= y[1]; x[2] /= y[2]; x[3] /= y[3];
+    return vld1q_f32(x);
+}
+static float32x4_t lfm2__vexp_n32(float32x4_t x) {
+    float32x4_t fx, r, y, t;
+    int32x4_t fi;
+    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.3f)), vdupq_n_f32(88.0f));
+    t = vmulq_f32(x, vdupq_n_f32(1.44269504088896341f));
+    /* round half away from zero (any rounding keeps |r| <= ln2 / 2 + a little) */
+    fi = vcvtq_s32_f32(vaddq_f32(t, vbslq_f32(vcgeq_f32(t, vdupq_n_f32(0.0f)), vdupq_n_f32(0.5f), vdupq_n_f32(-0.5f))));
+    fx = vcvtq_f32_s32(fi);
+    r = vmlsq_f32(x, fx, vdupq_n_f32(0.693359375f));
+    r = vmlsq_f32(r, fx, vdupq_n_f32(-2.12194440e-4f));
+    LFM2__EXP_POLY(LFM2__N32_FMA, vmulq_f32, vdupq_n_f32, vaddq_f32)
+    return vmulq_f32(y, vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(fi, vdupq_n_s32(127)), 23)));
+}
+#define LFM2__W 4
+#define LFM2__VT float32x4_t
+#define LFM2__VTGT
+#define LFM2__VZERO() vdupq_n_f32(0.0f)
+#define LFM2__VLOAD(p) vld1q_f32(p)
+#define LFM2__VSTORE(p, v) vst1q_f32(p, v)
+#define LFM2__VFMA(a, b, c) LFM2__N32_FMA(a, b, c)
+#define LFM2__VMUL(a, b) vmulq_f32(a, b)
+#define LFM2__VADD(a, b) vaddq_f32(a, b)
+#define LFM2__VDIV(a, b) lfm2__vdiv_n32(a, b)
+#define LFM2__VSET1(s) vdupq_n_f32(s)
+#define LFM2__VHSUM(a) lfm2__hsum_n32(a)
+#define LFM2__VEXP(a) lfm2__vexp_n32(a)
+#define LFM2__VBF16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16))
+#define LFM2__VF16(p) LFM2__VZERO()
+LFM2__DEF_KERNELS(f32_n32, LFM2__WL_F32, 4)
+LFM2__DEF_KERNELS(bf16_n32, LFM2__WL_BF16, 2)
+LFM2__DEF_VECOPS(n32)
+static const lfm2__vops lfm2__vops_n32 = {lfm2__attend_n32, lfm2__silu_mul_n32};
 #undef LFM2__W
 #undef LFM2__VT
 #undef LFM2__VTGT
@@ -5706,6 +5782,46 @@ LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
 #endif
 #endif
 
+#ifdef LFM2__HAVE_NEON32
+/* armv7 NEON, row-major Q8 / Q4: one block of 32 columns per step, 1 row x 1 token; widening
+   multiplies and pairwise adds give the 4-byte lane sums of an sdot (pairs at most 2 * 128 * 127:
+   no int16 overflow) */
+static LFM2__INLINE int32x4_t lfm2__sdot_n32(int32x4_t acc, int8x16_t a, int8x16_t b) {
+    int32x4_t s0 = vpaddlq_s16(vmull_s8(vget_low_s8(a), vget_low_s8(b))), s1 = vpaddlq_s16(vmull_s8(vget_high_s8(a), vget_high_s8(b)));
+    return vaddq_s32(acc, vcombine_s32(vpadd_s32(vget_low_s32(s0), vget_high_s32(s0)), vpadd_s32(vget_low_s32(s1), vget_high_s32(s1))));
+}
+static LFM2__INLINE void lfm2__qmm_n32(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
+    int32_t K = w->cols, rows = w->rows, r, t, k;
+    size_t rb = q4 ? LFM2__CAST(size_t, K) / 2 : LFM2__CAST(size_t, K), nsc = LFM2__CAST(size_t, K / LFM2__QBLK), qrow = LFM2__QROW_BYTES(K);
+    for (r = r0; r < r1; r++) {
+        const unsigned char *wr = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, r) * rb;
+        const uint16_t *sc = w->scales + LFM2__CAST(size_t, r) * nsc;
+        for (t = 0; t < B; t++) {
+            const unsigned char *q = qa + LFM2__CAST(size_t, t) * qrow;
+            const int32_t *s = LFM2__CAST(const int32_t *, LFM2__CAST(const void *, q + K));
+            const float *d = LFM2__CAST(const float *, LFM2__CAST(const void *, q + 2 * LFM2__CAST(size_t, K)));
+            float32x4_t acc = vdupq_n_f32(0.0f);
+            for (k = 0; k < K; k += LFM2__QBLK) {
+                float dw = lfm2__f16_to_f32(sc[k / LFM2__QBLK]);
+                int32x4_t i0, i1;
+                if (q4) {
+                    uint8x16_t v = vld1q_u8(wr + k / 2);
+                    i0 = lfm2__sdot_n32(vld1q_s32(s + k / 4), vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(15))), vreinterpretq_s8_u8(vld1q_u8(q + k)));
+                    i1 = lfm2__sdot_n32(vld1q_s32(s + k / 4 + 4), vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vreinterpretq_s8_u8(vld1q_u8(q + k + 16)));
+                } else {
+                    i0 = lfm2__sdot_n32(vdupq_n_s32(0), vreinterpretq_s8_u8(vld1q_u8(wr + k)), vreinterpretq_s8_u8(vld1q_u8(q + k)));
+                    i1 = lfm2__sdot_n32(vdupq_n_s32(0), vreinterpretq_s8_u8(vld1q_u8(wr + k + 16)), vreinterpretq_s8_u8(vld1q_u8(q + k + 16)));
+                }
+                acc = LFM2__N32_FMA(vcvtq_f32_s32(i0), vmulq_n_f32(vld1q_f32(d + k / 4), dw), acc);
+                acc = LFM2__N32_FMA(vcvtq_f32_s32(i1), vmulq_n_f32(vld1q_f32(d + k / 4 + 4), dw), acc);
+            }
+            out[LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, r)] = lfm2__hsum_n32(acc);
+        }
+    }
+}
+static void lfm2__qmm_q8_n32(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_n32(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); }
+static void lfm2__qmm_q4_n32(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_n32(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
+#endif
 #ifdef LFM2__HAVE_WASM
 /* WebAssembly SIMD128, row-major Q8 / Q4: one block of 32 columns per step, 1 row x 1 token; the
    bytes widened to int16 and summed in pairs by i32x4.dot_i16x8 (exact), the block's 4 int32
@@ -5981,6 +6097,12 @@ static const lfm2__kernel lfm2__kernel_table[] = {
     LFM2__K(LFM2__DT_BF16X, LFM2__ACT_BF16, LFM2_ISA_NEON_BF16, 16, 32, lfm2__mm_bf16xdot_neon, lfm2__bf16_acts_neon),
 #endif
 #endif
+#ifdef LFM2__HAVE_NEON32
+    LFM2__K(LFM2__DT_F32, LFM2__ACT_F32, LFM2_ISA_NEON, 4, 1, lfm2__mm_f32_n32, NULL),
+    LFM2__K(LFM2__DT_BF16, LFM2__ACT_F32, LFM2_ISA_NEON, 4, 1, lfm2__mm_bf16_n32, NULL),
+    LFM2__K(LFM2__DT_Q8, LFM2__ACT_Q8, LFM2_ISA_NEON, 4, 1, lfm2__qmm_q8_n32, lfm2__quantize_act_ref),
+    LFM2__K(LFM2__DT_Q4, LFM2__ACT_Q8, LFM2_ISA_NEON, 4, 1, lfm2__qmm_q4_n32, lfm2__quantize_act_ref),
+#endif
 #ifdef LFM2__HAVE_WASM
     LFM2__K(LFM2__DT_F32, LFM2__ACT_F32, LFM2_ISA_WASM_SIMD128, 4, 1, lfm2__mm_f32_wasm, NULL),
     LFM2__K(LFM2__DT_F16, LFM2__ACT_F32, LFM2_ISA_WASM_SIMD128, 4, 1, lfm2__mm_f16_wasm, NULL),
@@ -6024,6 +6146,9 @@ static const lfm2__vops *lfm2__vops_for(int32_t isa) {
 #endif
 #ifdef LFM2__HAVE_WASM
     if (lfm2__isa_has(isa, LFM2_ISA_WASM_SIMD128)) return &lfm2__vops_wasm;
+#endif
+#ifdef LFM2__HAVE_NEON32
+    if (lfm2__isa_has(isa, LFM2_ISA_NEON)) return &lfm2__vops_n32;
 #endif
     (void)isa;
     return &lfm2__vops_ref;
@@ -6564,9 +6689,21 @@ static size_t lfm2__quant_bytes(const lfm2__mat *w, int32_t type) {
 /* whether load-time quantization of w uses the interleaved layout (Q8X / Q4X): models whose level
    has its kernel (AVX512_VNNI), 16-row groups and 64-column records (tools that write the
    row-major file format define LFM2__ROW_MAJOR_QUANT) */
+#if defined(LFM2__HAVE_NEON)
+#define LFM2__NEON_X 1 /* aarch64's NEON levels have the interleaved kernels (armv7's do not) */
+#else
+#define LFM2__NEON_X 0
+#endif
+/* whether the float matrices of dtype get their interleaved layout at level isa: F16X / BF16X
+   from AVX2 on, F32X from AVX-512 on, all three at aarch64's NEON levels */
+static int lfm2__fx_level(int32_t isa, int32_t dtype) {
+    if (LFM2__NEON_X && lfm2__isa_has(isa, LFM2_ISA_NEON)) return dtype == LFM2__DT_F32 || dtype == LFM2__DT_F16 || dtype == LFM2__DT_BF16;
+    if (dtype == LFM2__DT_F32) return lfm2__isa_has(isa, LFM2_ISA_AVX512);
+    return (dtype == LFM2__DT_F16 || dtype == LFM2__DT_BF16) && lfm2__isa_has(isa, LFM2_ISA_AVX2);
+}
 static int lfm2__x16_ok(const lfm2_model *m, const lfm2__mat *w) {
 #if !defined(LFM2__ROW_MAJOR_QUANT)
-    return (lfm2__isa_has(m->isa, LFM2_ISA_AVX512_VNNI) || lfm2__isa_has(m->isa, LFM2_ISA_NEON)) && w->rows % 16 == 0 && w->cols % 64 == 0;
+    return (lfm2__isa_has(m->isa, LFM2_ISA_AVX512_VNNI) || (LFM2__NEON_X && lfm2__isa_has(m->isa, LFM2_ISA_NEON))) && w->rows % 16 == 0 && w->cols % 64 == 0;
 #else
     (void)m;
     (void)w;
@@ -6735,8 +6872,7 @@ LFM2__MAYBE_UNUSED static void lfm2__interleave_group(unsigned char *dst, const 
 static int32_t lfm2__interleave_blob(const lfm2_model *m, const lfm2__mat *w) {
     uintptr_t a = LFM2__PTRINT(w->data);
     int32_t b;
-    int ok = (w->dtype == LFM2__DT_F32) ? lfm2__isa_has(m->isa, LFM2_ISA_AVX512) || lfm2__isa_has(m->isa, LFM2_ISA_NEON)
-             : (w->dtype == LFM2__DT_F16 || w->dtype == LFM2__DT_BF16) ? lfm2__isa_has(m->isa, LFM2_ISA_AVX2) || lfm2__isa_has(m->isa, LFM2_ISA_NEON) : 0;
+    int ok = lfm2__fx_level(m->isa, w->dtype);
     if (w->dtype == LFM2__DT_Q8 || w->dtype == LFM2__DT_Q4) ok = lfm2__x16_ok(m, w);
     else if (w->rows % 16 != 0 || w->cols % 2 != 0) ok = 0;
     if (!ok || w->rows == 0) return -1;
@@ -7947,6 +8083,10 @@ LFM2_API const char *lfm2_version_string(void) { return LFM2_VERSION_STRING; }
 #elif defined(LFM2__HAVE_NEON)
 #undef LFM2__KINFO_NEON
 #define LFM2__KINFO_NEON " NEON"
+#endif
+#if defined(LFM2__HAVE_NEON32)
+#undef LFM2__KINFO_NEON
+#define LFM2__KINFO_NEON " NEON(armv7)"
 #endif
 #define LFM2__KINFO_WASM ""
 #ifdef LFM2__HAVE_WASM
