@@ -29,7 +29,7 @@ $(B)/lfm2-inspect: tools/lfm2-inspect.c tools/lfm2_digest.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-inspect.c $(LDLIBS)
 
 # --- the test command of the README and of CI ------------------------------------------------
-test: unit matrix sanitize cli-test simd-variants neon platforms fuzz-replay tsan valgrind fuzz
+test: unit matrix sanitize cli-test simd-variants neon platforms wasm fuzz-replay tsan valgrind fuzz
 	@echo "make test: all stages passed"
 
 unit: $(B)/run_tests
@@ -86,18 +86,65 @@ simd-variants: isa-levels | $(B)
 	$(CC) $(OPT) $(WARN) -std=c99 -pedantic -o $(B)/run_tests_nomp tests/run_tests.c $(LDLIBS) -lpthread
 	./$(B)/run_tests_nomp @threads @emu
 
-# NEON: cross-compiled for aarch64 and run under qemu-user (packages gcc-aarch64-linux-gnu and
-# qemu-user; skipped with a message when they are missing)
+# --- ARM and WebAssembly (helper "arm"; README "ARM and WebAssembly") ---------------------------
+# NEON: one baseline aarch64 binary (no -march: the dot-product and bf16 kernels are compiled in
+# with target attributes and chosen from HWCAP at run time) under qemu-user as three CPUs:
+# cortex-a72 (plain NEON: the sdot emulation), cortex-a76 (+dotprod), max (+dotprod +bf16).
+# Each runs the emulation subset (@emu: goldens, every kernel-table entry of its level against
+# the scalar reference, chunking, quantization, tokenizer); the level the CPU gets is checked
+# (--levels); on max the override is checked too (LFM2_ISA=NEON_DOTPROD and NEON: the table at
+# the lower levels); then a -march=armv8.6-a+bf16 build (the features at compile time) runs the
+# kernel tests. Packages gcc-aarch64-linux-gnu and qemu-user; skipped with a message when missing.
 AARCH64_CC ?= aarch64-linux-gnu-gcc
+QEMU_A64   := qemu-aarch64 -L /usr/aarch64-linux-gnu
 neon: | $(B)
 	@if command -v $(AARCH64_CC) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then \
-	  $(AARCH64_CC) -O2 $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon tests/run_tests.c $(LDLIBS) -lpthread && \
-	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon @emu && \
-	  $(AARCH64_CC) -O2 -march=armv8.2-a+dotprod $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon_dot tests/run_tests.c $(LDLIBS) -lpthread && \
-	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon_dot @emu && \
-	  $(AARCH64_CC) -O2 -march=armv8.6-a+bf16+dotprod $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon_bf16 tests/run_tests.c $(LDLIBS) -lpthread && \
-	  qemu-aarch64 -L /usr/aarch64-linux-gnu ./$(B)/run_tests_neon_bf16 @emu; \
+	  set -e; \
+	  $(AARCH64_CC) -O2 $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon tests/run_tests.c $(LDLIBS) -lpthread; \
+	  for cl in cortex-a72:NEON cortex-a76:NEON_DOTPROD max:NEON_BF16; do \
+	    cpu=$${cl%%:*}; want=$${cl#*:}; \
+	    got=$$($(QEMU_A64) -cpu $$cpu ./$(B)/run_tests_neon --levels | tail -n 1); \
+	    [ "$$got" = "$$want" ] || { echo "neon: -cpu $$cpu detected $$got, want $$want"; exit 1; }; \
+	    echo "== qemu-aarch64 -cpu $$cpu ($$got) run_tests_neon @emu"; \
+	    $(QEMU_A64) -cpu $$cpu ./$(B)/run_tests_neon @emu > $(B)/neon-$$cpu.log 2>&1 || { tail -n 40 $(B)/neon-$$cpu.log; echo "neon -cpu $$cpu: FAILED"; exit 1; }; \
+	    tail -n 1 $(B)/neon-$$cpu.log; \
+	  done; \
+	  for l in NEON_DOTPROD NEON; do \
+	    echo "== qemu-aarch64 -cpu max LFM2_ISA=$$l run_tests_neon kernels/"; \
+	    LFM2_ISA=$$l $(QEMU_A64) -cpu max ./$(B)/run_tests_neon kernels/ > $(B)/neon-max-$$l.log 2>&1 || { tail -n 40 $(B)/neon-max-$$l.log; exit 1; }; \
+	    grep -q "level $$l: " $(B)/neon-max-$$l.log || { echo "LFM2_ISA=$$l: not the level run"; exit 1; }; \
+	    tail -n 1 $(B)/neon-max-$$l.log; \
+	  done; \
+	  $(AARCH64_CC) -O2 -march=armv8.6-a+bf16+dotprod $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon_bf16 tests/run_tests.c $(LDLIBS) -lpthread; \
+	  echo "== qemu-aarch64 -cpu max run_tests_neon_bf16 (-march=armv8.6-a+bf16) kernels/ golden"; \
+	  $(QEMU_A64) -cpu max ./$(B)/run_tests_neon_bf16 kernels/ golden > $(B)/neon-bf16-march.log 2>&1 || { tail -n 40 $(B)/neon-bf16-march.log; exit 1; }; \
+	  tail -n 1 $(B)/neon-bf16-march.log; \
 	else echo "neon: SKIPPED ($(AARCH64_CC) or qemu-aarch64 missing: apt-get install gcc-aarch64-linux-gnu qemu-user)"; fi
+
+# WebAssembly: the unit suite and the CLI for wasm32-wasi with Debian's clang, lld (wasm-ld),
+# wasi-libc and libclang-rt-14-dev-wasm32, scalar and SIMD128 (-msimd128), run under Node's WASI
+# (tests/wasi_run.mjs): the emulation subset (@emu), and the CLI on the demo model. The .wasm
+# size is printed. Skipped with a message when a part is missing.
+WASM_CC    ?= clang
+WASM_FLAGS := --target=wasm32-wasi -O2 $(WARN) -std=c99 -pedantic -D_WASI_EMULATED_PROCESS_CLOCKS
+WASM_LIBS  := -lm -lwasi-emulated-process-clocks
+NODE       ?= node
+.PHONY: wasm
+wasm: | $(B)
+	@if command -v $(WASM_CC) >/dev/null 2>&1 && command -v wasm-ld >/dev/null 2>&1 && [ -f /usr/lib/wasm32-wasi/libc.a ] && command -v $(NODE) >/dev/null 2>&1; then \
+	  set -e; \
+	  for v in scalar:"" simd128:-msimd128; do \
+	    n=$${v%%:*}; f=$${v#*:}; \
+	    $(WASM_CC) $(WASM_FLAGS) $$f -o $(B)/run_tests_$$n.wasm tests/run_tests.c $(WASM_LIBS); \
+	    $(WASM_CC) $(WASM_FLAGS) $$f -o $(B)/lfm2_$$n.wasm examples/lfm2.c $(WASM_LIBS); \
+	    echo "== node run_tests_$$n.wasm @emu ($$(wc -c < $(B)/run_tests_$$n.wasm) bytes; CLI lfm2_$$n.wasm $$(wc -c < $(B)/lfm2_$$n.wasm) bytes)"; \
+	    $(NODE) --no-warnings tests/wasi_run.mjs $(B)/run_tests_$$n.wasm @emu > $(B)/wasm-$$n.log 2>&1 || { tail -n 40 $(B)/wasm-$$n.log; echo "wasm $$n: FAILED"; exit 1; }; \
+	    grep -q "kernels SCALAR" $(B)/wasm-$$n.log; tail -n 1 $(B)/wasm-$$n.log; \
+	    $(NODE) --no-warnings tests/wasi_run.mjs $(B)/lfm2_$$n.wasm -m models/demo-code-8m --raw -n 24 -s 3 -p "def fibonacci(n):" > $(B)/wasm-cli-$$n.txt 2>&1 || { cat $(B)/wasm-cli-$$n.txt; echo "wasm CLI $$n: FAILED"; exit 1; }; \
+	  done; \
+	  cmp -s $(B)/wasm-cli-scalar.txt $(B)/wasm-cli-simd128.txt || echo "wasm: note: the scalar and SIMD128 CLI runs printed different text (float sums differ in the last bits)"; \
+	  echo "wasm: CLI ok ($$(wc -c < $(B)/wasm-cli-simd128.txt) bytes of output)"; \
+	else echo "wasm: SKIPPED (needs clang, lld, wasi-libc, libclang-rt-14-dev-wasm32, node)"; fi
 
 # --- hardening: libFuzzer targets, regression replay, Valgrind, ThreadSanitizer ----------------
 # (tests/fuzz/README.md: targets, seeds, what was run)

@@ -273,6 +273,7 @@ typedef enum lfm2_isa {
     LFM2_ISA_NEON,            /* aarch64 */
     LFM2_ISA_NEON_DOTPROD,    /* + the dot-product extension (sdot) */
     LFM2_ISA_NEON_BF16,       /* + the bf16 extension (bfdot) */
+    LFM2_ISA_WASM_SIMD128,    /* WebAssembly with the 128-bit SIMD extension (-msimd128) */
     LFM2_ISA_COUNT
 } lfm2_isa;
 
@@ -953,16 +954,51 @@ LFM2_API lfm2_result lfm2_sampler_params_from_generation_config(const char *json
 #define LFM2__TGT_BF16 LFM2__TGT("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512bf16,avx2,fma,f16c")
 #endif
 #endif
+/* aarch64: NEON is the baseline. The dot-product (sdot) and bf16 (bfdot) kernels are compiled in
+   when the compiler targets them (-march=armv8.2-a+dotprod, armv8.6-a+bf16), or, with GCC 11 and
+   later, always, each with its own target attribute, and chosen at load from the hardware
+   capabilities (Linux getauxval, Apple sysctl, Windows IsProcessorFeaturePresent). Clang's
+   arm_neon.h before Clang 16 declares those intrinsics only for a -march that has them, so with
+   Clang they need the -march flag. */
 #if !defined(LFM2_NO_SIMD) && !defined(LFM2_NO_NEON) && (defined(__aarch64__) || defined(_M_ARM64))
 #define LFM2__HAVE_NEON 1
 #define LFM2__TGT_NEON
 #include <arm_neon.h>
 #if defined(__ARM_FEATURE_DOTPROD)
 #define LFM2__HAVE_NEON_DOT 1
+#define LFM2__TGT_NDOT
+#elif defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#define LFM2__HAVE_NEON_DOT 1
+#define LFM2__TGT_NDOT __attribute__((target("arch=armv8.2-a+dotprod")))
 #endif
 #if defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
 #define LFM2__HAVE_NEON_BF16 1
+#define LFM2__TGT_NBF16
+#elif defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#define LFM2__HAVE_NEON_BF16 1
+#define LFM2__TGT_NBF16 __attribute__((target("arch=armv8.2-a+bf16")))
 #endif
+#if defined(__linux__) && !defined(__ANDROID_API__) || defined(__ANDROID_API__) && __ANDROID_API__ >= 18
+#include <sys/auxv.h>
+#define LFM2__ARM_AUXV 1
+#elif defined(__APPLE__)
+#include <sys/sysctl.h>
+#define LFM2__ARM_SYSCTL 1
+#endif
+#endif
+
+/* 32-bit ARM (armv7-a, e.g. Android armeabi-v7a) with NEON (-mfpu=neon or neon-vfpv4, hard or
+   softfp float ABI): row-major f32 / bf16 and Q8 / Q4 kernels at the NEON level (fused
+   multiply-adds where the FPU has them: VFPv4) */
+#if !defined(LFM2_NO_SIMD) && !defined(LFM2_NO_NEON) && defined(__arm__) && defined(__ARM_NEON) && !defined(__aarch64__)
+#define LFM2__HAVE_NEON32 1
+#include <arm_neon.h>
+#endif
+/* WebAssembly: the SIMD128 kernels when the module is built with -msimd128 (an engine without
+   SIMD refuses such a module, so the level is fixed at compile time) */
+#if !defined(LFM2_NO_SIMD) && !defined(LFM2_NO_WASM_SIMD) && defined(__wasm_simd128__)
+#define LFM2__HAVE_WASM 1
+#include <wasm_simd128.h>
 #endif
 
 /* GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 intrinsics (the _mm512_undefined_*
@@ -6607,7 +6643,7 @@ static float lfm2__dot_ref(const float *a, const float *b, int32_t n) {
 
 /* ---- instruction sets: detection, and the vector primitives of the kernel templates --------- */
 static const char *const lfm2__isa_names[LFM2_ISA_COUNT] = {"AUTO", "SCALAR", "AVX2", "AVX512", "AVX512_VNNI", "AVX512_BF16",
-                                                            "NEON", "NEON_DOTPROD", "NEON_BF16"};
+                                                            "NEON", "NEON_DOTPROD", "NEON_BF16", "WASM_SIMD128"};
 /* 1 if a machine at `level` runs kernels made for `need` (the scalar ones run everywhere; the
    x86-64 levels AVX2..AVX512_BF16 and the aarch64 levels NEON..NEON_BF16 each include the ones
    before them) */
@@ -6615,6 +6651,7 @@ static int lfm2__isa_has(int32_t level, int32_t need) {
     if (need == LFM2_ISA_SCALAR) return 1;
     if (need >= LFM2_ISA_AVX2 && need <= LFM2_ISA_AVX512_BF16) return level >= need && level <= LFM2_ISA_AVX512_BF16;
     if (need >= LFM2_ISA_NEON && need <= LFM2_ISA_NEON_BF16) return level >= need && level <= LFM2_ISA_NEON_BF16;
+    if (need == LFM2_ISA_WASM_SIMD128) return level == need;
     return 0;
 }
 #if defined(LFM2__X86_TARGETS) && (defined(__GNUC__) || defined(__clang__))
@@ -6639,6 +6676,13 @@ static void lfm2__cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4]) {
     r[0] = LFM2__CAST(uint32_t, v[0]); r[1] = LFM2__CAST(uint32_t, v[1]); r[2] = LFM2__CAST(uint32_t, v[2]); r[3] = LFM2__CAST(uint32_t, v[3]);
 }
 static uint64_t lfm2__xgetbv0(void) { return _xgetbv(0); }
+#endif
+#if defined(LFM2__ARM_SYSCTL)
+static int lfm2__sysctl_flag(const char *name) {
+    int v = 0;
+    size_t n = sizeof v;
+    return sysctlbyname(name, &v, &n, NULL, 0) == 0 && v != 0;
+}
 #endif
 /* The best level compiled into this build that the CPU and the OS support (the OS must save the
    AVX / AVX-512 registers on a context switch: XGETBV). */
@@ -6665,13 +6709,38 @@ static int32_t lfm2__detect_isa(void) {
 #endif
     (void)r71;
 #elif defined(LFM2__HAVE_NEON)
+    int dot = 0, bf16 = 0;
+#if defined(__ARM_FEATURE_DOTPROD)
+    dot = 1; /* compiled for it: the binary needs it anyway */
+#elif defined(LFM2__ARM_AUXV) && defined(LFM2__HAVE_NEON_DOT)
+    dot = (getauxval(AT_HWCAP) >> 20) & 1;      /* HWCAP_ASIMDDP */
+#elif defined(LFM2__ARM_SYSCTL) && defined(LFM2__HAVE_NEON_DOT)
+    dot = lfm2__sysctl_flag("hw.optional.arm.FEAT_DotProd");
+#elif defined(_WIN32) && defined(LFM2__HAVE_NEON_DOT)
+    dot = IsProcessorFeaturePresent(43) != 0;   /* PF_ARM_V82_DP_INSTRUCTIONS_AVAILABLE */
+#endif
+#if defined(__ARM_FEATURE_BF16_VECTOR_ARITHMETIC)
+    bf16 = 1;
+#elif defined(LFM2__ARM_AUXV) && defined(LFM2__HAVE_NEON_BF16) && defined(AT_HWCAP2)
+    bf16 = (getauxval(AT_HWCAP2) >> 14) & 1;    /* HWCAP2_BF16 */
+#elif defined(LFM2__ARM_SYSCTL) && defined(LFM2__HAVE_NEON_BF16)
+    bf16 = lfm2__sysctl_flag("hw.optional.arm.FEAT_BF16");
+#endif
     isa = LFM2_ISA_NEON;
 #if defined(LFM2__HAVE_NEON_DOT)
-    isa = LFM2_ISA_NEON_DOTPROD; /* compiled for it: the binary needs it anyway */
+    if (dot) {
+        isa = LFM2_ISA_NEON_DOTPROD;
 #if defined(LFM2__HAVE_NEON_BF16)
-    isa = LFM2_ISA_NEON_BF16;
+        if (bf16) isa = LFM2_ISA_NEON_BF16; /* (every bf16 CPU has the dot product too) */
 #endif
+    }
 #endif
+    (void)dot;
+    (void)bf16;
+#elif defined(LFM2__HAVE_NEON32)
+    isa = LFM2_ISA_NEON; /* compiled for it (-mfpu=neon...) */
+#elif defined(LFM2__HAVE_WASM)
+    isa = LFM2_ISA_WASM_SIMD128; /* compiled for it: a wasm engine without SIMD refuses the module */
 #endif
     return isa;
 }
@@ -7035,6 +7104,137 @@ static const lfm2__vops lfm2__vops_neon = {lfm2__attend_neon, lfm2__silu_mul_neo
 #undef LFM2__VF16
 #endif
 
+#ifdef LFM2__HAVE_WASM
+/* WebAssembly SIMD128: 4 lanes, multiply then add (no fused multiply-add in SIMD128) */
+static float lfm2__hsum_wasm(v128_t a) {
+    return (wasm_f32x4_extract_lane(a, 0) + wasm_f32x4_extract_lane(a, 1)) + (wasm_f32x4_extract_lane(a, 2) + wasm_f32x4_extract_lane(a, 3));
+}
+static v128_t lfm2__vexp_wasm(v128_t x) {
+    v128_t fx, r, y, e;
+    x = wasm_f32x4_min(wasm_f32x4_max(x, wasm_f32x4_splat(-87.3f)), wasm_f32x4_splat(88.0f));
+    fx = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
+    r = wasm_f32x4_sub(x, wasm_f32x4_mul(fx, wasm_f32x4_splat(0.693359375f)));
+    r = wasm_f32x4_sub(r, wasm_f32x4_mul(fx, wasm_f32x4_splat(-2.12194440e-4f)));
+#define LFM2__WASM_FMA(a, b, c) wasm_f32x4_add(wasm_f32x4_mul(a, b), c)
+    LFM2__EXP_POLY(LFM2__WASM_FMA, wasm_f32x4_mul, wasm_f32x4_splat, wasm_f32x4_add)
+    e = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(fx), wasm_i32x4_splat(127)), 23);
+    return wasm_f32x4_mul(y, e);
+}
+/* 4 f16 -> f32, exact: the magnitude bits shifted into f32 position times 2^112 (denormals
+   included), exponent 31 (inf, NaN) made 255, then the sign */
+static v128_t lfm2__vf16_wasm(const uint16_t *p) {
+    v128_t u = wasm_u32x4_load16x4(p), m = wasm_i32x4_shl(wasm_v128_and(u, wasm_i32x4_splat(0x7fff)), 13);
+    v128_t f = wasm_f32x4_mul(m, wasm_f32x4_splat(5.192296858534828e33f)); /* 2^112 */
+    v128_t special = wasm_i32x4_eq(wasm_v128_and(u, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
+    f = wasm_v128_bitselect(wasm_v128_or(m, wasm_i32x4_splat(0x7f800000)), f, special);
+    return wasm_v128_or(f, wasm_i32x4_shl(wasm_v128_and(u, wasm_i32x4_splat(0x8000)), 16));
+}
+#define LFM2__W 4
+#define LFM2__VT v128_t
+#define LFM2__VTGT
+#define LFM2__VZERO() wasm_f32x4_splat(0.0f)
+#define LFM2__VLOAD(p) wasm_v128_load(p)
+#define LFM2__VSTORE(p, v) wasm_v128_store(p, v)
+#define LFM2__VFMA(a, b, c) wasm_f32x4_add(wasm_f32x4_mul(a, b), c)
+#define LFM2__VMUL(a, b) wasm_f32x4_mul(a, b)
+#define LFM2__VADD(a, b) wasm_f32x4_add(a, b)
+#define LFM2__VDIV(a, b) wasm_f32x4_div(a, b)
+#define LFM2__VSET1(s) wasm_f32x4_splat(s)
+#define LFM2__VHSUM(a) lfm2__hsum_wasm(a)
+#define LFM2__VEXP(a) lfm2__vexp_wasm(a)
+#define LFM2__VBF16(p) wasm_i32x4_shl(wasm_u32x4_load16x4(p), 16)
+#define LFM2__VF16(p) lfm2__vf16_wasm(p)
+#undef LFM2__INREG
+#define LFM2__INREG(v) (void)0
+LFM2__DEF_KERNELS(f32_wasm, LFM2__WL_F32, 4)
+LFM2__DEF_KERNELS(bf16_wasm, LFM2__WL_BF16, 2)
+LFM2__DEF_KERNELS(f16_wasm, LFM2__WL_F16, 2)
+LFM2__DEF_VECOPS(wasm)
+static const lfm2__vops lfm2__vops_wasm = {lfm2__attend_wasm, lfm2__silu_mul_wasm};
+#undef LFM2__W
+#undef LFM2__VT
+#undef LFM2__VTGT
+#undef LFM2__VZERO
+#undef LFM2__VLOAD
+#undef LFM2__VSTORE
+#undef LFM2__VFMA
+#undef LFM2__VMUL
+#undef LFM2__VADD
+#undef LFM2__VDIV
+#undef LFM2__VSET1
+#undef LFM2__VHSUM
+#undef LFM2__VEXP
+#undef LFM2__VBF16
+#undef LFM2__VF16
+#endif
+
+#ifdef LFM2__HAVE_NEON32
+/* armv7 NEON: 4 lanes; no vector division, horizontal add or round-to-nearest instruction */
+#if defined(__ARM_FEATURE_FMA)
+#define LFM2__N32_FMA(a, b, c) vfmaq_f32(c, a, b)
+#else
+#define LFM2__N32_FMA(a, b, c) vmlaq_f32(c, a, b)
+#endif
+static float lfm2__hsum_n32(float32x4_t a) {
+    float32x2_t s = vadd_f32(vget_low_f32(a), vget_high_f32(a));
+    return vget_lane_f32(vpadd_f32(s, s), 0);
+}
+static float32x4_t lfm2__vdiv_n32(float32x4_t a, float32x4_t b) {
+    float x[4], y[4];
+    vst1q_f32(x, a);
+    vst1q_f32(y, b);
+    x[0] /= y[0]; x[1] /= y[1]; x[2] /= y[2]; x[3] /= y[3];
+    return vld1q_f32(x);
+}
+static float32x4_t lfm2__vexp_n32(float32x4_t x) {
+    float32x4_t fx, r, y, t;
+    int32x4_t fi;
+    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(-87.3f)), vdupq_n_f32(88.0f));
+    t = vmulq_f32(x, vdupq_n_f32(1.44269504088896341f));
+    /* round half away from zero (any rounding keeps |r| <= ln2 / 2 + a little) */
+    fi = vcvtq_s32_f32(vaddq_f32(t, vbslq_f32(vcgeq_f32(t, vdupq_n_f32(0.0f)), vdupq_n_f32(0.5f), vdupq_n_f32(-0.5f))));
+    fx = vcvtq_f32_s32(fi);
+    r = vmlsq_f32(x, fx, vdupq_n_f32(0.693359375f));
+    r = vmlsq_f32(r, fx, vdupq_n_f32(-2.12194440e-4f));
+    LFM2__EXP_POLY(LFM2__N32_FMA, vmulq_f32, vdupq_n_f32, vaddq_f32)
+    return vmulq_f32(y, vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(fi, vdupq_n_s32(127)), 23)));
+}
+#define LFM2__W 4
+#define LFM2__VT float32x4_t
+#define LFM2__VTGT
+#define LFM2__VZERO() vdupq_n_f32(0.0f)
+#define LFM2__VLOAD(p) vld1q_f32(p)
+#define LFM2__VSTORE(p, v) vst1q_f32(p, v)
+#define LFM2__VFMA(a, b, c) LFM2__N32_FMA(a, b, c)
+#define LFM2__VMUL(a, b) vmulq_f32(a, b)
+#define LFM2__VADD(a, b) vaddq_f32(a, b)
+#define LFM2__VDIV(a, b) lfm2__vdiv_n32(a, b)
+#define LFM2__VSET1(s) vdupq_n_f32(s)
+#define LFM2__VHSUM(a) lfm2__hsum_n32(a)
+#define LFM2__VEXP(a) lfm2__vexp_n32(a)
+#define LFM2__VBF16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16))
+#define LFM2__VF16(p) LFM2__VZERO()
+LFM2__DEF_KERNELS(f32_n32, LFM2__WL_F32, 4)
+LFM2__DEF_KERNELS(bf16_n32, LFM2__WL_BF16, 2)
+LFM2__DEF_VECOPS(n32)
+static const lfm2__vops lfm2__vops_n32 = {lfm2__attend_n32, lfm2__silu_mul_n32};
+#undef LFM2__W
+#undef LFM2__VT
+#undef LFM2__VTGT
+#undef LFM2__VZERO
+#undef LFM2__VLOAD
+#undef LFM2__VSTORE
+#undef LFM2__VFMA
+#undef LFM2__VMUL
+#undef LFM2__VADD
+#undef LFM2__VDIV
+#undef LFM2__VSET1
+#undef LFM2__VHSUM
+#undef LFM2__VEXP
+#undef LFM2__VBF16
+#undef LFM2__VF16
+#endif
+
 /* Decode streams every weight once: the kernels' one-token loops ask for the bytes
    LFM2__PF_DIST ahead of the ones they read (one prefetch per 64-byte line), which keeps more of
    the stream in flight than the hardware prefetchers alone do. 2 threads, 350M bf16 decode on
@@ -7182,6 +7382,77 @@ LFM2__DEF_FX16_KERNEL(bf16x_avx512, LFM2__FXL_BF16X, 2)
 LFM2__DEF_FX8_KERNEL(f16x_avx2, LFM2__FXL2_F16X, 2)
 LFM2__DEF_FX8_KERNEL(bf16x_avx2, LFM2__FXL2_BF16X, 2)
 #endif
+#ifdef LFM2__HAVE_NEON
+/* F32X / F16X / BF16X with NEON: the 16 rows of a group in 4 registers. Per column pair the 8
+   weight vectors (rows 0-15 of column 2p, then of 2p+1) are multiplied by each token's two
+   activations with by-lane multiply-adds (no broadcasts, no horizontal sums), 4 tokens at a time
+   (16 accumulators); one accumulator per (token, 4 rows) takes column 2p then 2p+1, the 1-token
+   path does the same operations. */
+#define LFM2__FXN_F32X(gb, p)                                                                                       \
+    const float *wf = LFM2__CAST(const float *, LFM2__CAST(const void *, gb)) + 32 * LFM2__CAST(size_t, p);         \
+    float32x4_t e0 = vld1q_f32(wf), e1 = vld1q_f32(wf + 4), e2 = vld1q_f32(wf + 8), e3 = vld1q_f32(wf + 12);        \
+    float32x4_t o0 = vld1q_f32(wf + 16), o1 = vld1q_f32(wf + 20), o2 = vld1q_f32(wf + 24), o3 = vld1q_f32(wf + 28)
+#define LFM2__FXN_F16X(gb, p)                                                                                       \
+    const uint16_t *wh = LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, gb)) + 32 * LFM2__CAST(size_t, p);   \
+    float16x8_t h0 = vreinterpretq_f16_u16(vld1q_u16(wh)), h1 = vreinterpretq_f16_u16(vld1q_u16(wh + 8));           \
+    float16x8_t h2 = vreinterpretq_f16_u16(vld1q_u16(wh + 16)), h3 = vreinterpretq_f16_u16(vld1q_u16(wh + 24));     \
+    float32x4_t e0 = vcvt_f32_f16(vget_low_f16(h0)), e1 = vcvt_high_f32_f16(h0), e2 = vcvt_f32_f16(vget_low_f16(h1)), e3 = vcvt_high_f32_f16(h1); \
+    float32x4_t o0 = vcvt_f32_f16(vget_low_f16(h2)), o1 = vcvt_high_f32_f16(h2), o2 = vcvt_f32_f16(vget_low_f16(h3)), o3 = vcvt_high_f32_f16(h3)
+#define LFM2__FXN_BF16X(gb, p)                                                                                      \
+    const uint32_t *wb = LFM2__CAST(const uint32_t *, LFM2__CAST(const void *, gb)) + 16 * LFM2__CAST(size_t, p);   \
+    uint32x4_t v0 = vld1q_u32(wb), v1 = vld1q_u32(wb + 4), v2 = vld1q_u32(wb + 8), v3 = vld1q_u32(wb + 12), mh = vdupq_n_u32(0xFFFF0000u); \
+    float32x4_t e0 = vreinterpretq_f32_u32(vshlq_n_u32(v0, 16)), e1 = vreinterpretq_f32_u32(vshlq_n_u32(v1, 16));   \
+    float32x4_t e2 = vreinterpretq_f32_u32(vshlq_n_u32(v2, 16)), e3 = vreinterpretq_f32_u32(vshlq_n_u32(v3, 16));   \
+    float32x4_t o0 = vreinterpretq_f32_u32(vandq_u32(v0, mh)), o1 = vreinterpretq_f32_u32(vandq_u32(v1, mh));       \
+    float32x4_t o2 = vreinterpretq_f32_u32(vandq_u32(v2, mh)), o3 = vreinterpretq_f32_u32(vandq_u32(v3, mh))
+#define LFM2__FXN_TOK(u, A)                                                                                          \
+    {                                                                                                                 \
+        float32x2_t xx = vld1_f32(xp + LFM2__CAST(size_t, u) * LFM2__CAST(size_t, K));                              \
+        A[0] = vfmaq_lane_f32(vfmaq_lane_f32(A[0], e0, xx, 0), o0, xx, 1);                                          \
+        A[1] = vfmaq_lane_f32(vfmaq_lane_f32(A[1], e1, xx, 0), o1, xx, 1);                                          \
+        A[2] = vfmaq_lane_f32(vfmaq_lane_f32(A[2], e2, xx, 0), o2, xx, 1);                                          \
+        A[3] = vfmaq_lane_f32(vfmaq_lane_f32(A[3], e3, xx, 0), o3, xx, 1);                                          \
+    }
+#define LFM2__FXN_STORE(u, A)                                                                                        \
+    {                                                                                                                 \
+        float *o = og + LFM2__CAST(size_t, t + (u)) * LFM2__CAST(size_t, rows);                                     \
+        vst1q_f32(o, A[0]); vst1q_f32(o + 4, A[1]); vst1q_f32(o + 8, A[2]); vst1q_f32(o + 12, A[3]);               \
+    }
+#define LFM2__DEF_FXN_KERNEL(SFX, WL, ESIZE)                                                                          \
+    static void lfm2__mm_##SFX(float *out, const void *xv, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { \
+        const float *x = LFM2__CAST(const float *, xv);                                                             \
+        int32_t K = w->cols, rows = w->rows, np = K / 2, g, t, p, i;                                                \
+        for (g = r0 / 16; g < r1 / 16; g++) {                                                                       \
+            const unsigned char *gb = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * 16 * LFM2__CAST(size_t, K) * (ESIZE); \
+            float *og = out + LFM2__CAST(size_t, g) * 16;                                                           \
+            for (t = 0; t + 4 <= B; t += 4) { /* prefill: 4 tokens */                                               \
+                const float *x0 = x + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, K);                                \
+                float32x4_t a0[4], a1[4], a2[4], a3[4];                                                             \
+                for (i = 0; i < 4; i++) a0[i] = a1[i] = a2[i] = a3[i] = vdupq_n_f32(0.0f);                          \
+                for (p = 0; p < np; p++) {                                                                          \
+                    const float *xp = x0 + 2 * p;                                                                   \
+                    WL(gb, p);                                                                                      \
+                    LFM2__FXN_TOK(0, a0) LFM2__FXN_TOK(1, a1) LFM2__FXN_TOK(2, a2) LFM2__FXN_TOK(3, a3)             \
+                }                                                                                                   \
+                LFM2__FXN_STORE(0, a0) LFM2__FXN_STORE(1, a1) LFM2__FXN_STORE(2, a2) LFM2__FXN_STORE(3, a3)         \
+            }                                                                                                       \
+            for (; t < B; t++) { /* decode and the rest: one token, the same operations */                          \
+                const float *x0 = x + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, K);                                \
+                float32x4_t a0[4];                                                                                  \
+                for (i = 0; i < 4; i++) a0[i] = vdupq_n_f32(0.0f);                                                  \
+                for (p = 0; p < np; p++) {                                                                          \
+                    const float *xp = x0 + 2 * p;                                                                   \
+                    WL(gb, p);                                                                                      \
+                    LFM2__FXN_TOK(0, a0)                                                                            \
+                }                                                                                                   \
+                LFM2__FXN_STORE(0, a0)                                                                              \
+            }                                                                                                       \
+        }                                                                                                           \
+    }
+LFM2__DEF_FXN_KERNEL(f32x_neon, LFM2__FXN_F32X, 4)
+LFM2__DEF_FXN_KERNEL(f16x_neon, LFM2__FXN_F16X, 2)
+LFM2__DEF_FXN_KERNEL(bf16x_neon, LFM2__FXN_BF16X, 2)
+#endif
 
 /* ---- int8 activations for the block formats ------------------------------------------------
    Q8 and Q4 weights multiply int8 activations, as llama.cpp's Q8_0 x Q8_0 and Q4_0 x Q8_0 dot
@@ -7288,6 +7559,58 @@ static LFM2__TGT_AVX512 void lfm2__quantize_act_avx512(unsigned char *dst, const
             }
         }
         (void)bad;
+        { /* the scalar path for this block: quantize a copy of it as a row of 32 */
+            unsigned char tmp[LFM2__QROW_BYTES(LFM2__QBLK)];
+            lfm2__quantize_act_ref(tmp, xb, LFM2__QBLK, q4);
+            memcpy(dst + b, tmp, LFM2__QBLK);
+            memcpy(s + b / 4, tmp + LFM2__QBLK, 4 * (LFM2__QBLK / 4));
+            memcpy(d + b / 4, tmp + 2 * LFM2__QBLK, 4 * (LFM2__QBLK / 4));
+            memcpy(sb + b / LFM2__QBLK, tmp + 3 * LFM2__QBLK, 4);
+        }
+    }
+}
+#endif
+#ifdef LFM2__HAVE_NEON
+/* the same bytes as lfm2__quantize_act_ref (tested), 4 lanes at a time; blocks holding a NaN or
+   an infinity, or all but zero, go through the scalar code */
+static void lfm2__quantize_act_neon(unsigned char *dst, const float *x, int32_t K, int q4) {
+    int32_t *s = LFM2__CAST(int32_t *, LFM2__CAST(void *, dst + K));
+    float *d = LFM2__CAST(float *, LFM2__CAST(void *, dst + 2 * LFM2__CAST(size_t, K)));
+    int32_t *sb = LFM2__CAST(int32_t *, LFM2__CAST(void *, dst + 3 * LFM2__CAST(size_t, K)));
+    int32_t b, i;
+    for (b = 0; b < K; b += LFM2__QBLK) {
+        const float *xb = x + b;
+        float32x4_t v[8], m;
+        float amax;
+        for (i = 0; i < 8; i++) v[i] = vld1q_f32(xb + 4 * i);
+        m = vmaxq_f32(vmaxq_f32(vmaxq_f32(vabsq_f32(v[0]), vabsq_f32(v[1])), vmaxq_f32(vabsq_f32(v[2]), vabsq_f32(v[3]))),
+                      vmaxq_f32(vmaxq_f32(vabsq_f32(v[4]), vabsq_f32(v[5])), vmaxq_f32(vabsq_f32(v[6]), vabsq_f32(v[7]))));
+        amax = vmaxvq_f32(m); /* (FMAX: a NaN anywhere gives NaN) */
+        if (amax <= FLT_MAX && amax >= 1e-30f) {
+            float dx = amax / 127.0f, id = 127.0f / amax;
+            int32x4_t q[8], lim = vdupq_n_s32(127), nlim = vdupq_n_s32(-127), ls;
+            int16x8_t h0, h1;
+            for (i = 0; i < 8; i++) {
+                float32x4_t t = vmulq_n_f32(v[i], id);
+                t = vaddq_f32(t, vbslq_f32(vcgeq_f32(t, vdupq_n_f32(0.0f)), vdupq_n_f32(0.5f), vdupq_n_f32(-0.5f)));
+                q[i] = vmaxq_s32(vminq_s32(vcvtq_s32_f32(t), lim), nlim);
+            }
+            h0 = vcombine_s16(vmovn_s32(q[0]), vmovn_s32(q[1]));
+            h1 = vcombine_s16(vmovn_s32(q[2]), vmovn_s32(q[3]));
+            vst1q_s8(LFM2__CAST(int8_t *, LFM2__CAST(void *, dst + b)), vcombine_s8(vmovn_s16(h0), vmovn_s16(h1)));
+            h0 = vcombine_s16(vmovn_s32(q[4]), vmovn_s32(q[5]));
+            h1 = vcombine_s16(vmovn_s32(q[6]), vmovn_s32(q[7]));
+            vst1q_s8(LFM2__CAST(int8_t *, LFM2__CAST(void *, dst + b + 16)), vcombine_s8(vmovn_s16(h0), vmovn_s16(h1)));
+            ls = vmulq_n_s32(vpaddq_s32(vpaddq_s32(q[0], q[1]), vpaddq_s32(q[2], q[3])), q4 ? -8 : -128);
+            vst1q_s32(s + b / 4, ls);
+            sb[b / LFM2__QBLK] = vaddvq_s32(ls);
+            ls = vmulq_n_s32(vpaddq_s32(vpaddq_s32(q[4], q[5]), vpaddq_s32(q[6], q[7])), q4 ? -8 : -128);
+            vst1q_s32(s + b / 4 + 4, ls);
+            sb[b / LFM2__QBLK] += vaddvq_s32(ls);
+            vst1q_f32(d + b / 4, vdupq_n_f32(dx));
+            vst1q_f32(d + b / 4 + 4, vdupq_n_f32(dx));
+            continue;
+        }
         { /* the scalar path for this block: quantize a copy of it as a row of 32 */
             unsigned char tmp[LFM2__QROW_BYTES(LFM2__QBLK)];
             lfm2__quantize_act_ref(tmp, xb, LFM2__QBLK, q4);
@@ -7575,19 +7898,144 @@ static LFM2__TGT_AVX2 void lfm2__qmm_q8_avx2(float *out, const void *qa, int32_t
 static LFM2__TGT_AVX2 void lfm2__qmm_q4_avx2(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_avx2(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
 #endif
 #ifdef LFM2__HAVE_NEON
-#define LFM2__QK_NEON 1
-/* NEON: one block of 32 columns per step (two 16-byte halves, 4 lanes each), 1 row x 1 token.
-   sdot with the dot-product extension, else widening multiplies and pairwise adds that sum the
-   same 4 bytes per lane (pairs at most 2 * 128 * 127: no int16 overflow). */
-static int32x4_t lfm2__sdot(int32x4_t acc, int8x16_t a, int8x16_t b) {
-#if defined(__ARM_FEATURE_DOTPROD)
-    return vdotq_s32(acc, a, b);
-#else
-    int16x8_t p0 = vmull_s8(vget_low_s8(a), vget_low_s8(b)), p1 = vmull_s8(vget_high_s8(a), vget_high_s8(b));
-    return vaddq_s32(acc, vpaddlq_s16(vpaddq_s16(p0, p1)));
+/* NEON, row-major Q8 / Q4: one block of 32 columns per step (two 16-byte halves, 4 lanes each),
+   1 row x 1 token. SDOT is sdot with the dot-product extension, else widening multiplies and
+   pairwise adds that sum the same 4 bytes per lane (pairs at most 2 * 128 * 127: no int16
+   overflow); compiled once per variant. */
+#define LFM2__SDOT_EMU(acc, a, b) vpadalq_s16((acc), vpaddq_s16(vmull_s8(vget_low_s8(a), vget_low_s8(b)), vmull_high_s8((a), (b))))
+#define LFM2__SDOT_DOT(acc, a, b) vdotq_s32((acc), (a), (b))
+#define LFM2__DEF_QMM_NEON(SFX, TGT, SDOT)                                                                           \
+    static TGT LFM2__INLINE void lfm2__qmm_##SFX(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) { \
+        int32_t K = w->cols, rows = w->rows, r, t, k;                                                               \
+        size_t rb = q4 ? LFM2__CAST(size_t, K) / 2 : LFM2__CAST(size_t, K), nsc = LFM2__CAST(size_t, K / LFM2__QBLK), qrow = LFM2__QROW_BYTES(K); \
+        for (r = r0; r < r1; r++) {                                                                                 \
+            const unsigned char *wr = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, r) * rb;      \
+            const uint16_t *sc = w->scales + LFM2__CAST(size_t, r) * nsc;                                           \
+            for (t = 0; t < B; t++) {                                                                               \
+                const unsigned char *q = qa + LFM2__CAST(size_t, t) * qrow;                                         \
+                const int32_t *s = LFM2__CAST(const int32_t *, LFM2__CAST(const void *, q + K));                    \
+                const float *d = LFM2__CAST(const float *, LFM2__CAST(const void *, q + 2 * LFM2__CAST(size_t, K)));  \
+                float32x4_t acc = vdupq_n_f32(0.0f);                                                                \
+                for (k = 0; k < K; k += LFM2__QBLK) {                                                               \
+                    float dw = lfm2__f16_to_f32(sc[k / LFM2__QBLK]);                                                \
+                    int32x4_t i0, i1;                                                                               \
+                    if (q4) {                                                                                       \
+                        uint8x16_t v = vld1q_u8(wr + k / 2);                                                        \
+                        i0 = SDOT(vld1q_s32(s + k / 4), vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(15))), vreinterpretq_s8_u8(vld1q_u8(q + k))); \
+                        i1 = SDOT(vld1q_s32(s + k / 4 + 4), vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vreinterpretq_s8_u8(vld1q_u8(q + k + 16))); \
+                    } else {                                                                                        \
+                        i0 = SDOT(vdupq_n_s32(0), vreinterpretq_s8_u8(vld1q_u8(wr + k)), vreinterpretq_s8_u8(vld1q_u8(q + k))); \
+                        i1 = SDOT(vdupq_n_s32(0), vreinterpretq_s8_u8(vld1q_u8(wr + k + 16)), vreinterpretq_s8_u8(vld1q_u8(q + k + 16))); \
+                    }                                                                                               \
+                    acc = vfmaq_f32(acc, vcvtq_f32_s32(i0), vmulq_n_f32(vld1q_f32(d + k / 4), dw));                 \
+                    acc = vfmaq_f32(acc, vcvtq_f32_s32(i1), vmulq_n_f32(vld1q_f32(d + k / 4 + 4), dw));             \
+                }                                                                                                   \
+                out[LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, r)] = vaddvq_f32(acc);    \
+            }                                                                                                       \
+        }                                                                                                           \
+    }                                                                                                               \
+    static TGT void lfm2__qmm_q8_##SFX(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_##SFX(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); } \
+    static TGT void lfm2__qmm_q4_##SFX(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_##SFX(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
+
+/* NEON, interleaved Q8X / Q4X (see lfm2__x16_rec): a step's 64 bytes are 4 registers of 4 rows x
+   4 columns, exactly what one by-lane sdot multiplies with 4 activation bytes. One 16-row group,
+   in two halves of 8 rows, 4 tokens (else 1) at a time: per block and token 16 sdot into 2
+   int32 accumulators (started from the block correction sb for Q4, whose nibbles w + 8 are
+   non-negative bytes; Q8's bytes w + 128 get their sign bit back), then one conversion and one
+   multiply-add with (8 row scales * dx). Each lane is one row: no horizontal sums, and the
+   1-token path does the same operations as the tile. SDOTL(acc, w, x, lane) is one sdot by lane
+   (or its emulation). */
+#define LFM2__SDOTL_DOT(acc, wv, xv, l) vdotq_laneq_s32((acc), (wv), (xv), l)
+#define LFM2__SDOTL_EMU(acc, wv, xv, l) LFM2__SDOT_EMU((acc), (wv), vreinterpretq_s8_s32(vdupq_laneq_s32(vreinterpretq_s32_s8(xv), l)))
+/* one step (4 columns) of 8 rows for NT tokens: w0 rows 0-3, w1 rows 4-7; x lane L of XQ[u] */
+#define LFM2__QXN_STEP(SDOTL, NT, XQ, L)                                                                                    \
+    for (u = 0; u < NT; u++) { ia[u][0] = SDOTL(ia[u][0], w0, XQ[u], L); ia[u][1] = SDOTL(ia[u][1], w1, XQ[u], L); }
+/* Q4X vector c: step c in the low nibbles, step c + 4 in the high ones; Q8X step c */
+#define LFM2__QXN_Q4(SDOTL, NT, c)                                                                                          \
+    v0 = vld1q_u8(wq + 64 * (c)); v1 = vld1q_u8(wq + 64 * (c) + 16);                                                 \
+    w0 = vreinterpretq_s8_u8(vandq_u8(v0, m15)); w1 = vreinterpretq_s8_u8(vandq_u8(v1, m15));                         \
+    LFM2__QXN_STEP(SDOTL, NT, xa, c)                                                                                         \
+    w0 = vreinterpretq_s8_u8(vshrq_n_u8(v0, 4)); w1 = vreinterpretq_s8_u8(vshrq_n_u8(v1, 4));                         \
+    LFM2__QXN_STEP(SDOTL, NT, xb, c)
+#define LFM2__QXN_Q8(SDOTL, NT, c, XQ, L)                                                                                   \
+    w0 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wq + 64 * (c)), m80));                                                \
+    w1 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wq + 64 * (c) + 16), m80));                                           \
+    LFM2__QXN_STEP(SDOTL, NT, XQ, L)
+/* NT tokens from t of one half group: all its blocks, then the 8 rows' results */
+#define LFM2__QXN_RUN(SFX, NT)                                                                                       \
+    {                                                                                                                 \
+        const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;                                                 \
+        float32x4_t fa[NT][2];                                                                                        \
+        for (u = 0; u < NT; u++) fa[u][0] = fa[u][1] = vdupq_n_f32(0.0f);                                             \
+        for (p = 0; p < np; p++)                                                                                      \
+            for (h = 0; h < 2; h++)                                                                                   \
+                lfm2__qx16_##SFX##_tile(fa, gbase + LFM2__CAST(size_t, p) * rec_bytes, q0, qrow, K, (2 * p + h) * LFM2__QBLK, h, half, NT, q4); \
+        for (u = 0; u < NT; u++) {                                                                                    \
+            float *o = og + LFM2__CAST(size_t, t + u) * LFM2__CAST(size_t, rows);                                    \
+            vst1q_f32(o, fa[u][0]); vst1q_f32(o + 4, fa[u][1]);                                                      \
+        }                                                                                                             \
+    }
+#define LFM2__DEF_QX16_NEON(SFX, TGT, SDOTL)                                                                         \
+    static TGT LFM2__INLINE void lfm2__qx16_##SFX##_tile(float32x4_t fa[][2], const unsigned char *rec, const unsigned char *q0, size_t qrow, \
+                                                        int32_t K, int32_t kb, int32_t h, int32_t half, int32_t NT, int q4) { \
+        const unsigned char *wq = rec + 64 + h * (q4 ? 256 : 512) + half * 32;                                      \
+        uint16x8_t sh = vld1q_u16(LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, rec + h * 32 + half * 16))); \
+        float32x4_t ws0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(sh))), ws1 = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(sh))); \
+        int32x4_t ia[4][2];                                                                                         \
+        int8x16_t xa[4], xb[4], w0, w1;                                                                             \
+        int32_t u;                                                                                                  \
+        for (u = 0; u < NT; u++) {                                                                                  \
+            const unsigned char *qt = q0 + LFM2__CAST(size_t, u) * qrow;                                            \
+            int32_t sb = q4 ? LFM2__CAST(const int32_t *, LFM2__CAST(const void *, qt + 3 * LFM2__CAST(size_t, K)))[kb / LFM2__QBLK] : 0; \
+            ia[u][0] = ia[u][1] = vdupq_n_s32(sb);                                                                  \
+            xa[u] = vld1q_s8(LFM2__CAST(const int8_t *, LFM2__CAST(const void *, qt + kb)));                        \
+            xb[u] = vld1q_s8(LFM2__CAST(const int8_t *, LFM2__CAST(const void *, qt + kb + 16)));                   \
+        }                                                                                                           \
+        if (q4) {                                                                                                   \
+            uint8x16_t v0, v1, m15 = vdupq_n_u8(15);                                                                \
+            LFM2__QXN_Q4(SDOTL, NT, 0) LFM2__QXN_Q4(SDOTL, NT, 1) LFM2__QXN_Q4(SDOTL, NT, 2) LFM2__QXN_Q4(SDOTL, NT, 3)                          \
+        } else {                                                                                                    \
+            uint8x16_t m80 = vdupq_n_u8(128);                                                                       \
+            LFM2__QXN_Q8(SDOTL, NT, 0, xa, 0) LFM2__QXN_Q8(SDOTL, NT, 1, xa, 1) LFM2__QXN_Q8(SDOTL, NT, 2, xa, 2) LFM2__QXN_Q8(SDOTL, NT, 3, xa, 3) \
+            LFM2__QXN_Q8(SDOTL, NT, 4, xb, 0) LFM2__QXN_Q8(SDOTL, NT, 5, xb, 1) LFM2__QXN_Q8(SDOTL, NT, 6, xb, 2) LFM2__QXN_Q8(SDOTL, NT, 7, xb, 3) \
+        }                                                                                                           \
+        for (u = 0; u < NT; u++) {                                                                                  \
+            float dx = LFM2__CAST(const float *, LFM2__CAST(const void *, q0 + LFM2__CAST(size_t, u) * qrow + 2 * LFM2__CAST(size_t, K)))[kb / 4]; \
+            fa[u][0] = vfmaq_f32(fa[u][0], vcvtq_f32_s32(ia[u][0]), vmulq_n_f32(ws0, dx));                          \
+            fa[u][1] = vfmaq_f32(fa[u][1], vcvtq_f32_s32(ia[u][1]), vmulq_n_f32(ws1, dx));                          \
+        }                                                                                                           \
+    }                                                                                                               \
+    static TGT LFM2__INLINE void lfm2__qmmx_##SFX(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) { \
+        int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, h, half, u;                                      \
+        size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);                                           \
+        for (g = r0 / 16; g < r1 / 16; g++) {                                                                       \
+            const unsigned char *gbase = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) * rec_bytes; \
+            for (half = 0; half < 2; half++) {                                                                      \
+                float *og = out + LFM2__CAST(size_t, g) * 16 + 8 * half;                                            \
+                for (t = 0; t + 4 <= B; t += 4) LFM2__QXN_RUN(SFX, 4)                                               \
+                for (; t < B; t++) LFM2__QXN_RUN(SFX, 1)                                                            \
+            }                                                                                                       \
+        }                                                                                                           \
+    }                                                                                                               \
+    static TGT void lfm2__qmm_q8x_##SFX(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_##SFX(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); } \
+    static TGT void lfm2__qmm_q4x_##SFX(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_##SFX(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
+LFM2__DEF_QMM_NEON(neon, LFM2__TGT_NEON, LFM2__SDOT_EMU)
+LFM2__DEF_QX16_NEON(neon, LFM2__TGT_NEON, LFM2__SDOTL_EMU)
+#ifdef LFM2__HAVE_NEON_DOT
+LFM2__DEF_QMM_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOT_DOT)
+LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
 #endif
+#endif
+
+#ifdef LFM2__HAVE_NEON32
+/* armv7 NEON, row-major Q8 / Q4: one block of 32 columns per step, 1 row x 1 token; widening
+   multiplies and pairwise adds give the 4-byte lane sums of an sdot (pairs at most 2 * 128 * 127:
+   no int16 overflow) */
+static LFM2__INLINE int32x4_t lfm2__sdot_n32(int32x4_t acc, int8x16_t a, int8x16_t b) {
+    int32x4_t s0 = vpaddlq_s16(vmull_s8(vget_low_s8(a), vget_low_s8(b))), s1 = vpaddlq_s16(vmull_s8(vget_high_s8(a), vget_high_s8(b)));
+    return vaddq_s32(acc, vcombine_s32(vpadd_s32(vget_low_s32(s0), vget_high_s32(s0)), vpadd_s32(vget_low_s32(s1), vget_high_s32(s1))));
 }
-static void lfm2__qmm_neon(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
+static LFM2__INLINE void lfm2__qmm_n32(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
     int32_t K = w->cols, rows = w->rows, r, t, k;
     size_t rb = q4 ? LFM2__CAST(size_t, K) / 2 : LFM2__CAST(size_t, K), nsc = LFM2__CAST(size_t, K / LFM2__QBLK), qrow = LFM2__QROW_BYTES(K);
     for (r = r0; r < r1; r++) {
@@ -7603,26 +8051,60 @@ static void lfm2__qmm_neon(float *out, const unsigned char *qa, int32_t B, const
                 int32x4_t i0, i1;
                 if (q4) {
                     uint8x16_t v = vld1q_u8(wr + k / 2);
-                    i0 = lfm2__sdot(vld1q_s32(s + k / 4), vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(15))), vreinterpretq_s8_u8(vld1q_u8(q + k)));
-                    i1 = lfm2__sdot(vld1q_s32(s + k / 4 + 4), vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vreinterpretq_s8_u8(vld1q_u8(q + k + 16)));
+                    i0 = lfm2__sdot_n32(vld1q_s32(s + k / 4), vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(15))), vreinterpretq_s8_u8(vld1q_u8(q + k)));
+                    i1 = lfm2__sdot_n32(vld1q_s32(s + k / 4 + 4), vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vreinterpretq_s8_u8(vld1q_u8(q + k + 16)));
                 } else {
-                    i0 = lfm2__sdot(vdupq_n_s32(0), vreinterpretq_s8_u8(vld1q_u8(wr + k)), vreinterpretq_s8_u8(vld1q_u8(q + k)));
-                    i1 = lfm2__sdot(vdupq_n_s32(0), vreinterpretq_s8_u8(vld1q_u8(wr + k + 16)), vreinterpretq_s8_u8(vld1q_u8(q + k + 16)));
+                    i0 = lfm2__sdot_n32(vdupq_n_s32(0), vreinterpretq_s8_u8(vld1q_u8(wr + k)), vreinterpretq_s8_u8(vld1q_u8(q + k)));
+                    i1 = lfm2__sdot_n32(vdupq_n_s32(0), vreinterpretq_s8_u8(vld1q_u8(wr + k + 16)), vreinterpretq_s8_u8(vld1q_u8(q + k + 16)));
                 }
-                acc = vfmaq_f32(acc, vcvtq_f32_s32(i0), vmulq_n_f32(vld1q_f32(d + k / 4), dw));
-                acc = vfmaq_f32(acc, vcvtq_f32_s32(i1), vmulq_n_f32(vld1q_f32(d + k / 4 + 4), dw));
+                acc = LFM2__N32_FMA(vcvtq_f32_s32(i0), vmulq_n_f32(vld1q_f32(d + k / 4), dw), acc);
+                acc = LFM2__N32_FMA(vcvtq_f32_s32(i1), vmulq_n_f32(vld1q_f32(d + k / 4 + 4), dw), acc);
             }
-            out[LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, r)] = vaddvq_f32(acc);
+            out[LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, r)] = lfm2__hsum_n32(acc);
         }
     }
 }
-static void lfm2__qmm_q8_neon(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_neon(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); }
-static void lfm2__qmm_q4_neon(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_neon(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
-#if defined(LFM2__HAVE_NEON_DOT)
-#define LFM2__ISA_NEON_Q LFM2_ISA_NEON_DOTPROD /* the kernel above was compiled with sdot */
-#else
-#define LFM2__ISA_NEON_Q LFM2_ISA_NEON
+static void lfm2__qmm_q8_n32(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_n32(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); }
+static void lfm2__qmm_q4_n32(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_n32(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
 #endif
+#ifdef LFM2__HAVE_WASM
+/* WebAssembly SIMD128, row-major Q8 / Q4: one block of 32 columns per step, 1 row x 1 token; the
+   bytes widened to int16 and summed in pairs by i32x4.dot_i16x8 (exact), the block's 4 int32
+   partial sums converted and multiplied by dw * dx (the same for the whole block). Q4 nibbles
+   become w = nibble - 8 first. */
+static LFM2__INLINE v128_t lfm2__qdot16_wasm(v128_t a, v128_t b) {
+    return wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(a), wasm_i16x8_extend_low_i8x16(b)),
+                          wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(a), wasm_i16x8_extend_high_i8x16(b)));
+}
+static LFM2__INLINE void lfm2__qmm_wasm(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
+    int32_t K = w->cols, rows = w->rows, r, t, k;
+    size_t rb = q4 ? LFM2__CAST(size_t, K) / 2 : LFM2__CAST(size_t, K), nsc = LFM2__CAST(size_t, K / LFM2__QBLK), qrow = LFM2__QROW_BYTES(K);
+    for (r = r0; r < r1; r++) {
+        const unsigned char *wr = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, r) * rb;
+        const uint16_t *sc = w->scales + LFM2__CAST(size_t, r) * nsc;
+        for (t = 0; t < B; t++) {
+            const unsigned char *q = qa + LFM2__CAST(size_t, t) * qrow;
+            const float *d = LFM2__CAST(const float *, LFM2__CAST(const void *, q + 2 * LFM2__CAST(size_t, K)));
+            v128_t acc = wasm_f32x4_splat(0.0f);
+            for (k = 0; k < K; k += LFM2__QBLK) {
+                v128_t w0, w1, is;
+                if (q4) {
+                    v128_t v = wasm_v128_load(wr + k / 2), m15 = wasm_i8x16_splat(15), eight = wasm_i8x16_splat(8);
+                    w0 = wasm_i8x16_sub(wasm_v128_and(v, m15), eight);
+                    w1 = wasm_i8x16_sub(wasm_u8x16_shr(v, 4), eight);
+                } else {
+                    w0 = wasm_v128_load(wr + k);
+                    w1 = wasm_v128_load(wr + k + 16);
+                }
+                is = wasm_i32x4_add(lfm2__qdot16_wasm(w0, wasm_v128_load(q + k)), lfm2__qdot16_wasm(w1, wasm_v128_load(q + k + 16)));
+                acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(is), wasm_f32x4_splat(lfm2__f16_to_f32(sc[k / LFM2__QBLK]) * d[k / 4])));
+            }
+            out[LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, r)] = lfm2__hsum_wasm(acc);
+        }
+    }
+}
+static void lfm2__qmm_q8_wasm(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_wasm(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); }
+static void lfm2__qmm_q4_wasm(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_wasm(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
 #endif
 
 /* ---- BF16 / BF16X on bf16 activations (lfm2_context_params.bf16_activations) --------------- */
@@ -7730,7 +8212,7 @@ static LFM2__TGT_BF16 void lfm2__mm_bf16xdot_avx512(float *out, const void *xv, 
 #endif
 #if defined(LFM2__HAVE_NEON) && defined(LFM2__HAVE_NEON_BF16)
 /* the same on NEON with the bf16 extension (BFCVTN, BFDOT): 1 row x 1 token, steps of 8 */
-static void lfm2__bf16_acts_neon(unsigned char *dst, const float *x, int32_t K, int q4) {
+static LFM2__TGT_NBF16 void lfm2__bf16_acts_neon(unsigned char *dst, const float *x, int32_t K, int q4) {
     (void)q4;
     int32_t k;
     for (k = 0; k < K; k += 8) {
@@ -7738,7 +8220,7 @@ static void lfm2__bf16_acts_neon(unsigned char *dst, const float *x, int32_t K, 
         memcpy(dst + 2 * LFM2__CAST(size_t, k), &v, 16);
     }
 }
-static void lfm2__mm_bf16dot_neon(float *out, const void *xv, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) {
+static LFM2__TGT_NBF16 void lfm2__mm_bf16dot_neon(float *out, const void *xv, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) {
     const unsigned char *xa = LFM2__CAST(const unsigned char *, xv);
     int32_t K = w->cols, rows = w->rows, r, t, k;
     size_t rb = 2 * LFM2__CAST(size_t, K);
@@ -7750,6 +8232,41 @@ static void lfm2__mm_bf16dot_neon(float *out, const void *xv, int32_t B, const l
             for (k = 0; k < K; k += 8) acc = vbfdotq_f32(acc, vld1q_bf16(wr + k), vld1q_bf16(xr + k));
             out[LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, r)] = vaddvq_f32(acc);
         }
+    }
+}
+/* BF16X (see lfm2__fx_index) with BFDOT by lane: a weight register holds 4 rows' pairs of one column
+   pair, one bfdot with lane j of the token's 8 activations sums that pair for 4 rows. 16 rows x 4
+   tokens (16 accumulators), else 1 token, the same operations. */
+#define LFM2__BXN_TOK(u, A, L)                                                                                       \
+    A[0] = vbfdotq_laneq_f32(A[0], w0, xr[u], L); A[1] = vbfdotq_laneq_f32(A[1], w1, xr[u], L);                      \
+    A[2] = vbfdotq_laneq_f32(A[2], w2, xr[u], L); A[3] = vbfdotq_laneq_f32(A[3], w3, xr[u], L);
+#define LFM2__BXN_PAIR(NT, L)                                                                                        \
+    {                                                                                                                 \
+        const bfloat16_t *wp = wg + 32 * LFM2__CAST(size_t, p + L);                                                  \
+        bfloat16x8_t w0 = vld1q_bf16(wp), w1 = vld1q_bf16(wp + 8), w2 = vld1q_bf16(wp + 16), w3 = vld1q_bf16(wp + 24); \
+        LFM2__BXN_TOK(0, a0, L)                                                                                       \
+        if (NT > 1) { LFM2__BXN_TOK(1, a1, L) LFM2__BXN_TOK(2, a2, L) LFM2__BXN_TOK(3, a3, L) }                       \
+    }
+#define LFM2__BXN_RUN(NT)                                                                                            \
+    {                                                                                                                 \
+        float32x4_t a0[4], a1[4], a2[4], a3[4];                                                                      \
+        bfloat16x8_t xr[4];                                                                                           \
+        for (i = 0; i < 4; i++) a0[i] = a1[i] = a2[i] = a3[i] = vdupq_n_f32(0.0f);                                   \
+        for (p = 0; p < np; p += 4) {                                                                                 \
+            for (i = 0; i < NT; i++) xr[i] = vld1q_bf16(LFM2__CAST(const bfloat16_t *, LFM2__CAST(const void *, xa + LFM2__CAST(size_t, t + i) * 2 * LFM2__CAST(size_t, K))) + 2 * p); \
+            LFM2__BXN_PAIR(NT, 0) LFM2__BXN_PAIR(NT, 1) LFM2__BXN_PAIR(NT, 2) LFM2__BXN_PAIR(NT, 3)                   \
+        }                                                                                                             \
+        LFM2__FXN_STORE(0, a0)                                                                                        \
+        if (NT > 1) { LFM2__FXN_STORE(1, a1) LFM2__FXN_STORE(2, a2) LFM2__FXN_STORE(3, a3) }                          \
+    }
+static LFM2__TGT_NBF16 void lfm2__mm_bf16xdot_neon(float *out, const void *xv, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) {
+    const unsigned char *xa = LFM2__CAST(const unsigned char *, xv);
+    int32_t K = w->cols, rows = w->rows, np = K / 2, g, t, p, i;
+    for (g = r0 / 16; g < r1 / 16; g++) {
+        const bfloat16_t *wg = LFM2__CAST(const bfloat16_t *, LFM2__CAST(const void *, LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * 32 * LFM2__CAST(size_t, K)));
+        float *og = out + LFM2__CAST(size_t, g) * 16;
+        for (t = 0; t + 4 <= B; t += 4) LFM2__BXN_RUN(4)
+        for (; t < B; t++) LFM2__BXN_RUN(1)
     }
 }
 #endif
@@ -7811,11 +8328,36 @@ static const lfm2__kernel lfm2__kernel_table[] = {
     LFM2__K(LFM2__DT_F32, LFM2__ACT_F32, LFM2_ISA_NEON, 4, 1, lfm2__mm_f32_neon, NULL),
     LFM2__K(LFM2__DT_F16, LFM2__ACT_F32, LFM2_ISA_NEON, 4, 1, lfm2__mm_f16_neon, NULL),
     LFM2__K(LFM2__DT_BF16, LFM2__ACT_F32, LFM2_ISA_NEON, 4, 1, lfm2__mm_bf16_neon, NULL),
-    LFM2__K(LFM2__DT_Q8, LFM2__ACT_Q8, LFM2__ISA_NEON_Q, 4, 1, lfm2__qmm_q8_neon, lfm2__quantize_act_ref),
-    LFM2__K(LFM2__DT_Q4, LFM2__ACT_Q8, LFM2__ISA_NEON_Q, 4, 1, lfm2__qmm_q4_neon, lfm2__quantize_act_ref),
+    LFM2__K(LFM2__DT_F32X, LFM2__ACT_F32, LFM2_ISA_NEON, 16, 1, lfm2__mm_f32x_neon, NULL),
+    LFM2__K(LFM2__DT_F16X, LFM2__ACT_F32, LFM2_ISA_NEON, 16, 1, lfm2__mm_f16x_neon, NULL),
+    LFM2__K(LFM2__DT_BF16X, LFM2__ACT_F32, LFM2_ISA_NEON, 16, 1, lfm2__mm_bf16x_neon, NULL),
+    LFM2__K(LFM2__DT_Q8, LFM2__ACT_Q8, LFM2_ISA_NEON, 4, 1, lfm2__qmm_q8_neon, lfm2__quantize_act_neon),
+    LFM2__K(LFM2__DT_Q4, LFM2__ACT_Q8, LFM2_ISA_NEON, 4, 1, lfm2__qmm_q4_neon, lfm2__quantize_act_neon),
+    LFM2__K(LFM2__DT_Q8X, LFM2__ACT_Q8, LFM2_ISA_NEON, 16, 1, lfm2__qmm_q8x_neon, lfm2__quantize_act_neon),
+    LFM2__K(LFM2__DT_Q4X, LFM2__ACT_Q8, LFM2_ISA_NEON, 16, 1, lfm2__qmm_q4x_neon, lfm2__quantize_act_neon),
+#ifdef LFM2__HAVE_NEON_DOT
+    LFM2__K(LFM2__DT_Q8, LFM2__ACT_Q8, LFM2_ISA_NEON_DOTPROD, 4, 1, lfm2__qmm_q8_ndot, lfm2__quantize_act_neon),
+    LFM2__K(LFM2__DT_Q4, LFM2__ACT_Q8, LFM2_ISA_NEON_DOTPROD, 4, 1, lfm2__qmm_q4_ndot, lfm2__quantize_act_neon),
+    LFM2__K(LFM2__DT_Q8X, LFM2__ACT_Q8, LFM2_ISA_NEON_DOTPROD, 16, 1, lfm2__qmm_q8x_ndot, lfm2__quantize_act_neon),
+    LFM2__K(LFM2__DT_Q4X, LFM2__ACT_Q8, LFM2_ISA_NEON_DOTPROD, 16, 1, lfm2__qmm_q4x_ndot, lfm2__quantize_act_neon),
+#endif
 #ifdef LFM2__HAVE_NEON_BF16
     LFM2__K(LFM2__DT_BF16, LFM2__ACT_BF16, LFM2_ISA_NEON_BF16, 4, 32, lfm2__mm_bf16dot_neon, lfm2__bf16_acts_neon),
+    LFM2__K(LFM2__DT_BF16X, LFM2__ACT_BF16, LFM2_ISA_NEON_BF16, 16, 32, lfm2__mm_bf16xdot_neon, lfm2__bf16_acts_neon),
 #endif
+#endif
+#ifdef LFM2__HAVE_NEON32
+    LFM2__K(LFM2__DT_F32, LFM2__ACT_F32, LFM2_ISA_NEON, 4, 1, lfm2__mm_f32_n32, NULL),
+    LFM2__K(LFM2__DT_BF16, LFM2__ACT_F32, LFM2_ISA_NEON, 4, 1, lfm2__mm_bf16_n32, NULL),
+    LFM2__K(LFM2__DT_Q8, LFM2__ACT_Q8, LFM2_ISA_NEON, 4, 1, lfm2__qmm_q8_n32, lfm2__quantize_act_ref),
+    LFM2__K(LFM2__DT_Q4, LFM2__ACT_Q8, LFM2_ISA_NEON, 4, 1, lfm2__qmm_q4_n32, lfm2__quantize_act_ref),
+#endif
+#ifdef LFM2__HAVE_WASM
+    LFM2__K(LFM2__DT_F32, LFM2__ACT_F32, LFM2_ISA_WASM_SIMD128, 4, 1, lfm2__mm_f32_wasm, NULL),
+    LFM2__K(LFM2__DT_F16, LFM2__ACT_F32, LFM2_ISA_WASM_SIMD128, 4, 1, lfm2__mm_f16_wasm, NULL),
+    LFM2__K(LFM2__DT_BF16, LFM2__ACT_F32, LFM2_ISA_WASM_SIMD128, 4, 1, lfm2__mm_bf16_wasm, NULL),
+    LFM2__K(LFM2__DT_Q8, LFM2__ACT_Q8, LFM2_ISA_WASM_SIMD128, 4, 1, lfm2__qmm_q8_wasm, lfm2__quantize_act_ref),
+    LFM2__K(LFM2__DT_Q4, LFM2__ACT_Q8, LFM2_ISA_WASM_SIMD128, 4, 1, lfm2__qmm_q4_wasm, lfm2__quantize_act_ref),
 #endif
 };
 #define LFM2__N_KERNELS LFM2__CAST(int32_t, sizeof lfm2__kernel_table / sizeof lfm2__kernel_table[0])
@@ -7850,6 +8392,12 @@ static const lfm2__vops *lfm2__vops_for(int32_t isa) {
 #endif
 #ifdef LFM2__HAVE_NEON
     if (lfm2__isa_has(isa, LFM2_ISA_NEON)) return &lfm2__vops_neon;
+#endif
+#ifdef LFM2__HAVE_WASM
+    if (lfm2__isa_has(isa, LFM2_ISA_WASM_SIMD128)) return &lfm2__vops_wasm;
+#endif
+#ifdef LFM2__HAVE_NEON32
+    if (lfm2__isa_has(isa, LFM2_ISA_NEON)) return &lfm2__vops_n32;
 #endif
     (void)isa;
     return &lfm2__vops_ref;
@@ -8496,9 +9044,21 @@ static size_t lfm2__quant_bytes(const lfm2__mat *w, int32_t type) {
 /* whether load-time quantization of w uses the interleaved layout (Q8X / Q4X): models whose level
    has its kernel (AVX512_VNNI), 16-row groups and 64-column records (tools that write the
    row-major file format define LFM2__ROW_MAJOR_QUANT) */
+#if defined(LFM2__HAVE_NEON)
+#define LFM2__NEON_X 1 /* aarch64's NEON levels have the interleaved kernels (armv7's do not) */
+#else
+#define LFM2__NEON_X 0
+#endif
+/* whether the float matrices of dtype get their interleaved layout at level isa: F16X / BF16X
+   from AVX2 on, F32X from AVX-512 on, all three at aarch64's NEON levels */
+static int lfm2__fx_level(int32_t isa, int32_t dtype) {
+    if (LFM2__NEON_X && lfm2__isa_has(isa, LFM2_ISA_NEON)) return dtype == LFM2__DT_F32 || dtype == LFM2__DT_F16 || dtype == LFM2__DT_BF16;
+    if (dtype == LFM2__DT_F32) return lfm2__isa_has(isa, LFM2_ISA_AVX512);
+    return (dtype == LFM2__DT_F16 || dtype == LFM2__DT_BF16) && lfm2__isa_has(isa, LFM2_ISA_AVX2);
+}
 static int lfm2__x16_ok(const lfm2_model *m, const lfm2__mat *w) {
 #if !defined(LFM2__ROW_MAJOR_QUANT)
-    return lfm2__isa_has(m->isa, LFM2_ISA_AVX512_VNNI) && w->rows % 16 == 0 && w->cols % 64 == 0;
+    return (lfm2__isa_has(m->isa, LFM2_ISA_AVX512_VNNI) || (LFM2__NEON_X && lfm2__isa_has(m->isa, LFM2_ISA_NEON))) && w->rows % 16 == 0 && w->cols % 64 == 0;
 #else
     (void)m;
     (void)w;
@@ -8692,8 +9252,7 @@ LFM2__MAYBE_UNUSED static void lfm2__interleave_group(unsigned char *dst, const 
 static int32_t lfm2__interleave_blob(const lfm2_model *m, const lfm2__mat *w) {
     uintptr_t a = LFM2__PTRINT(w->data);
     int32_t b;
-    int ok = (w->dtype == LFM2__DT_F32) ? lfm2__isa_has(m->isa, LFM2_ISA_AVX512)
-             : (w->dtype == LFM2__DT_F16 || w->dtype == LFM2__DT_BF16) ? lfm2__isa_has(m->isa, LFM2_ISA_AVX2) : 0;
+    int ok = lfm2__fx_level(m->isa, w->dtype);
     if (w->dtype == LFM2__DT_Q8 || w->dtype == LFM2__DT_Q4) ok = lfm2__x16_ok(m, w);
     else if (w->rows % 16 != 0 || w->cols % 2 != 0) ok = 0;
     if (!ok || w->rows == 0) return -1;
@@ -9212,7 +9771,7 @@ static lfm2_result lfm2__model_level(const lfm2_model_params *p, lfm2_error *err
         if (e && *e) {
             for (k = LFM2_ISA_SCALAR; k < LFM2_ISA_COUNT; k++) if (lfm2__name_is(e, lfm2__isa_names[k])) cap = k;
             if (cap == LFM2_ISA_AUTO)
-                return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "the environment variable LFM2_ISA = \"%.40s\" is not an instruction set (SCALAR, AVX2, AVX512, AVX512_VNNI, AVX512_BF16, NEON, NEON_DOTPROD, NEON_BF16)", e);
+                return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "the environment variable LFM2_ISA = \"%.40s\" is not an instruction set (SCALAR, AVX2, AVX512, AVX512_VNNI, AVX512_BF16, NEON, NEON_DOTPROD, NEON_BF16, WASM_SIMD128)", e);
         }
     }
 #endif
@@ -10202,6 +10761,15 @@ LFM2_API const char *lfm2_version_string(void) { return LFM2_VERSION_STRING; }
 #undef LFM2__KINFO_NEON
 #define LFM2__KINFO_NEON " NEON"
 #endif
+#if defined(LFM2__HAVE_NEON32)
+#undef LFM2__KINFO_NEON
+#define LFM2__KINFO_NEON " NEON(armv7)"
+#endif
+#define LFM2__KINFO_WASM ""
+#ifdef LFM2__HAVE_WASM
+#undef LFM2__KINFO_WASM
+#define LFM2__KINFO_WASM " WASM_SIMD128"
+#endif
 #if defined(LFM2__OPENMP) && defined(LFM2__HAVE_POOL)
 #define LFM2__TINFO "; threads POOL OPENMP"
 #elif defined(LFM2__OPENMP)
@@ -10211,12 +10779,12 @@ LFM2_API const char *lfm2_version_string(void) { return LFM2_VERSION_STRING; }
 #else
 #define LFM2__TINFO "; threads none"
 #endif
-#define LFM2__KINFO "kernels SCALAR" LFM2__KINFO_AVX2 LFM2__KINFO_AVX512 LFM2__KINFO_NEON "; cpu "
+#define LFM2__KINFO "kernels SCALAR" LFM2__KINFO_AVX2 LFM2__KINFO_AVX512 LFM2__KINFO_NEON LFM2__KINFO_WASM "; cpu "
 LFM2_API const char *lfm2_build_info(void) {
     static const char *const info[LFM2_ISA_COUNT] = {
         LFM2__KINFO "?" LFM2__TINFO, LFM2__KINFO "SCALAR" LFM2__TINFO, LFM2__KINFO "AVX2" LFM2__TINFO, LFM2__KINFO "AVX512" LFM2__TINFO,
         LFM2__KINFO "AVX512_VNNI" LFM2__TINFO, LFM2__KINFO "AVX512_BF16" LFM2__TINFO, LFM2__KINFO "NEON" LFM2__TINFO,
-        LFM2__KINFO "NEON_DOTPROD" LFM2__TINFO, LFM2__KINFO "NEON_BF16" LFM2__TINFO};
+        LFM2__KINFO "NEON_DOTPROD" LFM2__TINFO, LFM2__KINFO "NEON_BF16" LFM2__TINFO, LFM2__KINFO "WASM_SIMD128" LFM2__TINFO};
     return info[lfm2__detect_isa()];
 }
 LFM2_API const char *lfm2_isa_name(lfm2_isa isa) {

@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if !defined(__wasi__) /* wasi-libc has no signals (only an emulation, -D_WASI_EMULATED_SIGNAL) */
 #include <signal.h>
+#define LFM2_CLI_SIGNALS 1
+#endif
 #include <time.h>
 #include <errno.h>
 
@@ -59,8 +62,13 @@ static char **win_utf8_args(int *argc, char **argv) {
 
 /* ---- Ctrl-C: stops the current answer (the prompt's prefill included), not the program; a
    second Ctrl-C before the answer has stopped exits with status 130 ---------------------------- */
+#ifdef LFM2_CLI_SIGNALS
 static volatile sig_atomic_t g_interrupted = 0;
+#else
+static volatile int g_interrupted = 0; /* (no Ctrl-C without signals) */
+#endif
 
+#ifdef LFM2_CLI_SIGNALS
 static void on_sigint(int sig) {
     (void)sig;
     if (g_interrupted) _exit(130);
@@ -81,6 +89,9 @@ static void install_sigint(void) {
     signal(SIGINT, on_sigint);
 #endif
 }
+#else
+static void install_sigint(void) {}
+#endif
 
 static double now_s(void) {
 #ifdef LFM2_CLI_POSIX

@@ -4,7 +4,9 @@
    injection). Complements config/errors, load/weights-errors, load/dir-errors.
    The malformed-input tests print "TABLE<tab>input<tab>result<tab>message" lines; tests/fuzz/make_table.sh
    turns them into tests/fuzz/MALFORMED_TABLE.md. */
+#ifndef T_NO_PTHREAD_H
 #include <pthread.h>
+#endif
 
 #define TH_ANY ((lfm2_result)-1)  /* malformed-input table entries whose result is only reported */
 #define TH_FAIL ((lfm2_result)-2) /* any error (the exact code is reported, not checked)          */
