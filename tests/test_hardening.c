@@ -602,7 +602,7 @@ static void test_st_type_confusion(void) {
         {"\"model.embed_tokens.weight\"", "\"model.embed_tokens.weight\\ud800\"", LFM2_ERR_BAD_WEIGHTS, "tensor name with a lone surrogate"},
         {"\"model.embed_tokens.weight\"", "\"model.embed_tokens.weight\xff\xfe\"", LFM2_ERR_BAD_WEIGHTS, "tensor name with invalid UTF-8"},
         {"\"model.embed_tokens.weight\"", "\"model.embed_tokens\\u002eweight\"", TH_ANY, "tensor name with an escaped '.'"},
-        {"\"model.embed_tokens.weight\":{\"dtype\":\"BF16\"", "\"model.embed_tokens.weight\":{\"dtype\":\"BF16\",\"dtype\":\"F32\"", TH_ANY, "duplicate key \"dtype\" (first wins)"},
+        {"\"model.embed_tokens.weight\":{\"dtype\":\"BF16\"", "\"model.embed_tokens.weight\":{\"dtype\":\"BF16\",\"dtype\":\"F32\"", TH_ANY, "duplicate key \"dtype\" BF16 then F32 (the last wins, as in Python)"},
         {"{\"__metadata__\"", "{\"model.layers.1.conv.in_proj.weight\":{\"dtype\":\"BF16\",\"shape\":[0],\"data_offsets\":[0,0]},\"__metadata__\"", LFM2_ERR_BAD_CONFIG, "a conv tensor in an attention layer"},
         {"\"model.layers.0.ffn_norm.weight\"", "\"model.layers.0.ffn_norm.weight \"", LFM2_ERR_BAD_WEIGHTS, "a tensor name with a trailing space (missing tensor)"},
         {"{\"__metadata__\"", "{\"lm_head.weight\":{\"dtype\":\"BF16\",\"shape\":[8,16],\"data_offsets\":[0,0]},\"__metadata__\"", LFM2_ERR_BAD_WEIGHTS, "lm_head.weight with an empty span"},
@@ -873,7 +873,7 @@ static void test_tokenizer_inputs(void) {
             {"{\"id\":556,\"content\":\"<|pad|>\"", "{\"id\":2147483648,\"content\":\"<|pad|>\"", "tokenizer.json added token id 2^31"},
             {"\"special\":true", "\"special\":\"yes\"", "tokenizer.json added token special a string"},
             {"\"added_tokens\":[", "\"added_tokens\":{", "tokenizer.json added_tokens an object (broken JSON)"},
-            {"{\"version\"", "{\"normalizer\":{\"type\":\"NFC\"},\"version\"", "tokenizer.json normalizer NFC first (first key wins?)"},
+            {"{\"version\"", "{\"normalizer\":{\"type\":\"NFC\"},\"version\"", "tokenizer.json normalizer NFC, then the file's null (the last key wins, as in Python)"},
         };
         size_t mn = 0, cfn = 0;
         char *mini = t_read_file("tests/fuzz/corpus/tokenizer_json/mini-tokenizer.json", &mn);

@@ -319,9 +319,10 @@ static int write_config(const char *path, const shape_def *s, int dt) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: make-random-model [--shape 350m|1.2b|8b-a1b|24b-a2b] [--dtype bf16|f16|f32|q8|q4] [--seed N] [--std X] -o DIR\n"
+            "usage: make-random-model [--shape 350m|1.2b|8b-a1b|24b-a2b] [--dtype bf16|f16|f32|q8|q4] [--seed N] [--std X] [--fast 1] -o DIR\n"
             "  writes DIR/config.json and DIR/model.safetensors (random weights, exact LFM2 / LFM2-MoE shapes;\n"
-            "  q8 / q4: a pre-quantized folder as tools/lfm2-quantize writes it, without a bf16 copy)\n");
+            "  q8 / q4: a pre-quantized folder as tools/lfm2-quantize writes it, without a bf16 copy;\n"
+            "  --fast 1: their quantized bytes from a 64 MiB random pool, for speed runs of big shapes)\n");
 }
 
 static double now_s(void) {
@@ -331,6 +332,8 @@ static double now_s(void) {
 }
 
 #define MAX_TENSORS 16384
+#define FAST_POOL (64u << 20)
+static int g_fast; /* --fast */
 #define BUF_ELEMS (1u << 20)
 
 int main(int argc, char **argv) {
@@ -362,6 +365,8 @@ int main(int argc, char **argv) {
             else if (!strcmp(v, "q8")) dt = DT_Q8;
             else if (!strcmp(v, "q4")) dt = DT_Q4;
             else { fprintf(stderr, "unknown --dtype %s (bf16, f16, f32, q8, q4)\n", v); return 2; }
+        } else if (!strcmp(a, "--fast")) {
+            g_fast = atoi(v);
         } else if (!strcmp(a, "--seed")) {
             seed = strtoull(v, NULL, 0);
         } else if (!strcmp(a, "--std")) {
@@ -448,6 +453,37 @@ int main(int argc, char **argv) {
             for (b = 0; b < n; b++) if (!strcmp(t[b].name, t[i].base)) q4 = t[b].dt == DT_Q4;
         }
         rng_seed(&r, seed, scales ? t[i].base : t[i].name);
+        if (g_fast && (quant || scales)) { /* --fast: the bytes of a random pool (speed does not depend on the values) */
+            uint64_t nb = t[i].nbytes, w0 = 0;
+            static unsigned char *pool;
+            if (!pool) {
+                rng pr;
+                size_t k;
+                pool = (unsigned char *)malloc((size_t)FAST_POOL + 8);
+                if (!pool) { fprintf(stderr, "out of memory\n"); return 1; }
+                rng_seed(&pr, seed, "--fast pool");
+                for (k = 0; k < (size_t)FAST_POOL; k += 8) { uint64_t x = rng_next(&pr); memcpy(pool + k, &x, 8); }
+            }
+            if (scales) { /* valid f16 scales: std / 40 (q8) or 3 std / 8 (q4), +-12% */
+                uint64_t k;
+                for (k = 0; k < nb / 2; k++) {
+                    uint16_t h = f32_to_f16((q4 ? 0.375f : 0.025f) * stdev * (0.88f + 0.24f * (float)pool[k % FAST_POOL] / 255.0f));
+                    buf[2 * (k % BUF_ELEMS)] = (unsigned char)(h & 0xff);
+                    buf[2 * (k % BUF_ELEMS) + 1] = (unsigned char)(h >> 8);
+                    if ((k + 1) % BUF_ELEMS == 0 || k + 1 == nb / 2) {
+                        size_t cnt = (size_t)(k % BUF_ELEMS) + 1;
+                        if (fwrite(buf, 2, cnt, f) != cnt) goto io_fail;
+                    }
+                }
+                continue;
+            }
+            while (w0 < nb) {
+                size_t off = (size_t)((rng_next(&r) % (FAST_POOL / 2)) & ~(uint64_t)63), m = nb - w0 > FAST_POOL / 2 ? FAST_POOL / 2 : (size_t)(nb - w0);
+                if (fwrite(pool + off, 1, m, f) != m) goto io_fail;
+                w0 += m;
+            }
+            continue;
+        }
         while (done < numel) {
             size_t m = numel - done > BUF_ELEMS ? BUF_ELEMS : (size_t)(numel - done), k, out = 0;
             if (quant || scales) {

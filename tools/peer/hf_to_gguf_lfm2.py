@@ -4,7 +4,7 @@ tools/make-random-model) to a GGUF file that llama.cpp loads, WITHOUT torch/tran
 that llama.cpp and lfm2.h can be benchmarked on the very same weights.
 
     PYTHONPATH=<llama.cpp>/gguf-py /usr/bin/python3 tools/peer/hf_to_gguf_lfm2.py \
-        /tmp/lfm2-350m-bf16 /tmp/lfm2-350m-bf16.gguf [--outtype auto|f32|f16|bf16|q8_0]
+        /tmp/lfm2-350m-bf16 /tmp/lfm2-350m-bf16.gguf [--outtype auto|f32|f16|bf16|q8_0|q4_0]
 
 LFM2-MoE folders (model_type lfm2_moe, e.g. tools/make-random-model --shape 8b-a1b) become
 llama.cpp's "lfm2moe" architecture, as its own converter (conversion/lfm2.py, LFM2MoeModel) writes
@@ -12,9 +12,10 @@ them: the experts of a layer stacked into blk.N.ffn_{gate,up,down}_exps [E, I, D
 router as blk.N.ffn_gate_inp, expert_bias as blk.N.exp_probs_b.bias (F32), and the keys
 expert_count, expert_used_count, expert_feed_forward_length, leading_dense_block_count and
 expert_gating_func = sigmoid; feed_forward_length = intermediate_size as given. Tensors are
-written one at a time (memory: one tensor), and --outtype q8_0 quantizes the matrices directly
-(gguf-py's reference Q8_0), so an 8B-A1B q8_0 GGUF needs no bf16 GGUF on disk; llama-quantize
---allow-requantize makes q4_0 from it.
+written one at a time (memory: one tensor), and --outtype q8_0 | q4_0 quantizes the matrices
+directly (numpy ports of ggml's quantize_row_q8_0_ref / _q4_0_ref; with q4_0 the embedding and the
+head are q8_0, as lfm2.h keeps them: llama-quantize would make a tied embedding q6_K), so an
+8B-A1B GGUF needs no bf16 GGUF on disk.
 
 Needs numpy (Debian: apt-get install python3-numpy) and llama.cpp's own gguf-py.
 
@@ -107,6 +108,39 @@ def as_f32(dtype, raw, shape):
     raise SystemExit(f"unsupported dtype {dtype}")
 
 
+def q8_0(x):
+    """ggml Q8_0 (as quantize_row_q8_0_ref, rounding half to even): blocks of 32 -> f16 d + 32 int8"""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    shape = x.shape
+    b = x.reshape(-1, 32)
+    d = (np.abs(b).max(axis=1) / 127.0).astype(np.float16)
+    df = d.astype(np.float32)
+    idv = np.divide(1.0, df, out=np.zeros_like(df), where=df != 0)
+    q = np.clip(np.rint(b * idv[:, None]), -127, 127).astype(np.int8)
+    out = np.empty((b.shape[0], 34), dtype=np.uint8)
+    out[:, :2] = d.view(np.uint8).reshape(-1, 2)
+    out[:, 2:] = q.view(np.uint8)
+    return out.reshape(shape[:-1] + (shape[-1] // 32 * 34,))
+
+
+def q4_0(x):
+    """ggml Q4_0 (as quantize_row_q4_0_ref): d = the extreme value / -8, q = trunc(x/d + 8.5) in 0..15,
+    byte j = q[j] | q[j + 16] << 4"""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    shape = x.shape
+    b = x.reshape(-1, 32)
+    i = np.abs(b).argmax(axis=1)
+    mx = b[np.arange(b.shape[0]), i]
+    d = (mx / -8.0).astype(np.float16)
+    df = d.astype(np.float32)
+    idv = np.divide(1.0, df, out=np.zeros_like(df), where=df != 0)
+    q = np.clip(np.trunc(b * idv[:, None] + 8.5), 0, 15).astype(np.uint8)
+    out = np.empty((b.shape[0], 18), dtype=np.uint8)
+    out[:, :2] = d.view(np.uint8).reshape(-1, 2)
+    out[:, 2:] = q[:, :16] | (q[:, 16:] << 4)
+    return out.reshape(shape[:-1] + (shape[-1] // 32 * 18,))
+
+
 def bytes_to_unicode():
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
@@ -141,7 +175,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")
     ap.add_argument("out")
-    ap.add_argument("--outtype", choices=["auto", "f32", "f16", "bf16", "q8_0"], default="auto")
+    ap.add_argument("--outtype", choices=["auto", "f32", "f16", "bf16", "q8_0", "q4_0"], default="auto")
     args = ap.parse_args()
 
     cfg = json.load(open(os.path.join(args.folder, "config.json")))
@@ -170,7 +204,8 @@ def main():
     src = mat_dtypes.pop() if len(mat_dtypes) == 1 else "F32"
     outtype = {"F32": "f32", "F16": "f16", "BF16": "bf16"}[src] if args.outtype == "auto" else args.outtype
     ftype = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
-             "bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype]
+             "bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+             "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[outtype]
     if moe:
         ff = cfg["intermediate_size"]
         E, K, I = cfg["num_experts"], cfg["num_experts_per_tok"], cfg["moe_intermediate_size"]
@@ -215,13 +250,14 @@ def main():
     specs = []
     n_params = 0
 
-    def matrix(arr_f32_fn, raw, dtype, shape):
+    def matrix(arr_f32_fn, raw, dtype, shape, embed=False):
         """a weight matrix (2-D, or 3-D stacked experts) in the output type: (producer, raw dtype,
         output array shape, output numpy dtype)"""
         shape = tuple(shape)
-        if outtype == "q8_0":
-            return ((lambda: gguf.quants.quantize(np.ascontiguousarray(arr_f32_fn()), gguf.GGMLQuantizationType.Q8_0)),
-                    gguf.GGMLQuantizationType.Q8_0, shape[:-1] + (shape[-1] // 32 * 34,), np.uint8)
+        if outtype == "q8_0" or (outtype == "q4_0" and embed):
+            return ((lambda: q8_0(arr_f32_fn())), gguf.GGMLQuantizationType.Q8_0, shape[:-1] + (shape[-1] // 32 * 34,), np.uint8)
+        if outtype == "q4_0":
+            return ((lambda: q4_0(arr_f32_fn())), gguf.GGMLQuantizationType.Q4_0, shape[:-1] + (shape[-1] // 32 * 18,), np.uint8)
         if outtype == "bf16":
             bshape = shape[:-1] + (shape[-1] * 2,)
             if dtype == "BF16" and raw is not None:  # bytes as they are; byte shape [.., in*2]
@@ -252,7 +288,8 @@ def main():
             # (the router stays F32, as llama.cpp's converter keeps ffn_gate_inp)
             specs.append((gname, (lambda d=dtype, r=raw, sh=shape: np.ascontiguousarray(as_f32(d, r, sh))), None, tuple(shape), np.float32))
         else:
-            specs.append((gname,) + matrix(lambda d=dtype, r=raw, sh=shape: as_f32(d, r, sh), (lambda r=raw: r), dtype, shape))
+            specs.append((gname,) + matrix(lambda d=dtype, r=raw, sh=shape: as_f32(d, r, sh), (lambda r=raw: r), dtype, shape,
+                                           embed=gname in ("token_embd.weight", "output.weight")))
     if moe:
         for bid in sorted(expert_re):
             for hf, gg in (("w1", "ffn_gate_exps"), ("w3", "ffn_up_exps"), ("w2", "ffn_down_exps")):
