@@ -140,12 +140,36 @@
        every platform.
 
    lfm2.h DOES NOT
-       run on GPUs; read GGUF; implement LFM2-MoE, the VL vision tower or audio models; run Jinja
-       (the LFM2 chat template is implemented natively); download anything.
+       run on GPUs; read GGUF; implement the VL vision tower or audio models; run Jinja (the LFM2
+       and LFM2.5 chat templates are implemented natively); download anything.
 
-   SECTIONS (grep for the tag)
-       >>types >>api >>config >>util >>json >>configjson >>safetensors >>tokenizer >>sampler
-       >>generate >>chat >>structs >>kernels >>quant >>model >>blocks >>forward >>context >>state >>public
+   SECTIONS (grep for the tag), in file order
+       the public part (this is all a user needs):
+         >>types          results, errors, allocator, lfm2_config, the parameter structs
+         >>api            models, contexts, decode, state, instruction sets, threads
+         >>api-tokenizer  text <-> ids            >>api-sampler   sampling as transformers
+         >>api-generate   the generation loop     >>api-chat      templates, tool calls, splitter
+       the implementation (after #define LFM2_IMPLEMENTATION):
+         >>config         configuration macros, includes, limits
+         >>util           allocation, errors, small helpers
+         >>json           the bounded JSON reader   >>configjson   config.json -> lfm2_config
+         >>safetensors    the file format and dtypes (>>model-access: what the tokenizer and
+                          sampler sections see of a model)
+         >>tokenizer      tokenizer.json, the split patterns, BPE (and >>unicode-table)
+         >>chat           the native chat templates, tool-call parser, output splitter
+         >>sampler        logits processors, sampling    >>generate   lfm2_generate
+         >>threads        serial / OpenMP / built-in pool / caller's job system, one fixed split
+         >>structs        model, matrix, layer and context structs
+         >>formats        every weight format with its kernels per instruction set, the kernel
+                          table and its lookup, CPU detection, the matmul step
+         >>blocks         short convolution, attention, dense and MoE feed-forward
+         >>forward        the forward pass, top to bottom
+         >>quant          load-time quantization and the interleaved layouts
+         >>model          binding tensors to layers, loading from buffers
+         >>files          reading and mapping files (POSIX, Win32)
+         >>context        contexts, decode, caches    >>state  snapshots    >>public  the rest
+       reading order for a newcomer: >>api, then >>forward -> >>blocks -> >>formats -> >>quant
+       -> >>model -> >>files (how a token is computed, then how the weights get there).
 */
 #ifndef LFM2_H_INCLUDED
 #define LFM2_H_INCLUDED
@@ -463,7 +487,7 @@ LFM2_API lfm2_isa lfm2_cpu_isa(void);                   /* the best level compil
 LFM2_API lfm2_isa lfm2_model_isa(const lfm2_model *m);  /* the level a model's kernels use */
 LFM2_API lfm2_token lfm2_argmax(const float *logits, int32_t n); /* first maximum; -1 if n < 1 */
 
-/* >>tokenizer ------------------------------------------------------------------------------- */
+/* >>api-tokenizer --------------------------------------------------------------------------- */
 /* Text <-> token ids with the exact behaviour of the Hugging Face `tokenizers` pipeline that the
    LFM2 tokenizer.json describes: added tokens matched first (longest match), the LFM2 split regex
    (implemented natively; LFM2.5-8B-A1B's and cl100k's patterns are accepted too, they cut every
@@ -552,7 +576,7 @@ LFM2_API int32_t lfm2_token_lookup(const lfm2_model *m, const char *piece, size_
    NULL (and *len = 0) for ids without a string or without a tokenizer. For inspection tools. */
 LFM2_API const char *lfm2_token_text(const lfm2_model *m, lfm2_token t, size_t *len);
 
-/* >>sampler --------------------------------------------------------------------------------- */
+/* >>api-sampler ----------------------------------------------------------------------------- */
 /* Token sampling with the exact semantics of Hugging Face transformers' generate():
        repetition penalty -> temperature -> top-k -> top-p -> min-p -> softmax -> multinomial
    A sampler is a small object of its own (it never touches a context): it owns scratch memory
@@ -628,7 +652,7 @@ LFM2_API lfm2_result lfm2_sampler_process(lfm2_sampler *s, const float *logits, 
    mode accepts +inf scores (the first one wins, as in argmax). */
 LFM2_API lfm2_result lfm2_sampler_sample(lfm2_sampler *s, const float *logits, lfm2_token *out);
 
-/* >>generate -------------------------------------------------------------------------------- */
+/* >>api-generate ---------------------------------------------------------------------------- */
 /* Why lfm2_generate returned LFM2_OK. */
 typedef enum lfm2_stop_reason {
     LFM2_STOP_NONE = 0,     /* not stopped (only seen on an error return) */
@@ -685,7 +709,7 @@ LFM2_API lfm2_result lfm2_generate(lfm2_context *c, lfm2_sampler *s, const lfm2_
                                    int32_t n_prompt, const lfm2_generate_params *params,
                                    lfm2_generate_result *res);
 
-/* >>chat ----------------------------------------------------------------------------------- */
+/* >>api-chat ------------------------------------------------------------------------------- */
 /* Conversations in and out: the three LFM2 chat templates rendered natively (byte-identical to
    transformers' apply_chat_template), injection-safe chat tokenization, the tool-call parser
    and a streaming splitter of generated text into content / reasoning / tool calls. Nothing
@@ -925,7 +949,7 @@ LFM2_API lfm2_result lfm2_sampler_params_from_generation_config(const char *json
 #define LFM2__BIG_ENDIAN 1
 #endif
 
-/* Instruction sets (see >>isa): every kernel the compiler can target is compiled in every build
+/* Instruction sets (see >>formats): every kernel the compiler can target is compiled in every build
    and the best one the CPU supports is chosen at load. On x86-64 GCC and Clang compile each
    kernel with its own target attribute (no -m flags needed), MSVC compiles the intrinsics as
    they are; NEON is the aarch64 baseline, its dot-product and bf16 kernels need the compiler to
@@ -1588,7 +1612,7 @@ static int lfm2__json_str_eq(const lfm2__json *j, int32_t i, const char *p, size
      released checkpoints: block_ff_dim (overrides intermediate_size), full_attn_idxs, rope_theta or
                            theta, tie_embedding, block_dim / conv_dim (checked == hidden_size)
      transformers 5:       intermediate_size, layer_types, rope_parameters, tie_word_embeddings
-   then lfm2__config_finalize derives F (spec 1.3), the layer kinds (1.2) and checks the caps. */
+   then lfm2__config_finalize derives F (the FFN width), the layer kinds and checks the caps. */
 
 typedef struct lfm2__cfgread {
     const lfm2__json *j;
@@ -1814,7 +1838,7 @@ static lfm2_result lfm2__config_parse(const char *json, size_t len, lfm2_config 
         out->n_moe_layers = out->num_hidden_layers - out->num_dense_layers;
     }
     if (r.rc != LFM2_OK) goto done;
-    /* layer kinds (spec 1.2): layer_types, else full_attn_idxs, else every layer is attention */
+    /* layer kinds: layer_types, else full_attn_idxs, else every layer is attention */
     lt = lfm2__json_get(&j, 0, "layer_types");
     fa = lfm2__json_get(&j, 0, "full_attn_idxs");
     if (lt >= 0 && j.tok[lt].type != LFM2__J_NULL) {
@@ -1872,7 +1896,8 @@ static lfm2_result lfm2__config_finalize(lfm2_config *c, lfm2_error *err) {
     if (LFM2__CAST(int64_t, c->head_dim) * c->num_attention_heads > LFM2_MAX_DIM)
         return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json: head_dim x num_attention_heads = %lld exceeds %d",
                           LFM2__CAST(long long, c->head_dim) * c->num_attention_heads, LFM2_MAX_DIM);
-    /* FFN width (spec 1.3): HF rounds up to block_multiple_of only inside the multiplier branch */
+    /* FFN width, as transformers' Lfm2MLP derives it: with block_auto_adjust_ff_dim, int(2F/3),
+       then (only with a multiplier) times block_ffn_dim_multiplier, rounded up to block_multiple_of */
     F = c->intermediate_size;
     if (c->block_auto_adjust_ff_dim) {
         F = LFM2__CAST(int64_t, 2 * F / 3);    /* int(2*F/3): exact for these magnitudes */
@@ -1940,7 +1965,7 @@ static uint64_t lfm2__param_count(const lfm2_config *c, int active) {
 enum { LFM2__DT_F32 = 0, LFM2__DT_F16, LFM2__DT_BF16, LFM2__DT_F64, LFM2__DT_I8, LFM2__DT_U8, LFM2__DT_I16,
        LFM2__DT_I32, LFM2__DT_I64, LFM2__DT_BOOL, LFM2__DT_COUNT,
        LFM2__DT_Q8 = 100, LFM2__DT_Q4 = 101, /* weight formats of lfm2.h, not safetensors dtypes */
-       LFM2__DT_Q8X = 102, LFM2__DT_Q4X = 103, /* the same, 16 rows interleaved (see >>kernels) */
+       LFM2__DT_Q8X = 102, LFM2__DT_Q4X = 103, /* the same, 16 rows interleaved (see >>formats) */
        LFM2__DT_F32X = 104, LFM2__DT_F16X = 105, LFM2__DT_BF16X = 106 /* float, 16 rows interleaved */ };
 #define LFM2__IS_Q(dt) ((dt) == LFM2__DT_Q8 || (dt) == LFM2__DT_Q4 || (dt) == LFM2__DT_Q8X || (dt) == LFM2__DT_Q4X)
 #define LFM2__IS_FX(dt) ((dt) >= LFM2__DT_F32X && (dt) <= LFM2__DT_BF16X)
@@ -8647,7 +8672,9 @@ static void lfm2__matmul(lfm2_context *c, float *out, const float *x, int32_t B,
     lfm2__matmul_jobs(c, &j, 1);
 }
 
-/* Double-gated short convolution (spec 3.4) for T tokens. xb: [T, D] normalised input. */
+/* Double-gated short convolution for T tokens:
+   y = out_proj( C * causal_depthwise_conv_L( B * x ) ) with [B | C | x] = in_proj(u).
+   xb: [T, D] normalised input. */
 static void lfm2__shortconv(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     const lfm2_config *cf = &c->m->cfg;
     int32_t D = cf->hidden_size, L = cf->conv_L_cache, t, d, k;
@@ -8718,7 +8745,7 @@ static void lfm2__attn_task(void *arg, int32_t i) {
     }
 }
 
-/* Grouped-query attention with per-head q/k RMSNorm and RoPE (spec 3.5) for T tokens at
+/* Grouped-query attention with per-head q/k RMSNorm and RoPE for T tokens at
    positions pos .. pos+T-1. xb: [T, D]. */
 static void lfm2__attention(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     const lfm2_config *cf = &c->m->cfg;
@@ -8773,7 +8800,7 @@ static void lfm2__attention(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     LFM2__PROF(c, LFM2__P_WO);
 }
 
-/* SwiGLU feed-forward (spec 3.6): ob = w2( silu(w1 xb) * (w3 xb) ) */
+/* SwiGLU feed-forward: ob = w2( silu(w1 xb) * (w3 xb) ) */
 static void lfm2__ffn(lfm2_context *c, const lfm2__layer *ly, int32_t T) {
     size_t n = LFM2__CAST(size_t, T) * LFM2__CAST(size_t, c->m->cfg.ff_dim);
     lfm2__mmjob j[2];  /* gate g = w1 xb, up u = w3 xb: [T, F] */
@@ -8969,7 +8996,7 @@ static int lfm2__forward(lfm2_context *c, const lfm2_token *tok, int32_t T, floa
 }
 
 /* >>quant ---------------------------------------------------------------------------------- */
-/* Quantization of f32/f16/bf16 weights to Q8 / Q4 (formats described under >>kernels). The
+/* Quantization of f32/f16/bf16 weights to Q8 / Q4 (formats described under >>formats). The
    block scale is rounded to f16 first and the integers are computed with the rounded scale. */
 
 /* v rounded to the nearest integer (ties to even, as lrintf), clamped to [lo, hi]; NaN -> 0.
@@ -9596,7 +9623,7 @@ static lfm2_result lfm2__bind_weights(lfm2_model *m, lfm2_error *err) {
     }
     if (!m->vec || !m->layers) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the model's tables");
     arena = m->vec;
-    /* the FFN width of the file must agree with the config's derivation (spec 1.3) */
+    /* the FFN width of the file must agree with the config's derivation (lfm2__config_finalize) */
     w1 = lfm2__model_find(m, "model.layers.0.feed_forward.w1.weight");
     if (w1 && w1->ndim == 2 && w1->shape[0] != F)
         return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "config.json gives an FFN width of %lld (intermediate_size/block_ff_dim %d, auto-adjust %d, multiplier %g, "
