@@ -6,10 +6,11 @@
 B=${1:-build}
 RUN=${RUN:-}
 EXE=${EXE:-}
+[ -z "$RUN" ] || B=$(cd "$B" && pwd) # (wine finds a program by an absolute path)
 LFM2="$B/lfm2$EXE"
 INSPECT_BIN="$B/lfm2-inspect$EXE"
-run_lfm2() { $RUN run_lfm2 "$@"; }
-run_inspect() { $RUN run_inspect "$@"; }
+run_lfm2() { $RUN "$LFM2" "$@"; }
+run_inspect() { $RUN "$INSPECT_BIN" "$@"; }
 run_quant() { $RUN "$B/lfm2-quantize$EXE" "$@"; }
 DATA=tests/data
 TMP=${TMPDIR:-/tmp}/lfm2_cli_test.$$
