@@ -6,10 +6,11 @@
 B=${1:-build}
 RUN=${RUN:-}
 EXE=${EXE:-}
+[ -z "$RUN" ] || B=$(cd "$B" && pwd) # (wine finds a program by an absolute path)
 LFM2="$B/lfm2$EXE"
 INSPECT_BIN="$B/lfm2-inspect$EXE"
-run_lfm2() { $RUN run_lfm2 "$@"; }
-run_inspect() { $RUN run_inspect "$@"; }
+run_lfm2() { $RUN "$LFM2" "$@"; }
+run_inspect() { $RUN "$INSPECT_BIN" "$@"; }
 run_quant() { $RUN "$B/lfm2-quantize$EXE" "$@"; }
 DATA=tests/data
 TMP=${TMPDIR:-/tmp}/lfm2_cli_test.$$
@@ -94,7 +95,7 @@ else fail "/reset"; sed 's/^/        /' "$TMP/chat3"; fi
 if [ -z "$RUN" ]; then # POSIX signals and /dev/full: not for a Windows program under Wine
 # Ctrl-C (SIGINT) during an answer stops that answer, not the program: it goes on reading input
 ( printf 'def fibonacci(n):\n'; sleep 4; printf '/quit\n' ) |
-    run_lfm2 -m models/demo-code-8m -i -n 0 --temp 0 --verbose > "$TMP/sig.out" 2> "$TMP/sig.err" &
+    "$LFM2" -m models/demo-code-8m -i -n 0 --temp 0 --verbose > "$TMP/sig.out" 2> "$TMP/sig.err" &
 pid=$!
 wait_loaded "$TMP/sig.err"
 sleep 1
@@ -112,7 +113,7 @@ else fail "Ctrl-C during an answer: exit $rc"; sed 's/^/        /' "$TMP/sig.err
 python3 -c "print('x = 1\n' * 1200, end='')" > "$TMP/long.prompt" 2>/dev/null ||
     awk 'BEGIN { for (i = 0; i < 1200; i++) print "x = 1" }' > "$TMP/long.prompt"
 n_long=$(run_inspect models/demo-code-8m --tokenize < "$TMP/long.prompt" | wc -w)
-run_lfm2 -m models/demo-code-8m --raw -c 8192 -n 4 -t 1 --verbose -p "$(cat "$TMP/long.prompt")" > "$TMP/int.out" 2> "$TMP/int.err" &
+"$LFM2" -m models/demo-code-8m --raw -c 8192 -n 4 -t 1 --verbose -p "$(cat "$TMP/long.prompt")" > "$TMP/int.out" 2> "$TMP/int.err" &
 pid=$!
 wait_loaded "$TMP/int.err"
 sleep 1
@@ -126,7 +127,7 @@ elif [ $rc -eq 130 ] && [ "$n_pre" = "$n_long" ]; then
     echo "  skip  Ctrl-C in the prefill: the prefill was finished before the signal came (exit 130)"
 else fail "Ctrl-C during a long prefill: exit $rc, prefill '$n_pre'"; sed 's/^/        /' "$TMP/int.err"; fi
 ( printf 'def fibonacci(n):\n'; sleep 20; printf '/quit\n' ) |
-    run_lfm2 -m models/demo-code-8m -i -c 8192 -n 0 -t 1 --verbose > "$TMP/int2.out" 2> "$TMP/int2.err" &
+    "$LFM2" -m models/demo-code-8m -i -c 8192 -n 0 -t 1 --verbose > "$TMP/int2.out" 2> "$TMP/int2.err" &
 pid=$!
 wait_loaded "$TMP/int2.err"
 sleep 1

@@ -21,6 +21,11 @@ static int t_plogits(lfm2_model *m, float *out) {
 #else
 #define T_PAPI "open / mmap"
 #endif
+#if defined(LFM2__BIG_ENDIAN)
+#define T_MAPPED 0 /* big-endian hosts read the files (the tensors are byte-swapped in place) */
+#else
+#define T_MAPPED 1
+#endif
 static const char *const t_tiny_files[] = {"config.json", "generation_config.json", "model.safetensors", NULL};
 
 /* A folder named 模型 (UTF-8; the wide API on Windows) loads, mapped, with the logits of the
@@ -37,7 +42,8 @@ static void test_utf8_path(void) {
     CHECK(t_pfolder(dir, "tiny-bf16", t_tiny_files), "make %s", dir);
     CHECK(lfm2_model_load_dir(dir, &p, &b) == LFM2_OK, "load %s: %s", dir, e.message);
     if (a && b) {
-        CHECK(b->n_blobs == 1 && b->blobs[0].mapped == 1, "the weights of %s are mapped (mapped = %d)", dir, b->n_blobs ? b->blobs[0].mapped : -1);
+        CHECK(b->n_blobs == 1 && b->blobs[0].mapped == T_MAPPED, "the weights of %s are %s (mapped = %d)", dir, T_MAPPED ? "mapped" : "read",
+              b->n_blobs ? b->blobs[0].mapped : -1);
         CHECK(t_plogits(a, la) && t_plogits(b, lb) && memcmp(la, lb, sizeof la) == 0, "logits differ");
         NOTE("%s: loaded through %s, mapped, logits bit-identical to tests/data/tiny-bf16", dir, T_PAPI);
     }
@@ -113,6 +119,11 @@ static void test_big_file(void) {
     memset(&p, 0, sizeof p);
     p.error = &e;
     CHECK(a != NULL, "load tiny-bf16");
+#if defined(LFM2__BIG_ENDIAN)
+    lfm2_model_free(a);
+    a = NULL;
+    if (sizeof(void *) >= 8) T_SKIP("big-endian host: files are read, not mapped (byte swap): a 4.5 GiB read is not run here");
+#endif
     CHECK(t_pfolder(dir, "tiny-bf16", cfg_only) && t_write_big(dir), "make %s (a sparse 4.5 GiB file)", dir);
     rc = lfm2_model_load_dir(dir, &p, &b);
     if (sizeof(void *) >= 8) {

@@ -24,6 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(_WIN32)
+#include <fcntl.h>
+#include <io.h> /* _setmode: ids and text pass through unchanged (no \r\n) */
+#endif
 
 static int usage(void) {
     fprintf(stderr,
@@ -237,6 +241,10 @@ int main(int argc, char **argv) {
     lfm2_model *m = NULL;
     lfm2_model_params mp;
     lfm2_error err;
+#if defined(_WIN32)
+    _setmode(_fileno(stdout), _O_BINARY);
+    _setmode(_fileno(stdin), _O_BINARY);
+#endif
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--ids") && i + 1 < argc) ids_arg = argv[++i];
         else if (!strcmp(argv[i], "--logits") && i + 1 < argc) logits_path = argv[++i];
