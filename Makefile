@@ -103,6 +103,8 @@ neon: | $(B)
 # (tests/fuzz/README.md: targets, seeds, what was run)
 FUZZ_TARGETS := config safetensors safetensors_sharded safetensors_quant tokenizer_json tokenizer_config \
                 tokenize detokenize chat decode
+# --- chat (>>chat): the template renderer, the tool-call parser, the splitter ---------------------
+FUZZ_TARGETS += chat_render tool_calls splitter
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -g -O1 -std=c99 -D_DEFAULT_SOURCE $(WARN)
