@@ -140,7 +140,7 @@
 
    lfm2.h DOES NOT
        run on GPUs; read GGUF; implement LFM2-MoE, the VL vision tower or audio models; run Jinja
-       (the LFM2 chat template is implemented natively); download anything.
+       (the three LFM2 chat templates are implemented natively, see >>chat); download anything.
 
    SECTIONS (grep for the tag)
        >>types >>api >>config >>util >>json >>configjson >>safetensors >>tokenizer >>sampler
