@@ -150,6 +150,17 @@ wasm: | $(B)
 # (tests/fuzz/README.md: targets, seeds, what was run)
 FUZZ_TARGETS := config safetensors safetensors_sharded safetensors_quant tokenizer_json tokenizer_config \
                 tokenize detokenize chat decode
+# --- chat (>>chat): the template renderer, the tool-call parser, the splitter ---------------------
+FUZZ_TARGETS += chat_render tool_calls splitter
+# the tool-loop example, and the chat part of the CLI test (tests/chat_cli_test.sh: the 42 golden
+# renders through lfm2-inspect --chat, --parse-tool-calls, lfm2 --tools / --template / --reasoning)
+$(B)/tool_loop: examples/tool_loop.c $(HDR) | $(B)
+	$(CC) $(CFLAGS) -o $@ examples/tool_loop.c $(LDLIBS) -lpthread
+.PHONY: chat-cli-test
+chat-cli-test: $(B)/lfm2 $(B)/lfm2-inspect $(B)/tool_loop
+	sh tests/chat_cli_test.sh $(B)
+cli-test: chat-cli-test
+all: $(B)/tool_loop
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -g -O1 -std=c99 -D_DEFAULT_SOURCE $(WARN)

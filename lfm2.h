@@ -4952,6 +4952,36 @@ static void lfm2__pp_number(lfm2__pp *p, int neg, size_t at) {
     (void)k;
 }
 
+/* Inserts byte c at position at of the output (the text after it moves up). */
+static void lfm2__cw_insert1(lfm2__cw *w, size_t at, char c) {
+    size_t old = w->n;
+    lfm2__cw_text(w, &c, 1);
+    if (w->rc != LFM2_OK || !w->buf || at >= w->cap) return;
+    {
+        size_t hi = old < w->cap ? old : w->cap - 1; /* bytes [at, hi) were stored */
+        if (hi > at) memmove(w->buf + at + 1, w->buf + at, hi - at);
+        w->buf[at] = c;
+    }
+}
+/* Skips one value that was already parsed (strings and brackets only): to the ',' or the
+   closing bracket that ends it. */
+static void lfm2__pp_skip(lfm2__pp *p) {
+    int depth = 0;
+    while (p->i < p->len) {
+        char c = p->s[p->i];
+        if (c == '"' || c == '\'') {
+            lfm2__cw skip;
+            memset(&skip, 0, sizeof skip);
+            { lfm2__cw *w = p->w; p->w = &skip; lfm2__pp_string_lit(p); p->w = w; }
+            if (p->bad) return;
+            continue;
+        }
+        if (c == '[' || c == '(' || c == '{') depth++;
+        else if (c == ']' || c == ')' || c == '}') { if (depth == 0) return; depth--; }
+        else if (c == ',' && depth == 0) return;
+        p->i++;
+    }
+}
 static void lfm2__pp_value(lfm2__pp *p, int depth);
 
 /* Elements up to close (after the opening bracket), as a JSON array. */
@@ -4997,26 +5027,31 @@ static void lfm2__pp_value(lfm2__pp *p, int depth) {
     }
     if ((c >= '0' && c <= '9') || (c == '.' && p->i + 1 < p->len && p->s[p->i + 1] >= '0' && p->s[p->i + 1] <= '9')) { lfm2__pp_number(p, 0, at); return; }
     if (c == '[') { p->i++; lfm2__pp_seq(p, ']', depth); return; }
-    if (c == '(') { /* a tuple, or a value in parentheses */
-        lfm2__pp q = *p;
-        lfm2__cw skip;
-        memset(&skip, 0, sizeof skip);
-        q.w = &skip;
-        q.i++;
-        lfm2__pp_ws(&q);
-        if (!q.bad && q.i < q.len && q.s[q.i] != ')') {
-            lfm2__pp_value(&q, depth + 1);
-            lfm2__pp_ws(&q);
-            if (!q.bad && q.i < q.len && q.s[q.i] == ')') { /* (x) is x */
-                p->i++;
-                lfm2__pp_value(p, depth + 1);
-                lfm2__pp_ws(p);
-                p->i++;
-                return;
-            }
-        }
+    if (c == '(') { /* a tuple, or a value in parentheses: decided after the first element */
+        size_t o0 = p->w->n;
         p->i++;
-        lfm2__pp_seq(p, ')', depth);
+        lfm2__pp_ws(p);
+        if (p->bad) return;
+        if (p->i < p->len && p->s[p->i] == ')') { p->i++; lfm2__cw_text(p->w, "[]", 2); return; }
+        lfm2__pp_value(p, depth + 1);
+        lfm2__pp_ws(p);
+        if (p->bad) return;
+        if (p->i < p->len && p->s[p->i] == ')') { p->i++; return; } /* (x) is x */
+        if (p->i >= p->len || p->s[p->i] != ',') { lfm2__pp_fail(p, p->i, p->i >= p->len ? "an unclosed bracket" : "an expression (expected ',' or ')')"); return; }
+        lfm2__cw_insert1(p->w, o0, '[');
+        for (;;) { /* the rest of the tuple */
+            p->i++; /* ',' */
+            lfm2__pp_ws(p);
+            if (p->bad) return;
+            if (p->i < p->len && p->s[p->i] == ')') { p->i++; break; }
+            lfm2__cw_text(p->w, ", ", 2);
+            lfm2__pp_value(p, depth + 1);
+            lfm2__pp_ws(p);
+            if (p->bad) return;
+            if (p->i < p->len && p->s[p->i] == ')') { p->i++; break; }
+            if (p->i >= p->len || p->s[p->i] != ',') { lfm2__pp_fail(p, p->i, p->i >= p->len ? "an unclosed bracket" : "an expression (expected ',' or ')')"); return; }
+        }
+        lfm2__cw_text(p->w, "]", 1);
         return;
     }
     if (c == '{') {
@@ -5062,7 +5097,7 @@ static void lfm2__pp_value(lfm2__pp *p, int depth) {
                     if (q.i - k0 == kend - kat && memcmp(p->s + k0, p->s + kat, kend - kat) == 0) { lfm2__pp_fail(p, kat, "a duplicate dict key"); return; }
                     lfm2__pp_ws(&q);
                     q.i++; /* ':' */
-                    lfm2__pp_value(&q, depth + 1);
+                    lfm2__pp_skip(&q); /* (already checked: skipped without parsing again) */
                     if (q.bad) break;
                 }
                 (void)j;

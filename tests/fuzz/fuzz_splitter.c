@@ -1,0 +1,59 @@
+/* fuzz target: the streaming splitter. Input: byte 0 = in_reasoning (bit 0), byte 1 = a seed
+   for the cuts, the rest = generated text. The text is fed whole, byte by byte and in pieces
+   of pseudo-random sizes. Invariants: the bytes come out exactly once, in order; every way of
+   feeding gives the same channels; markers come out whole on the marker channel. */
+#define LFM2_IMPLEMENTATION
+#ifdef FUZZ_LFM2_H
+#include FUZZ_LFM2_H
+#else
+#include "../../lfm2.h"
+#endif
+#include "fuzz_common.h"
+
+typedef struct sink { char *all; int *chan; size_t n, cap; int bad; } sink;
+static void emit(void *u, int channel, const char *text, size_t len) {
+    sink *s = (sink *)u;
+    size_t k;
+    if (len == 0 || channel < 0 || channel > 3 || s->n + len > s->cap) { s->bad = 1; return; }
+    if (channel == LFM2_CHAT_MARKER)
+        FUZZ_ASSERT((len == 7 && !memcmp(text, "<think>", 7)) || (len == 8 && !memcmp(text, "</think>", 8)) ||
+                    (len == 19 && !memcmp(text, "<|tool_call_start|>", 19)) || (len == 17 && !memcmp(text, "<|tool_call_end|>", 17)));
+    memcpy(s->all + s->n, text, len);
+    for (k = 0; k < len; k++) s->chan[s->n + k] = channel;
+    s->n += len;
+}
+static void run(const char *t, size_t n, int mode, unsigned seed, int r, sink *s) {
+    lfm2_chat_splitter sp;
+    size_t i = 0;
+    s->n = 0;
+    s->bad = 0;
+    lfm2_chat_splitter_init(&sp, r);
+    while (i < n) {
+        size_t step = mode == 0 ? n : mode == 1 ? 1 : 1 + (seed = seed * 1103515245u + 12345u, (seed >> 16) % 24);
+        if (step > n - i) step = n - i;
+        FUZZ_ASSERT(lfm2_chat_splitter_push(&sp, t + i, step, emit, s) == LFM2_OK);
+        i += step;
+    }
+    FUZZ_ASSERT(lfm2_chat_splitter_flush(&sp, emit, s) == LFM2_OK);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    sink a, b;
+    const char *t;
+    size_t n;
+    int mode;
+    if (size < 2) return 0;
+    t = (const char *)data + 2;
+    n = size - 2;
+    a.cap = b.cap = n;
+    a.all = (char *)malloc(n + 1); b.all = (char *)malloc(n + 1);
+    a.chan = (int *)malloc(sizeof(int) * (n + 1)); b.chan = (int *)malloc(sizeof(int) * (n + 1));
+    run(t, n, 0, 0, data[0] & 1, &a);
+    FUZZ_ASSERT(!a.bad && a.n == n && memcmp(a.all, t, n) == 0);
+    for (mode = 1; mode <= 2; mode++) {
+        run(t, n, mode, data[1], data[0] & 1, &b);
+        FUZZ_ASSERT(!b.bad && b.n == n && memcmp(b.all, t, n) == 0 && memcmp(a.chan, b.chan, sizeof(int) * n) == 0);
+    }
+    free(a.all); free(b.all); free(a.chan); free(b.chan);
+    return 0;
+}
