@@ -17,8 +17,10 @@
    target (AVX2+FMA+F16C, AVX-512, VNNI, AVX512_BF16) are compiled in, each with its own target
    attribute, and the best one this CPU runs is chosen at load (lfm2_build_info() names what is
    compiled in and what the CPU has, lfm2_model_isa() what a model runs; LFM2_ISA=AVX2 in the
-   environment or lfm2_model_params.max_isa caps it). On aarch64 NEON is the baseline; its
-   dot-product and bf16 kernels need -march=armv8.2-a+dotprod / armv8.6-a+bf16. Threads come
+   environment or lfm2_model_params.max_isa caps it). On aarch64 NEON is the baseline; with GCC
+   11+ its dot-product and bf16 kernels are compiled in with target attributes and chosen from the
+   hardware capabilities (with Clang they need -march=armv8.2-a+dotprod / armv8.6-a+bf16). armv7
+   gets NEON kernels with -mfpu=neon(-vfpv4), WebAssembly SIMD128 ones with -msimd128. Threads come
    from a built-in pool (pthreads, Win32 threads), from OpenMP when compiled with -fopenmp, or
    from the caller's job system (lfm2_context_params.parallel).
 
@@ -70,7 +72,7 @@
        LFM2_NO_STDIO        remove lfm2_model_load_dir (no file system access at all)
        LFM2_NO_MMAP         read files into memory instead of memory-mapping them
        LFM2_NO_SIMD         compile the scalar kernels only
-       LFM2_NO_AVX512 / LFM2_NO_AVX2 / LFM2_NO_NEON   leave one instruction set's kernels out
+       LFM2_NO_AVX512 / LFM2_NO_AVX2 / LFM2_NO_NEON / LFM2_NO_WASM_SIMD   leave one instruction set's kernels out
                             (the choice among the compiled ones is made at load: see lfm2_isa)
        LFM2_NO_OPENMP       ignore OpenMP even when compiled with -fopenmp
        LFM2_NO_THREADS      no built-in pool (one thread unless OpenMP or a caller's job system)
@@ -250,7 +252,7 @@ typedef enum lfm2_isa {
     LFM2_ISA_AVX512,          /* + AVX-512 F/BW/VL/DQ */
     LFM2_ISA_AVX512_VNNI,     /* + AVX512_VNNI (int8 dot products: Q8 / Q4 weights) */
     LFM2_ISA_AVX512_BF16,     /* + AVX512_BF16 (bf16 dot products: bf16_activations) */
-    LFM2_ISA_NEON,            /* aarch64 */
+    LFM2_ISA_NEON,            /* aarch64 (and armv7 built with -mfpu=neon...) */
     LFM2_ISA_NEON_DOTPROD,    /* + the dot-product extension (sdot) */
     LFM2_ISA_NEON_BF16,       /* + the bf16 extension (bfdot) */
     LFM2_ISA_WASM_SIMD128,    /* WebAssembly with the 128-bit SIMD extension (-msimd128) */
