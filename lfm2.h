@@ -17,8 +17,10 @@
    target (AVX2+FMA+F16C, AVX-512, VNNI, AVX512_BF16) are compiled in, each with its own target
    attribute, and the best one this CPU runs is chosen at load (lfm2_build_info() names what is
    compiled in and what the CPU has, lfm2_model_isa() what a model runs; LFM2_ISA=AVX2 in the
-   environment or lfm2_model_params.max_isa caps it). On aarch64 NEON is the baseline; its
-   dot-product and bf16 kernels need -march=armv8.2-a+dotprod / armv8.6-a+bf16. Threads come
+   environment or lfm2_model_params.max_isa caps it). On aarch64 NEON is the baseline; with GCC
+   11+ its dot-product and bf16 kernels are compiled in with target attributes and chosen from the
+   hardware capabilities (with Clang they need -march=armv8.2-a+dotprod / armv8.6-a+bf16). armv7
+   gets NEON kernels with -mfpu=neon(-vfpv4), WebAssembly SIMD128 ones with -msimd128. Threads come
    from a built-in pool (pthreads, Win32 threads), from OpenMP when compiled with -fopenmp, or
    from the caller's job system (lfm2_context_params.parallel).
 
@@ -74,7 +76,7 @@
        LFM2_NO_STDIO        remove lfm2_model_load_dir (no file system access at all)
        LFM2_NO_MMAP         read files into memory instead of memory-mapping them
        LFM2_NO_SIMD         compile the scalar kernels only
-       LFM2_NO_AVX512 / LFM2_NO_AVX2 / LFM2_NO_NEON   leave one instruction set's kernels out
+       LFM2_NO_AVX512 / LFM2_NO_AVX2 / LFM2_NO_NEON / LFM2_NO_WASM_SIMD   leave one instruction set's kernels out
                             (the choice among the compiled ones is made at load: see lfm2_isa)
        LFM2_NO_OPENMP       ignore OpenMP even when compiled with -fopenmp
        LFM2_NO_THREADS      no built-in pool (one thread unless OpenMP or a caller's job system)
@@ -294,7 +296,7 @@ typedef enum lfm2_isa {
     LFM2_ISA_AVX512,          /* + AVX-512 F/BW/VL/DQ */
     LFM2_ISA_AVX512_VNNI,     /* + AVX512_VNNI (int8 dot products: Q8 / Q4 weights) */
     LFM2_ISA_AVX512_BF16,     /* + AVX512_BF16 (bf16 dot products: bf16_activations) */
-    LFM2_ISA_NEON,            /* aarch64 */
+    LFM2_ISA_NEON,            /* aarch64 (and armv7 built with -mfpu=neon...) */
     LFM2_ISA_NEON_DOTPROD,    /* + the dot-product extension (sdot) */
     LFM2_ISA_NEON_BF16,       /* + the bf16 extension (bfdot) */
     LFM2_ISA_WASM_SIMD128,    /* WebAssembly with the 128-bit SIMD extension (-msimd128) */
@@ -7465,48 +7467,43 @@ LFM2__DEF_FX8_KERNEL(bf16x_avx2, LFM2__FXL2_BF16X, 2)
     float32x4_t e2 = vreinterpretq_f32_u32(vshlq_n_u32(v2, 16)), e3 = vreinterpretq_f32_u32(vshlq_n_u32(v3, 16));   \
     float32x4_t o0 = vreinterpretq_f32_u32(vandq_u32(v0, mh)), o1 = vreinterpretq_f32_u32(vandq_u32(v1, mh));       \
     float32x4_t o2 = vreinterpretq_f32_u32(vandq_u32(v2, mh)), o3 = vreinterpretq_f32_u32(vandq_u32(v3, mh))
-#define LFM2__FXN_TOK(u, A)                                                                                          \
+/* the per-token lists of the NEON tiles (named registers, no arrays: GCC kept arrays on the stack) */
+#define LFM2__FOR4(M, ...) M(0, __VA_ARGS__) M(1, __VA_ARGS__) M(2, __VA_ARGS__) M(3, __VA_ARGS__)
+#define LFM2__FOR1(M, ...) M(0, __VA_ARGS__)
+#define LFM2__FXN_ZERO(u, _) float32x4_t a##u##0 = vdupq_n_f32(0.0f), a##u##1 = a##u##0, a##u##2 = a##u##0, a##u##3 = a##u##0;
+#define LFM2__FXN_TOK(u, _)                                                                                          \
     {                                                                                                                 \
         float32x2_t xx = vld1_f32(xp + LFM2__CAST(size_t, u) * LFM2__CAST(size_t, K));                              \
-        A[0] = vfmaq_lane_f32(vfmaq_lane_f32(A[0], e0, xx, 0), o0, xx, 1);                                          \
-        A[1] = vfmaq_lane_f32(vfmaq_lane_f32(A[1], e1, xx, 0), o1, xx, 1);                                          \
-        A[2] = vfmaq_lane_f32(vfmaq_lane_f32(A[2], e2, xx, 0), o2, xx, 1);                                          \
-        A[3] = vfmaq_lane_f32(vfmaq_lane_f32(A[3], e3, xx, 0), o3, xx, 1);                                          \
+        a##u##0 = vfmaq_lane_f32(vfmaq_lane_f32(a##u##0, e0, xx, 0), o0, xx, 1);                                    \
+        a##u##1 = vfmaq_lane_f32(vfmaq_lane_f32(a##u##1, e1, xx, 0), o1, xx, 1);                                    \
+        a##u##2 = vfmaq_lane_f32(vfmaq_lane_f32(a##u##2, e2, xx, 0), o2, xx, 1);                                    \
+        a##u##3 = vfmaq_lane_f32(vfmaq_lane_f32(a##u##3, e3, xx, 0), o3, xx, 1);                                    \
     }
-#define LFM2__FXN_STORE(u, A)                                                                                        \
+#define LFM2__FXN_STORE(u, _)                                                                                        \
     {                                                                                                                 \
         float *o = og + LFM2__CAST(size_t, t + (u)) * LFM2__CAST(size_t, rows);                                     \
-        vst1q_f32(o, A[0]); vst1q_f32(o + 4, A[1]); vst1q_f32(o + 8, A[2]); vst1q_f32(o + 12, A[3]);               \
+        vst1q_f32(o, a##u##0); vst1q_f32(o + 4, a##u##1); vst1q_f32(o + 8, a##u##2); vst1q_f32(o + 12, a##u##3);   \
+    }
+#define LFM2__FXN_RUN(FOR, WL)                                                                                       \
+    {                                                                                                                 \
+        const float *x0 = x + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, K);                                         \
+        FOR(LFM2__FXN_ZERO, 0)                                                                                        \
+        for (p = 0; p < np; p++) {                                                                                    \
+            const float *xp = x0 + 2 * p;                                                                             \
+            WL(gb, p);                                                                                                \
+            FOR(LFM2__FXN_TOK, 0)                                                                                     \
+        }                                                                                                             \
+        FOR(LFM2__FXN_STORE, 0)                                                                                       \
     }
 #define LFM2__DEF_FXN_KERNEL(SFX, WL, ESIZE)                                                                          \
     static void lfm2__mm_##SFX(float *out, const void *xv, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { \
         const float *x = LFM2__CAST(const float *, xv);                                                             \
-        int32_t K = w->cols, rows = w->rows, np = K / 2, g, t, p, i;                                                \
+        int32_t K = w->cols, rows = w->rows, np = K / 2, g, t, p;                                                   \
         for (g = r0 / 16; g < r1 / 16; g++) {                                                                       \
             const unsigned char *gb = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * 16 * LFM2__CAST(size_t, K) * (ESIZE); \
             float *og = out + LFM2__CAST(size_t, g) * 16;                                                           \
-            for (t = 0; t + 4 <= B; t += 4) { /* prefill: 4 tokens */                                               \
-                const float *x0 = x + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, K);                                \
-                float32x4_t a0[4], a1[4], a2[4], a3[4];                                                             \
-                for (i = 0; i < 4; i++) a0[i] = a1[i] = a2[i] = a3[i] = vdupq_n_f32(0.0f);                          \
-                for (p = 0; p < np; p++) {                                                                          \
-                    const float *xp = x0 + 2 * p;                                                                   \
-                    WL(gb, p);                                                                                      \
-                    LFM2__FXN_TOK(0, a0) LFM2__FXN_TOK(1, a1) LFM2__FXN_TOK(2, a2) LFM2__FXN_TOK(3, a3)             \
-                }                                                                                                   \
-                LFM2__FXN_STORE(0, a0) LFM2__FXN_STORE(1, a1) LFM2__FXN_STORE(2, a2) LFM2__FXN_STORE(3, a3)         \
-            }                                                                                                       \
-            for (; t < B; t++) { /* decode and the rest: one token, the same operations */                          \
-                const float *x0 = x + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, K);                                \
-                float32x4_t a0[4];                                                                                  \
-                for (i = 0; i < 4; i++) a0[i] = vdupq_n_f32(0.0f);                                                  \
-                for (p = 0; p < np; p++) {                                                                          \
-                    const float *xp = x0 + 2 * p;                                                                   \
-                    WL(gb, p);                                                                                      \
-                    LFM2__FXN_TOK(0, a0)                                                                            \
-                }                                                                                                   \
-                LFM2__FXN_STORE(0, a0)                                                                              \
-            }                                                                                                       \
+            for (t = 0; t + 4 <= B; t += 4) LFM2__FXN_RUN(LFM2__FOR4, WL) /* prefill: 4 tokens */                   \
+            for (; t < B; t++) LFM2__FXN_RUN(LFM2__FOR1, WL)           /* decode and the rest: the same operations */ \
         }                                                                                                           \
     }
 LFM2__DEF_FXN_KERNEL(f32x_neon, LFM2__FXN_F32X, 4)
@@ -8007,73 +8004,80 @@ static LFM2__TGT_AVX2 void lfm2__qmm_q4_avx2(float *out, const void *qa, int32_t
    (or its emulation). */
 #define LFM2__SDOTL_DOT(acc, wv, xv, l) vdotq_laneq_s32((acc), (wv), (xv), l)
 #define LFM2__SDOTL_EMU(acc, wv, xv, l) LFM2__SDOT_EMU((acc), (wv), vreinterpretq_s8_s32(vdupq_laneq_s32(vreinterpretq_s32_s8(xv), l)))
-/* one step (4 columns) of 8 rows for NT tokens: w0 rows 0-3, w1 rows 4-7; x lane L of XQ[u] */
-#define LFM2__QXN_STEP(SDOTL, NT, XQ, L)                                                                                    \
-    for (u = 0; u < NT; u++) { ia[u][0] = SDOTL(ia[u][0], w0, XQ[u], L); ia[u][1] = SDOTL(ia[u][1], w1, XQ[u], L); }
-/* Q4X vector c: step c in the low nibbles, step c + 4 in the high ones; Q8X step c */
-#define LFM2__QXN_Q4(SDOTL, NT, c)                                                                                          \
-    v0 = vld1q_u8(wq + 64 * (c)); v1 = vld1q_u8(wq + 64 * (c) + 16);                                                 \
-    w0 = vreinterpretq_s8_u8(vandq_u8(v0, m15)); w1 = vreinterpretq_s8_u8(vandq_u8(v1, m15));                         \
-    LFM2__QXN_STEP(SDOTL, NT, xa, c)                                                                                         \
-    w0 = vreinterpretq_s8_u8(vshrq_n_u8(v0, 4)); w1 = vreinterpretq_s8_u8(vshrq_n_u8(v1, 4));                         \
-    LFM2__QXN_STEP(SDOTL, NT, xb, c)
-#define LFM2__QXN_Q8(SDOTL, NT, c, XQ, L)                                                                                   \
+/* per token u of the tile: its accumulators (int32 and f32, rows 0-3 and 4-7 of the half group),
+   its 16 activation bytes of the block in use, and the operations on them */
+#define LFM2__QXN_DECL(u, _) float32x4_t f##u##0 = vdupq_n_f32(0.0f), f##u##1 = f##u##0; int32x4_t i##u##0, i##u##1; int8x16_t x##u;
+#define LFM2__QXN_X0(u, _)                                                                                           \
+    {                                                                                                                 \
+        const unsigned char *qt = q0 + LFM2__CAST(size_t, u) * qrow;                                                 \
+        i##u##0 = i##u##1 = vdupq_n_s32(q4 ? LFM2__CAST(const int32_t *, LFM2__CAST(const void *, qt + 3 * LFM2__CAST(size_t, K)))[kb / LFM2__QBLK] : 0); \
+        x##u = vld1q_s8(LFM2__CAST(const int8_t *, LFM2__CAST(const void *, qt + kb)));                              \
+    }
+#define LFM2__QXN_X1(u, _) x##u = vld1q_s8(LFM2__CAST(const int8_t *, LFM2__CAST(const void *, q0 + LFM2__CAST(size_t, u) * qrow + kb + 16)));
+#define LFM2__QXN_SD(u, SDOTL, L) i##u##0 = SDOTL(i##u##0, w0, x##u, L); i##u##1 = SDOTL(i##u##1, w1, x##u, L);
+#define LFM2__QXN_F(u, _)                                                                                            \
+    {                                                                                                                 \
+        float dx = LFM2__CAST(const float *, LFM2__CAST(const void *, q0 + LFM2__CAST(size_t, u) * qrow + 2 * LFM2__CAST(size_t, K)))[kb / 4]; \
+        f##u##0 = vfmaq_f32(f##u##0, vcvtq_f32_s32(i##u##0), vmulq_n_f32(ws0, dx));                                  \
+        f##u##1 = vfmaq_f32(f##u##1, vcvtq_f32_s32(i##u##1), vmulq_n_f32(ws1, dx));                                  \
+    }
+#define LFM2__QXN_ST(u, _)                                                                                           \
+    {                                                                                                                 \
+        float *o = og + LFM2__CAST(size_t, t + u) * LFM2__CAST(size_t, rows);                                        \
+        vst1q_f32(o, f##u##0); vst1q_f32(o + 4, f##u##1);                                                            \
+    }
+/* Q8X step c (the sign bits flipped back); Q4X vector c, low nibbles (step c) or high (step c + 4) */
+#define LFM2__QXN_Q8(FOR, SDOTL, c, L)                                                                               \
     w0 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wq + 64 * (c)), m80));                                                \
     w1 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wq + 64 * (c) + 16), m80));                                           \
-    LFM2__QXN_STEP(SDOTL, NT, XQ, L)
-/* NT tokens from t of one half group: all its blocks, then the 8 rows' results */
-#define LFM2__QXN_RUN(SFX, NT)                                                                                       \
+    FOR(LFM2__QXN_SD, SDOTL, L)
+#define LFM2__QXN_Q4L(FOR, SDOTL, c)                                                                                 \
+    w0 = vreinterpretq_s8_u8(vandq_u8(vld1q_u8(wq + 64 * (c)), m15));                                                \
+    w1 = vreinterpretq_s8_u8(vandq_u8(vld1q_u8(wq + 64 * (c) + 16), m15));                                           \
+    FOR(LFM2__QXN_SD, SDOTL, c)
+#define LFM2__QXN_Q4H(FOR, SDOTL, c)                                                                                 \
+    w0 = vreinterpretq_s8_u8(vshrq_n_u8(vld1q_u8(wq + 64 * (c)), 4));                                                \
+    w1 = vreinterpretq_s8_u8(vshrq_n_u8(vld1q_u8(wq + 64 * (c) + 16), 4));                                           \
+    FOR(LFM2__QXN_SD, SDOTL, c)
+/* the tokens of FOR from t, one half group: every block of every record, then the 8 rows' results */
+#define LFM2__QXN_RUN(FOR, SDOTL)                                                                                    \
     {                                                                                                                 \
         const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;                                                 \
-        float32x4_t fa[NT][2];                                                                                        \
-        for (u = 0; u < NT; u++) fa[u][0] = fa[u][1] = vdupq_n_f32(0.0f);                                             \
+        FOR(LFM2__QXN_DECL, 0)                                                                                        \
         for (p = 0; p < np; p++)                                                                                      \
-            for (h = 0; h < 2; h++)                                                                                   \
-                lfm2__qx16_##SFX##_tile(fa, gbase + LFM2__CAST(size_t, p) * rec_bytes, q0, qrow, K, (2 * p + h) * LFM2__QBLK, h, half, NT, q4); \
-        for (u = 0; u < NT; u++) {                                                                                    \
-            float *o = og + LFM2__CAST(size_t, t + u) * LFM2__CAST(size_t, rows);                                    \
-            vst1q_f32(o, fa[u][0]); vst1q_f32(o + 4, fa[u][1]);                                                      \
-        }                                                                                                             \
+            for (h = 0; h < 2; h++) {                                                                                 \
+                const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes;                                \
+                const unsigned char *wq = rec + 64 + h * (q4 ? 256 : 512) + half * 32;                               \
+                uint16x8_t sh = vld1q_u16(LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, rec + h * 32 + half * 16))); \
+                float32x4_t ws0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(sh))), ws1 = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(sh))); \
+                int32_t kb = (2 * p + h) * LFM2__QBLK;                                                               \
+                int8x16_t w0, w1;                                                                                     \
+                FOR(LFM2__QXN_X0, 0)                                                                                  \
+                if (q4) {                                                                                             \
+                    uint8x16_t m15 = vdupq_n_u8(15);                                                                  \
+                    LFM2__QXN_Q4L(FOR, SDOTL, 0) LFM2__QXN_Q4L(FOR, SDOTL, 1) LFM2__QXN_Q4L(FOR, SDOTL, 2) LFM2__QXN_Q4L(FOR, SDOTL, 3) \
+                    FOR(LFM2__QXN_X1, 0)                                                                              \
+                    LFM2__QXN_Q4H(FOR, SDOTL, 0) LFM2__QXN_Q4H(FOR, SDOTL, 1) LFM2__QXN_Q4H(FOR, SDOTL, 2) LFM2__QXN_Q4H(FOR, SDOTL, 3) \
+                } else {                                                                                              \
+                    uint8x16_t m80 = vdupq_n_u8(128);                                                                 \
+                    LFM2__QXN_Q8(FOR, SDOTL, 0, 0) LFM2__QXN_Q8(FOR, SDOTL, 1, 1) LFM2__QXN_Q8(FOR, SDOTL, 2, 2) LFM2__QXN_Q8(FOR, SDOTL, 3, 3) \
+                    FOR(LFM2__QXN_X1, 0)                                                                              \
+                    LFM2__QXN_Q8(FOR, SDOTL, 4, 0) LFM2__QXN_Q8(FOR, SDOTL, 5, 1) LFM2__QXN_Q8(FOR, SDOTL, 6, 2) LFM2__QXN_Q8(FOR, SDOTL, 7, 3) \
+                }                                                                                                     \
+                FOR(LFM2__QXN_F, 0)                                                                                   \
+            }                                                                                                         \
+        FOR(LFM2__QXN_ST, 0)                                                                                          \
     }
 #define LFM2__DEF_QX16_NEON(SFX, TGT, SDOTL)                                                                         \
-    static TGT LFM2__INLINE void lfm2__qx16_##SFX##_tile(float32x4_t fa[][2], const unsigned char *rec, const unsigned char *q0, size_t qrow, \
-                                                        int32_t K, int32_t kb, int32_t h, int32_t half, int32_t NT, int q4) { \
-        const unsigned char *wq = rec + 64 + h * (q4 ? 256 : 512) + half * 32;                                      \
-        uint16x8_t sh = vld1q_u16(LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, rec + h * 32 + half * 16))); \
-        float32x4_t ws0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(sh))), ws1 = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(sh))); \
-        int32x4_t ia[4][2];                                                                                         \
-        int8x16_t xa[4], xb[4], w0, w1;                                                                             \
-        int32_t u;                                                                                                  \
-        for (u = 0; u < NT; u++) {                                                                                  \
-            const unsigned char *qt = q0 + LFM2__CAST(size_t, u) * qrow;                                            \
-            int32_t sb = q4 ? LFM2__CAST(const int32_t *, LFM2__CAST(const void *, qt + 3 * LFM2__CAST(size_t, K)))[kb / LFM2__QBLK] : 0; \
-            ia[u][0] = ia[u][1] = vdupq_n_s32(sb);                                                                  \
-            xa[u] = vld1q_s8(LFM2__CAST(const int8_t *, LFM2__CAST(const void *, qt + kb)));                        \
-            xb[u] = vld1q_s8(LFM2__CAST(const int8_t *, LFM2__CAST(const void *, qt + kb + 16)));                   \
-        }                                                                                                           \
-        if (q4) {                                                                                                   \
-            uint8x16_t v0, v1, m15 = vdupq_n_u8(15);                                                                \
-            LFM2__QXN_Q4(SDOTL, NT, 0) LFM2__QXN_Q4(SDOTL, NT, 1) LFM2__QXN_Q4(SDOTL, NT, 2) LFM2__QXN_Q4(SDOTL, NT, 3)                          \
-        } else {                                                                                                    \
-            uint8x16_t m80 = vdupq_n_u8(128);                                                                       \
-            LFM2__QXN_Q8(SDOTL, NT, 0, xa, 0) LFM2__QXN_Q8(SDOTL, NT, 1, xa, 1) LFM2__QXN_Q8(SDOTL, NT, 2, xa, 2) LFM2__QXN_Q8(SDOTL, NT, 3, xa, 3) \
-            LFM2__QXN_Q8(SDOTL, NT, 4, xb, 0) LFM2__QXN_Q8(SDOTL, NT, 5, xb, 1) LFM2__QXN_Q8(SDOTL, NT, 6, xb, 2) LFM2__QXN_Q8(SDOTL, NT, 7, xb, 3) \
-        }                                                                                                           \
-        for (u = 0; u < NT; u++) {                                                                                  \
-            float dx = LFM2__CAST(const float *, LFM2__CAST(const void *, q0 + LFM2__CAST(size_t, u) * qrow + 2 * LFM2__CAST(size_t, K)))[kb / 4]; \
-            fa[u][0] = vfmaq_f32(fa[u][0], vcvtq_f32_s32(ia[u][0]), vmulq_n_f32(ws0, dx));                          \
-            fa[u][1] = vfmaq_f32(fa[u][1], vcvtq_f32_s32(ia[u][1]), vmulq_n_f32(ws1, dx));                          \
-        }                                                                                                           \
-    }                                                                                                               \
     static TGT LFM2__INLINE void lfm2__qmmx_##SFX(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) { \
-        int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, h, half, u;                                      \
+        int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, h, half;                                         \
         size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);                                           \
         for (g = r0 / 16; g < r1 / 16; g++) {                                                                       \
             const unsigned char *gbase = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) * rec_bytes; \
             for (half = 0; half < 2; half++) {                                                                      \
                 float *og = out + LFM2__CAST(size_t, g) * 16 + 8 * half;                                            \
-                for (t = 0; t + 4 <= B; t += 4) LFM2__QXN_RUN(SFX, 4)                                               \
-                for (; t < B; t++) LFM2__QXN_RUN(SFX, 1)                                                            \
+                for (t = 0; t + 4 <= B; t += 4) LFM2__QXN_RUN(LFM2__FOR4, SDOTL)                                    \
+                for (; t < B; t++) LFM2__QXN_RUN(LFM2__FOR1, SDOTL)                                                 \
             }                                                                                                       \
         }                                                                                                           \
     }                                                                                                               \
@@ -8297,36 +8301,33 @@ static LFM2__TGT_NBF16 void lfm2__mm_bf16dot_neon(float *out, const void *xv, in
 /* BF16X (see lfm2__fx_index) with BFDOT by lane: a weight register holds 4 rows' pairs of one column
    pair, one bfdot with lane j of the token's 8 activations sums that pair for 4 rows. 16 rows x 4
    tokens (16 accumulators), else 1 token, the same operations. */
-#define LFM2__BXN_TOK(u, A, L)                                                                                       \
-    A[0] = vbfdotq_laneq_f32(A[0], w0, xr[u], L); A[1] = vbfdotq_laneq_f32(A[1], w1, xr[u], L);                      \
-    A[2] = vbfdotq_laneq_f32(A[2], w2, xr[u], L); A[3] = vbfdotq_laneq_f32(A[3], w3, xr[u], L);
-#define LFM2__BXN_PAIR(NT, L)                                                                                        \
+#define LFM2__BXN_X(u, _) bfloat16x8_t xr##u = vld1q_bf16(LFM2__CAST(const bfloat16_t *, LFM2__CAST(const void *, xa + LFM2__CAST(size_t, t + u) * 2 * LFM2__CAST(size_t, K))) + 2 * p);
+#define LFM2__BXN_TOK(u, L)                                                                                          \
+    a##u##0 = vbfdotq_laneq_f32(a##u##0, w0, xr##u, L); a##u##1 = vbfdotq_laneq_f32(a##u##1, w1, xr##u, L);          \
+    a##u##2 = vbfdotq_laneq_f32(a##u##2, w2, xr##u, L); a##u##3 = vbfdotq_laneq_f32(a##u##3, w3, xr##u, L);
+#define LFM2__BXN_PAIR(FOR, L)                                                                                       \
     {                                                                                                                 \
         const bfloat16_t *wp = wg + 32 * LFM2__CAST(size_t, p + L);                                                  \
         bfloat16x8_t w0 = vld1q_bf16(wp), w1 = vld1q_bf16(wp + 8), w2 = vld1q_bf16(wp + 16), w3 = vld1q_bf16(wp + 24); \
-        LFM2__BXN_TOK(0, a0, L)                                                                                       \
-        if (NT > 1) { LFM2__BXN_TOK(1, a1, L) LFM2__BXN_TOK(2, a2, L) LFM2__BXN_TOK(3, a3, L) }                       \
+        FOR(LFM2__BXN_TOK, L)                                                                                         \
     }
-#define LFM2__BXN_RUN(NT)                                                                                            \
+#define LFM2__BXN_RUN(FOR)                                                                                           \
     {                                                                                                                 \
-        float32x4_t a0[4], a1[4], a2[4], a3[4];                                                                      \
-        bfloat16x8_t xr[4];                                                                                           \
-        for (i = 0; i < 4; i++) a0[i] = a1[i] = a2[i] = a3[i] = vdupq_n_f32(0.0f);                                   \
+        FOR(LFM2__FXN_ZERO, 0)                                                                                        \
         for (p = 0; p < np; p += 4) {                                                                                 \
-            for (i = 0; i < NT; i++) xr[i] = vld1q_bf16(LFM2__CAST(const bfloat16_t *, LFM2__CAST(const void *, xa + LFM2__CAST(size_t, t + i) * 2 * LFM2__CAST(size_t, K))) + 2 * p); \
-            LFM2__BXN_PAIR(NT, 0) LFM2__BXN_PAIR(NT, 1) LFM2__BXN_PAIR(NT, 2) LFM2__BXN_PAIR(NT, 3)                   \
+            FOR(LFM2__BXN_X, 0)                                                                                       \
+            LFM2__BXN_PAIR(FOR, 0) LFM2__BXN_PAIR(FOR, 1) LFM2__BXN_PAIR(FOR, 2) LFM2__BXN_PAIR(FOR, 3)               \
         }                                                                                                             \
-        LFM2__FXN_STORE(0, a0)                                                                                        \
-        if (NT > 1) { LFM2__FXN_STORE(1, a1) LFM2__FXN_STORE(2, a2) LFM2__FXN_STORE(3, a3) }                          \
+        FOR(LFM2__FXN_STORE, 0)                                                                                       \
     }
 static LFM2__TGT_NBF16 void lfm2__mm_bf16xdot_neon(float *out, const void *xv, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) {
     const unsigned char *xa = LFM2__CAST(const unsigned char *, xv);
-    int32_t K = w->cols, rows = w->rows, np = K / 2, g, t, p, i;
+    int32_t K = w->cols, rows = w->rows, np = K / 2, g, t, p;
     for (g = r0 / 16; g < r1 / 16; g++) {
         const bfloat16_t *wg = LFM2__CAST(const bfloat16_t *, LFM2__CAST(const void *, LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * 32 * LFM2__CAST(size_t, K)));
         float *og = out + LFM2__CAST(size_t, g) * 16;
-        for (t = 0; t + 4 <= B; t += 4) LFM2__BXN_RUN(4)
-        for (; t < B; t++) LFM2__BXN_RUN(1)
+        for (t = 0; t + 4 <= B; t += 4) LFM2__BXN_RUN(LFM2__FOR4)
+        for (; t < B; t++) LFM2__BXN_RUN(LFM2__FOR1)
     }
 }
 #endif

@@ -12,4 +12,8 @@ const wasi = new WASI({ version: 'preview1', args: [file, ...args], env: process
                         preopens: { '/': process.cwd(), '/tmp': '/tmp' } });
 const module = await WebAssembly.compile(await readFile(file));
 const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
-process.exitCode = wasi.start(instance);
+const code = wasi.start(instance) ?? 0;
+// Node 20 has crashed (SIGSEGV) after long WASI runs had returned, in its own teardown: this line
+// tells make wasm what the program itself returned
+console.error(`wasi_run: exit ${code}`);
+process.exit(code);

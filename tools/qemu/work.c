@@ -6,12 +6,27 @@
    (c(3P) - c(P)) / 2P, and per decoded token, (c(3N) - c(N)) / 2N, without the load.
      work MODEL_DIR P N [bf16|int8|int4|bf16act]
    (bf16: the folder's weights as stored; int8 / int4: LFM2_WEIGHTS_Q8 / _Q4 at load; bf16act:
-   bf16 activations.) Prints the kernel level and the last token. */
+   bf16 activations.) Each phase line has its wall time and tokens/s (also the wasm speed runs of
+   README "ARM and WebAssembly"). */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#endif
 #define LFM2_IMPLEMENTATION
 #include "../../lfm2.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+#if defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#else
+    return (double)clock() / CLOCKS_PER_SEC;
+#endif
+}
 
 int main(int argc, char **argv) {
     lfm2_model_params mp;
@@ -46,17 +61,21 @@ int main(int argc, char **argv) {
     printf("loaded: level %s, %s\n", lfm2_isa_name(lfm2_model_isa(m)), mode);
     fflush(stdout);
     for (k = 1; k <= 3; k += 2) {
+        double t0 = now_s(), dt;
         lfm2_context_reset(c);
         if (lfm2_context_decode(c, ids, k * P, &lg) != LFM2_OK) { fprintf(stderr, "prefill: %s\n", lfm2_context_error(c)); return 1; }
-        printf("prefill %d\n", (int)(k * P));
+        dt = now_s() - t0;
+        printf("prefill %d: %.3f s, %.2f tok/s\n", (int)(k * P), dt, (double)(k * P) / dt);
         fflush(stdout);
     }
     for (k = 1; k <= 3; k += 2) {
+        double t0 = now_s(), dt;
         for (i = 0; i < k * N; i++) {
             t = lfm2_argmax(lg, V);
             if (lfm2_context_decode(c, &t, 1, &lg) != LFM2_OK) { fprintf(stderr, "decode: %s\n", lfm2_context_error(c)); return 1; }
         }
-        printf("decode %d, last token %d\n", (int)(k * N), (int)lfm2_argmax(lg, V));
+        dt = now_s() - t0;
+        printf("decode %d: %.3f s, %.2f tok/s, last token %d\n", (int)(k * N), dt, (double)(k * N) / dt, (int)lfm2_argmax(lg, V));
         fflush(stdout);
     }
     lfm2_context_free(c);
