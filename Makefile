@@ -165,6 +165,7 @@ chat-cli-test: $(B)/lfm2 $(B)/lfm2-inspect $(B)/tool_loop
 cli-test: chat-cli-test
 all: $(B)/tool_loop
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 2       # targets fuzzed at once (libFuzzer runs one thread each)
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -g -O1 -std=c99 -D_DEFAULT_SOURCE $(WARN)
 FUZZ_DEPS    := tests/fuzz/fuzz_common.h tests/fuzz/fuzz_micro.h tests/load_one.h tests/fuzz/coverage_ignore.txt $(HDR)
@@ -187,13 +188,12 @@ fuzz-build: $(addprefix $(B)/fuzz_,$(FUZZ_TARGETS))
 
 # every target for FUZZ_SECONDS; a finding stops with the input's path
 fuzz: fuzz-build
-	@for t in $(FUZZ_TARGETS); do \
-	  mkdir -p $(B)/fuzz-corpus/$$t $(B)/fuzz-artifacts/$$t; \
-	  $(B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+	@printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(FUZZ_JOBS) -I{} sh -c '\
+	  t={}; mkdir -p $(B)/fuzz-corpus/$$t $(B)/fuzz-artifacts/$$t; \
+	  $(B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
 	      -artifact_prefix=$(B)/fuzz-artifacts/$$t/ $(B)/fuzz-corpus/$$t tests/fuzz/corpus/$$t > $(B)/fuzz-$$t.log 2>&1 \
-	    || { tail -n 60 $(B)/fuzz-$$t.log; echo "fuzz_$$t: FINDING, input in $(B)/fuzz-artifacts/$$t/"; exit 1; }; \
-	  echo "fuzz_$$t: $$(grep -h 'stat::number_of_executed_units' $(B)/fuzz-$$t.log | sed 's/.*: *//') runs in $(FUZZ_SECONDS) s, no finding"; \
-	done
+	    || { tail -n 60 $(B)/fuzz-$$t.log; echo "fuzz_$$t: FINDING, input in $(B)/fuzz-artifacts/$$t/"; exit 255; }; \
+	  echo "fuzz_$$t: $$(grep -h stat::number_of_executed_units $(B)/fuzz-$$t.log | sed "s/.*: *//") runs in $(FUZZ_SECONDS) s, no finding"'
 
 # the regression inputs and the seed corpora, replayed under ASan + UBSan without libFuzzer
 fuzz-replay: $(addprefix $(B)/replay_,$(FUZZ_TARGETS))
