@@ -9239,17 +9239,14 @@ static lfm2__mat **lfm2__model_mats_alloc(lfm2_model *m, int32_t *n) {
 
 #ifdef LFM2__HAVE_MMAP
 static void lfm2__blob_drop(lfm2__blob *bl, uintptr_t lo, uintptr_t hi, uintptr_t ps);
+static uintptr_t lfm2__page_size(void);
 #endif
 static lfm2_result lfm2__quantize_weights(lfm2_model *m, const lfm2__workers *W, int32_t type, lfm2_error *err) {
     lfm2__mat **list;
     int32_t n = 0, i;
     size_t total = 0, off = 0;
 #ifdef LFM2__HAVE_MMAP
-    uintptr_t ps;
-    {
-        long pg = sysconf(_SC_PAGESIZE);
-        ps = (pg > 0 && pg <= (1L << 24)) ? LFM2__CAST(uintptr_t, pg) : 0; /* 0: keep the pages */
-    }
+    uintptr_t ps = lfm2__page_size(); /* 0: keep the pages */
 #endif
     list = lfm2__model_mats_alloc(m, &n);
     if (!list) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for quantization");
