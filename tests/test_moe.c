@@ -385,8 +385,15 @@ typedef struct tm_stw {
 } tm_stw;
 static void tm_add(tm_stw *w, const char *name, const char *dtype, int ndim, const int64_t *shape, const void *bytes, size_t size) {
     int i = w->n++, k;
-    snprintf(w->name[i], sizeof w->name[i], "%s", name);
-    snprintf(w->dtype[i], sizeof w->dtype[i], "%s", dtype);
+    { /* (copied with an explicit bound: GCC's -Wformat-truncation flags snprintf here) */
+        size_t ln = strlen(name), ld = strlen(dtype);
+        if (ln >= sizeof w->name[i]) ln = sizeof w->name[i] - 1;
+        if (ld >= sizeof w->dtype[i]) ld = sizeof w->dtype[i] - 1;
+        memcpy(w->name[i], name, ln);
+        w->name[i][ln] = 0;
+        memcpy(w->dtype[i], dtype, ld);
+        w->dtype[i][ld] = 0;
+    }
     w->ndim[i] = ndim;
     for (k = 0; k < ndim && k < 4; k++) w->shape[i][k] = shape[k];
     w->data[i] = (unsigned char *)malloc(size ? size : 1);
