@@ -12,8 +12,7 @@
 #if defined(__wasi__)
 /* WASI has no threads and no shell: the tests' "threads" run one after the other, and system()
    fails (the tests that need a shell check its result) */
-typedef int pthread_t;
-typedef int pthread_mutex_t;
+#include <sys/types.h> /* (wasi-libc's pthread_t and pthread_mutex_t; the calls below are stand-ins) */
 #define pthread_mutex_init(m, a) ((void)(m), (void)(a), 0)
 #define pthread_mutex_destroy(m) ((void)(m), 0)
 #define pthread_mutex_lock(m) ((void)(m), 0)
