@@ -29,8 +29,18 @@ $(B)/lfm2-inspect: tools/lfm2-inspect.c tools/lfm2_digest.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-inspect.c $(LDLIBS)
 
 # --- the test command of the README and of CI ------------------------------------------------
-test: unit matrix sanitize cli-test simd-variants neon platforms wasm fuzz-replay tsan valgrind fuzz
-	@echo "make test: all stages passed"
+# The stages are independent (each test run makes its own scratch folder): make runs them
+# TEST_JOBS at a time, each stage's output printed whole when it ends (--output-sync). Valgrind,
+# the emulators and the compiles are single-threaded, so running stages side by side is what keeps
+# CI well inside its time; the longest stages are listed first so that they start first.
+# `make -j1 test-stages` runs them one after another.
+TEST_JOBS ?= 3
+STAGES := valgrind neon fuzz platforms wasm unit matrix sanitize cli-test simd-variants fuzz-replay tsan
+test:
+	@start=$$(date +%s); $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-stages || exit 1; \
+	  echo "make test: all stages passed in $$(( $$(date +%s) - start )) s"
+.PHONY: test-stages
+test-stages: $(STAGES)
 
 unit: $(B)/run_tests
 	./$(B)/run_tests
@@ -129,25 +139,30 @@ WASM_CC    ?= clang
 WASM_FLAGS := --target=wasm32-wasi -O2 $(WARN) -std=c99 -pedantic -D_WASI_EMULATED_PROCESS_CLOCKS
 WASM_LIBS  := -lm -lwasi-emulated-process-clocks
 NODE       ?= node
-.PHONY: wasm
-wasm: | $(B)
-	@if command -v $(WASM_CC) >/dev/null 2>&1 && command -v wasm-ld >/dev/null 2>&1 && [ -f /usr/lib/wasm32-wasi/libc.a ] && command -v $(NODE) >/dev/null 2>&1; then \
-	  set -e; \
-	  for v in scalar:"" simd128:-msimd128; do \
-	    n=$${v%%:*}; f=$${v#*:}; \
-	    $(WASM_CC) $(WASM_FLAGS) $$f -o $(B)/run_tests_$$n.wasm tests/run_tests.c $(WASM_LIBS); \
-	    $(WASM_CC) $(WASM_FLAGS) $$f -o $(B)/lfm2_$$n.wasm examples/lfm2.c $(WASM_LIBS); \
-	    echo "== node run_tests_$$n.wasm @emu ($$(wc -c < $(B)/run_tests_$$n.wasm) bytes; CLI lfm2_$$n.wasm $$(wc -c < $(B)/lfm2_$$n.wasm) bytes)"; \
-	    rc=0; $(NODE) --no-warnings tests/wasi_run.mjs $(B)/run_tests_$$n.wasm @emu > $(B)/wasm-$$n.log 2>&1 || rc=$$?; \
-	    if [ $$rc != 0 ] && { grep -q '^wasi_run: exit 0$$' $(B)/wasm-$$n.log || { [ $$rc = 139 ] && tail -n 3 $(B)/wasm-$$n.log | grep -Eq '^[0-9]+ passed, 0 failed'; }; }; then \
-	      echo "wasm $$n: note: node exited with $$rc after the suite had finished with 0 failed (Node 20 crashes as the WASI program exits after long runs)"; rc=0; fi; \
-	    [ $$rc = 0 ] || { tail -n 40 $(B)/wasm-$$n.log; echo "wasm $$n: FAILED"; exit 1; }; \
-	    grep -q "kernels SCALAR" $(B)/wasm-$$n.log; tail -n 1 $(B)/wasm-$$n.log; \
-	    $(NODE) --no-warnings tests/wasi_run.mjs $(B)/lfm2_$$n.wasm -m models/demo-code-8m --raw -n 24 -s 3 -p "def fibonacci(n):" > $(B)/wasm-cli-$$n.txt 2>&1 || { cat $(B)/wasm-cli-$$n.txt; echo "wasm CLI $$n: FAILED"; exit 1; }; \
-	  done; \
-	  cmp -s $(B)/wasm-cli-scalar.txt $(B)/wasm-cli-simd128.txt || echo "wasm: note: the scalar and SIMD128 CLI runs printed different text (float sums differ in the last bits)"; \
-	  echo "wasm: CLI ok ($$(wc -c < $(B)/wasm-cli-simd128.txt) bytes of output)"; \
-	else echo "wasm: SKIPPED (needs clang, lld, wasi-libc, libclang-rt-14-dev-wasm32, node)"; fi
+WASM_OK := $(shell command -v $(WASM_CC) >/dev/null 2>&1 && command -v wasm-ld >/dev/null 2>&1 && [ -f /usr/lib/wasm32-wasi/libc.a ] && command -v $(NODE) >/dev/null 2>&1 && echo yes)
+WASM_FLAGS_scalar  :=
+WASM_FLAGS_simd128 := -msimd128
+.PHONY: wasm wasm-scalar wasm-simd128
+ifeq ($(WASM_OK),yes)
+wasm: wasm-scalar wasm-simd128
+	@cmp -s $(B)/wasm-cli-scalar.txt $(B)/wasm-cli-simd128.txt || echo "wasm: note: the scalar and SIMD128 CLI runs printed different text (float sums differ in the last bits)"
+	@echo "wasm: CLI ok ($$(wc -c < $(B)/wasm-cli-simd128.txt) bytes of output)"
+# one variant: the suite and the CLI built, the suite's @emu subset and the demo CLI run under Node
+wasm-scalar wasm-simd128: wasm-%: | $(B)
+	@set -e; n=$*; \
+	$(WASM_CC) $(WASM_FLAGS) $(WASM_FLAGS_$*) -o $(B)/run_tests_$$n.wasm tests/run_tests.c $(WASM_LIBS); \
+	$(WASM_CC) $(WASM_FLAGS) $(WASM_FLAGS_$*) -o $(B)/lfm2_$$n.wasm examples/lfm2.c $(WASM_LIBS); \
+	echo "== node run_tests_$$n.wasm @emu ($$(wc -c < $(B)/run_tests_$$n.wasm) bytes; CLI lfm2_$$n.wasm $$(wc -c < $(B)/lfm2_$$n.wasm) bytes)"; \
+	rc=0; $(NODE) --no-warnings tests/wasi_run.mjs $(B)/run_tests_$$n.wasm @emu > $(B)/wasm-$$n.log 2>&1 || rc=$$?; \
+	if [ $$rc != 0 ] && { grep -q '^wasi_run: exit 0$$' $(B)/wasm-$$n.log || { [ $$rc = 139 ] && tail -n 3 $(B)/wasm-$$n.log | grep -Eq '^[0-9]+ passed, 0 failed'; }; }; then \
+	  echo "wasm $$n: note: node exited with $$rc after the suite had finished with 0 failed (Node 20 crashes as the WASI program exits after long runs)"; rc=0; fi; \
+	[ $$rc = 0 ] || { tail -n 40 $(B)/wasm-$$n.log; echo "wasm $$n: FAILED"; exit 1; }; \
+	grep -q "kernels SCALAR" $(B)/wasm-$$n.log; tail -n 1 $(B)/wasm-$$n.log; \
+	$(NODE) --no-warnings tests/wasi_run.mjs $(B)/lfm2_$$n.wasm -m models/demo-code-8m --raw -n 24 -s 3 -p "def fibonacci(n):" > $(B)/wasm-cli-$$n.txt 2>&1 || { cat $(B)/wasm-cli-$$n.txt; echo "wasm CLI $$n: FAILED"; exit 1; }
+else
+wasm wasm-scalar wasm-simd128:
+	@echo "$@: SKIPPED (needs clang, lld, wasi-libc, libclang-rt-14-dev-wasm32, node)"
+endif
 
 # --- hardening: libFuzzer targets, regression replay, Valgrind, ThreadSanitizer ----------------
 # (tests/fuzz/README.md: targets, seeds, what was run)
@@ -165,6 +180,7 @@ chat-cli-test: $(B)/lfm2 $(B)/lfm2-inspect $(B)/tool_loop
 cli-test: chat-cli-test
 all: $(B)/tool_loop
 FUZZ_SECONDS ?= 60
+FUZZ_TIMEOUT ?= 60   # per input (s): a first input that loads a model runs beside other stages
 FUZZ_JOBS ?= 2       # targets fuzzed at once (libFuzzer runs one thread each)
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -g -O1 -std=c99 -D_DEFAULT_SOURCE $(WARN)
@@ -190,7 +206,7 @@ fuzz-build: $(addprefix $(B)/fuzz_,$(FUZZ_TARGETS))
 fuzz: fuzz-build
 	@printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(FUZZ_JOBS) -I{} sh -c '\
 	  t={}; mkdir -p $(B)/fuzz-corpus/$$t $(B)/fuzz-artifacts/$$t; \
-	  $(B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
+	  $(B)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=$(FUZZ_TIMEOUT) -print_final_stats=1 \
 	      -artifact_prefix=$(B)/fuzz-artifacts/$$t/ $(B)/fuzz-corpus/$$t tests/fuzz/corpus/$$t > $(B)/fuzz-$$t.log 2>&1 \
 	    || { tail -n 60 $(B)/fuzz-$$t.log; echo "fuzz_$$t: FINDING, input in $(B)/fuzz-artifacts/$$t/"; exit 255; }; \
 	  echo "fuzz_$$t: $$(grep -h stat::number_of_executed_units $(B)/fuzz-$$t.log | sed "s/.*: *//") runs in $(FUZZ_SECONDS) s, no finding"'
@@ -207,8 +223,9 @@ fuzz-replay: $(addprefix $(B)/replay_,$(FUZZ_TARGETS))
 # the unit suite under Valgrind memcheck (no OpenMP, no AVX-512: Valgrind 3.19 cannot run it)
 $(B)/run_tests_vg: $(TEST_SRC) $(HDR) | $(B)
 	$(CC) -O1 -g $(VG_ARCH) $(WARN) -std=c99 -pedantic -o $@ $(TEST_MAIN) $(LDLIBS) -lpthread
-# everything but the tests tagged T_SLOW (statistical: minutes under valgrind)
-VG_TESTS ?= -@slow
+# everything but the tests tagged T_SLOW (statistical) and T_LONG (many whole-model runs, which
+# ASan and TSan run in full): each takes minutes under Valgrind
+VG_TESTS ?= -@slow -@long
 valgrind: $(B)/run_tests_vg
 	valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
 	    --errors-for-leak-kinds=definite,indirect $(B)/run_tests_vg $(VG_TESTS)
@@ -289,26 +306,22 @@ wine: | $(B)
 	  { RUN="$(WINE_RUN)" EXE=.exe sh tests/cli_test.sh $(WB); rc=$$?; $(WINE_RUN)server -k; [ $$rc -eq 0 ]; }; \
 	else echo "wine: SKIPPED ($(MINGW_CC) or wine missing: apt-get install gcc-mingw-w64-x86-64 wine wine64)"; fi
 
-i386: | $(B)
-	@if command -v $(I386_CC) >/dev/null 2>&1; then \
-	  $(I386_CC) $(XFLAGS) -msse2 -mfpmath=sse -o $(B)/run_tests_i386 tests/run_tests.c $(LDLIBS) -lpthread && \
-	  echo "== i386 run_tests -@slow" && ./$(B)/run_tests_i386 -@slow > $(B)/i386.log 2>&1 || { grep -B 12 FAILED $(B)/i386.log | tail -n 60; echo "i386: FAILED"; exit 1; }; \
-	  tail -n 1 $(B)/i386.log; \
-	  $(I386_CC) $(XFLAGS) -mfpmath=387 -o $(B)/run_tests_i386_x87 tests/run_tests.c $(LDLIBS) -lpthread && \
-	  echo "== i386 (x87 floats) run_tests @emu config/" && ./$(B)/run_tests_i386_x87 $(EMU_SUBSET) > $(B)/i386-x87.log 2>&1 || { grep -B 12 FAILED $(B)/i386-x87.log | tail -n 60; echo "i386 x87: FAILED"; exit 1; }; \
-	  tail -n 1 $(B)/i386-x87.log; \
-	else echo "i386: SKIPPED ($(I386_CC) missing: apt-get install gcc-i686-linux-gnu)"; fi
-
-# armv7 / s390x: cross-built, static, run under qemu-user: the representative subset
+# $(call cross_stage,NAME,COMPILER,RUNNER,FLAGS,TESTS,PACKAGES): build the unit suite with COMPILER
+# (static, XFLAGS + FLAGS), run TESTS with RUNNER (empty: natively), log in $(B)/NAME.log
+define cross_stage
+	@if command -v $(2) >/dev/null 2>&1 $(if $(3),&& command -v $(3) >/dev/null 2>&1); then \
+	  $(2) $(XFLAGS) $(4) -o $(B)/run_tests_$(1) tests/run_tests.c $(LDLIBS) -lpthread && \
+	  echo "== $(1): $(if $(3),$(3) )run_tests $(5)" && $(3) ./$(B)/run_tests_$(1) $(5) > $(B)/$(1).log 2>&1 \
+	    || { grep -B 12 FAILED $(B)/$(1).log | tail -n 60; echo "$(1): FAILED"; exit 1; }; \
+	  tail -n 1 $(B)/$(1).log; \
+	else echo "$(1): SKIPPED ($(2)$(if $(3), or $(3)) missing: apt-get install $(6))"; fi
+endef
+.PHONY: i386-x87
+i386: i386-x87 | $(B)
+	$(call cross_stage,i386,$(I386_CC),,-msse2 -mfpmath=sse,-@slow,gcc-i686-linux-gnu)
+i386-x87: | $(B)
+	$(call cross_stage,i386_x87,$(I386_CC),,-mfpmath=387,$(EMU_SUBSET),gcc-i686-linux-gnu)
 armv7: | $(B)
-	@if command -v $(ARMV7_CC) >/dev/null 2>&1 && command -v qemu-arm >/dev/null 2>&1; then \
-	  $(ARMV7_CC) $(XFLAGS) -o $(B)/run_tests_armv7 tests/run_tests.c $(LDLIBS) -lpthread && \
-	  echo "== qemu-arm run_tests $(EMU_SUBSET)" && qemu-arm ./$(B)/run_tests_armv7 $(EMU_SUBSET) > $(B)/armv7.log 2>&1 || { grep -B 12 FAILED $(B)/armv7.log | tail -n 60; echo "armv7: FAILED"; exit 1; }; \
-	  tail -n 1 $(B)/armv7.log; \
-	else echo "armv7: SKIPPED ($(ARMV7_CC) or qemu-arm missing: apt-get install gcc-arm-linux-gnueabihf qemu-user)"; fi
+	$(call cross_stage,armv7,$(ARMV7_CC),qemu-arm,,$(EMU_SUBSET),gcc-arm-linux-gnueabihf qemu-user)
 s390x: | $(B)
-	@if command -v $(S390X_CC) >/dev/null 2>&1 && command -v qemu-s390x >/dev/null 2>&1; then \
-	  $(S390X_CC) $(XFLAGS) -o $(B)/run_tests_s390x tests/run_tests.c $(LDLIBS) -lpthread && \
-	  echo "== qemu-s390x run_tests $(S390X_SUBSET)" && qemu-s390x ./$(B)/run_tests_s390x $(S390X_SUBSET) > $(B)/s390x.log 2>&1 || { grep -B 12 FAILED $(B)/s390x.log | tail -n 60; echo "s390x: FAILED"; exit 1; }; \
-	  tail -n 1 $(B)/s390x.log; \
-	else echo "s390x: SKIPPED ($(S390X_CC) or qemu-s390x missing: apt-get install gcc-s390x-linux-gnu qemu-user)"; fi
+	$(call cross_stage,s390x,$(S390X_CC),qemu-s390x,,$(S390X_SUBSET),gcc-s390x-linux-gnu qemu-user)

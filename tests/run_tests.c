@@ -9,7 +9,7 @@
        test_chat.c      chat templates, chat tokenization, tool calls, splitter
    Usage: run_tests [FILTER ...] | --levels (the instruction-set levels this CPU runs)
    FILTER = a substring of test names, @TAG (tests with that tag:
-   isa, emu, slow, threads), or either prefixed with '-' to leave those tests out. With no
+   isa, emu, slow, threads, long), or either prefixed with '-' to leave those tests out. With no
    including filter every test runs. Prints each test, its checks' worst errors, and a closing
    "N passed, N failed, N skipped" line; exit status = number of failed tests (capped at 255). */
 #define LFM2_IMPLEMENTATION
@@ -36,6 +36,7 @@ static int t_tag_bit(const char *s) {
     if (strcmp(s, "emu") == 0) return T_EMU;
     if (strcmp(s, "slow") == 0) return T_SLOW;
     if (strcmp(s, "threads") == 0) return T_THREADS;
+    if (strcmp(s, "long") == 0) return T_LONG;
     return -1;
 }
 /* 1 if filter f (without its '-') selects test c */
@@ -55,7 +56,7 @@ int main(int argc, char **argv) {
     }
     for (k = 1; k < argc; k++) {
         const char *f = argv[k][0] == '-' ? argv[k] + 1 : argv[k];
-        if (f[0] == '@' && t_tag_bit(f + 1) < 0) { printf("unknown tag %s (isa, emu, slow, threads)\n", f); return 255; }
+        if (f[0] == '@' && t_tag_bit(f + 1) < 0) { printf("unknown tag %s (isa, emu, slow, threads, long)\n", f); return 255; }
         if (argv[k][0] != '-') n_incl++;
     }
     printf("lfm2.h %s tests (%s)\n", lfm2_version_string(), lfm2_build_info());

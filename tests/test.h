@@ -29,7 +29,9 @@ enum {
     T_ISA = 1,     /* results depend on the kernels: run once per instruction-set level and build variant */
     T_EMU = 2,     /* the representative subset run under emulators (qemu, wine, node) */
     T_SLOW = 4,    /* statistical or long: left out under valgrind */
-    T_THREADS = 8  /* threading: run under ThreadSanitizer */
+    T_THREADS = 8, /* threading: run under ThreadSanitizer */
+    T_LONG = 16    /* minutes under Valgrind (many whole-model runs; ASan, and TSan for the threading
+                      ones, run them in full): left out under Valgrind only */
 };
 typedef struct t_case { const char *name; void (*fn)(void); int tags; } t_case;
 

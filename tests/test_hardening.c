@@ -993,7 +993,7 @@ static const t_case hardening_tests[] = {
     {"hardening/alloc-fail-load-realvocab", test_alloc_fail_load_realvocab, 0},
     {"hardening/alloc-fail-context-sampler", test_alloc_fail_context, 0},
     {"hardening/no-alloc-hot-paths", test_no_alloc_hot_paths, 0},
-    {"hardening/threads-shared-model", test_threads_shared_model, T_THREADS},
+    {"hardening/threads-shared-model", test_threads_shared_model, T_THREADS | T_LONG},
     {"hardening/limits", test_limits, 0},
     {"hardening/st-type-confusion", test_st_type_confusion, 0},
     {"hardening/config-values", test_config_values, 0},

@@ -664,7 +664,7 @@ static const t_case moe_tests[] = {
     {"config/refused-keys", test_moe_config_refused, 0},
     {"moe/golden-tiny-moe-bf16", test_moe_golden_bf16, T_ISA | T_EMU},
     {"moe/golden-tiny-moe-f32-sharded", test_moe_golden_f32_sharded, T_ISA | T_EMU},
-    {"moe/threads-chunks", test_moe_threads_chunks, T_ISA | T_THREADS},
+    {"moe/threads-chunks", test_moe_threads_chunks, T_ISA | T_THREADS | T_LONG},
     {"moe/quant", test_moe_quant, T_ISA},
     {"moe/weights-errors", test_moe_weights_errors, 0},
     {"moe/quant-perplexity", test_moe_demo_perplexity, T_ISA | T_SLOW},
