@@ -3,8 +3,9 @@
    model folder with a non-ASCII name, files above 4 GiB (mapped, 64-bit offsets; a clear error
    where the address space is smaller), byte order. The fixtures are made with C calls only (the
    Windows build runs them under Wine, with no POSIX shell): t_p* helpers below, with UTF-8 paths
-   through the wide API on Windows. Folders are made under build/ (the make stages run from the
-   repository root). */
+   through the wide API on Windows. Folders are made in the run's scratch folder (t_tmp_path of
+   tests/t_files.h: build/tmp-<pid>/ or $LFM2_TEST_TMP; the make stages run from the repository
+   root). */
 #if !defined(__wasi__) /* (WASI has no FIFOs, permissions, sparse 4.5 GiB files or 64-bit size_t: the file
    layer's WASI path is the one of lfm2_model_load_memory and the read path, tested by the rest) */
 /* logits of 5 tokens on model m (copied to out[256]); 1 on success */
@@ -33,11 +34,12 @@ static const char *const t_tiny_files[] = {"config.json", "generation_config.jso
 /* A folder named 模型 (UTF-8; the wide API on Windows) loads, mapped, with the logits of the
    original folder */
 static void test_utf8_path(void) {
-    const char *dir = "build/tmp_\xe6\xa8\xa1\xe5\x9e\x8b"; /* build/tmp_模型 */
+    char dir[512];
     lfm2_model *a = t_load("tiny-bf16"), *b = NULL;
     lfm2_model_params p;
     lfm2_error e;
     static float la[256], lb[256];
+    t_tmp_path(dir, sizeof dir, "\xe6\xa8\xa1\xe5\x9e\x8b"); /* 模型 */
     memset(&p, 0, sizeof p);
     p.error = &e;
     CHECK(a != NULL, "load tiny-bf16");
@@ -110,7 +112,7 @@ static int t_write_big(const char *dir) {
 /* A model.safetensors above 4 GiB whose tensors all lie beyond 4.5 GiB: mapped on 64-bit hosts
    (the logits of the original), a clear error on 32-bit ones (never a wrapped size) */
 static void test_big_file(void) {
-    const char *dir = "build/tmp_bigmodel";
+    char dir[512];
     static const char *const files[] = {"config.json", "model.safetensors", NULL};
     static const char *const cfg_only[] = {"config.json", NULL};
     lfm2_model *a = t_load("tiny-bf16"), *b = NULL;
@@ -118,6 +120,7 @@ static void test_big_file(void) {
     lfm2_error e;
     lfm2_result rc;
     static float la[256], lb[256];
+    t_tmp_path(dir, sizeof dir, "bigmodel");
     memset(&p, 0, sizeof p);
     p.error = &e;
     CHECK(a != NULL, "load tiny-bf16");
@@ -167,15 +170,16 @@ static void t_pexpect(const char *dir, const char *name, const char *why, const 
 /* Issue 11 item 5: a directory, FIFO or device where a file is expected is refused before
    anything is read (a FIFO used to hang the load, a directory to ask for 2^63 bytes) */
 static void test_not_a_file(void) {
-    const char *dir = "build/tmp_notafile";
+    char dir[512];
     static const char *const names[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                                         "model.safetensors", "model.safetensors.index.json", NULL};
     static const char *const cfg[] = {"config.json", NULL};
     static const char *const all[] = {"config.json", "generation_config.json", "model.safetensors", NULL};
-    char path[512];
+    char path[1024];
+    t_tmp_path(dir, sizeof dir, "notafile");
     t_pclean(dir, names);
     /* config.json is a directory */
-    CHECK(t_pmkdir("build") && t_pmkdir(dir), "mkdir");
+    CHECK(t_pmkdir(dir), "mkdir %s", dir);
     snprintf(path, sizeof path, "%s/config.json", dir);
     CHECK(t_pmkdir(path), "mkdir %s", path);
     t_pexpect(dir, "config.json", "not a regular file", "config.json is a directory");
@@ -225,9 +229,10 @@ static void test_not_a_file(void) {
    never "missing" (an unreadable tokenizer.json used to load as "no tokenizer", an unreadable
    config.json to be "not found") */
 static void test_unreadable(void) {
-    const char *dir = "build/tmp_unreadable";
+    char dir[512];
     static const char *const names[] = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", NULL};
-    char path[512], sub[600];
+    char path[1024], sub[1100];
+    t_tmp_path(dir, sizeof dir, "unreadable");
     t_pclean(dir, names);
     CHECK(t_pfolder(dir, "tiny-bf16", t_tiny_files), "copy the model");
     /* the folder is a file: config.json is not "missing", a part of the path is not a folder */
