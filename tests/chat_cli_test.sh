@@ -7,8 +7,9 @@
 #   examples/tool_loop.
 B=${1:-build}
 D=tests/data/chat
-T=${TMPDIR:-/tmp}/lfm2_chat_cli_$$
-mkdir -p "$T"
+T=$(mktemp -d "${TMPDIR:-/tmp}/lfm2_chat_cli.XXXXXX") || exit 1 # (a fresh folder per run, removed at exit)
+trap 'rm -rf "$T"' EXIT
+trap 'exit 1' INT TERM
 fail=0; n=0
 ok() { n=$((n + 1)); }
 bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
@@ -63,6 +64,5 @@ printf 'hi\nagain\n' | "$B/lfm2" -m tests/data/realvocab-bf16 -i -n 4 --temp 0 -
 "$B/lfm2" -m tests/data/realvocab-bf16 --tools "$T/missing.json" -p hi > /dev/null 2>&1 && bad "a missing --tools file" || ok
 "$B/lfm2" -m tests/data/realvocab-bf16 --reasoning maybe -p hi > /dev/null 2>&1 && bad "--reasoning maybe" || ok
 "$B/tool_loop" tests/data/realvocab-bf16 "What is 2 + 3?" > "$T/out" 2> "$T/err" && ok || bad "tool_loop: $(cat "$T/err")"
-rm -rf "$T"
 echo "chat CLI: $n checks ok, $fail failed"
 [ $fail = 0 ]

@@ -13,9 +13,9 @@ run_lfm2() { $RUN "$LFM2" "$@"; }
 run_inspect() { $RUN "$INSPECT_BIN" "$@"; }
 run_quant() { $RUN "$B/lfm2-quantize$EXE" "$@"; }
 DATA=tests/data
-TMP=${TMPDIR:-/tmp}/lfm2_cli_test.$$
-mkdir -p "$TMP" || exit 1
-trap 'rm -rf "$TMP"' EXIT INT TERM
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/lfm2_cli_test.XXXXXX") || exit 1 # (a fresh folder per run: make -j runs the native and the wine CLI tests at once)
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
 fails=0
 checks=0
 

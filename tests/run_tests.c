@@ -11,7 +11,9 @@
    FILTER = a substring of test names, @TAG (tests with that tag:
    isa, emu, slow, threads, long), or either prefixed with '-' to leave those tests out. With no
    including filter every test runs. Prints each test, its checks' worst errors, and a closing
-   "N passed, N failed, N skipped" line; exit status = number of failed tests (capped at 255). */
+   "N passed, N failed, N skipped" line; exit status = number of failed tests (capped at 255).
+   The files the tests write go to one scratch folder per run: $LFM2_TEST_TMP, else build/tmp-<pid>
+   (tests/t_files.h), so that runs at the same time (make -j test) do not share paths. */
 #define LFM2_IMPLEMENTATION
 #include "../lfm2.h"
 #include "test.h"
@@ -78,6 +80,7 @@ int main(int argc, char **argv) {
             else { passed++; printf("  ok\n"); }
         }
     }
+    t_tmp_finish(); /* the scratch folder, if a test made files (tests/t_files.h) */
     printf("%d checks\n", t_check_count);
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     if (passed + failed + skipped == 0) { printf("no test matched\n"); return 255; }

@@ -166,6 +166,37 @@ static double t_rel_err(const float *a, const float *ref, size_t n) {
     }
     return mr > 0 ? mx / mr : mx;
 }
+/* ---- perplexity: one next-token loss loop ---------------------------------------------------
+   t_nll: nll plus -log softmax(logits[t])[ids[t + 1]] for each of the n - 1 positions t of ids[0..n),
+   added one by one (logits: n rows of V; log-sum-exp from the row maximum, in double) */
+static double t_nll(double nll, const float *logits, int32_t V, const int32_t *ids, int32_t n) {
+    int32_t t;
+    for (t = 0; t + 1 < n; t++) {
+        const float *l = logits + (size_t)t * V;
+        double mx = l[0], s = 0;
+        int32_t k;
+        for (k = 1; k < V; k++) if (l[k] > mx) mx = l[k];
+        for (k = 0; k < V; k++) s += exp(l[k] - mx);
+        nll += mx + log(s) - l[ids[t + 1]];
+    }
+    return nll;
+}
+/* the perplexity of c's model on demo-code-8m's eval text (ref.safetensors eval.ids: 8 rows of 256
+   tokens, each decoded from a reset context); 0 if the logits cannot be allocated */
+static double t_eval_perplexity(lfm2_context *c, int32_t V, const int32_t *ids) {
+    float *lg = (float *)malloc(sizeof(float) * 256 * (size_t)V);
+    double nll = 0;
+    int32_t row;
+    if (!lg) return 0;
+    for (row = 0; row < 8; row++) {
+        lfm2_context_reset(c);
+        lfm2_context_decode_all(c, ids + row * 256, 256, lg);
+        nll = t_nll(nll, lg, V, ids + row * 256, 256);
+    }
+    free(lg);
+    return exp(nll / (8 * 255));
+}
+
 /* loads tests/data/NAME (or a path with a '/') with default params; prints the error */
 static lfm2_model *t_load(const char *name) {
     char path[512];

@@ -86,7 +86,6 @@ static void test_chat_detect(void) {
     char dir[512], path[600], *jt;
     lfm2_chat_template t = LFM2_CHAT_TEMPLATE_UNKNOWN;
     lfm2_error err;
-    FILE *f;
     static const char *names[3] = { "lfm2", "lfm2-tools", "lfm2.5" };
     int k;
     if (!tc_open(&g)) { CHECK(0, "cannot read chat/chat_golden.json"); return; }
@@ -109,22 +108,19 @@ static void test_chat_detect(void) {
     snprintf(dir, sizeof dir, "%s/realvocab-bf16", t_data_dir());
     CHECK(lfm2_chat_template_load_dir(dir, &t, &err) == LFM2_OK && t == LFM2_CHAT_TEMPLATE_LFM2, "realvocab-bf16: chat_template.jinja is lfm2");
     /* folders: unknown template (error naming the file), tokenizer_config.json's chat_template, none */
-    snprintf(dir, sizeof dir, "/tmp/lfm2_chat_detect_test");
-    snprintf(path, sizeof path, "mkdir -p %s", dir);
-    CHECK(system(path) == 0, "mkdir");
+    t_tmp_path(dir, sizeof dir, "chat_detect");
+    CHECK(t_pmkdir(dir), "mkdir %s", dir);
     snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
-    f = fopen(path, "wb"); fputs("{{ messages }}", f); fclose(f);
+    CHECK(t_pwrite(path, "{{ messages }}", 14), "write %s", path);
     memset(&err, 0, sizeof err);
     CHECK(lfm2_chat_template_load_dir(dir, &t, &err) == LFM2_ERR_UNSUPPORTED && strstr(err.message, "chat_template.jinja"), "unknown template: %s", err.message);
     NOTE("TABLE\tchat_template.jinja of another model\tunsupported\t%s", err.message);
-    remove(path);
+    t_premove(path);
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
     {
         size_t n;
-        char *s = tc_str(&g.j, lfm2__json_get(&g.j, tpls, "lfm2.5"), &n);
+        char *s = tc_str(&g.j, lfm2__json_get(&g.j, tpls, "lfm2.5"), &n), *cfg;
         lfm2_chat_template_load_dir(dir, &t, &err);
-        f = fopen(path, "wb");
-        fputs("{\"bos_token\": \"<|startoftext|>\", \"chat_template\": ", f);
         jt = (char *)malloc(2 * n + 8);
         { /* as a JSON string */
             size_t i, o = 0;
@@ -137,21 +133,20 @@ static void test_chat_detect(void) {
             jt[o++] = '"';
             jt[o] = 0;
         }
-        fputs(jt, f);
-        fputs("}", f);
-        fclose(f);
+        cfg = (char *)malloc(2 * n + 200);
+        snprintf(cfg, 2 * n + 200, "{\"bos_token\": \"<|startoftext|>\", \"chat_template\": %s}", jt);
+        CHECK(t_pwrite(path, cfg, strlen(cfg)), "write %s", path);
         CHECK(lfm2_chat_template_load_dir(dir, &t, &err) == LFM2_OK && t == LFM2_CHAT_TEMPLATE_LFM25, "tokenizer_config.json chat_template: %s", err.message);
-        f = fopen(path, "wb");
-        fprintf(f, "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"x\"}, {\"name\": \"default\", \"template\": %s}]}", jt);
-        fclose(f);
+        snprintf(cfg, 2 * n + 200, "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"x\"}, {\"name\": \"default\", \"template\": %s}]}", jt);
+        CHECK(t_pwrite(path, cfg, strlen(cfg)), "write %s", path);
         CHECK(lfm2_chat_template_load_dir(dir, &t, &err) == LFM2_OK && t == LFM2_CHAT_TEMPLATE_LFM25, "a list of named templates: default");
+        free(cfg);
         free(jt);
         free(s);
     }
-    remove(path);
+    t_premove(path);
     CHECK(lfm2_chat_template_load_dir(dir, &t, &err) == LFM2_ERR_IO, "no template at all: %s", err.message);
-    snprintf(path, sizeof path, "rmdir %s", dir);
-    CHECK(system(path) == 0, "rmdir");
+    CHECK(t_prmdir(dir), "rmdir %s (empty)", dir);
     tc_close(&g);
 }
 

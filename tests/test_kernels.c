@@ -557,10 +557,8 @@ static void test_quant_perplexity(void) {
         lfm2_context_params cp;
         lfm2_error e;
         lfm2_context *c;
-        float *lg;
-        int32_t V, row, t;
-        double nll = 0, ppl;
-        long cnt = 0;
+        int32_t V;
+        double ppl;
         memset(&p, 0, sizeof p);
         p.error = &e;
         p.weights = types[ti];
@@ -570,25 +568,10 @@ static void test_quant_perplexity(void) {
         memset(&cp, 0, sizeof cp);
         cp.bf16_activations = ti == 3;
         lfm2_context_create(m, &cp, &c);
-        lg = (float *)malloc(sizeof(float) * 256 * (size_t)V);
-        for (row = 0; row < 8; row++) {
-            lfm2_context_reset(c);
-            lfm2_context_decode_all(c, ids + row * 256, 256, lg);
-            for (t = 0; t < 255; t++) {
-                const float *l = lg + (size_t)t * V;
-                double mx = l[0], s = 0;
-                int32_t k;
-                for (k = 1; k < V; k++) if (l[k] > mx) mx = l[k];
-                for (k = 0; k < V; k++) s += exp(l[k] - mx);
-                nll += mx + log(s) - l[ids[row * 256 + t + 1]];
-                cnt++;
-            }
-        }
-        ppl = exp(nll / cnt);
+        ppl = t_eval_perplexity(c, V, ids);
         CHECK(fabs(ppl / ref_ppl - 1) < limits[ti], "%s perplexity %.4f vs %.4f", names[ti], ppl, ref_ppl);
         NOTE("demo-code-8m eval perplexity with %s weights: %.4f (reference %.4f, %+.3f%%, limit %.1f%%)", names[ti], ppl, ref_ppl,
              100 * (ppl / ref_ppl - 1), 100 * limits[ti]);
-        free(lg);
         lfm2_context_free(c);
         lfm2_model_free(m);
     }

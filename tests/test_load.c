@@ -157,9 +157,9 @@ static void test_dir_errors(void) {
     lfm2_model_params p;
     lfm2_error e;
     lfm2_result rc;
-    const char *dir = "build/tmp_modeldir";
     const char *const *f;
-    char path[512], src[512];
+    char dir[512], path[1024], src[512];
+    t_tmp_path(dir, sizeof dir, "modeldir");
     memset(&p, 0, sizeof p);
     p.error = &e;
     rc = lfm2_model_load_dir("no/such/folder", &p, &m);

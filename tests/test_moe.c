@@ -313,21 +313,14 @@ static void test_moe_quant(void) {
         int32_t *ids;
         float *ref;
         double ref_nll = 0;
-        int32_t V = 0, t;
+        int32_t V = 0;
         snprintf(path, sizeof path, "%s/%s/ref.safetensors", t_data_dir(), models[mi]);
         CHECK(t_ref_open(&r, path), "ref");
         ids = t_ref_i32(&r, "long.ids", &n_ids);
         ref = t_ref_f32(&r, "long.logits", &n);
         if (!ids || !ref) { free(ids); free(ref); t_ref_close(&r); continue; }
         V = (int32_t)(n / n_ids);
-        for (t = 0; t + 1 < (int32_t)n_ids; t++) {
-            const float *l = ref + (size_t)t * V;
-            double mx = l[0], s = 0;
-            int32_t k;
-            for (k = 1; k < V; k++) if (l[k] > mx) mx = l[k];
-            for (k = 0; k < V; k++) s += exp(l[k] - mx);
-            ref_nll += mx + log(s) - l[ids[t + 1]];
-        }
+        ref_nll = t_nll(0, ref, V, ids, (int32_t)n_ids);
         for (ti = 0; ti < 3; ti++) {
             lfm2_model_params p;
             lfm2_model *m = NULL;
@@ -345,14 +338,7 @@ static void test_moe_quant(void) {
             lfm2_context_create(m, NULL, &c);
             lg = (float *)malloc(sizeof(float) * n);
             lfm2_context_decode_all(c, ids, (int32_t)n_ids, lg);
-            for (t = 0; t + 1 < (int32_t)n_ids; t++) {
-                const float *l = lg + (size_t)t * V;
-                double mx = l[0], s = 0;
-                int32_t k;
-                for (k = 1; k < V; k++) if (l[k] > mx) mx = l[k];
-                for (k = 0; k < V; k++) s += exp(l[k] - mx);
-                nll += mx + log(s) - l[ids[t + 1]];
-            }
+            nll = t_nll(0, lg, V, ids, (int32_t)n_ids);
             ppl = exp(nll / (double)(n_ids - 1));
             rppl = exp(ref_nll / (double)(n_ids - 1));
             if (ti == 0) CHECK(fabs(ppl / rppl - 1) < limits[ti], "%s %s: perplexity %.4f vs %.4f", models[mi], names[ti], ppl, rppl);
@@ -530,34 +516,15 @@ static void test_moe_demo_perplexity(void) {
         lfm2_model *m = NULL;
         lfm2_error e2;
         lfm2_context *c;
-        float *lg;
-        int32_t V, row, t;
-        double nll = 0, ppl;
-        long cnt = 0;
+        double ppl;
         CHECK(t_load_one(cfg, strlen(cfg), st, st_n, types[ti], &e2, &m) == LFM2_OK, "load the MoE (%s): %s", names[ti], e2.message);
         if (!m) continue;
         CHECK(m->cfg.is_moe && m->cfg.n_moe_layers == L - 2 && m->layers[2].is_moe && !m->layers[1].is_moe, "MoE layers");
-        V = m->cfg.vocab_size;
         lfm2_context_create(m, NULL, &c);
-        lg = (float *)malloc(sizeof(float) * 256 * (size_t)V);
-        for (row = 0; row < 8; row++) {
-            lfm2_context_reset(c);
-            lfm2_context_decode_all(c, ids + row * 256, 256, lg);
-            for (t = 0; t < 255; t++) {
-                const float *lp = lg + (size_t)t * V;
-                double mx = lp[0], s = 0;
-                int32_t k;
-                for (k = 1; k < V; k++) if (lp[k] > mx) mx = lp[k];
-                for (k = 0; k < V; k++) s += exp(lp[k] - mx);
-                nll += mx + log(s) - lp[ids[row * 256 + t + 1]];
-                cnt++;
-            }
-        }
-        ppl = exp(nll / cnt);
+        ppl = t_eval_perplexity(c, m->cfg.vocab_size, ids);
         CHECK(fabs(ppl / ref_ppl - 1) < limits[ti], "%s perplexity %.4f vs %.4f", names[ti], ppl, ref_ppl);
         NOTE("demo-code-8m as an MoE (2 dense + %d sparse layers, 11 of 16 experts): eval perplexity with %s weights %.4f (dense reference %.4f, %+.3f%%, limit %.1f%%)",
              L - 2, names[ti], ppl, ref_ppl, 100 * (ppl / ref_ppl - 1), 100 * limits[ti]);
-        free(lg);
         lfm2_context_free(c);
         lfm2_model_free(m);
     }

@@ -3,8 +3,9 @@
    model folder with a non-ASCII name, files above 4 GiB (mapped, 64-bit offsets; a clear error
    where the address space is smaller), byte order. The fixtures are made with C calls only (the
    Windows build runs them under Wine, with no POSIX shell): t_p* helpers below, with UTF-8 paths
-   through the wide API on Windows. Folders are made under build/ (the make stages run from the
-   repository root). */
+   through the wide API on Windows. Folders are made in the run's scratch folder (t_tmp_path of
+   tests/t_files.h: build/tmp-<pid>/ or $LFM2_TEST_TMP; the make stages run from the repository
+   root). */
 #if !defined(__wasi__) /* (WASI has no FIFOs, permissions, sparse 4.5 GiB files or 64-bit size_t: the file
    layer's WASI path is the one of lfm2_model_load_memory and the read path, tested by the rest) */
 /* logits of 5 tokens on model m (copied to out[256]); 1 on success */
@@ -30,28 +31,48 @@ static int t_plogits(lfm2_model *m, float *out) {
 #endif
 static const char *const t_tiny_files[] = {"config.json", "generation_config.json", "model.safetensors", NULL};
 
+/* The fixture of the tests that load a copy of tiny-bf16 made in the scratch folder and compare it
+   with the original: a = tests/data/tiny-bf16 (checked loaded), b = the copy (loaded by the test),
+   dir = the copy's folder, p = default params reporting to e */
+typedef struct t_pfix {
+    lfm2_model *a, *b;
+    lfm2_model_params p;
+    lfm2_error e;
+    char dir[512];
+} t_pfix;
+static void t_pfix_open(t_pfix *x, const char *name) {
+    memset(x, 0, sizeof *x);
+    x->p.error = &x->e;
+    t_tmp_path(x->dir, sizeof x->dir, name);
+    x->a = t_load("tiny-bf16");
+    CHECK(x->a != NULL, "load tiny-bf16");
+}
+/* 1 if the logits of 5 tokens of the copy are bit-identical to the original's */
+static int t_pfix_same_logits(t_pfix *x) {
+    static float la[256], lb[256];
+    return t_plogits(x->a, la) && t_plogits(x->b, lb) && memcmp(la, lb, sizeof la) == 0;
+}
+/* frees both models and removes dir/files and dir */
+static void t_pfix_close(t_pfix *x, const char *const *files) {
+    lfm2_model_free(x->a);
+    lfm2_model_free(x->b);
+    t_pclean(x->dir, files);
+}
+
 /* A folder named 模型 (UTF-8; the wide API on Windows) loads, mapped, with the logits of the
    original folder */
 static void test_utf8_path(void) {
-    const char *dir = "build/tmp_\xe6\xa8\xa1\xe5\x9e\x8b"; /* build/tmp_模型 */
-    lfm2_model *a = t_load("tiny-bf16"), *b = NULL;
-    lfm2_model_params p;
-    lfm2_error e;
-    static float la[256], lb[256];
-    memset(&p, 0, sizeof p);
-    p.error = &e;
-    CHECK(a != NULL, "load tiny-bf16");
-    CHECK(t_pfolder(dir, "tiny-bf16", t_tiny_files), "make %s", dir);
-    CHECK(lfm2_model_load_dir(dir, &p, &b) == LFM2_OK, "load %s: %s", dir, e.message);
-    if (a && b) {
-        CHECK(b->n_blobs == 1 && b->blobs[0].mapped == T_MAPPED, "the weights of %s are %s (mapped = %d)", dir, T_MAPPED ? "mapped" : "read",
-              b->n_blobs ? b->blobs[0].mapped : -1);
-        CHECK(t_plogits(a, la) && t_plogits(b, lb) && memcmp(la, lb, sizeof la) == 0, "logits differ");
-        NOTE("%s: loaded through %s, mapped, logits bit-identical to tests/data/tiny-bf16", dir, T_PAPI);
+    t_pfix x;
+    t_pfix_open(&x, "\xe6\xa8\xa1\xe5\x9e\x8b"); /* 模型 */
+    CHECK(t_pfolder(x.dir, "tiny-bf16", t_tiny_files), "make %s", x.dir);
+    CHECK(lfm2_model_load_dir(x.dir, &x.p, &x.b) == LFM2_OK, "load %s: %s", x.dir, x.e.message);
+    if (x.a && x.b) {
+        CHECK(x.b->n_blobs == 1 && x.b->blobs[0].mapped == T_MAPPED, "the weights of %s are %s (mapped = %d)", x.dir, T_MAPPED ? "mapped" : "read",
+              x.b->n_blobs ? x.b->blobs[0].mapped : -1);
+        CHECK(t_pfix_same_logits(&x), "logits differ");
+        NOTE("%s: loaded through %s, mapped, logits bit-identical to tests/data/tiny-bf16", x.dir, T_PAPI);
     }
-    lfm2_model_free(a);
-    lfm2_model_free(b);
-    t_pclean(dir, t_tiny_files);
+    t_pfix_close(&x, t_tiny_files);
 }
 
 /* Writes dir/model.safetensors: tiny-bf16's, with every tensor moved GAP bytes further (a sparse
@@ -110,43 +131,35 @@ static int t_write_big(const char *dir) {
 /* A model.safetensors above 4 GiB whose tensors all lie beyond 4.5 GiB: mapped on 64-bit hosts
    (the logits of the original), a clear error on 32-bit ones (never a wrapped size) */
 static void test_big_file(void) {
-    const char *dir = "build/tmp_bigmodel";
     static const char *const files[] = {"config.json", "model.safetensors", NULL};
     static const char *const cfg_only[] = {"config.json", NULL};
-    lfm2_model *a = t_load("tiny-bf16"), *b = NULL;
-    lfm2_model_params p;
-    lfm2_error e;
+    t_pfix x;
     lfm2_result rc;
-    static float la[256], lb[256];
-    memset(&p, 0, sizeof p);
-    p.error = &e;
-    CHECK(a != NULL, "load tiny-bf16");
+    t_pfix_open(&x, "bigmodel");
 #if defined(LFM2__BIG_ENDIAN)
-    lfm2_model_free(a);
-    a = NULL;
+    lfm2_model_free(x.a);
+    x.a = NULL;
     if (sizeof(void *) >= 8) T_SKIP("big-endian host: files are read, not mapped (byte swap): a 4.5 GiB read is not run here");
 #endif
-    CHECK(t_pfolder(dir, "tiny-bf16", cfg_only) && t_write_big(dir), "make %s (a sparse 4.5 GiB file)", dir);
-    rc = lfm2_model_load_dir(dir, &p, &b);
+    CHECK(t_pfolder(x.dir, "tiny-bf16", cfg_only) && t_write_big(x.dir), "make %s (a sparse 4.5 GiB file)", x.dir);
+    rc = lfm2_model_load_dir(x.dir, &x.p, &x.b);
     if (sizeof(void *) >= 8) {
         lfm2_tensor_info ti;
-        CHECK(rc == LFM2_OK, "load %s: %s", dir, e.message);
-        if (rc == LFM2_OK && a) {
-            CHECK(b->blobs[0].mapped == 1 && b->blobs[0].size > T_BIG_GAP, "mapped (%d), %zu bytes", b->blobs[0].mapped, b->blobs[0].size);
-            CHECK(lfm2_model_tensor_info(b, 0, &ti) == LFM2_OK && ti.file_offset > T_BIG_GAP, "tensor 0 at file offset %llu",
+        CHECK(rc == LFM2_OK, "load %s: %s", x.dir, x.e.message);
+        if (rc == LFM2_OK && x.a) {
+            CHECK(x.b->blobs[0].mapped == 1 && x.b->blobs[0].size > T_BIG_GAP, "mapped (%d), %zu bytes", x.b->blobs[0].mapped, x.b->blobs[0].size);
+            CHECK(lfm2_model_tensor_info(x.b, 0, &ti) == LFM2_OK && ti.file_offset > T_BIG_GAP, "tensor 0 at file offset %llu",
                   (unsigned long long)ti.file_offset);
-            CHECK(t_plogits(a, la) && t_plogits(b, lb) && memcmp(la, lb, sizeof la) == 0, "logits differ");
-            NOTE("%s/model.safetensors: %.2f GiB, tensors from file offset %llu, mapped, logits bit-identical to tiny-bf16", dir,
-                 (double)b->blobs[0].size / (1 << 30), (unsigned long long)ti.file_offset);
+            CHECK(t_pfix_same_logits(&x), "logits differ");
+            NOTE("%s/model.safetensors: %.2f GiB, tensors from file offset %llu, mapped, logits bit-identical to tiny-bf16", x.dir,
+                 (double)x.b->blobs[0].size / (1 << 30), (unsigned long long)ti.file_offset);
         }
     } else {
-        CHECK(rc == LFM2_ERR_OUT_OF_MEMORY && strstr(e.message, "model.safetensors") && strstr(e.message, "larger than this 32-bit process can address"),
-              "32-bit: %s: %s", lfm2_result_string(rc), e.message);
-        NOTE("32-bit build, a 4.5 GiB file -> %s: %s", lfm2_result_string(rc), e.message);
+        CHECK(rc == LFM2_ERR_OUT_OF_MEMORY && strstr(x.e.message, "model.safetensors") && strstr(x.e.message, "larger than this 32-bit process can address"),
+              "32-bit: %s: %s", lfm2_result_string(rc), x.e.message);
+        NOTE("32-bit build, a 4.5 GiB file -> %s: %s", lfm2_result_string(rc), x.e.message);
     }
-    lfm2_model_free(a);
-    lfm2_model_free(b);
-    t_pclean(dir, files);
+    t_pfix_close(&x, files);
 }
 
 /* loads dir and expects LFM2_ERR_IO naming `name` and containing `why` */
@@ -167,15 +180,16 @@ static void t_pexpect(const char *dir, const char *name, const char *why, const 
 /* Issue 11 item 5: a directory, FIFO or device where a file is expected is refused before
    anything is read (a FIFO used to hang the load, a directory to ask for 2^63 bytes) */
 static void test_not_a_file(void) {
-    const char *dir = "build/tmp_notafile";
+    char dir[512];
     static const char *const names[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                                         "model.safetensors", "model.safetensors.index.json", NULL};
     static const char *const cfg[] = {"config.json", NULL};
     static const char *const all[] = {"config.json", "generation_config.json", "model.safetensors", NULL};
-    char path[512];
+    char path[1024];
+    t_tmp_path(dir, sizeof dir, "notafile");
     t_pclean(dir, names);
     /* config.json is a directory */
-    CHECK(t_pmkdir("build") && t_pmkdir(dir), "mkdir");
+    CHECK(t_pmkdir(dir), "mkdir %s", dir);
     snprintf(path, sizeof path, "%s/config.json", dir);
     CHECK(t_pmkdir(path), "mkdir %s", path);
     t_pexpect(dir, "config.json", "not a regular file", "config.json is a directory");
@@ -225,9 +239,10 @@ static void test_not_a_file(void) {
    never "missing" (an unreadable tokenizer.json used to load as "no tokenizer", an unreadable
    config.json to be "not found") */
 static void test_unreadable(void) {
-    const char *dir = "build/tmp_unreadable";
+    char dir[512];
     static const char *const names[] = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", NULL};
-    char path[512], sub[600];
+    char path[1024], sub[1100];
+    t_tmp_path(dir, sizeof dir, "unreadable");
     t_pclean(dir, names);
     CHECK(t_pfolder(dir, "tiny-bf16", t_tiny_files), "copy the model");
     /* the folder is a file: config.json is not "missing", a part of the path is not a folder */
