@@ -29,18 +29,24 @@ $(B)/lfm2-inspect: tools/lfm2-inspect.c tools/lfm2_digest.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-inspect.c $(LDLIBS)
 
 # --- the test command of the README and of CI ------------------------------------------------
-# The stages are independent (each test run makes its own scratch folder): make runs them
-# TEST_JOBS at a time, each stage's output printed whole when it ends (--output-sync). Valgrind,
-# the emulators and the compiles are single-threaded, so running stages side by side is what keeps
-# CI well inside its time; the longest stages are listed first so that they start first.
-# `make -j1 test-stages` runs them one after another.
-TEST_JOBS ?= 3
-STAGES := valgrind neon fuzz platforms wasm unit matrix sanitize cli-test simd-variants fuzz-replay tsan
-test:
-	@start=$$(date +%s); $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-stages || exit 1; \
+# The stages are independent (each test run makes its own scratch folder). Valgrind, the longest
+# (one thread), starts first, in the background; the other stages run TEST_JOBS at a time beside
+# it, each stage's output printed whole when it ends (--output-sync), Valgrind's at the end; the
+# total time is printed. Valgrind, the emulators and the compiles are single-threaded, so running
+# stages side by side is what keeps CI well inside its time. `make -j1 test-stages` runs every
+# stage one after another.
+TEST_JOBS ?= 2
+STAGES := neon fuzz platforms wasm unit matrix sanitize cli-test simd-variants fuzz-replay tsan
+test: | $(B)
+	@start=$$(date +%s); \
+	  $(MAKE) --no-print-directory valgrind > $(B)/valgrind-stage.log 2>&1 & vg=$$!; \
+	  $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(STAGES); rc=$$?; \
+	  wait $$vg; vrc=$$?; echo "== valgrind (run beside the other stages)"; cat $(B)/valgrind-stage.log; \
+	  [ $$rc = 0 ] || { echo "make test: a stage FAILED"; exit 1; }; \
+	  [ $$vrc = 0 ] || { echo "make test: valgrind FAILED"; exit 1; }; \
 	  echo "make test: all stages passed in $$(( $$(date +%s) - start )) s"
 .PHONY: test-stages
-test-stages: $(STAGES)
+test-stages: valgrind $(STAGES)
 
 unit: $(B)/run_tests
 	./$(B)/run_tests
