@@ -7054,116 +7054,98 @@ static void lfm2__mm_ref(float *out, const void *xv, int32_t B, const lfm2__mat 
         }                                                                                                           \
     }
 
+/* The float kernels and vector operations above are written once with LFM2__W (lanes), LFM2__VT
+   (the vector type), LFM2__VTGT (the target attribute) and LFM2__V* operations; each instruction
+   set below defines its own LFM2__<ISA>_* set and names it in LFM2__VISA around its
+   instantiations, so that no list of names is repeated per instruction set. */
+#define LFM2__VCAT_(a, b) a##b
+#define LFM2__VCAT(a, b) LFM2__VCAT_(a, b)
+#define LFM2__W LFM2__VCAT(LFM2__VISA, W)
+#define LFM2__VT LFM2__VCAT(LFM2__VISA, VT)
+#define LFM2__VTGT LFM2__VCAT(LFM2__VISA, VTGT)
+#define LFM2__VZERO LFM2__VCAT(LFM2__VISA, VZERO)
+#define LFM2__VLOAD LFM2__VCAT(LFM2__VISA, VLOAD)
+#define LFM2__VSTORE LFM2__VCAT(LFM2__VISA, VSTORE)
+#define LFM2__VFMA LFM2__VCAT(LFM2__VISA, VFMA)
+#define LFM2__VMUL LFM2__VCAT(LFM2__VISA, VMUL)
+#define LFM2__VADD LFM2__VCAT(LFM2__VISA, VADD)
+#define LFM2__VDIV LFM2__VCAT(LFM2__VISA, VDIV)
+#define LFM2__VSET1 LFM2__VCAT(LFM2__VISA, VSET1)
+#define LFM2__VHSUM LFM2__VCAT(LFM2__VISA, VHSUM)
+#define LFM2__VEXP LFM2__VCAT(LFM2__VISA, VEXP)
+#define LFM2__VBF16 LFM2__VCAT(LFM2__VISA, VBF16)
+#define LFM2__VF16 LFM2__VCAT(LFM2__VISA, VF16)
 #ifdef LFM2__HAVE_AVX512
-#define LFM2__W 16
-#define LFM2__VT __m512
-#define LFM2__VTGT LFM2__TGT_AVX512
-#define LFM2__VZERO() _mm512_setzero_ps()
-#define LFM2__VLOAD(p) _mm512_loadu_ps(p)
-#define LFM2__VSTORE(p, v) _mm512_storeu_ps(p, v)
-#define LFM2__VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define LFM2__VMUL(a, b) _mm512_mul_ps(a, b)
-#define LFM2__VADD(a, b) _mm512_add_ps(a, b)
-#define LFM2__VDIV(a, b) _mm512_div_ps(a, b)
-#define LFM2__VSET1(s) _mm512_set1_ps(s)
-#define LFM2__VHSUM(a) lfm2__hsum512(a)
-#define LFM2__VEXP(a) lfm2__vexp512(a)
-#define LFM2__VBF16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, p)))), 16))
-#define LFM2__VF16(p) _mm512_cvtph_ps(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, p))))
+#define LFM2__AVX512_W 16
+#define LFM2__AVX512_VT __m512
+#define LFM2__AVX512_VTGT LFM2__TGT_AVX512
+#define LFM2__AVX512_VZERO() _mm512_setzero_ps()
+#define LFM2__AVX512_VLOAD(p) _mm512_loadu_ps(p)
+#define LFM2__AVX512_VSTORE(p, v) _mm512_storeu_ps(p, v)
+#define LFM2__AVX512_VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define LFM2__AVX512_VMUL(a, b) _mm512_mul_ps(a, b)
+#define LFM2__AVX512_VADD(a, b) _mm512_add_ps(a, b)
+#define LFM2__AVX512_VDIV(a, b) _mm512_div_ps(a, b)
+#define LFM2__AVX512_VSET1(s) _mm512_set1_ps(s)
+#define LFM2__AVX512_VHSUM(a) lfm2__hsum512(a)
+#define LFM2__AVX512_VEXP(a) lfm2__vexp512(a)
+#define LFM2__AVX512_VBF16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, p)))), 16))
+#define LFM2__AVX512_VF16(p) _mm512_cvtph_ps(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, p))))
+#define LFM2__VISA LFM2__AVX512_
 LFM2__DEF_KERNELS(f32_avx512, LFM2__WL_F32, 4)
 LFM2__DEF_KERNELS(bf16_avx512, LFM2__WL_BF16, 2)
 LFM2__DEF_KERNELS(f16_avx512, LFM2__WL_F16, 2)
 LFM2__DEF_VECOPS(avx512)
 static const lfm2__vops lfm2__vops_avx512 = {lfm2__attend_avx512, lfm2__silu_mul_avx512};
-#undef LFM2__W
-#undef LFM2__VT
-#undef LFM2__VTGT
-#undef LFM2__VZERO
-#undef LFM2__VLOAD
-#undef LFM2__VSTORE
-#undef LFM2__VFMA
-#undef LFM2__VMUL
-#undef LFM2__VADD
-#undef LFM2__VDIV
-#undef LFM2__VSET1
-#undef LFM2__VHSUM
-#undef LFM2__VEXP
-#undef LFM2__VBF16
-#undef LFM2__VF16
+#undef LFM2__VISA
 #endif
 #ifdef LFM2__HAVE_AVX2
-#define LFM2__W 8
-#define LFM2__VT __m256
-#define LFM2__VTGT LFM2__TGT_AVX2
-#define LFM2__VZERO() _mm256_setzero_ps()
-#define LFM2__VLOAD(p) _mm256_loadu_ps(p)
-#define LFM2__VSTORE(p, v) _mm256_storeu_ps(p, v)
-#define LFM2__VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define LFM2__VMUL(a, b) _mm256_mul_ps(a, b)
-#define LFM2__VADD(a, b) _mm256_add_ps(a, b)
-#define LFM2__VDIV(a, b) _mm256_div_ps(a, b)
-#define LFM2__VSET1(s) _mm256_set1_ps(s)
-#define LFM2__VHSUM(a) lfm2__hsum256(a)
-#define LFM2__VEXP(a) lfm2__vexp256(a)
-#define LFM2__VBF16(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p)))), 16))
-#define LFM2__VF16(p) _mm256_cvtph_ps(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p))))
+#define LFM2__AVX2_W 8
+#define LFM2__AVX2_VT __m256
+#define LFM2__AVX2_VTGT LFM2__TGT_AVX2
+#define LFM2__AVX2_VZERO() _mm256_setzero_ps()
+#define LFM2__AVX2_VLOAD(p) _mm256_loadu_ps(p)
+#define LFM2__AVX2_VSTORE(p, v) _mm256_storeu_ps(p, v)
+#define LFM2__AVX2_VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define LFM2__AVX2_VMUL(a, b) _mm256_mul_ps(a, b)
+#define LFM2__AVX2_VADD(a, b) _mm256_add_ps(a, b)
+#define LFM2__AVX2_VDIV(a, b) _mm256_div_ps(a, b)
+#define LFM2__AVX2_VSET1(s) _mm256_set1_ps(s)
+#define LFM2__AVX2_VHSUM(a) lfm2__hsum256(a)
+#define LFM2__AVX2_VEXP(a) lfm2__vexp256(a)
+#define LFM2__AVX2_VBF16(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p)))), 16))
+#define LFM2__AVX2_VF16(p) _mm256_cvtph_ps(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, p))))
+#define LFM2__VISA LFM2__AVX2_
 LFM2__DEF_KERNELS(f32_avx2, LFM2__WL_F32, 4)
 LFM2__DEF_KERNELS(bf16_avx2, LFM2__WL_BF16, 2)
 LFM2__DEF_KERNELS(f16_avx2, LFM2__WL_F16, 2)
 LFM2__DEF_VECOPS(avx2)
 static const lfm2__vops lfm2__vops_avx2 = {lfm2__attend_avx2, lfm2__silu_mul_avx2};
-#undef LFM2__W
-#undef LFM2__VT
-#undef LFM2__VTGT
-#undef LFM2__VZERO
-#undef LFM2__VLOAD
-#undef LFM2__VSTORE
-#undef LFM2__VFMA
-#undef LFM2__VMUL
-#undef LFM2__VADD
-#undef LFM2__VDIV
-#undef LFM2__VSET1
-#undef LFM2__VHSUM
-#undef LFM2__VEXP
-#undef LFM2__VBF16
-#undef LFM2__VF16
+#undef LFM2__VISA
 #endif
 #ifdef LFM2__HAVE_NEON
-#define LFM2__W 4
-#define LFM2__VT float32x4_t
-#define LFM2__VTGT
-#define LFM2__VZERO() vdupq_n_f32(0.0f)
-#define LFM2__VLOAD(p) vld1q_f32(p)
-#define LFM2__VSTORE(p, v) vst1q_f32(p, v)
-#define LFM2__VFMA(a, b, c) vfmaq_f32(c, a, b)
-#define LFM2__VMUL(a, b) vmulq_f32(a, b)
-#define LFM2__VADD(a, b) vaddq_f32(a, b)
-#define LFM2__VDIV(a, b) vdivq_f32(a, b)
-#define LFM2__VSET1(s) vdupq_n_f32(s)
-#define LFM2__VHSUM(a) vaddvq_f32(a)
-#define LFM2__VEXP(a) lfm2__vexp128(a)
-#define LFM2__VBF16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16))
-#define LFM2__VF16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)))
+#define LFM2__NEON_W 4
+#define LFM2__NEON_VT float32x4_t
+#define LFM2__NEON_VTGT
+#define LFM2__NEON_VZERO() vdupq_n_f32(0.0f)
+#define LFM2__NEON_VLOAD(p) vld1q_f32(p)
+#define LFM2__NEON_VSTORE(p, v) vst1q_f32(p, v)
+#define LFM2__NEON_VFMA(a, b, c) vfmaq_f32(c, a, b)
+#define LFM2__NEON_VMUL(a, b) vmulq_f32(a, b)
+#define LFM2__NEON_VADD(a, b) vaddq_f32(a, b)
+#define LFM2__NEON_VDIV(a, b) vdivq_f32(a, b)
+#define LFM2__NEON_VSET1(s) vdupq_n_f32(s)
+#define LFM2__NEON_VHSUM(a) vaddvq_f32(a)
+#define LFM2__NEON_VEXP(a) lfm2__vexp128(a)
+#define LFM2__NEON_VBF16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16))
+#define LFM2__NEON_VF16(p) vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)))
+#define LFM2__VISA LFM2__NEON_
 LFM2__DEF_KERNELS(f32_neon, LFM2__WL_F32, 4)
 LFM2__DEF_KERNELS(bf16_neon, LFM2__WL_BF16, 2)
 LFM2__DEF_KERNELS(f16_neon, LFM2__WL_F16, 2)
 LFM2__DEF_VECOPS(neon)
 static const lfm2__vops lfm2__vops_neon = {lfm2__attend_neon, lfm2__silu_mul_neon};
-#undef LFM2__W
-#undef LFM2__VT
-#undef LFM2__VTGT
-#undef LFM2__VZERO
-#undef LFM2__VLOAD
-#undef LFM2__VSTORE
-#undef LFM2__VFMA
-#undef LFM2__VMUL
-#undef LFM2__VADD
-#undef LFM2__VDIV
-#undef LFM2__VSET1
-#undef LFM2__VHSUM
-#undef LFM2__VEXP
-#undef LFM2__VBF16
-#undef LFM2__VF16
+#undef LFM2__VISA
 #endif
 
 #ifdef LFM2__HAVE_WASM
@@ -7191,43 +7173,30 @@ static v128_t lfm2__vf16_wasm(const uint16_t *p) {
     f = wasm_v128_bitselect(wasm_v128_or(m, wasm_i32x4_splat(0x7f800000)), f, special);
     return wasm_v128_or(f, wasm_i32x4_shl(wasm_v128_and(u, wasm_i32x4_splat(0x8000)), 16));
 }
-#define LFM2__W 4
-#define LFM2__VT v128_t
-#define LFM2__VTGT
-#define LFM2__VZERO() wasm_f32x4_splat(0.0f)
-#define LFM2__VLOAD(p) wasm_v128_load(p)
-#define LFM2__VSTORE(p, v) wasm_v128_store(p, v)
-#define LFM2__VFMA(a, b, c) wasm_f32x4_add(wasm_f32x4_mul(a, b), c)
-#define LFM2__VMUL(a, b) wasm_f32x4_mul(a, b)
-#define LFM2__VADD(a, b) wasm_f32x4_add(a, b)
-#define LFM2__VDIV(a, b) wasm_f32x4_div(a, b)
-#define LFM2__VSET1(s) wasm_f32x4_splat(s)
-#define LFM2__VHSUM(a) lfm2__hsum_wasm(a)
-#define LFM2__VEXP(a) lfm2__vexp_wasm(a)
-#define LFM2__VBF16(p) wasm_i32x4_shl(wasm_u32x4_load16x4(p), 16)
-#define LFM2__VF16(p) lfm2__vf16_wasm(p)
+#define LFM2__WASM_W 4
+#define LFM2__WASM_VT v128_t
+#define LFM2__WASM_VTGT
+#define LFM2__WASM_VZERO() wasm_f32x4_splat(0.0f)
+#define LFM2__WASM_VLOAD(p) wasm_v128_load(p)
+#define LFM2__WASM_VSTORE(p, v) wasm_v128_store(p, v)
+#define LFM2__WASM_VFMA(a, b, c) wasm_f32x4_add(wasm_f32x4_mul(a, b), c)
+#define LFM2__WASM_VMUL(a, b) wasm_f32x4_mul(a, b)
+#define LFM2__WASM_VADD(a, b) wasm_f32x4_add(a, b)
+#define LFM2__WASM_VDIV(a, b) wasm_f32x4_div(a, b)
+#define LFM2__WASM_VSET1(s) wasm_f32x4_splat(s)
+#define LFM2__WASM_VHSUM(a) lfm2__hsum_wasm(a)
+#define LFM2__WASM_VEXP(a) lfm2__vexp_wasm(a)
+#define LFM2__WASM_VBF16(p) wasm_i32x4_shl(wasm_u32x4_load16x4(p), 16)
+#define LFM2__WASM_VF16(p) lfm2__vf16_wasm(p)
 #undef LFM2__INREG
 #define LFM2__INREG(v) (void)0
+#define LFM2__VISA LFM2__WASM_
 LFM2__DEF_KERNELS(f32_wasm, LFM2__WL_F32, 4)
 LFM2__DEF_KERNELS(bf16_wasm, LFM2__WL_BF16, 2)
 LFM2__DEF_KERNELS(f16_wasm, LFM2__WL_F16, 2)
 LFM2__DEF_VECOPS(wasm)
 static const lfm2__vops lfm2__vops_wasm = {lfm2__attend_wasm, lfm2__silu_mul_wasm};
-#undef LFM2__W
-#undef LFM2__VT
-#undef LFM2__VTGT
-#undef LFM2__VZERO
-#undef LFM2__VLOAD
-#undef LFM2__VSTORE
-#undef LFM2__VFMA
-#undef LFM2__VMUL
-#undef LFM2__VADD
-#undef LFM2__VDIV
-#undef LFM2__VSET1
-#undef LFM2__VHSUM
-#undef LFM2__VEXP
-#undef LFM2__VBF16
-#undef LFM2__VF16
+#undef LFM2__VISA
 #endif
 
 #ifdef LFM2__HAVE_NEON32
@@ -7261,40 +7230,27 @@ static float32x4_t lfm2__vexp_n32(float32x4_t x) {
     LFM2__EXP_POLY(LFM2__N32_FMA, vmulq_f32, vdupq_n_f32, vaddq_f32)
     return vmulq_f32(y, vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(fi, vdupq_n_s32(127)), 23)));
 }
-#define LFM2__W 4
-#define LFM2__VT float32x4_t
-#define LFM2__VTGT
-#define LFM2__VZERO() vdupq_n_f32(0.0f)
-#define LFM2__VLOAD(p) vld1q_f32(p)
-#define LFM2__VSTORE(p, v) vst1q_f32(p, v)
-#define LFM2__VFMA(a, b, c) LFM2__N32_FMA(a, b, c)
-#define LFM2__VMUL(a, b) vmulq_f32(a, b)
-#define LFM2__VADD(a, b) vaddq_f32(a, b)
-#define LFM2__VDIV(a, b) lfm2__vdiv_n32(a, b)
-#define LFM2__VSET1(s) vdupq_n_f32(s)
-#define LFM2__VHSUM(a) lfm2__hsum_n32(a)
-#define LFM2__VEXP(a) lfm2__vexp_n32(a)
-#define LFM2__VBF16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16))
-#define LFM2__VF16(p) LFM2__VZERO()
+#define LFM2__N32_W 4
+#define LFM2__N32_VT float32x4_t
+#define LFM2__N32_VTGT
+#define LFM2__N32_VZERO() vdupq_n_f32(0.0f)
+#define LFM2__N32_VLOAD(p) vld1q_f32(p)
+#define LFM2__N32_VSTORE(p, v) vst1q_f32(p, v)
+#define LFM2__N32_VFMA(a, b, c) LFM2__N32_FMA(a, b, c)
+#define LFM2__N32_VMUL(a, b) vmulq_f32(a, b)
+#define LFM2__N32_VADD(a, b) vaddq_f32(a, b)
+#define LFM2__N32_VDIV(a, b) lfm2__vdiv_n32(a, b)
+#define LFM2__N32_VSET1(s) vdupq_n_f32(s)
+#define LFM2__N32_VHSUM(a) lfm2__hsum_n32(a)
+#define LFM2__N32_VEXP(a) lfm2__vexp_n32(a)
+#define LFM2__N32_VBF16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16))
+#define LFM2__N32_VF16(p) LFM2__VZERO()
+#define LFM2__VISA LFM2__N32_
 LFM2__DEF_KERNELS(f32_n32, LFM2__WL_F32, 4)
 LFM2__DEF_KERNELS(bf16_n32, LFM2__WL_BF16, 2)
 LFM2__DEF_VECOPS(n32)
 static const lfm2__vops lfm2__vops_n32 = {lfm2__attend_n32, lfm2__silu_mul_n32};
-#undef LFM2__W
-#undef LFM2__VT
-#undef LFM2__VTGT
-#undef LFM2__VZERO
-#undef LFM2__VLOAD
-#undef LFM2__VSTORE
-#undef LFM2__VFMA
-#undef LFM2__VMUL
-#undef LFM2__VADD
-#undef LFM2__VDIV
-#undef LFM2__VSET1
-#undef LFM2__VHSUM
-#undef LFM2__VEXP
-#undef LFM2__VBF16
-#undef LFM2__VF16
+#undef LFM2__VISA
 #endif
 
 /* Decode streams every weight once: the kernels' one-token loops ask for the bytes
