@@ -108,9 +108,12 @@
        (BF16/F16/F32), never copied to f32. Caller-provided buffers (lfm2_model_load_memory) and,
        with lfm2_model_params.keep_layout = 1, memory-mapped files are used in place. By default,
        at the AVX2 level and above, the mapped weight matrices are copied once into a faster
-       layout (16 rows interleaved, the same values; f32 from AVX-512 on; pre-quantized Q8 / Q4
-       matrices from AVX512_VNNI on), releasing the mapped pages as they go, so resident memory
-       stays one copy of the weights; LFM2_WEIGHTS_Q8 / _Q4 allocate the quantized copy.
+       layout (16 rows interleaved, the same values; f32 from AVX-512 on; the row-major Q8 / Q4
+       matrices of older pre-quantized folders from AVX512_VNNI on), releasing the mapped pages
+       as they go, so resident memory stays one copy of the weights; LFM2_WEIGHTS_Q8 / _Q4
+       allocate the quantized copy. The interleaved records that tools/lfm2-quantize writes
+       (see LFM2__X16_LAYOUT) are used in place, mapped, at AVX512_VNNI and aarch64 NEON, and
+       unpacked into a row-major copy at the other levels.
        lfm2_context_create allocates one block for caches and scratch; lfm2_context_decode
        allocates nothing.
 

@@ -371,7 +371,7 @@ static void test_x16_folder(void) {
         lfm2_model *rm = NULL;
         char *file;
         size_t fn = 0;
-        int32_t levels[3], nl = 0;
+        int32_t levels[4], nl = 0;
         memset(&p, 0, sizeof p);
         p.error = &e;
         p.weights = wt;
@@ -387,6 +387,7 @@ static void test_x16_folder(void) {
         levels[nl++] = LFM2_ISA_SCALAR;
 #if defined(__x86_64__) || defined(_M_X64)
         if (lfm2_cpu_isa() >= LFM2_ISA_AVX2 && lfm2_cpu_isa() <= LFM2_ISA_AVX512_BF16) levels[nl++] = LFM2_ISA_AVX2;
+        if (lfm2_cpu_isa() >= LFM2_ISA_AVX512 && lfm2_cpu_isa() <= LFM2_ISA_AVX512_BF16) levels[nl++] = LFM2_ISA_AVX512;
 #endif
         for (li = 0; li < nl; li++) {
             lfm2_model *a = NULL, *b = NULL, *c = NULL;
@@ -434,7 +435,7 @@ static void test_x16_folder(void) {
             t_pclean(dir, files);
         }
         if (q == 0) {   /* malformed records and metadata: refused with a message */
-            static const struct { const char *from, *to; int rc; const char *want; } bad[] = {
+            static const struct { const char *from, *to; lfm2_result rc; const char *want; } bad[] = {
                 {"\"lfm2.h.interleave\"", "\"lfm2.h.interleavX\"", LFM2_ERR_BAD_WEIGHTS, "no \"lfm2.h.interleave\""},
                 {"x16 v1:", "x16 v9:", LFM2_ERR_UNSUPPORTED, "not the one this lfm2.h reads"},
                 {"w2.weight\":{\"dtype\":\"U8\",\"shape\":[4,3,1088]", "w2.weight\":{\"dtype\":\"U8\",\"shape\":[12,1,1088]", LFM2_ERR_BAD_WEIGHTS,
