@@ -320,8 +320,26 @@ typedef struct qt_entry {
     const void *data;
     uint64_t bytes;
     const lfm2__tensor *copy; /* the input tensor copied unchanged, or NULL for a quantized one */
-    void *own;                /* malloc'd data (the interleaved records), or NULL */
+    const lfm2__mat *xmat;    /* a matrix stored as interleaved records (made by entry_data), or NULL */
 } qt_entry;
+
+/* the bytes of entry e: its data, or for interleaved records a malloc'd buffer (*tmp, to free)
+   made from the row-major matrix one matrix at a time, so that the tool never holds a second
+   copy of the model; NULL when out of memory */
+static const void *entry_data(const qt_entry *e, void **tmp) {
+    lfm2__ilv v;
+    *tmp = NULL;
+    if (!e->xmat) return e->data;
+    if (!(*tmp = malloc((size_t)e->bytes ? (size_t)e->bytes : 1))) return NULL;
+    memset(&v, 0, sizeof v);
+    v.dst = (unsigned char *)*tmp;
+    v.src = (const unsigned char *)e->xmat->data;
+    v.sc = e->xmat->scales;
+    v.cols = e->xmat->cols;
+    v.dtype = e->xmat->dtype;
+    lfm2__interleave_groups(&v, 0, (int64_t)(e->xmat->rows / 16), 0);
+    return *tmp;
+}
 
 /* the quantized matrix stored under this tensor name, or NULL */
 static const lfm2__mat *find_mat(const lfm2_model *m, const char *name) {
@@ -373,22 +391,13 @@ static qt_entry *plan_tensors(const lfm2_model *m, int row_major, int32_t *n_out
                quants and scales, in the order the interleaved kernels read them */
             int q4 = w->dtype == LFM2__DT_Q4;
             size_t rec = LFM2__X16_REC(q4), ng = (size_t)(w->rows / 16), np = (size_t)(w->cols / 64);
-            lfm2__ilv v;
             e->dtype = "U8";
             e->ndim = 3;
             e->shape[0] = (int64_t)ng;
             e->shape[1] = (int64_t)np;
             e->shape[2] = (int64_t)rec;
             e->bytes = (uint64_t)(ng * np * rec);
-            if (!(e->own = malloc((size_t)e->bytes))) { free(e->name); e->name = NULL; *n_out = n; return ents; }
-            memset(&v, 0, sizeof v);
-            v.dst = (unsigned char *)e->own;
-            v.src = (const unsigned char *)w->data;
-            v.sc = w->scales;
-            v.cols = w->cols;
-            v.dtype = w->dtype;
-            lfm2__interleave_groups(&v, 0, (int64_t)ng, 0);
-            e->data = e->own;
+            e->xmat = w;
         } else if (w && (w->dtype == LFM2__DT_Q8 || w->dtype == LFM2__DT_Q4)) {
             uint64_t cells = (uint64_t)w->rows * (uint64_t)w->cols;
             e->dtype = w->dtype == LFM2__DT_Q8 ? "I8" : "U8";
@@ -450,7 +459,11 @@ static int write_safetensors(const qt_entry *ents, int32_t n, int bits, int row_
     off = 0;
     for (i = 0; i < n; i++) {
         uint64_t aligned = (off + 63) & ~(uint64_t)63;
-        if (qt_write(&f, pad, (size_t)(aligned - off)) || qt_write(&f, ents[i].data, (size_t)ents[i].bytes)) return 1;
+        void *tmp;
+        const void *src = entry_data(&ents[i], &tmp);
+        if (!src) return fail("out of memory for the records of \"%s\"", ents[i].name);
+        if (qt_write(&f, pad, (size_t)(aligned - off)) || qt_write(&f, src, (size_t)ents[i].bytes)) { free(tmp); return 1; }
+        free(tmp);
         off = aligned + ents[i].bytes;
     }
     *data_bytes = off;
@@ -503,7 +516,13 @@ static int verify(lfm2_model *in, const char *dir, const qt_entry *ents, int32_t
         if (!t) { bad = fail("tensor \"%s\" is missing from the file read back", ents[i].name); goto done; }
         same = !strcmp(lfm2__dtype_name[t->dtype], ents[i].dtype) && t->ndim == ents[i].ndim && t->nbytes == ents[i].bytes;
         for (d = 0; same && d < t->ndim; d++) same = t->shape[d] == ents[i].shape[d];
-        if (same) same = memcmp(t->data, ents[i].data, (size_t)t->nbytes) == 0;
+        if (same) {
+            void *tmp;
+            const void *src = entry_data(&ents[i], &tmp);
+            if (!src) { bad = fail("out of memory"); goto done; }
+            same = memcmp(t->data, src, (size_t)t->nbytes) == 0;
+            free(tmp);
+        }
         if (!same) { bad = fail("tensor \"%s\" read back differs from what was written", ents[i].name); goto done; }
     }
     *digest = b->all;
@@ -639,7 +658,7 @@ int main(int argc, char **argv) {
     ents = plan_tensors(m, row_major, &n);
     for (i = 0; ents && i < n; i++) if (!ents[i].name) break;
     if (!ents || i < n) {
-        for (i = 0; ents && i < n; i++) { free(ents[i].name); free(ents[i].own); }
+        for (i = 0; ents && i < n; i++) free(ents[i].name);
         free(ents);
         lfm2_model_free(m);
         return fail("out of memory");
@@ -674,7 +693,7 @@ int main(int argc, char **argv) {
     }
     if (!rc) rc = fsync_dir(g_tmp);
     if (!rc) rc = verify(m, g_tmp, ents, n, &digest);
-    for (i = 0; i < n; i++) { free(ents[i].name); free(ents[i].own); }
+    for (i = 0; i < n; i++) free(ents[i].name);
     free(ents);
     lfm2_model_free(m);
     if (rc) { cleanup_tmp(); return 1; }
