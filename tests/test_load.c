@@ -360,6 +360,9 @@ static void test_x16_folder(void) {
     char path[512], *cfg;
     size_t cfg_n = 0;
     int32_t q, li;
+#if defined(LFM2__BIG_ENDIAN)
+    T_SKIP("big-endian host: t_x16_file writes the loaded (byte-swapped) tensors back in host order");
+#endif
     snprintf(path, sizeof path, "%s/tiny-bf16/config.json", t_data_dir());
     cfg = t_read_file(path, &cfg_n);
     CHECK(cfg != NULL, "config");
