@@ -108,9 +108,12 @@
        (BF16/F16/F32), never copied to f32. Caller-provided buffers (lfm2_model_load_memory) and,
        with lfm2_model_params.keep_layout = 1, memory-mapped files are used in place. By default,
        at the AVX2 level and above, the mapped weight matrices are copied once into a faster
-       layout (16 rows interleaved, the same values; f32 from AVX-512 on; pre-quantized Q8 / Q4
-       matrices from AVX512_VNNI on), releasing the mapped pages as they go, so resident memory
-       stays one copy of the weights; LFM2_WEIGHTS_Q8 / _Q4 allocate the quantized copy.
+       layout (16 rows interleaved, the same values; f32 from AVX-512 on; the row-major Q8 / Q4
+       matrices of older pre-quantized folders from AVX512_VNNI on), releasing the mapped pages
+       as they go, so resident memory stays one copy of the weights; LFM2_WEIGHTS_Q8 / _Q4
+       allocate the quantized copy. The interleaved records that tools/lfm2-quantize writes
+       (see LFM2__X16_LAYOUT) are used in place, mapped, at AVX512_VNNI and aarch64 NEON, and
+       unpacked into a row-major copy at the other levels.
        lfm2_context_create allocates one block for caches and scratch; lfm2_context_decode
        allocates nothing.
 
@@ -1991,7 +1994,21 @@ typedef struct lfm2__stfile {
     lfm2__tensor *t;
     int32_t n;
     char *names;                        /* arena of tensor names */
+    int32_t x16;                        /* __metadata__ "lfm2.h.interleave": 0 absent, 1 = LFM2__X16_LAYOUT, -1 another value */
 } lfm2__stfile;
+
+/* The on-disk form of the interleaved block formats Q8X / Q4X (written by tools/lfm2-quantize;
+   the records are described at lfm2__x16_rec in >>formats): a matrix NAME [rows, cols] is one
+   tensor NAME, dtype U8, shape [rows/16, cols/64, 1088] (Q8X) or [rows/16, cols/64, 576] (Q4X),
+   its records in memory order (group-major, then 64-column record), scales inside, no
+   NAME_scale; the file's __metadata__ holds "lfm2.h.interleave": LFM2__X16_LAYOUT, the
+   parameters of the layout, which a loader compares byte for byte before it uses such a tensor
+   (a file without it, or with another value, is refused with a message). Such matrices are used
+   in place (memory-mapped, no copy) at the levels with the interleaved kernels (AVX512_VNNI and
+   up, aarch64 NEON); at the others they are unpacked at load into the row-major Q8 / Q4 of
+   load-time quantization (lfm2__x16_unpack), so the logits always equal those of quantizing the
+   original weights at load, at every level. */
+#define LFM2__X16_LAYOUT "x16 v1: rows=16 cols=64 q8_record=1088 q4_record=576"
 
 static void lfm2__st_free(lfm2__stfile *f, const lfm2_allocator *a) {
     lfm2__free(a, f->t);
@@ -2047,6 +2064,10 @@ static lfm2_result lfm2__st_parse(const void *buf, size_t size, const char *what
         char *nm;
         if (lfm2__json_str_is(&j, c, "__metadata__")) {
             if (j.tok[v].type != LFM2__J_OBJ) { rc = lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "%s: __metadata__ is not an object", what); goto fail; }
+            {   /* the layout of interleaved tensors (LFM2__X16_LAYOUT), checked where one is bound */
+                int32_t lv = lfm2__json_get(&j, v, "lfm2.h.interleave");
+                if (lv >= 0) out->x16 = lfm2__json_str_is(&j, lv, LFM2__X16_LAYOUT) ? 1 : -1;
+            }
             continue;
         }
         t = &out->t[out->n];
@@ -6526,6 +6547,7 @@ struct lfm2_model {
     int32_t n_blobs;
     char **shard_names;          /* names of the shards, for lfm2_model_tensor_info */
     unsigned char *qbuf;         /* weights quantized (lfm2_model_params.weights) or interleaved at load */
+    unsigned char *xbuf;         /* a pre-quantized folder's interleaved matrices unpacked at load (lfm2__x16_unpack) */
     int32_t isa;                 /* lfm2_isa of its kernels (lfm2_model_params.max_isa, the CPU) */
     int32_t huge_pages;          /* lfm2_model_params.huge_pages */
     const lfm2__vops *vops;      /* the vector operations of that level */
@@ -9075,9 +9097,13 @@ static int lfm2__fx_level(int32_t isa, int32_t dtype) {
     if (dtype == LFM2__DT_F32) return lfm2__isa_has(isa, LFM2_ISA_AVX512);
     return (dtype == LFM2__DT_F16 || dtype == LFM2__DT_BF16) && lfm2__isa_has(isa, LFM2_ISA_AVX2);
 }
+/* whether level isa has the interleaved kernels (Q8X / Q4X): AVX512_VNNI and up, aarch64 NEON */
+static int lfm2__x16_level(int32_t isa) {
+    return lfm2__isa_has(isa, LFM2_ISA_AVX512_VNNI) || (LFM2__NEON_X && lfm2__isa_has(isa, LFM2_ISA_NEON));
+}
 static int lfm2__x16_ok(const lfm2_model *m, const lfm2__mat *w) {
 #if !defined(LFM2__ROW_MAJOR_QUANT)
-    return (lfm2__isa_has(m->isa, LFM2_ISA_AVX512_VNNI) || (LFM2__NEON_X && lfm2__isa_has(m->isa, LFM2_ISA_NEON))) && w->rows % 16 == 0 && w->cols % 64 == 0;
+    return lfm2__x16_level(m->isa) && w->rows % 16 == 0 && w->cols % 64 == 0;
 #else
     (void)m;
     (void)w;
@@ -9454,6 +9480,85 @@ static lfm2_result lfm2__interleave_weights(lfm2_model *m, const lfm2__workers *
     return LFM2_OK;
 }
 
+/* Q8X / Q4X records back to row-major Q8 / Q4 (the inverse of the Q8 / Q4 case of
+   lfm2__interleave_groups: the same bytes in the other order): groups [g0, g1) */
+typedef struct lfm2__unx { unsigned char *dst; uint16_t *sc; const unsigned char *src; int32_t cols, q4; } lfm2__unx;
+static void lfm2__x16_unpack_groups(void *arg, int64_t g0, int64_t g1, int32_t task) {
+    const lfm2__unx *v = LFM2__CAST(const lfm2__unx *, arg);
+    int q4 = v->q4;
+    int32_t np = v->cols / 64, nsc = v->cols / LFM2__QBLK, nstep = q4 ? 4 : 8, p, h, l, c;
+    size_t rb = q4 ? LFM2__CAST(size_t, v->cols) / 2 : LFM2__CAST(size_t, v->cols), rec_bytes = LFM2__X16_REC(q4);
+    int64_t g;
+    (void)task;
+    for (g = g0; g < g1; g++)
+        for (p = 0; p < np; p++) {
+            const unsigned char *rec = v->src + (LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) + LFM2__CAST(size_t, p)) * rec_bytes;
+            for (h = 0; h < 2; h++)
+                for (l = 0; l < 16; l++) {
+                    size_t row = LFM2__CAST(size_t, g) * 16 + LFM2__CAST(size_t, l);
+                    unsigned char *q = v->dst + row * rb + LFM2__CAST(size_t, (2 * p + h) * (q4 ? 16 : 32));
+                    const unsigned char *sq = rec + 64 + h * nstep * 64 + l * 4;
+                    memcpy(v->sc + row * LFM2__CAST(size_t, nsc) + 2 * p + h, rec + h * 32 + l * 2, 2);
+                    for (c = 0; c < nstep; c++) {
+                        uint32_t u;
+                        memcpy(&u, sq + c * 64, 4);
+                        if (!q4) u ^= 0x80808080u;
+                        memcpy(q + 4 * c, &u, 4);
+                    }
+                }
+        }
+}
+/* The interleaved matrices of a pre-quantized folder (Q8X / Q4X as bound from the file) at a
+   level without their kernels: unpacked into one buffer (m->xbuf) as the row-major Q8 / Q4 that
+   load-time quantization makes at that level, on W, releasing the mapped pages as they are
+   consumed. At the levels with the kernels they stay where they are (no copy). */
+static lfm2_result lfm2__x16_unpack(lfm2_model *m, const lfm2__workers *W, lfm2_error *err) {
+    lfm2__mat **list;
+    int32_t n = 0, i;
+    size_t total = 0, off = 0;
+#ifdef LFM2__HAVE_MMAP
+    uintptr_t ps = lfm2__page_size(); /* 0: keep the pages */
+#endif
+    if (lfm2__x16_level(m->isa)) return LFM2_OK;
+    list = lfm2__model_mats_alloc(m, &n);
+    if (!list) return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the weight layout");
+    for (i = 0; i < n; i++)
+        if (list[i]->dtype == LFM2__DT_Q8X || list[i]->dtype == LFM2__DT_Q4X)
+            total += (LFM2__CAST(size_t, list[i]->rows / 16) * LFM2__CAST(size_t, list[i]->cols / 64) * LFM2__X16_REC(list[i]->dtype == LFM2__DT_Q4X) + 63) & ~LFM2__CAST(size_t, 63);
+    if (total == 0) { lfm2__free(&m->alloc, list); return LFM2_OK; }
+    m->xbuf = LFM2__CAST(unsigned char *, lfm2__malloc_big(&m->alloc, total, m->huge_pages));
+    if (!m->xbuf) { lfm2__free(&m->alloc, list); return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory: the unpacked quantized weights need %zu bytes", total); }
+    for (i = 0; i < n; i++) {
+        lfm2__mat *w = list[i];
+        int q4 = w->dtype == LFM2__DT_Q4X, tied_head = (w == &m->embed && m->head.data == m->embed.data);
+        size_t cells = LFM2__CAST(size_t, w->rows) * LFM2__CAST(size_t, w->cols), qb = q4 ? cells / 2 : cells;
+        size_t bytes = LFM2__CAST(size_t, w->rows / 16) * LFM2__CAST(size_t, w->cols / 64) * LFM2__X16_REC(q4);
+        lfm2__unx v;
+#ifdef LFM2__HAVE_MMAP
+        int32_t k;
+        uintptr_t src = LFM2__PTRINT(w->data);
+#endif
+        if (w->dtype != LFM2__DT_Q8X && w->dtype != LFM2__DT_Q4X) continue;
+        v.dst = m->xbuf + off;
+        v.sc = LFM2__CAST(uint16_t *, LFM2__CAST(void *, m->xbuf + off + qb)); /* qb is even: 2-byte aligned */
+        v.src = LFM2__CAST(const unsigned char *, w->data);
+        v.cols = w->cols;
+        v.q4 = q4;
+        lfm2__parallel_for(W, w->rows / 16, lfm2__x16_unpack_groups, &v);
+#ifdef LFM2__HAVE_MMAP
+        for (k = 0; k < m->n_blobs; k++)
+            if (src >= LFM2__PTRINT(m->blobs[k].data) && src - LFM2__PTRINT(m->blobs[k].data) < m->blobs[k].size) lfm2__blob_drop(&m->blobs[k], src, src + bytes, ps);
+#endif
+        w->data = v.dst;
+        w->scales = v.sc;
+        w->dtype = q4 ? LFM2__DT_Q4 : LFM2__DT_Q8;
+        if (tied_head) m->head = m->embed;
+        off += (bytes + 63) & ~LFM2__CAST(size_t, 63);
+    }
+    lfm2__free(&m->alloc, list);
+    return LFM2_OK;
+}
+
 /* Gives every matrix its kernels (>>formats) at the model's level, once the layouts are final. */
 static lfm2_result lfm2__bind_kernels(lfm2_model *m, lfm2_error *err) {
     int32_t n = 0, i, a;
@@ -9536,10 +9641,38 @@ static lfm2_result lfm2__bind_quant(const lfm2_model *m, const lfm2__tensor *t, 
     out->cols = LFM2__CAST(int32_t, cols);
     return LFM2_OK;
 }
+/* A pre-quantized matrix in the interleaved layout (LFM2__X16_LAYOUT, written by
+   tools/lfm2-quantize): NAME as U8 [rows/16, cols/64, 1088 (Q8X) or 576 (Q4X)] in a file whose
+   __metadata__ names that layout. Bound in place; lfm2__x16_unpack converts it at the levels
+   without the interleaved kernels. */
+static lfm2_result lfm2__bind_x16(const lfm2_model *m, const lfm2__tensor *t, const char *name, int64_t rows, int64_t cols,
+                                  lfm2_error *err, lfm2__mat *out) {
+    int32_t lay = m->files[t->file].x16;
+    if (lay == 0)
+        return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "tensor \"%s\" is U8 with 3 dimensions (interleaved quantized records), but %s has no \"lfm2.h.interleave\" "
+                          "entry in its __metadata__ to say which layout", name, m->shard_names[t->file]);
+    if (lay < 0)
+        return lfm2__fail(err, LFM2_ERR_UNSUPPORTED, "%s: the \"lfm2.h.interleave\" layout of its __metadata__ is not the one this lfm2.h reads (\"%s\"): "
+                          "write the folder again with this version's lfm2-quantize (tensor \"%s\")", m->shard_names[t->file], LFM2__X16_LAYOUT, name);
+    if (rows % 16 != 0 || cols % 64 != 0)
+        return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "tensor \"%s\" is stored interleaved, which needs rows %% 16 == 0 and cols %% 64 == 0, but config.json gives [%lld, %lld]",
+                          name, LFM2__CAST(long long, rows), LFM2__CAST(long long, cols));
+    if (t->shape[0] != rows / 16 || t->shape[1] != cols / 64 || (t->shape[2] != 1088 && t->shape[2] != 576))
+        return lfm2__fail(err, LFM2_ERR_BAD_WEIGHTS, "interleaved tensor \"%s\" has shape [%lld, %lld, %lld]; [%lld, %lld, 1088] (q8) or [%lld, %lld, 576] (q4) expected",
+                          name, LFM2__CAST(long long, t->shape[0]), LFM2__CAST(long long, t->shape[1]), LFM2__CAST(long long, t->shape[2]),
+                          LFM2__CAST(long long, rows / 16), LFM2__CAST(long long, cols / 64), LFM2__CAST(long long, rows / 16), LFM2__CAST(long long, cols / 64));
+    out->data = t->data;
+    out->scales = NULL;
+    out->dtype = (t->shape[2] == 1088) ? LFM2__DT_Q8X : LFM2__DT_Q4X;
+    out->rows = LFM2__CAST(int32_t, rows);
+    out->cols = LFM2__CAST(int32_t, cols);
+    return LFM2_OK;
+}
 static lfm2_result lfm2__bind_mat(const lfm2_model *m, const char *name, int64_t rows, int64_t cols, lfm2_error *err, lfm2__mat *out) {
     const lfm2__tensor *t = lfm2__model_find(m, name);
     int64_t shape[2];
     lfm2_result rc;
+    if (t && t->dtype == LFM2__DT_U8 && t->ndim == 3) return lfm2__bind_x16(m, t, name, rows, cols, err, out);
     if (t && (t->dtype == LFM2__DT_I8 || t->dtype == LFM2__DT_U8)) return lfm2__bind_quant(m, t, name, rows, cols, err, out);
     shape[0] = rows;
     shape[1] = cols;
@@ -9746,6 +9879,7 @@ static void lfm2__model_destroy(lfm2_model *m) {
     lfm2__free(&a, m->experts);
     lfm2__free(&a, m->vec);
     lfm2__free(&a, m->qbuf);
+    lfm2__free(&a, m->xbuf);
     if (m->shard_names) {
         for (i = 0; i < m->n_files; i++) lfm2__free(&a, m->shard_names[i]);
         lfm2__free(&a, m->shard_names);
@@ -9867,6 +10001,13 @@ static void lfm2__st_swap(unsigned char *base, const lfm2__stfile *f) {
         const lfm2__tensor *t = &f->t[i];
         size_t es = lfm2__dtype_size[t->dtype], k, j;
         unsigned char *d = base + t->offset, tmp;
+        if (f->x16 == 1 && t->dtype == LFM2__DT_U8 && t->ndim == 3 && (t->shape[2] == 1088 || t->shape[2] == 576)) {
+            /* an interleaved record (LFM2__X16_LAYOUT) starts with its 32 f16 scales */
+            size_t rb = LFM2__CAST(size_t, t->shape[2]);
+            for (k = 0; k + rb <= t->nbytes; k += rb)
+                for (j = 0; j < 64; j += 2) { tmp = d[k + j]; d[k + j] = d[k + j + 1]; d[k + j + 1] = tmp; }
+            continue;
+        }
         if (es < 2) continue;
         for (k = 0; k + es <= t->nbytes; k += es)
             for (j = 0; j < es / 2; j++) { tmp = d[k + j]; d[k + j] = d[k + es - 1 - j]; d[k + es - 1 - j] = tmp; }
@@ -9962,6 +10103,8 @@ static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_mod
         lfm2__workers lw;
         rc = lfm2__workers_init(&lw, p ? p->n_threads : 0, p ? p->threading : 0, p ? &p->parallel : NULL, &a, err);
         if (rc != LFM2_OK) goto fail;
+        rc = lfm2__x16_unpack(m, &lw, err);
+        if (rc != LFM2_OK) { lfm2__workers_free(&lw); goto fail; }
         if (p && (p->weights == LFM2_WEIGHTS_Q8 || p->weights == LFM2_WEIGHTS_Q4)) rc = lfm2__quantize_weights(m, &lw, p->weights, err);
         else if (n_blobs > 0 && !(p && p->keep_layout)) rc = lfm2__interleave_weights(m, &lw, err);
         lfm2__workers_free(&lw);

@@ -215,16 +215,24 @@ if printf '<|im_start|>' | run_inspect "$DATA/realvocab-bf16" --tokenize --speci
 else fail "lfm2-inspect --special"; fi
 if [ -f "$B/lfm2-quantize$EXE" ]; then
 # a pre-quantized folder holds exactly the weights of quantizing at load time (every value of
-# every matrix; the layouts differ: VNNI builds interleave 16 rows in memory, the file is
-# row-major, so the kernels and the last bits of the logits may differ)
+# every matrix), in the interleaved layout (U8 records, the layout named in the __metadata__)
 for q in q8 q4; do
     if run_quant models/demo-code-8m "$TMP/demo-$q" $q 2>/dev/null &&
        run_inspect "$TMP/demo-$q" --digest > "$TMP/pre.dig" 2>/dev/null &&
        run_inspect models/demo-code-8m --weights $q --digest > "$TMP/load.dig" 2>/dev/null &&
        [ "$(grep -c '^matrix' "$TMP/pre.dig")" -gt 20 ] && cmp -s "$TMP/pre.dig" "$TMP/load.dig" &&
+       grep -aq '"lfm2.h.interleave":"x16 v1: rows=16 cols=64 q8_record=1088 q4_record=576"' "$TMP/demo-$q/model.safetensors" &&
+       grep -aq '"model.layers.0.feed_forward.w1.weight":{"dtype":"U8","shape":\[[0-9]*,[0-9]*,'"$([ $q = q8 ] && echo 1088 || echo 576)"'\]' "$TMP/demo-$q/model.safetensors" &&
        run_inspect "$TMP/demo-$q" --ids 2,100,200,300 --logits "$TMP/pre.bin" 2>/dev/null; then
-        pass "lfm2-quantize $q: the pre-quantized folder holds the values of load-time $q ($(grep -c '^matrix' "$TMP/pre.dig") matrices, digest $(sed -n 's/^digest //p' "$TMP/pre.dig"))"
+        pass "lfm2-quantize $q: the pre-quantized folder (interleaved records) holds the values of load-time $q ($(grep -c '^matrix' "$TMP/pre.dig") matrices, digest $(sed -n 's/^digest //p' "$TMP/pre.dig"))"
     else fail "lfm2-quantize $q"; fi
+    # --row-major: the layout of earlier versions (I8 / U8 + NAME_scale), still read (repacked at load)
+    if run_quant --row-major models/demo-code-8m "$TMP/demo-$q-rm" $q 2>/dev/null &&
+       run_inspect "$TMP/demo-$q-rm" --digest > "$TMP/pre-rm.dig" 2>/dev/null && cmp -s "$TMP/pre-rm.dig" "$TMP/load.dig" &&
+       ! grep -aq 'lfm2.h.interleave' "$TMP/demo-$q-rm/model.safetensors" &&
+       grep -aq '"model.layers.0.feed_forward.w1.weight_scale":{"dtype":"F16"' "$TMP/demo-$q-rm/model.safetensors"; then
+        pass "lfm2-quantize --row-major $q: the older row-major layout, the values of load-time $q"
+    else fail "lfm2-quantize --row-major $q"; fi
 done
 # LFM2-MoE: lfm2-inspect prints the MoE fields, --logits works, lfm2-quantize writes its experts
 if run_inspect "$DATA/tiny-moe-bf16" > "$TMP/inspect-moe" 2>&1 && grep -q "experts  *8 per layer, top 2, moe_intermediate_size 48" "$TMP/inspect-moe" &&
@@ -237,7 +245,7 @@ for q in q8 q4; do
        run_inspect "$TMP/moe-$q" --digest > "$TMP/moe-pre.dig" 2>/dev/null &&
        run_inspect "$DATA/tiny-moe-bf16" --weights $q --digest > "$TMP/moe-load.dig" 2>/dev/null &&
        [ "$(grep -c '^matrix' "$TMP/moe-pre.dig")" -gt 90 ] && cmp -s "$TMP/moe-pre.dig" "$TMP/moe-load.dig" &&
-       run_inspect "$TMP/moe-$q" | grep -q "experts.7.w1.weight_scale"; then
+       run_inspect "$TMP/moe-$q" | grep -q "experts.7.w2.weight"; then
         pass "lfm2-quantize $q on an MoE folder: every expert quantized, the values of load-time $q ($(grep -c '^matrix' "$TMP/moe-pre.dig") matrices)"
     else fail "lfm2-quantize $q on an MoE folder"; fi
 done
@@ -246,17 +254,20 @@ if run_lfm2 -m "$TMP/demo-q8" --raw --temp 0 -n 8 -p "def f" > /dev/null 2>&1; t
 else fail "CLI on a pre-quantized folder"; fi
 expect_error "lfm2-inspect on a missing folder" run_inspect "$TMP/does-not-exist"
 expect_error "lfm2-quantize with a bad type" run_quant models/demo-code-8m "$TMP/x" q5
-# a pre-quantized folder runs the kernels of load-time quantization: at load its row-major
-# records are repacked into the interleaved layout of the machine's level, so the logits are
-# bit-identical to quantizing the original at load (and to the row-major ones at the scalar level)
+# a pre-quantized folder runs the kernels of load-time quantization, at every level: its
+# interleaved records are used in place (mapped) where the level has the interleaved kernels
+# and unpacked to row-major at the others; the older row-major records are repacked into the
+# level's layout. So the logits are bit-identical to quantizing the original at load.
 for q in q8 q4; do
-    for lv in "" SCALAR; do
+    for lv in "" SCALAR AVX2 AVX512 NEON; do
         export LFM2_ISA=$lv
-        if run_inspect "$TMP/demo-$q" --ids 2,100,200,300,4000 --logits "$TMP/pre.bin" 2>/dev/null &&
-           run_inspect models/demo-code-8m --weights $q --ids 2,100,200,300,4000 --logits "$TMP/load.bin" 2>/dev/null &&
-           cmp -s "$TMP/pre.bin" "$TMP/load.bin"; then
-            pass "pre-quantized $q folder vs load-time $q (level ${lv:-best}): logits bit-identical"
-        else fail "pre-quantized $q folder vs load-time $q (level ${lv:-best}): logits differ"; fi
+        for f in "$TMP/demo-$q" "$TMP/demo-$q-rm"; do
+            if run_inspect "$f" --ids 2,100,200,300,4000 --logits "$TMP/pre.bin" 2>/dev/null &&
+               run_inspect models/demo-code-8m --weights $q --ids 2,100,200,300,4000 --logits "$TMP/load.bin" 2>/dev/null &&
+               cmp -s "$TMP/pre.bin" "$TMP/load.bin"; then
+                pass "pre-quantized $q folder ($(basename "$f")) vs load-time $q (LFM2_ISA ${lv:-unset}): logits bit-identical"
+            else fail "pre-quantized $q folder ($(basename "$f")) vs load-time $q (LFM2_ISA ${lv:-unset}): logits differ"; fi
+        done
         unset LFM2_ISA
     done
 done

@@ -1,16 +1,25 @@
 /* lfm2-quantize - write a pre-quantized LFM2 model folder that lfm2.h loads memory-mapped with
    no conversion.
 
-     lfm2-quantize [--force] IN_DIR OUT_DIR q8|q4
+     lfm2-quantize [--force] [--row-major] IN_DIR OUT_DIR q8|q4
 
    OUT_DIR gets config.json (with a "quantization_config" entry added), the tokenizer and
    generation files copied as they are, and one model.safetensors in which every weight matrix
-   NAME (embed_tokens, lm_head, in_proj/out_proj, q/k/v/out_proj, w1/w2/w3) is stored as
+   NAME (embed_tokens, lm_head, in_proj/out_proj, q/k/v/out_proj, w1/w2/w3) with rows % 16 == 0
+   and cols % 64 == 0 is stored in the interleaved layout of lfm2.h's fast kernels:
+     NAME        U8 [rows/16, cols/64, 1088]  (q8)   or   U8 [rows/16, cols/64, 576]  (q4)
+   one record of 16 rows x 64 columns each (their 32 f16 scales, then the quants; lfm2.h
+   >>formats, lfm2__x16_rec), with "lfm2.h.interleave" in the __metadata__ naming the layout
+   (LFM2__X16_LAYOUT, which the loader checks). lfm2.h maps these in place at the levels with
+   the interleaved kernels (AVX512_VNNI and up, aarch64 NEON) and unpacks them at load elsewhere.
+   The other matrices (and, with --row-major, all of them: the layout of earlier versions, which
+   lfm2.h still reads, repacking it at load) are stored row-major:
      NAME        I8 [rows, cols]     (q8)   or   U8 [rows, cols/2]   (q4: two 4-bit values a byte)
      NAME_scale  F16 [rows, cols/32] one scale per block of 32 columns
-   and every other tensor (norms, conv taps, biases, and any tensor lfm2.h does not use, whatever
-   its name or rank) is copied unchanged. With q4 the embedding and the head are stored as q8 (see
-   lfm2.h >>quant). The formats are described in lfm2.h under >>kernels. Tensor data is 64-byte
+   Every other tensor (norms, conv taps, biases, and any tensor lfm2.h does not use, whatever its
+   name or rank) is copied unchanged. With q4 the embedding and the head are stored as q8 (see
+   lfm2.h >>quant). Either way the values are those of quantizing IN_DIR at load time (the
+   layout is a permutation of the same bytes, independent of the CPU). Tensor data is 64-byte
    aligned.
 
    Safety (a model folder is often in use while it is replaced):
@@ -311,7 +320,26 @@ typedef struct qt_entry {
     const void *data;
     uint64_t bytes;
     const lfm2__tensor *copy; /* the input tensor copied unchanged, or NULL for a quantized one */
+    const lfm2__mat *xmat;    /* a matrix stored as interleaved records (made by entry_data), or NULL */
 } qt_entry;
+
+/* the bytes of entry e: its data, or for interleaved records a malloc'd buffer (*tmp, to free)
+   made from the row-major matrix one matrix at a time, so that the tool never holds a second
+   copy of the model; NULL when out of memory */
+static const void *entry_data(const qt_entry *e, void **tmp) {
+    lfm2__ilv v;
+    *tmp = NULL;
+    if (!e->xmat) return e->data;
+    if (!(*tmp = malloc((size_t)e->bytes ? (size_t)e->bytes : 1))) return NULL;
+    memset(&v, 0, sizeof v);
+    v.dst = (unsigned char *)*tmp;
+    v.src = (const unsigned char *)e->xmat->data;
+    v.sc = e->xmat->scales;
+    v.cols = e->xmat->cols;
+    v.dtype = e->xmat->dtype;
+    lfm2__interleave_groups(&v, 0, (int64_t)(e->xmat->rows / 16), 0);
+    return *tmp;
+}
 
 /* the quantized matrix stored under this tensor name, or NULL */
 static const lfm2__mat *find_mat(const lfm2_model *m, const char *name) {
@@ -347,7 +375,7 @@ static const lfm2__mat *find_mat(const lfm2_model *m, const char *name) {
 }
 
 /* the table of output tensors (sorted by name as the input's); *n_out entries */
-static qt_entry *plan_tensors(const lfm2_model *m, int32_t *n_out) {
+static qt_entry *plan_tensors(const lfm2_model *m, int row_major, int32_t *n_out) {
     int32_t i, n = 0, nt = m->n_tensors;
     qt_entry *ents = (qt_entry *)calloc((size_t)nt * 2 + 1, sizeof *ents);
     if (!ents) return NULL;
@@ -358,7 +386,19 @@ static qt_entry *plan_tensors(const lfm2_model *m, int32_t *n_out) {
         size_t ln = strlen(t->name);
         if (!(e->name = (char *)malloc(ln + 7))) { *n_out = n; return ents; }
         memcpy(e->name, t->name, ln + 1);
-        if (w && (w->dtype == LFM2__DT_Q8 || w->dtype == LFM2__DT_Q4)) {
+        if (w && (w->dtype == LFM2__DT_Q8 || w->dtype == LFM2__DT_Q4) && !row_major && w->rows % 16 == 0 && w->cols % 64 == 0) {
+            /* the interleaved records (lfm2.h LFM2__X16_LAYOUT): the same bytes as the row-major
+               quants and scales, in the order the interleaved kernels read them */
+            int q4 = w->dtype == LFM2__DT_Q4;
+            size_t rec = LFM2__X16_REC(q4), ng = (size_t)(w->rows / 16), np = (size_t)(w->cols / 64);
+            e->dtype = "U8";
+            e->ndim = 3;
+            e->shape[0] = (int64_t)ng;
+            e->shape[1] = (int64_t)np;
+            e->shape[2] = (int64_t)rec;
+            e->bytes = (uint64_t)(ng * np * rec);
+            e->xmat = w;
+        } else if (w && (w->dtype == LFM2__DT_Q8 || w->dtype == LFM2__DT_Q4)) {
             uint64_t cells = (uint64_t)w->rows * (uint64_t)w->cols;
             e->dtype = w->dtype == LFM2__DT_Q8 ? "I8" : "U8";
             e->ndim = 2;
@@ -389,7 +429,7 @@ static qt_entry *plan_tensors(const lfm2_model *m, int32_t *n_out) {
     return ents;
 }
 
-static int write_safetensors(const qt_entry *ents, int32_t n, int bits, uint64_t *data_bytes) {
+static int write_safetensors(const qt_entry *ents, int32_t n, int bits, int row_major, uint64_t *data_bytes) {
     static const char pad[64] = {0};
     qt_text h;
     qt_file f;
@@ -397,7 +437,9 @@ static int write_safetensors(const qt_entry *ents, int32_t n, int bits, uint64_t
     unsigned char le[8];
     int32_t i, d;
     memset(&h, 0, sizeof h);
-    tx_printf(&h, "{\"__metadata__\":{\"format\":\"lfm2.h-q%d\"}", bits);
+    tx_printf(&h, "{\"__metadata__\":{\"format\":\"lfm2.h-q%d\"", bits);
+    if (!row_major) { tx_puts(&h, ",\"lfm2.h.interleave\":"); tx_json_str(&h, LFM2__X16_LAYOUT); }
+    tx_puts(&h, "}");
     for (i = 0; i < n; i++) {
         off = (off + 63) & ~(uint64_t)63;
         tx_puts(&h, ",");
@@ -417,7 +459,11 @@ static int write_safetensors(const qt_entry *ents, int32_t n, int bits, uint64_t
     off = 0;
     for (i = 0; i < n; i++) {
         uint64_t aligned = (off + 63) & ~(uint64_t)63;
-        if (qt_write(&f, pad, (size_t)(aligned - off)) || qt_write(&f, ents[i].data, (size_t)ents[i].bytes)) return 1;
+        void *tmp;
+        const void *src = entry_data(&ents[i], &tmp);
+        if (!src) return fail("out of memory for the records of \"%s\"", ents[i].name);
+        if (qt_write(&f, pad, (size_t)(aligned - off)) || qt_write(&f, src, (size_t)ents[i].bytes)) { free(tmp); return 1; }
+        free(tmp);
         off = aligned + ents[i].bytes;
     }
     *data_bytes = off;
@@ -470,7 +516,13 @@ static int verify(lfm2_model *in, const char *dir, const qt_entry *ents, int32_t
         if (!t) { bad = fail("tensor \"%s\" is missing from the file read back", ents[i].name); goto done; }
         same = !strcmp(lfm2__dtype_name[t->dtype], ents[i].dtype) && t->ndim == ents[i].ndim && t->nbytes == ents[i].bytes;
         for (d = 0; same && d < t->ndim; d++) same = t->shape[d] == ents[i].shape[d];
-        if (same) same = memcmp(t->data, ents[i].data, (size_t)t->nbytes) == 0;
+        if (same) {
+            void *tmp;
+            const void *src = entry_data(&ents[i], &tmp);
+            if (!src) { bad = fail("out of memory"); goto done; }
+            same = memcmp(t->data, src, (size_t)t->nbytes) == 0;
+            free(tmp);
+        }
         if (!same) { bad = fail("tensor \"%s\" read back differs from what was written", ents[i].name); goto done; }
     }
     *digest = b->all;
@@ -555,19 +607,20 @@ int main(int argc, char **argv) {
     lfm2_error err;
     qt_entry *ents;
     int32_t i, n = 0;
-    int bits, force = 0, exists = 0, n_written = 0, rc;
+    int bits, force = 0, row_major = 0, exists = 0, n_written = 0, rc;
     uint64_t data_bytes = 0, digest = 0;
     mode_t um;
     char *r;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--force")) force = 1;
+        else if (!strcmp(argv[i], "--row-major")) row_major = 1;
         else if (!in) in = argv[i];
         else if (!out) out = argv[i];
         else if (!type) type = argv[i];
         else type = "";
     }
     if (!in || !out || !type || (strcmp(type, "q8") && strcmp(type, "q4"))) {
-        fprintf(stderr, "usage: lfm2-quantize [--force] IN_DIR OUT_DIR q8|q4\n");
+        fprintf(stderr, "usage: lfm2-quantize [--force] [--row-major] IN_DIR OUT_DIR q8|q4\n");
         return 2;
     }
     bits = type[1] == '8' ? 8 : 4;
@@ -602,9 +655,14 @@ int main(int argc, char **argv) {
             lfm2_model_free(m);
             return 1;
         }
-    ents = plan_tensors(m, &n);
+    ents = plan_tensors(m, row_major, &n);
     for (i = 0; ents && i < n; i++) if (!ents[i].name) break;
-    if (!ents || i < n) { lfm2_model_free(m); return fail("out of memory"); }
+    if (!ents || i < n) {
+        for (i = 0; ents && i < n; i++) free(ents[i].name);
+        free(ents);
+        lfm2_model_free(m);
+        return fail("out of memory");
+    }
 
     /* build the new folder in a hidden sibling; signals remove it */
     if (strlen(parent) + strlen(base) + 32 > sizeof g_tmp) { lfm2_model_free(m); return fail("path too long: %s", out_abs); }
@@ -618,7 +676,7 @@ int main(int argc, char **argv) {
     sigaction(SIGHUP, &sa, NULL);
     if (!mkdtemp(g_tmp)) { lfm2_model_free(m); return fail("cannot create a folder beside %s: %s", out_abs, strerror(errno)); }
     g_have_tmp = 1;
-    rc = write_safetensors(ents, n, bits, &data_bytes);
+    rc = write_safetensors(ents, n, bits, row_major, &data_bytes);
     if (!rc) written[n_written++] = "model.safetensors";
     if (!rc) rc = write_config(in, bits);
     if (!rc) written[n_written++] = "config.json";

@@ -17,6 +17,14 @@ static const char fuzz_micro32_config[] =
     "\"layer_types\":[\"conv\",\"full_attention\"],\"tie_word_embeddings\":true,\"max_position_embeddings\":64,\"norm_eps\":1e-5,"
     "\"rope_theta\":10000.0,\"bos_token_id\":1,\"eos_token_id\":2}";
 
+/* the micro64 config of fuzz_safetensors_quant (byte 0 >= 3): hidden size and FFN width 64, so
+   that every matrix can be stored in the interleaved layout (16 rows x 64 columns records) */
+static const char fuzz_micro64_config[] =
+    "{\"model_type\":\"lfm2\",\"vocab_size\":32,\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":2,"
+    "\"num_key_value_heads\":1,\"intermediate_size\":64,\"block_auto_adjust_ff_dim\":false,\"conv_L_cache\":3,\"conv_bias\":true,"
+    "\"layer_types\":[\"conv\",\"full_attention\"],\"tie_word_embeddings\":true,\"max_position_embeddings\":64,\"norm_eps\":1e-5,"
+    "\"rope_theta\":10000.0,\"bos_token_id\":1,\"eos_token_id\":2}";
+
 /* After a successful load: exercise the model a little (tensor info, a context, a few decodes),
    so that weights that parse but are strange (NaN, inf, denormals) run through the kernels. */
 LFM2__MAYBE_UNUSED static void fuzz_exercise_model(lfm2_model *m) {

@@ -75,6 +75,31 @@ def prequant(tensors, bits):
     h += b" " * ((8 - len(h) % 8) % 8)
     return struct.pack("<Q", len(h)) + h + data
 
+# must match LFM2__X16_LAYOUT in lfm2.h
+X16_LAYOUT = "x16 v1: rows=16 cols=64 q8_record=1088 q4_record=576"
+
+def prequant_x16(tensors, bits):
+    """a pre-quantized file in the interleaved layout, as tools/lfm2-quantize writes it: NAME U8
+    [r/16, c/64, 1088] (Q8) or [r/16, c/64, 576] (Q4), each record its 32 f16 scales then random
+    quants; the layout named in __metadata__ "lfm2.h.interleave"; vectors stay F32"""
+    hdr, data = {"__metadata__": {"format": "lfm2.h-q%d" % bits, "lfm2.h.interleave": X16_LAYOUT}}, b""
+    def add(name, dt, shape, blob):
+        nonlocal data
+        hdr[name] = {"dtype": dt, "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+        data += blob
+    for name, shape in tensors:
+        if len(shape) == 2:
+            r, c = shape
+            rec = 1088 if bits == 8 or "embed" in name else 576
+            blob = b"".join(f16_bytes(0.01) * 32 + bytes(rng.randrange(256) for _ in range(rec - 64)) for _ in range(r // 16 * (c // 64)))
+            add(name, "U8", [r // 16, c // 64, rec], blob)
+        else:
+            norm = name.endswith("norm.weight")
+            add(name, "F32", shape, b"".join(f32_bytes(1.0 if norm else rng.uniform(-0.5, 0.5)) for _ in range(numel(shape))))
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + data
+
 def write(sub, name, blob):
     d = os.path.join(OUT, sub)
     os.makedirs(d, exist_ok=True)
@@ -178,6 +203,15 @@ def main():
     write("decode", "context-full", bytes([4, 8]) + bytes([0, 6]) + bytes(range(12)))
     write("decode", "bad-ids", bytes([8, 2]) + bytes([0, 2, 0xff, 0xff, 0x00, 0x02]) + bytes([2, 0, 3, 1, 0]))
     write("decode", "all-and-state", bytes([12, 3]) + bytes([1, 4, 1, 0, 2, 0, 3, 0, 4, 0, 3, 0, 1, 6, 0, 4]))
+    # the quantization target with the micro64 config (byte 0 >= 3: hidden 64, FFN 64): the
+    # interleaved pre-quantized layout (last, so that the seeds above stay as they were)
+    V, D, F, H, HKV, HD = 32, 64, 64, 2, 1, 32
+    t64 = tensors_micro()
+    write("safetensors_quant", "micro64-x16-q8", b"\x03" + prequant_x16(t64, 8))
+    write("safetensors_quant", "micro64-x16-q4", b"\x03" + prequant_x16(t64, 4))
+    write("safetensors_quant", "micro64-x16-q4-w1", b"\x04" + prequant_x16(t64, 4))
+    write("safetensors_quant", "micro64-bf16-w2", b"\x05" + safetensors(t64, lambda n: "BF16"))
+    V, D, F, H, HKV, HD = 16, 8, 16, 2, 1, 4
 
 if __name__ == "__main__":
     main()
