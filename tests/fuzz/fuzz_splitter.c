@@ -37,6 +37,10 @@ static void run(const char *t, size_t n, int mode, unsigned seed, int r, sink *s
     FUZZ_ASSERT(lfm2_chat_splitter_flush(&sp, emit, s) == LFM2_OK);
 }
 
+static char *g_all[2];
+static int *g_chan[2];
+static size_t g_cap;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sink a, b;
     const char *t;
@@ -45,15 +49,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2) return 0;
     t = (const char *)data + 2;
     n = size - 2;
-    a.cap = b.cap = n;
-    a.all = (char *)malloc(n + 1); b.all = (char *)malloc(n + 1);
-    a.chan = (int *)malloc(sizeof(int) * (n + 1)); b.chan = (int *)malloc(sizeof(int) * (n + 1));
+    if (n + 1 > g_cap) { /* the sinks grow and are kept (no four allocations per input) */
+        g_cap = n + 1;
+        g_all[0] = (char *)realloc(g_all[0], g_cap); g_all[1] = (char *)realloc(g_all[1], g_cap);
+        g_chan[0] = (int *)realloc(g_chan[0], sizeof(int) * g_cap); g_chan[1] = (int *)realloc(g_chan[1], sizeof(int) * g_cap);
+        FUZZ_ASSERT(g_all[0] && g_all[1] && g_chan[0] && g_chan[1]);
+    }
+    a.cap = b.cap = n; /* exactly the text: a byte too many is caught (s->n + len > s->cap) */
+    a.all = g_all[0]; b.all = g_all[1];
+    a.chan = g_chan[0]; b.chan = g_chan[1];
     run(t, n, 0, 0, data[0] & 1, &a);
     FUZZ_ASSERT(!a.bad && a.n == n && memcmp(a.all, t, n) == 0);
     for (mode = 1; mode <= 2; mode++) {
         run(t, n, mode, data[1], data[0] & 1, &b);
         FUZZ_ASSERT(!b.bad && b.n == n && memcmp(b.all, t, n) == 0 && memcmp(a.chan, b.chan, sizeof(int) * n) == 0);
     }
-    free(a.all); free(b.all); free(a.chan); free(b.chan);
     return 0;
 }
