@@ -413,7 +413,7 @@ static void test_chat_tool_call_dict_keys(void) {
         CHECK(lfm2_tool_calls_parse(dup[i], strlen(dup[i]), NULL, 0, &n2, NULL, 0, &need, &off2, NULL) == LFM2_ERR_INVALID_ARG && off2 == off,
               "duplicate key %d: size query", (int)i);
         refused += r == LFM2_ERR_INVALID_ARG && off == dup_at[i];
-        NOTE("TABLE\ttool call text '%.60s'\tinvalid argument\t%s", dup[i], err.message);
+        if (!strchr(dup[i], '\n') && strlen(dup[i]) < 80) NOTE("TABLE\ttool call text '%s'\tinvalid argument\t%s", dup[i], err.message);
     }
     for (i = 0; i < n_ok; i++) {
         char buf[2048], again[2048];
