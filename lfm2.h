@@ -859,10 +859,16 @@ typedef struct lfm2_tool_call {
    (optional) and err's message: positional arguments, a repeated argument name, any expression
    (names, operators, calls inside values, comprehensions), unterminated strings, prefixes
    (b'', r'', f''), sets, non-finite numbers, duplicate dict keys, and anything before or after
-   the list: LFM2_ERR_INVALID_ARG. On success calls[0..*n_calls) (*n_calls may exceed max_calls
-   only with LFM2_ERR_BUFFER_TOO_SMALL) and buf[0..*n_out) holds the names and arguments. buf
-   NULL, cap 0, calls NULL, max_calls 0 is a size query; otherwise a short buf or calls gives
-   LFM2_ERR_BUFFER_TOO_SMALL with *n_out and *n_calls the sizes needed. Allocates nothing. */
+   the list: LFM2_ERR_INVALID_ARG. Dict keys are compared as the strings they decode to, not as
+   written ({'a': 1, "a": 2}, {'a': 1, '\x61': 2} and {'ab': 1, 'a' 'b': 2} repeat a key; the
+   offset is the second one's). Python's dict would keep the last value; a call whose arguments
+   say two things is refused instead, like a repeated argument name (which Python refuses too).
+   Argument names are compared as written: Python NFKC-normalizes non-ASCII identifiers
+   (f(\ufb01=1) is f(fi=1) there), lfm2.h does not. On success calls[0..*n_calls) (*n_calls
+   may exceed max_calls only with LFM2_ERR_BUFFER_TOO_SMALL) and buf[0..*n_out) holds the names
+   and arguments. buf NULL, cap 0, calls NULL, max_calls 0 is a size query; otherwise a short
+   buf or calls gives LFM2_ERR_BUFFER_TOO_SMALL with *n_out and *n_calls the sizes needed.
+   Allocates nothing. */
 LFM2_API lfm2_result lfm2_tool_calls_parse(const char *text, size_t len, lfm2_tool_call *calls, int32_t max_calls,
                                            int32_t *n_calls, char *buf, size_t cap, size_t *n_out,
                                            size_t *err_offset, lfm2_error *err);
@@ -899,8 +905,13 @@ LFM2_API lfm2_result lfm2_chat_splitter_flush(lfm2_chat_splitter *s, lfm2_chat_e
    repetition_penalty, *out is transformers' defaults (temperature 1, top_k 50, top_p 1, no
    min_p or penalty) overridden by the file, and greedy (temperature 0) unless do_sample is
    true; *found = 1. Otherwise (LFM2's files carry no recipe) *out = the model-card recipe
-   (lfm2_sampler_default_params) and *found = 0. Seed 0. LFM2_ERR_BAD_CONFIG for malformed
-   JSON or out-of-range values. json NULL (len 0): the fallback. */
+   (lfm2_sampler_default_params) and *found = 0. Seed 0. Read as json.loads reads the file:
+   keys compared decoded ("top\u005fk" is top_k), a key given twice counts with its last value,
+   null is absent; other keys are ignored. LFM2_ERR_BAD_CONFIG (message naming the key) for
+   malformed JSON (text after the object included), a value of the wrong type (do_sample not a
+   boolean, the others not numbers) or out of range: temperature in [0, FLT_MAX], top_k an
+   integer in [0, 2^31), top_p and min_p in [0, 1], repetition_penalty in (0, FLT_MAX].
+   json NULL (len 0): the fallback. */
 LFM2_API lfm2_result lfm2_sampler_params_from_generation_config(const char *json, size_t len, lfm2_sampler_params *out,
                                                                 int *found, lfm2_error *err);
 
@@ -5007,6 +5018,34 @@ static void lfm2__pp_skip(lfm2__pp *p) {
 }
 static void lfm2__pp_value(lfm2__pp *p, int depth);
 
+/* Bytes [lo, lo + 64) of the JSON spelling of the (valid) string at a into out: how many. */
+static size_t lfm2__pp_key_window(const lfm2__pp *p, size_t a, size_t lo, char *out) {
+    lfm2__pp q = *p;
+    lfm2__cw w;
+    memset(&w, 0, sizeof w);
+    w.buf = out;
+    w.cap = 64;
+    w.clip = 1;
+    w.win_lo = lo;
+    w.win_hi = lo + 64;
+    q.w = &w;
+    q.i = a;
+    q.bad = 0;
+    lfm2__pp_string(&q);
+    return w.n;
+}
+/* 1 when the valid strings at a and b, both with JSON spellings of n bytes, decode to the same
+   text (compared 64 bytes at a time: no buffer for the whole key). */
+static int lfm2__pp_same_key(const lfm2__pp *p, size_t a, size_t b, size_t n) {
+    char x[64], y[64];
+    size_t lo;
+    for (lo = 0; lo < n; lo += 64) {
+        size_t nx = lfm2__pp_key_window(p, a, lo, x), ny = lfm2__pp_key_window(p, b, lo, y);
+        if (nx != ny || memcmp(x, y, nx) != 0) return 0;
+    }
+    return 1;
+}
+
 /* Elements up to close (after the opening bracket), as a JSON array. */
 static void lfm2__pp_seq(lfm2__pp *p, char close, int depth) {
     int first = 1;
@@ -5083,7 +5122,7 @@ static void lfm2__pp_value(lfm2__pp *p, int depth) {
         p->i++;
         lfm2__cw_text(p->w, "{", 1);
         for (;;) {
-            size_t kat, kend;
+            size_t kat, klen;
             lfm2__pp_ws(p);
             if (p->bad) return;
             if (p->i < p->len && p->s[p->i] == '}') { p->i++; break; }
@@ -5100,30 +5139,32 @@ static void lfm2__pp_value(lfm2__pp *p, int depth) {
                 lfm2__pp_fail(p, kat, first ? "a dict key that is not a string (or a set)" : "a dict key that is not a string");
                 return;
             }
+            klen = p->w->n;
             lfm2__pp_string(p);
             if (p->bad) return;
-            kend = p->i;
-            { /* the same key spelled the same way earlier in this dict? */
-                size_t j = keys0;
+            klen = p->w->n - klen; /* the key's JSON spelling: "..." */
+            { /* the same key earlier in this dict? Compared as the decoded strings (their JSON
+                 spellings), not as written: 'a', "a", u'a', '\x61' and 'a' '' are one key */
                 lfm2__pp q = *p;
                 lfm2__cw skip;
                 memset(&skip, 0, sizeof skip);
                 q.w = &skip;
                 q.i = keys0;
                 for (;;) {
-                    size_t k0;
+                    size_t k0, n0;
                     lfm2__pp_ws(&q);
                     if (q.i < kat && q.s[q.i] == ',') { q.i++; lfm2__pp_ws(&q); }
                     if (q.bad || q.i >= kat) break;
                     k0 = q.i;
+                    n0 = skip.n;
                     lfm2__pp_string(&q);
-                    if (q.i - k0 == kend - kat && memcmp(p->s + k0, p->s + kat, kend - kat) == 0) { lfm2__pp_fail(p, kat, "a duplicate dict key"); return; }
+                    if (q.bad) break;
+                    if (skip.n - n0 == klen && lfm2__pp_same_key(p, k0, kat, klen)) { lfm2__pp_fail(p, kat, "a duplicate dict key"); return; }
                     lfm2__pp_ws(&q);
                     q.i++; /* ':' */
                     lfm2__pp_skip(&q); /* (already checked: skipped without parsing again) */
                     if (q.bad) break;
                 }
-                (void)j;
             }
             lfm2__pp_ws(p);
             if (p->i >= p->len || p->s[p->i] != ':') { lfm2__pp_fail(p, p->i, first ? "a set, or a dict without ':'" : "a dict entry without ':'"); return; }
@@ -5621,18 +5662,39 @@ LFM2_API lfm2_result lfm2_chat_splitter_flush(lfm2_chat_splitter *s, lfm2_chat_e
     return LFM2_OK;
 }
 
+/* 1 if the valid JSON string at r->s[at] (its opening quote) decodes to the ASCII text key
+   ("top_k" and "top\u005fk" are one key, as json.loads reads them). */
+static int lfm2__jr_key_is(const lfm2__jr *r, size_t at, const char *key) {
+    lfm2__jr x = *r;
+    x.w = NULL;
+    x.i = at + 1;
+    x.bad = 0;
+    for (;;) {
+        uint32_t c = 0;
+        int k = lfm2__jr_strchar(&x, &c);
+        if (k < 0) return 0;
+        if (k == 0) return *key == 0;
+        if (*key == 0 || c != LFM2__CAST(unsigned char, *key)) return 0;
+        key++;
+    }
+}
 /* The number or boolean value of a top-level key of a JSON object text (the last of keys given
-   twice, as Python): 1 if present (null: absent), 0 if not; *bad on malformed JSON. */
+   twice, as Python; keys compared decoded): 1 if present (null: absent), 0 if not; *bad on
+   malformed JSON (text after the object included). */
 static int lfm2__genc_get(const char *json, size_t len, const char *key, double *num, int *is_bool, int *bad) {
     lfm2__jr r;
-    size_t kl = strlen(key);
     int found = 0;
     r.s = json; r.len = len; r.i = 0; r.w = NULL; r.what = NULL; r.bad = 0;
     lfm2__jr_ws(&r);
     if (r.i >= len || json[r.i] != '{') { *bad = 1; return 0; }
     r.i++;
     lfm2__jr_ws(&r);
-    if (r.i < len && json[r.i] == '}') return 0;
+    if (r.i < len && json[r.i] == '}') {
+        r.i++;
+        lfm2__jr_ws(&r);
+        if (r.i != len) *bad = 1;
+        return 0;
+    }
     for (;;) {
         size_t k0;
         int hit;
@@ -5640,7 +5702,7 @@ static int lfm2__genc_get(const char *json, size_t len, const char *key, double 
         if (r.bad || r.i >= len || json[r.i] != '"') { *bad = 1; return 0; }
         k0 = r.i;
         lfm2__jr_string(&r, LFM2__JV_SKIP, 0);
-        hit = (r.i - k0 == kl + 2 && memcmp(json + k0 + 1, key, kl) == 0);
+        hit = !r.bad && lfm2__jr_key_is(&r, k0, key);
         lfm2__jr_ws(&r);
         if (r.bad || r.i >= len || json[r.i] != ':') { *bad = 1; return 0; }
         r.i++;
@@ -5667,7 +5729,12 @@ static int lfm2__genc_get(const char *json, size_t len, const char *key, double 
         if (r.bad) { *bad = 1; return 0; }
         lfm2__jr_ws(&r);
         if (r.i < len && json[r.i] == ',') { r.i++; continue; }
-        if (r.i < len && json[r.i] == '}') return found;
+        if (r.i < len && json[r.i] == '}') {
+            r.i++;
+            lfm2__jr_ws(&r);
+            if (r.i != len) { *bad = 1; return 0; }
+            return found;
+        }
         *bad = 1;
         return 0;
     }
@@ -5692,15 +5759,19 @@ LFM2_API lfm2_result lfm2_sampler_params_from_generation_config(const char *json
         any |= has[k];
     }
     if (!any) return LFM2_OK;
+    /* ranges checked on the doubles, before any conversion (1e300 does not fit a float) */
+    for (k = 1; k < 6; k++) {
+        static const char *const range[6] = { "", "in [0, FLT_MAX]", "an integer in [0, 2^31)", "in [0, 1]", "in [0, 1]", "in (0, FLT_MAX]" };
+        double x = v[k];
+        int ok = k == 1 ? (x >= 0 && x <= FLT_MAX) : k == 2 ? (x >= 0 && x <= INT32_MAX && x == floor(x)) : k == 5 ? (x > 0 && x <= FLT_MAX) : (x >= 0 && x <= 1);
+        if (has[k] && !ok) return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "generation_config.json: %s = %g is out of range (%s)", keys[k], x, range[k]);
+    }
     memset(&p, 0, sizeof p);
     p.temperature = has[1] ? LFM2__CAST(float, v[1]) : 1.0f;
     p.top_k = has[2] ? LFM2__CAST(int32_t, v[2]) : LFM2_SAMPLER_DEFAULT_TOP_K;
     p.top_p = has[3] ? LFM2__CAST(float, v[3]) : 1.0f;
     p.min_p = has[4] ? LFM2__CAST(float, v[4]) : 0.0f;
     p.repetition_penalty = has[5] ? LFM2__CAST(float, v[5]) : 1.0f;
-    if ((has[2] && (v[2] < 0 || v[2] > INT32_MAX || v[2] != floor(v[2]))) || !(p.temperature >= 0) || !(p.top_p >= 0 && p.top_p <= 1) ||
-        !(p.min_p >= 0 && p.min_p <= 1) || !(p.repetition_penalty > 0))
-        return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "generation_config.json: a sampling value out of range");
     if (p.top_p >= 1.0f) p.top_p = 0; /* 1 = off */
     if (!(has[0] && v[0] != 0)) p.temperature = 0; /* do_sample false (transformers' default): greedy */
     *out = p;

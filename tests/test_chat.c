@@ -353,6 +353,108 @@ static void test_chat_tool_calls(void) {
     tc_close(&g);
 }
 
+/* Duplicate dict keys are found on the decoded key, whatever its spelling (quote style, u prefix,
+   escapes, implicit concatenation, line continuations, past the 64-byte comparison window);
+   the refusal's offset is the repeated key's. Equal keys in different dicts, keys that differ
+   only after the first window and repeated values are fine. */
+static void test_chat_tool_call_dict_keys(void) {
+    char long_a[512], long_b[512], long_c[512], long_d[512], x100[101];
+    const char *dup[12], *ok[8];
+    size_t dup_at[12], i, n_dup = 0, n_ok = 0;
+    int refused = 0, parsed = 0;
+    memset(x100, 'x', 100);
+    x100[100] = 0;
+    /* the same 150-byte key, the second time with an escape at byte 130 and split in two literals */
+    snprintf(long_a, sizeof long_a, "[f(a={'%s%s': 1, \"%s\" '%s\\x7a%s': 2})]", x100, "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyzyyyyyyyyyyyyyyyyyyy",
+             x100, "yyyyyyyyyyyyyyyyyyyyyyyyyyyyy", "yyyyyyyyyyyyyyyyyyy");
+    /* keys of the same length that differ only in their last byte (the fourth window) */
+    snprintf(long_b, sizeof long_b, "[f(a={'%s%sa': 1, '%s%sb': 2})]", x100, x100, x100, x100);
+    /* a key that is a prefix of the other */
+    snprintf(long_c, sizeof long_c, "[f(a={'%s': 1, '%sx': 2})]", x100, x100);
+    /* a key longer than a window whose JSON spelling has escapes ("\"" and "\\n") */
+    snprintf(long_d, sizeof long_d, "[f(a={'%s\"\\n': 1, \"%s\\\"\\n\": 2})]", x100, x100);
+#define TC_DUP(text, second) do { dup[n_dup] = (text); dup_at[n_dup] = (size_t)(strstr((text), (second)) - (text)); n_dup++; } while (0)
+    TC_DUP("[f(a={'a': 1, \"a\": 2})]", "\"a\": 2");
+    TC_DUP("[f(a={'a': 1, u'a': 2})]", "u'a'");
+    TC_DUP("[f(a={\"a\": 1, '\\x61': 2})]", "'\\x61'");
+    TC_DUP("[f(a={'\\u00e9': 1, '\xc3\xa9': 2})]", "'\xc3\xa9'");
+    TC_DUP("[f(a={'ab': 1, 'a' \"b\": 2})]", "'a' \"b\"");
+    TC_DUP("[f(a={'\\\\q': 1, '\\q': 2})]", "'\\q'"); /* an unknown escape keeps its backslash */
+    TC_DUP("[f(a={'ab': 1, 'a\\\nb': 2})]", "'a\\\nb'"); /* a line continuation inside the string */
+    TC_DUP("[f(a={'''k''': 1, 'x': 0, \"k\": 2})]", "\"k\"");
+    TC_DUP("[f(a=[{'b': {'c': 1, \"\\143\": 2}}])]", "\"\\143\""); /* octal, in a nested dict */
+    TC_DUP(long_a, "\"xxx");
+    TC_DUP(long_d, "\"xxx");
+#undef TC_DUP
+    ok[n_ok++] = "[f(a={'a': {'a': 1}}, b=[{'a': 1}, {'a': 2}])]";
+    ok[n_ok++] = "[f(a={'a': 'a', 'b': 'a', 'A': 1, '\\x62b': 2})]";
+    ok[n_ok++] = "[f(a={'a' 'b': 1, 'a': 2, 'b': 3})]";
+    ok[n_ok++] = "[f(a={'\\n': 1, 'n': 2, '\\\\n': 3})]";
+    ok[n_ok++] = long_b;
+    ok[n_ok++] = long_c;
+    for (i = 0; i < n_dup; i++) {
+        char buf[2048];
+        size_t need = 0, off = 0, off2 = 0;
+        int32_t nc = 5, n2 = 0;
+        lfm2_tool_call tc[2];
+        lfm2_error err;
+        lfm2_result r;
+        memset(&err, 0, sizeof err);
+        r = lfm2_tool_calls_parse(dup[i], strlen(dup[i]), tc, 2, &nc, buf, sizeof buf, &need, &off, &err);
+        CHECK(r == LFM2_ERR_INVALID_ARG && nc == 0 && off == dup_at[i] && strstr(err.message, "a duplicate dict key") != NULL,
+              "duplicate key %d refused at byte %llu (got %s at %llu: %s)", (int)i, (unsigned long long)dup_at[i], lfm2_result_string(r),
+              (unsigned long long)off, err.message);
+        /* the size query refuses it the same way */
+        CHECK(lfm2_tool_calls_parse(dup[i], strlen(dup[i]), NULL, 0, &n2, NULL, 0, &need, &off2, NULL) == LFM2_ERR_INVALID_ARG && off2 == off,
+              "duplicate key %d: size query", (int)i);
+        refused += r == LFM2_ERR_INVALID_ARG && off == dup_at[i];
+        if (!strchr(dup[i], '\n') && strlen(dup[i]) < 80) NOTE("TABLE\ttool call text '%s'\tinvalid argument\t%s", dup[i], err.message);
+    }
+    for (i = 0; i < n_ok; i++) {
+        char buf[2048], again[2048];
+        size_t need = 0, off = 0;
+        int32_t nc = 0;
+        lfm2_tool_call tc[2];
+        lfm2_error err;
+        lfm2_result r;
+        memset(&err, 0, sizeof err);
+        r = lfm2_tool_calls_parse(ok[i], strlen(ok[i]), tc, 2, &nc, buf, sizeof buf, &need, &off, &err);
+        CHECK(r == LFM2_OK && nc == 1, "distinct keys %d parse: %s", (int)i, r == LFM2_OK ? "" : err.message);
+        if (r == LFM2_OK && nc == 1) { /* no key twice in the output: the json.dumps reprinter (which keeps a repeated key's last value) leaves it unchanged */
+            lfm2__cw w;
+            memset(&w, 0, sizeof w);
+            w.buf = again;
+            w.cap = sizeof again;
+            lfm2__cw_tojson(&w, tc[0].arguments, "arguments");
+            CHECK(w.rc == LFM2_OK && w.n == tc[0].arguments_len && memcmp(again, tc[0].arguments, w.n) == 0, "distinct keys %d: reprints unchanged: %s",
+                  (int)i, tc[0].arguments);
+            parsed += w.rc == LFM2_OK && w.n == tc[0].arguments_len;
+        }
+    }
+    { /* what the distinct keys become */
+        char buf[512];
+        size_t need = 0, off = 0;
+        int32_t nc = 0;
+        lfm2_tool_call tc[2];
+        const char *t = "[f(a={'a' 'b': 1, 'a': 2, '\\x62': 3, u'\\n': 4, 'n': 5})]";
+        CHECK(lfm2_tool_calls_parse(t, strlen(t), tc, 2, &nc, buf, sizeof buf, &need, &off, NULL) == LFM2_OK && nc == 1 &&
+                  strcmp(tc[0].arguments, "{\"a\": {\"ab\": 1, \"a\": 2, \"b\": 3, \"\\n\": 4, \"n\": 5}}") == 0,
+              "distinct keys: %s", nc == 1 ? tc[0].arguments : "(refused)");
+    }
+    { /* repeated argument names (Python: "keyword argument repeated") are refused at the second one */
+        const char *t = "[f(a={'a': 1}, b=2, a=3)]";
+        size_t need = 0, off = 0;
+        int32_t nc = 0;
+        char buf[256];
+        lfm2_tool_call tc[2];
+        CHECK(lfm2_tool_calls_parse(t, strlen(t), tc, 2, &nc, buf, sizeof buf, &need, &off, NULL) == LFM2_ERR_INVALID_ARG && off == 20,
+              "repeated argument name refused at byte 20 (got %llu)", (unsigned long long)off);
+    }
+    NOTE("%d of %d duplicate-key spellings refused at the repeated key, %d of %d distinct-key texts parse to duplicate-free JSON",
+         refused, (int)n_dup, parsed, (int)n_ok);
+    CHECK(refused == (int)n_dup && parsed == (int)n_ok, "all %d duplicate and %d distinct cases", (int)n_dup, (int)n_ok);
+}
+
 /* ---- splitter ---- */
 typedef struct tc_sink { char ch[4][4096]; size_t n[4]; char all[8192]; size_t na; int seq[512]; int nseq; int last; int bad; } tc_sink;
 static void tc_emit(void *u, int channel, const char *text, size_t len) {
@@ -472,6 +574,7 @@ static const t_case chat_tests[] = {
     {"chat/detect", test_chat_detect, 0},
     {"chat/tokenize", test_chat_tokenize, T_EMU},
     {"chat/tool-calls", test_chat_tool_calls, T_EMU},
+    {"chat/tool-call-dict-keys", test_chat_tool_call_dict_keys, T_EMU},
     {"chat/splitter", test_chat_splitter, T_EMU},
     {"chat/no-alloc-source", test_chat_no_alloc_source, 0},
     {NULL, NULL, 0}

@@ -1050,6 +1050,143 @@ static void test_sampler_bad_logits(void) {
     }
 }
 
+/* lfm2_sampler_params_from_generation_config: the LFM2.5 recipe, transformers' defaults behind a
+   partial recipe, the model-card fallback for LFM2's files (no recipe) and no file, json.loads
+   reading (escaped keys, repeated keys, null, other keys), refusals naming the key; and the
+   loader: a generation_config.json with a recipe (or odd sampling values) loads, its eos ids
+   count, the sampling keys are not the loader's business. */
+static int ts_params_eq(const lfm2_sampler_params *a, const lfm2_sampler_params *b) {
+    return a->temperature == b->temperature && a->top_k == b->top_k && a->top_p == b->top_p && a->min_p == b->min_p &&
+           a->repetition_penalty == b->repetition_penalty && a->seed == b->seed;
+}
+static void test_sampler_generation_config(void) {
+    static const struct { const char *json; float t, tp, mp, rp; int32_t k; } ok[] = {
+        /* the LFM2.5 recipe (the LFM2.5-1.2B card: temperature 0.1, top_k 50, top_p 0.1, repetition_penalty 1.05) */
+        { "{\n  \"bos_token_id\": 1,\n  \"do_sample\": true,\n  \"eos_token_id\": 7,\n  \"pad_token_id\": 0,\n  \"repetition_penalty\": 1.05,\n"
+          "  \"temperature\": 0.1,\n  \"top_k\": 50,\n  \"top_p\": 0.1,\n  \"transformers_version\": \"4.57.1\"\n}\n", 0.1f, 0.1f, 0, 1.05f, 50 },
+        /* do_sample alone: generate()'s defaults (temperature 1, top_k 50, top_p 1 = off) */
+        { "{\"do_sample\": true}", 1.0f, 0, 0, 1.0f, 50 },
+        /* do_sample false (or absent): greedy, whatever the temperature; the other values kept */
+        { "{\"do_sample\": false, \"temperature\": 0.7, \"top_k\": 20}", 0, 0, 0, 1.0f, 20 },
+        { "{\"temperature\": 0.7, \"min_p\": 0.15}", 0, 0, 0.15f, 1.0f, 50 },
+        /* top_p 1 is off; top_k 0 is off; min_p and the penalty as given */
+        { "{\"do_sample\": true, \"top_p\": 1.0, \"top_k\": 0, \"min_p\": 0.05, \"repetition_penalty\": 1.2}", 1.0f, 0, 0.05f, 1.2f, 0 },
+        /* json.loads: an escaped key is the key, the last of a repeated key counts, null is absent, other keys ignored */
+        { "{\"do_sample\": true, \"top\\u005fk\": 7, \"temperature\": 0.5, \"temperature\": 0.2, \"top_p\": null, \"num_beams\": 4, \"x\": {\"top_k\": 1}}",
+          0.2f, 0, 0, 1.0f, 7 },
+        { "{\"do_sample\": true, \"temperature\": 0.5, \"temperature\": null}", 1.0f, 0, 0, 1.0f, 50 },
+        /* a float top_k that is an integer; temperature 0 with do_sample is greedy; bounds */
+        { " {\"do_sample\": true, \"top_k\": 40.0, \"temperature\": 0, \"top_p\": 0, \"min_p\": 1}\r\n", 0, 0, 1.0f, 1.0f, 40 },
+    };
+    static const struct { const char *json, *key; } bad[] = {
+        { "{\"do_sample\": true, \"temperature\": -0.1}", "temperature" },
+        { "{\"do_sample\": true, \"temperature\": 1e300}", "temperature" }, /* does not fit a float */
+        { "{\"top_k\": -1}", "top_k" }, { "{\"top_k\": 2.5}", "top_k" }, { "{\"top_k\": 3e9}", "top_k" },
+        { "{\"top_p\": 1.5}", "top_p" }, { "{\"min_p\": -0.01}", "min_p" },
+        { "{\"repetition_penalty\": 0}", "repetition_penalty" }, { "{\"repetition_penalty\": -1}", "repetition_penalty" },
+        { "{\"repetition_penalty\": 1e39}", "repetition_penalty" },
+        { "{\"do_sample\": 1}", "do_sample" }, { "{\"do_sample\": \"yes\"}", "do_sample" }, { "{\"temperature\": true}", "temperature" },
+        { "{\"temperature\": \"0.3\"}", "temperature" }, { "{\"top_k\": [50]}", "top_k" },
+        { "{\"temperature\": 0.3", NULL }, { "{\"temperature\": 0.3} x", NULL }, { "{\"temperature\": 0.3}{}", NULL }, { "{} x", NULL },
+        { "[]", NULL }, { "", NULL }, { "{\"temperature\" 0.3}", NULL }, { "{\"a\": 1,}", NULL },
+    };
+    const lfm2_sampler_params card = lfm2_sampler_default_params();
+    lfm2_sampler_params p;
+    lfm2_error e;
+    lfm2_result rc;
+    int found = 7, n_ok = 0, n_bad = 0, n_files = 0;
+    size_t i;
+    char path[1024];
+    /* no file, and LFM2's own files (no recipe): the model-card recipe, found 0 */
+    memset(&p, 0xff, sizeof p);
+    rc = lfm2_sampler_params_from_generation_config(NULL, 0, &p, &found, &e);
+    CHECK(rc == LFM2_OK && found == 0 && ts_params_eq(&p, &card), "no generation_config.json: the model-card recipe");
+    {
+        static const char *const files[] = { "%s/../../../shared/reference/lfm2-350m/generation_config.json",
+            "%s/../../../shared/reference/lfm2-1.2b/generation_config.json", "%s/tiny-bf16/generation_config.json",
+            "%s/realvocab-bf16/generation_config.json" };
+        for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+            size_t n = 0;
+            char *txt;
+            snprintf(path, sizeof path, files[i], t_data_dir());
+            txt = t_read_file(path, &n);
+            if (!txt) { NOTE("(%s absent)", path); continue; }
+            memset(&p, 0xff, sizeof p);
+            found = 7;
+            rc = lfm2_sampler_params_from_generation_config(txt, n, &p, &found, &e);
+            CHECK(rc == LFM2_OK && found == 0 && ts_params_eq(&p, &card), "%s (no recipe): the model-card recipe: %s", path,
+                  rc == LFM2_OK ? "" : e.message);
+            n_files++;
+            free(txt);
+        }
+        CHECK(n_files >= 2, "%d LFM2 generation_config.json files read", n_files);
+    }
+    CHECK(card.temperature == 0.3f && card.min_p == 0.15f && card.repetition_penalty == 1.05f && card.top_k == 50 && card.seed == 0,
+          "the model-card recipe: temperature 0.3, min_p 0.15, repetition_penalty 1.05, top_k 50");
+    for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        memset(&p, 0xff, sizeof p);
+        found = 7;
+        memset(&e, 0, sizeof e);
+        rc = lfm2_sampler_params_from_generation_config(ok[i].json, strlen(ok[i].json), &p, &found, &e);
+        CHECK(rc == LFM2_OK && found == 1 && p.temperature == ok[i].t && p.top_k == ok[i].k && p.top_p == ok[i].tp && p.min_p == ok[i].mp &&
+                  p.repetition_penalty == ok[i].rp && p.seed == 0,
+              "recipe %d: %s -> T %g k %d p %g min_p %g rep %g (%s)", (int)i, ok[i].json, p.temperature, (int)p.top_k, p.top_p, p.min_p,
+              p.repetition_penalty, rc == LFM2_OK ? "" : e.message);
+        if (rc == LFM2_OK) { /* what it gives is a valid sampler */
+            lfm2_sampler *s = NULL;
+            CHECK(lfm2_sampler_create(&p, 16, NULL, &s) == LFM2_OK && s, "recipe %d: sampler_create", (int)i);
+            lfm2_sampler_free(s);
+        }
+        n_ok += rc == LFM2_OK && found == 1;
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        found = 7;
+        memset(&e, 0, sizeof e);
+        rc = lfm2_sampler_params_from_generation_config(bad[i].json, strlen(bad[i].json), &p, &found, &e);
+        CHECK(rc == LFM2_ERR_BAD_CONFIG && found == 0 && strstr(e.message, "generation_config.json") &&
+                  (!bad[i].key || strstr(e.message, bad[i].key)),
+              "refused: '%s': %s (%s)", bad[i].json, lfm2_result_string(rc), e.message);
+        NOTE("TABLE\tgeneration_config.json '%s' (sampler recipe)\t%s\t%s", bad[i].json, lfm2_result_string(rc), e.message);
+        n_bad += rc == LFM2_ERR_BAD_CONFIG;
+    }
+    CHECK(lfm2_sampler_params_from_generation_config(NULL, 3, &p, &found, &e) == LFM2_ERR_INVALID_ARG, "NULL json with len 3");
+    CHECK(lfm2_sampler_params_from_generation_config("{}", 2, NULL, &found, &e) == LFM2_ERR_INVALID_ARG, "NULL out");
+    CHECK(lfm2_sampler_params_from_generation_config("{}", 2, &p, NULL, NULL) == LFM2_OK && ts_params_eq(&p, &card), "{}: fallback, found optional");
+    { /* the loader reads only eos_token_id from generation_config.json: a recipe, even an odd one, loads */
+        static const char *const gens[] = { ok[0].json, "{\"eos_token_id\": [7, 5], \"temperature\": \"hot\", \"top_k\": -3}" };
+        char *cfg, *st;
+        size_t cfg_n = 0, st_n = 0, g;
+        snprintf(path, sizeof path, "%s/tiny-bf16/config.json", t_data_dir());
+        cfg = t_read_file(path, &cfg_n);
+        snprintf(path, sizeof path, "%s/tiny-bf16/model.safetensors", t_data_dir());
+        st = t_read_file(path, &st_n);
+        CHECK(cfg && st, "tiny-bf16 files");
+        for (g = 0; cfg && st && g < 2; g++) {
+            lfm2_model_sources s;
+            lfm2_buffer b;
+            lfm2_model_params mp;
+            lfm2_model *m = NULL;
+            memset(&s, 0, sizeof s);
+            memset(&mp, 0, sizeof mp);
+            memset(&e, 0, sizeof e);
+            b.data = st; b.size = st_n; b.name = "model.safetensors";
+            s.config_json = cfg; s.config_json_size = cfg_n;
+            s.safetensors = &b; s.n_safetensors = 1;
+            s.generation_config_json = gens[g]; s.generation_config_json_size = strlen(gens[g]);
+            mp.error = &e;
+            rc = lfm2_model_load_memory(&s, &mp, &m);
+            CHECK(rc == LFM2_OK && lfm2_token_is_eog(m, 7) && lfm2_token_is_eog(m, 2) && (g == 0 || lfm2_token_is_eog(m, 5)) && !lfm2_token_is_eog(m, 3),
+                  "load with generation_config.json %d: %s (%s)", (int)g, lfm2_result_string(rc), e.message);
+            lfm2_model_free(m);
+        }
+        free(cfg);
+        free(st);
+    }
+    NOTE("%d LFM2 files -> the model-card recipe, %d of %d recipes read as transformers would, %d of %d malformed / out-of-range texts refused",
+         n_files, n_ok, (int)(sizeof ok / sizeof ok[0]), n_bad, (int)(sizeof bad / sizeof bad[0]));
+    CHECK(n_ok == (int)(sizeof ok / sizeof ok[0]) && n_bad == (int)(sizeof bad / sizeof bad[0]), "every case");
+}
+
 static const t_case sampler_tests[] = {
     {"sampler/golden-proc", test_sampler_golden_proc, 0},
     {"sampler/golden-gen", test_sampler_golden_gen, 0},
@@ -1066,5 +1203,6 @@ static const t_case sampler_tests[] = {
     {"sampler/demo-perplexity", test_sampler_demo_perplexity, T_SLOW},
     {"sampler/cli-data", test_sampler_cli_data, 0},
     {"sampler/chat-continuation", test_sampler_chat_continuation, 0},
+    {"sampler/generation-config", test_sampler_generation_config, 0},
     {NULL, NULL, 0}
 };

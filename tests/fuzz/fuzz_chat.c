@@ -5,14 +5,13 @@
    Invariants: the size query, the exact buffer and a buffer one byte short agree; the text
    starts with <|startoftext|>. */
 #define LFM2_IMPLEMENTATION
+#define FUZZ_REALVOCAB /* g_m: realvocab-bf16, loaded once (fuzz_common.h) */
 #ifdef FUZZ_LFM2_H
 #include FUZZ_LFM2_H
 #else
 #include "../../lfm2.h"
 #endif
 #include "fuzz_common.h"
-
-static lfm2_model *g_m;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *copy, *p, *end, *fields[64];
@@ -22,7 +21,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t need = 0, got = 0;
     char *buf;
     lfm2_result rc;
-    if (!g_m) g_m = fuzz_load_model("realvocab-bf16", 0);
     if (size < 1) return 0;
     add_gen = data[0] & 1;
     n_tools = (data[0] >> 1) & 3;

@@ -8,14 +8,13 @@
    starts with <|startoftext|>; chat_tokenize fails exactly when render fails, and its ids
    detokenize to the rendered bytes; the size query's size suffices. */
 #define LFM2_IMPLEMENTATION
+#define FUZZ_REALVOCAB /* g_m: realvocab-bf16, loaded once (fuzz_common.h) */
 #ifdef FUZZ_LFM2_H
 #include FUZZ_LFM2_H
 #else
 #include "../../lfm2.h"
 #endif
 #include "fuzz_common.h"
-
-static lfm2_model *g_m;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *copy, *p, *end, *fields[96];
@@ -29,7 +28,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lfm2_result rc, rt;
     lfm2_error err;
     int32_t cap = 0, n = 0;
-    if (!g_m) g_m = fuzz_load_model("realvocab-bf16", 0);
     if (size < 2) return 0;
     memset(&chat, 0, sizeof chat);
     memset(msgs, 0, sizeof msgs);

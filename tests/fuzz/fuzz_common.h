@@ -90,6 +90,21 @@ LFM2__MAYBE_UNUSED static lfm2_model *fuzz_tokenizer_model(const char *dir_rel) 
     return &m;
 }
 
+/* The targets on the real LFM2 tokenizer (tokenize, detokenize, chat, chat_render) define
+   FUZZ_REALVOCAB before including this file: g_m is then tests/data/realvocab-bf16 with its
+   tokenizer, loaded once by LLVMFuzzerInitialize before the first input (so the load is not
+   timed as part of an input; the replay main() calls it too) and kept for the process. */
+#ifdef FUZZ_REALVOCAB
+static lfm2_model *g_m;
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    if (!g_m) g_m = fuzz_load_model("realvocab-bf16", 0);
+    return 0;
+}
+#endif
+
 #ifdef FUZZ_REPLAY
 #include <sys/stat.h>
 #include <dirent.h>
@@ -106,6 +121,9 @@ static int fuzz_replay_file(const char *path) {
 }
 int main(int argc, char **argv) {
     int i, count = 0;
+#ifdef FUZZ_REALVOCAB
+    LLVMFuzzerInitialize(&argc, &argv);
+#endif
     for (i = 1; i < argc; i++) {
         struct stat st;
         if (stat(argv[i], &st) != 0) { fprintf(stderr, "replay: no such file %s\n", argv[i]); return 2; }

@@ -1,5 +1,8 @@
-/* fuzz target: config.json -> lfm2_config_parse (+ generation_config.json reader, param count).
-   Invariants on success: every derived value is inside the documented caps. */
+/* fuzz target: config.json -> lfm2_config_parse (+ generation_config.json reader, param count);
+   the same text as generation_config.json's sampling recipe
+   (lfm2_sampler_params_from_generation_config).
+   Invariants on success: every derived value is inside the documented caps; a recipe that is
+   read makes a sampler, one that is refused says why. */
 #define LFM2_IMPLEMENTATION
 #ifdef FUZZ_LFM2_H
 #include FUZZ_LFM2_H
@@ -36,6 +39,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_ASSERT(c.n_eos <= 8);
     } else {
         FUZZ_ASSERT(e.code == rc && memchr(e.message, 0, sizeof e.message) != NULL && e.message[0] != 0);
+    }
+    {
+        lfm2_sampler_params sp;
+        lfm2_sampler *s = NULL;
+        int found = -1;
+        memset(&e, 0, sizeof e);
+        rc = lfm2_sampler_params_from_generation_config((const char *)data, size, &sp, &found, &e);
+        if (rc == LFM2_OK) {
+            FUZZ_ASSERT(found == 0 || found == 1);
+            FUZZ_ASSERT(lfm2_sampler_create(&sp, 16, NULL, &s) == LFM2_OK);
+            lfm2_sampler_free(s);
+        } else FUZZ_ASSERT(rc == LFM2_ERR_BAD_CONFIG && found == 0 && e.message[0] != 0);
     }
     return 0;
 }

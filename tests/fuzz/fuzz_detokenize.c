@@ -6,14 +6,13 @@
    Invariants: out-of-vocabulary ids give INVALID_ARG; otherwise the streamed chunks concatenated
    (+ flush) equal the whole detokenization, which equals the concatenated pieces. */
 #define LFM2_IMPLEMENTATION
+#define FUZZ_REALVOCAB /* g_m: realvocab-bf16, loaded once (fuzz_common.h) */
 #ifdef FUZZ_LFM2_H
 #include FUZZ_LFM2_H
 #else
 #include "../../lfm2.h"
 #endif
 #include "fuzz_common.h"
-
-static lfm2_model *g_m;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int flags, wide, bad = 0;
@@ -23,7 +22,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *whole, *streamed, piece[512];
     lfm2_detok_stream st;
     lfm2_result rc;
-    if (!g_m) g_m = fuzz_load_model("realvocab-bf16", 0);
     if (size < 1) return 0;
     flags = data[0] & 1;
     wide = (data[0] >> 1) & 1;

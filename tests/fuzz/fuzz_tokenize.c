@@ -8,14 +8,13 @@
    fallback; a buffer of exactly the ids succeeds then; one short gives BUFFER_TOO_SMALL with the
    size needed. */
 #define LFM2_IMPLEMENTATION
+#define FUZZ_REALVOCAB /* g_m: realvocab-bf16, loaded once (fuzz_common.h) */
 #ifdef FUZZ_LFM2_H
 #include FUZZ_LFM2_H
 #else
 #include "../../lfm2.h"
 #endif
 #include "fuzz_common.h"
-
-static lfm2_model *g_m;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int flags, small, i;
@@ -25,7 +24,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lfm2_token *ids;
     char *back;
     lfm2_result rc;
-    if (!g_m) g_m = fuzz_load_model("realvocab-bf16", 0);
     if (size < 1) return 0;
     flags = data[0] & 3;
     small = (data[0] >> 2) & 1;
