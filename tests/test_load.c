@@ -356,8 +356,7 @@ static int t_x16_logits(lfm2_model *m, float *out, int32_t V) {
    folder; malformed records and metadata are refused with a message. */
 static void test_x16_folder(void) {
     static const char *const files[] = {"config.json", "model.safetensors", NULL};
-    const char *dir = "build/t_x16_folder";
-    char path[512], *cfg;
+    char dir[512], mpath[1024], path[512], *cfg;
     size_t cfg_n = 0;
     int32_t q, li;
 #if defined(LFM2__BIG_ENDIAN)
@@ -367,6 +366,8 @@ static void test_x16_folder(void) {
     cfg = t_read_file(path, &cfg_n);
     CHECK(cfg != NULL, "config");
     if (!cfg) return;
+    t_tmp_path(dir, sizeof dir, "x16_folder");
+    snprintf(mpath, sizeof mpath, "%s/model.safetensors", dir);
     for (q = 0; q < 2; q++) {
         int32_t wt = q ? LFM2_WEIGHTS_Q4 : LFM2_WEIGHTS_Q8;
         lfm2_model_params p;
@@ -410,7 +411,7 @@ static void test_x16_folder(void) {
                 s.config_json = cfg; s.config_json_size = cfg_n; s.safetensors = &bf; s.n_safetensors = 1;
                 CHECK(lfm2_model_load_memory(&s, &p, &b) == LFM2_OK, "interleaved file from memory: %s", e.message);
             }
-            from_dir = t_pfolder(dir, "tiny-bf16", files) && t_pwrite("build/t_x16_folder/model.safetensors", file, fn);
+            from_dir = t_pfolder(dir, "tiny-bf16", files) && t_pwrite(mpath, file, fn);
             CHECK(from_dir, "writing %s", dir);
             if (from_dir) CHECK(lfm2_model_load_dir(dir, &p, &c) == LFM2_OK, "interleaved folder: %s", e.message);
             if (a && b && c) {
