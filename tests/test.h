@@ -70,6 +70,36 @@ static char *t_read_file(const char *path, size_t *size) {
 }
 #include "load_one.h" /* t_load_one (run_tests.c includes lfm2.h first) */
 
+/* tiny-bf16 loaded from memory with generation_config.json text gen (the loader reads its eos
+   ids): the load's result, *m the model (NULL on error) */
+static lfm2_result t_load_tiny_gen(const char *gen, lfm2_model **m, lfm2_error *e) {
+    char path[1024], *cfg, *st;
+    size_t cfg_n = 0, st_n = 0;
+    lfm2_model_sources s;
+    lfm2_buffer b;
+    lfm2_model_params p;
+    lfm2_result rc = LFM2_ERR_IO;
+    *m = NULL;
+    memset(e, 0, sizeof *e);
+    snprintf(path, sizeof path, "%s/tiny-bf16/config.json", t_data_dir());
+    cfg = t_read_file(path, &cfg_n);
+    snprintf(path, sizeof path, "%s/tiny-bf16/model.safetensors", t_data_dir());
+    st = t_read_file(path, &st_n);
+    if (cfg && st) {
+        memset(&s, 0, sizeof s);
+        memset(&p, 0, sizeof p);
+        b.data = st; b.size = st_n; b.name = "model.safetensors";
+        s.config_json = cfg; s.config_json_size = cfg_n;
+        s.safetensors = &b; s.n_safetensors = 1;
+        s.generation_config_json = gen; s.generation_config_json_size = strlen(gen);
+        p.error = e;
+        rc = lfm2_model_load_memory(&s, &p, m);
+    } else snprintf(e->message, sizeof e->message, "cannot read tests/data/tiny-bf16");
+    free(cfg);
+    free(st);
+    return rc;
+}
+
 /* ---- the reference tensors (ref.safetensors, sampler.safetensors): one reader ----------------
    The table is parsed by the library's own validating parser; values are decoded little-endian
    (safetensors' byte order) whatever the host. Accessors return malloc'd copies (NULL when the

@@ -141,7 +141,7 @@ static char *tc_eos_list(char *buf, size_t cap, const char *pre, int first, int 
 static void test_config_eos_ids(void) {
     static const char *base = "{\"vocab_size\":512,\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
                               "\"num_key_value_heads\":2,\"intermediate_size\":256,\"eos_token_id\":";
-    char buf[2048], gen[1024], path[512];
+    char buf[2048], gen[1024];
     lfm2_config c;
     lfm2_error e;
     lfm2_result rc;
@@ -164,28 +164,10 @@ static void test_config_eos_ids(void) {
     NOTE("TABLE\tconfig.json eos_token_id with %d distinct ids\t%s\t%s", LFM2_CONFIG_EOS + 1, lfm2_result_string(rc), e.message);
     /* generation_config.json adds to config.json's (tiny-bf16: eos 2): 31 more fit, 32 more do not */
     {
-        char *cfg, *st;
-        size_t cfg_n = 0, st_n = 0;
-        snprintf(path, sizeof path, "%s/tiny-bf16/config.json", t_data_dir());
-        cfg = t_read_file(path, &cfg_n);
-        snprintf(path, sizeof path, "%s/tiny-bf16/model.safetensors", t_data_dir());
-        st = t_read_file(path, &st_n);
-        CHECK(cfg && st, "tiny-bf16 files");
-        for (k = 0; cfg && st && k < 2; k++) {
-            lfm2_model_sources s;
-            lfm2_buffer b;
-            lfm2_model_params p;
+        for (k = 0; k < 2; k++) {
             lfm2_model *m = NULL;
-            memset(&s, 0, sizeof s);
-            memset(&p, 0, sizeof p);
-            memset(&e, 0, sizeof e);
-            b.data = st; b.size = st_n; b.name = "model.safetensors";
-            s.config_json = cfg; s.config_json_size = cfg_n;
-            s.safetensors = &b; s.n_safetensors = 1;
             tc_eos_list(gen, sizeof gen, "{\"eos_token_id\":", 300, LFM2_CONFIG_EOS - 1 + k, "}");
-            s.generation_config_json = gen; s.generation_config_json_size = strlen(gen);
-            p.error = &e;
-            rc = lfm2_model_load_memory(&s, &p, &m);
+            rc = t_load_tiny_gen(gen, &m, &e);
             if (k == 0) {
                 CHECK(rc == LFM2_OK && lfm2_model_config(m)->n_eos == LFM2_CONFIG_EOS && lfm2_token_is_eog(m, 2) &&
                       lfm2_token_is_eog(m, 300 + LFM2_CONFIG_EOS - 2) && !lfm2_token_is_eog(m, 300 + LFM2_CONFIG_EOS - 1),
@@ -197,8 +179,6 @@ static void test_config_eos_ids(void) {
             }
             lfm2_model_free(m);
         }
-        free(cfg);
-        free(st);
     }
 }
 

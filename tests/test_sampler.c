@@ -1154,33 +1154,14 @@ static void test_sampler_generation_config(void) {
     CHECK(lfm2_sampler_params_from_generation_config("{}", 2, &p, NULL, NULL) == LFM2_OK && ts_params_eq(&p, &card), "{}: fallback, found optional");
     { /* the loader reads only eos_token_id from generation_config.json: a recipe, even an odd one, loads */
         static const char *const gens[] = { ok[0].json, "{\"eos_token_id\": [7, 5], \"temperature\": \"hot\", \"top_k\": -3}" };
-        char *cfg, *st;
-        size_t cfg_n = 0, st_n = 0, g;
-        snprintf(path, sizeof path, "%s/tiny-bf16/config.json", t_data_dir());
-        cfg = t_read_file(path, &cfg_n);
-        snprintf(path, sizeof path, "%s/tiny-bf16/model.safetensors", t_data_dir());
-        st = t_read_file(path, &st_n);
-        CHECK(cfg && st, "tiny-bf16 files");
-        for (g = 0; cfg && st && g < 2; g++) {
-            lfm2_model_sources s;
-            lfm2_buffer b;
-            lfm2_model_params mp;
+        size_t g;
+        for (g = 0; g < 2; g++) {
             lfm2_model *m = NULL;
-            memset(&s, 0, sizeof s);
-            memset(&mp, 0, sizeof mp);
-            memset(&e, 0, sizeof e);
-            b.data = st; b.size = st_n; b.name = "model.safetensors";
-            s.config_json = cfg; s.config_json_size = cfg_n;
-            s.safetensors = &b; s.n_safetensors = 1;
-            s.generation_config_json = gens[g]; s.generation_config_json_size = strlen(gens[g]);
-            mp.error = &e;
-            rc = lfm2_model_load_memory(&s, &mp, &m);
+            rc = t_load_tiny_gen(gens[g], &m, &e);
             CHECK(rc == LFM2_OK && lfm2_token_is_eog(m, 7) && lfm2_token_is_eog(m, 2) && (g == 0 || lfm2_token_is_eog(m, 5)) && !lfm2_token_is_eog(m, 3),
                   "load with generation_config.json %d: %s (%s)", (int)g, lfm2_result_string(rc), e.message);
             lfm2_model_free(m);
         }
-        free(cfg);
-        free(st);
     }
     NOTE("%d LFM2 files -> the model-card recipe, %d of %d recipes read as transformers would, %d of %d malformed / out-of-range texts refused",
          n_files, n_ok, (int)(sizeof ok / sizeof ok[0]), n_bad, (int)(sizeof bad / sizeof bad[0]));
