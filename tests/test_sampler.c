@@ -1153,7 +1153,7 @@ static void test_sampler_generation_config(void) {
     CHECK(lfm2_sampler_params_from_generation_config("{}", 2, NULL, &found, &e) == LFM2_ERR_INVALID_ARG, "NULL out");
     CHECK(lfm2_sampler_params_from_generation_config("{}", 2, &p, NULL, NULL) == LFM2_OK && ts_params_eq(&p, &card), "{}: fallback, found optional");
     { /* the loader reads only eos_token_id from generation_config.json: a recipe, even an odd one, loads */
-        static const char *const gens[] = { ok[0].json, "{\"eos_token_id\": [7, 5], \"temperature\": \"hot\", \"top_k\": -3}" };
+        const char *const gens[] = { ok[0].json, "{\"eos_token_id\": [7, 5], \"temperature\": \"hot\", \"top_k\": -3}" }; /* (automatic: ok[0].json is not a constant) */
         size_t g;
         for (g = 0; g < 2; g++) {
             lfm2_model *m = NULL;
