@@ -9293,6 +9293,12 @@ static lfm2__mat **lfm2__model_mats_alloc(lfm2_model *m, int32_t *n) {
 #ifdef LFM2__HAVE_MMAP
 static void lfm2__blob_drop(lfm2__blob *bl, uintptr_t lo, uintptr_t hi, uintptr_t ps);
 static uintptr_t lfm2__page_size(void);
+/* lfm2__blob_drop of [src, src + bytes) in whichever of m's mapped files holds it (none: nothing) */
+static void lfm2__model_drop(lfm2_model *m, uintptr_t src, size_t bytes, uintptr_t ps) {
+    int32_t k;
+    for (k = 0; k < m->n_blobs; k++)
+        if (src >= LFM2__PTRINT(m->blobs[k].data) && src - LFM2__PTRINT(m->blobs[k].data) < m->blobs[k].size) lfm2__blob_drop(&m->blobs[k], src, src + bytes, ps);
+}
 #endif
 static lfm2_result lfm2__quantize_weights(lfm2_model *m, const lfm2__workers *W, int32_t type, lfm2_error *err) {
     lfm2__mat **list;
@@ -9317,15 +9323,13 @@ static lfm2_result lfm2__quantize_weights(lfm2_model *m, const lfm2__workers *W,
         int t = (type == LFM2_WEIGHTS_Q4 && (list[i] == &m->embed || list[i] == &m->head)) ? LFM2_WEIGHTS_Q8 : type;
         uintptr_t src = LFM2__PTRINT(list[i]->data);
         size_t sbytes = LFM2__CAST(size_t, list[i]->rows) * LFM2__CAST(size_t, list[i]->cols) * (list[i]->dtype == LFM2__DT_F32 ? 4u : 2u);
-        int32_t k;
         b = lfm2__quant_bytes(list[i], t);
         if (b == 0) continue;
         lfm2__quantize_mat(m, W, list[i], t, m->qbuf + off);
-        (void)src; (void)sbytes; (void)k;
+        (void)src; (void)sbytes;
 #ifdef LFM2__HAVE_MMAP
         /* the source's whole pages leave the process (resident memory: about the quantized model) */
-        for (k = 0; k < m->n_blobs; k++)
-            if (src >= LFM2__PTRINT(m->blobs[k].data) && src - LFM2__PTRINT(m->blobs[k].data) < m->blobs[k].size) lfm2__blob_drop(&m->blobs[k], src, src + sbytes, ps);
+        lfm2__model_drop(m, src, sbytes, ps);
 #endif
         if (tied_head) m->head = m->embed;
         off += (b + 63) & ~LFM2__CAST(size_t, 63);
@@ -9606,7 +9610,6 @@ static lfm2_result lfm2__x16_unpack(lfm2_model *m, const lfm2__workers *W, lfm2_
         size_t bytes = LFM2__CAST(size_t, w->rows / 16) * LFM2__CAST(size_t, w->cols / 64) * LFM2__X16_REC(q4);
         lfm2__unx v;
 #ifdef LFM2__HAVE_MMAP
-        int32_t k;
         uintptr_t src = LFM2__PTRINT(w->data);
 #endif
         if (w->dtype != LFM2__DT_Q8X && w->dtype != LFM2__DT_Q4X) continue;
@@ -9617,8 +9620,7 @@ static lfm2_result lfm2__x16_unpack(lfm2_model *m, const lfm2__workers *W, lfm2_
         v.q4 = q4;
         lfm2__parallel_for(W, w->rows / 16, lfm2__x16_unpack_groups, &v);
 #ifdef LFM2__HAVE_MMAP
-        for (k = 0; k < m->n_blobs; k++)
-            if (src >= LFM2__PTRINT(m->blobs[k].data) && src - LFM2__PTRINT(m->blobs[k].data) < m->blobs[k].size) lfm2__blob_drop(&m->blobs[k], src, src + bytes, ps);
+        lfm2__model_drop(m, src, bytes, ps);
 #endif
         w->data = v.dst;
         w->scales = v.sc;
