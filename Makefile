@@ -51,7 +51,7 @@ test-stages: valgrind $(STAGES)
 unit: $(B)/run_tests
 	./$(B)/run_tests
 
-cli-test: $(B)/lfm2 $(B)/lfm2-inspect $(B)/lfm2-quantize $(B)/make_odd_model
+cli-test: $(B)/lfm2 $(B)/lfm2-inspect $(B)/lfm2-quantize $(B)/make_odd_model $(B)/make-random-model
 	sh tests/cli_test.sh $(B)
 
 # a model folder with tensors that are hard to write back (tests/quantize_test.sh)
@@ -262,7 +262,7 @@ $(B)/lfm2-bench: tools/lfm2-bench.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/lfm2-bench.c $(LDLIBS) -lpthread
 $(B)/lfm2-bench-prof: tools/lfm2-bench.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -DLFM2_PROFILE -o $@ tools/lfm2-bench.c $(LDLIBS) -lpthread
-$(B)/make-random-model: tools/make-random-model.c | $(B)
+$(B)/make-random-model: tools/make-random-model.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -o $@ tools/make-random-model.c $(LDLIBS)
 $(BENCH_MODEL)/model.safetensors: | $(B)/make-random-model
 	./$(B)/make-random-model --shape 350m --dtype bf16 -o $(BENCH_MODEL)

@@ -162,6 +162,60 @@ if "$Q" "$TMP/odd" "$TMP/odd-q8" q8 2> "$TMP/q.err" && "$INSPECT" "$TMP/odd-q8" 
     pass "a 219-byte tensor name, a name with quote/backslash/tab/newline/control/UTF-8 and a 4-D tensor round-trip"
 else fail "odd tensor names / 4-D tensors"; sed 's/^/        /' "$TMP/q.err"; tail -n 5 "$TMP/odd.txt" | sed 's/^/        /'; fi
 
+# --- make-random-model: its q8 / q4 folders are lfm2-quantize's of its bf16 folder -------------
+# (the interleaved records by default, --row-major the older layout), byte for byte, with the
+# weights and logits of quantizing the bf16 folder at load; odd-small has widths that do not fit
+# the 16 x 64 records (row-major there) or the 32-column blocks (bf16 there). Its logits are
+# compared at the scalar level: with the native kernels its one bf16 matrix is multiplied as
+# BF16X in a pre-quantized folder but row-major BF16 after load-time quantization (which skips
+# lfm2__interleave_weights), a different summation order.
+RMM="$B/make-random-model"
+rmm_leftovers() { ls -A "$1" | grep 'make-random-model' ; }
+if [ ! -x "$RMM" ]; then
+    fail "$RMM is not built"
+else
+    for sh in small moe-small odd-small; do
+        isa=; [ $sh = odd-small ] && isa=SCALAR
+        "$RMM" --shape $sh --dtype bf16 -o "$TMP/rm-$sh-bf16" 2> "$TMP/q.err" || { fail "make-random-model --shape $sh --dtype bf16"; continue; }
+        for q in q8 q4; do
+            r="$TMP/rm-$sh-$q"
+            rec=1088; [ $q = q4 ] && rec=576
+            if "$RMM" --shape $sh --dtype $q -o "$r" 2> "$TMP/q.err" && "$RMM" --shape $sh --dtype $q --row-major -o "$r-rm" 2>> "$TMP/q.err" &&
+               "$Q" "$TMP/rm-$sh-bf16" "$TMP/rq-$sh-$q" $q 2>> "$TMP/q.err" && "$Q" --row-major "$TMP/rm-$sh-bf16" "$TMP/rq-$sh-$q-rm" $q 2>> "$TMP/q.err" &&
+               cmp -s "$r/model.safetensors" "$TMP/rq-$sh-$q/model.safetensors" && cmp -s "$r/config.json" "$TMP/rq-$sh-$q/config.json" &&
+               cmp -s "$r-rm/model.safetensors" "$TMP/rq-$sh-$q-rm/model.safetensors" &&
+               "$INSPECT" "$r" > "$TMP/rm.txt" && grep -q "in_proj.weight *U8 *\[[0-9]*,[0-9]*,$rec *\]" "$TMP/rm.txt" &&
+               grep -q '"lfm2.h.interleave":"x16 v1' "$r/model.safetensors" &&
+               "$INSPECT" "$r-rm" > "$TMP/rm2.txt" && ! grep -q ",$rec *\]" "$TMP/rm2.txt" && grep -q "in_proj.weight_scale *F16" "$TMP/rm2.txt" &&
+               "$INSPECT" "$TMP/rm-$sh-bf16" --weights $q --digest > "$TMP/b.dig" && "$INSPECT" "$r" --digest > "$TMP/a.dig" && cmp -s "$TMP/a.dig" "$TMP/b.dig" &&
+               "$INSPECT" "$r-rm" --digest | cmp -s - "$TMP/b.dig" &&
+               LFM2_ISA=$isa "$INSPECT" "$TMP/rm-$sh-bf16" --weights $q --ids 1,2,3,4,5,6,7,8 --logits "$TMP/l0.bin" > /dev/null 2>&1 &&
+               LFM2_ISA=$isa "$INSPECT" "$r" --ids 1,2,3,4,5,6,7,8 --logits "$TMP/l1.bin" > /dev/null 2>&1 &&
+               LFM2_ISA=$isa "$INSPECT" "$r-rm" --ids 1,2,3,4,5,6,7,8 --logits "$TMP/l2.bin" > /dev/null 2>&1 &&
+               [ -s "$TMP/l0.bin" ] && cmp -s "$TMP/l0.bin" "$TMP/l1.bin" && cmp -s "$TMP/l0.bin" "$TMP/l2.bin" && [ -z "$(rmm_leftovers "$TMP")" ]; then
+                pass "make-random-model --shape $sh --dtype $q: = lfm2-quantize of its bf16 folder byte for byte (interleaved [.., .., $rec] and --row-major), logits bit-identical to load-time $q${isa:+ (LFM2_ISA=$isa)}"
+            else fail "make-random-model --shape $sh --dtype $q"; sed 's/^/        /' "$TMP/q.err"; fi
+        done
+    done
+    if grep -q 'w2.weight *BF16 *\[256,520' "$TMP/rm.txt" && grep -q 'experts.0.w2.weight_scale *F16' "$TMP/rm.txt" &&
+       grep -q 'embed_tokens.weight_scale *F16 *\[1000,8' "$TMP/rm.txt" && grep -q 'experts.0.w1.weight *U8 *\[6,4,576' "$TMP/rm.txt"; then
+        pass "make-random-model --shape odd-small --dtype q4: rows % 16 != 0 or cols % 64 != 0 row-major, cols % 32 != 0 bf16, the rest interleaved"
+    else fail "make-random-model odd-small layout"; sed 's/^/        /' "$TMP/rm.txt"; fi
+    # a folder replaced in place; a failed write leaves nothing behind and the old folder as it was
+    r="$TMP/rm-small-q8"
+    "$INSPECT" "$TMP/rm-small-bf16" --weights q4 --digest > "$TMP/b.dig"
+    if "$RMM" --shape small --dtype q4 -o "$r/" 2> "$TMP/q.err" && "$INSPECT" "$r" --digest | cmp -s - "$TMP/b.dig" && [ -z "$(rmm_leftovers "$TMP")" ] &&
+       [ "$(ls -A "$r" | wc -l)" -eq 2 ]; then
+        pass "make-random-model over an existing folder: it holds the new model, no temporary left"
+    else fail "make-random-model over an existing folder"; sed 's/^/        /' "$TMP/q.err"; fi
+    snap "$r" > "$TMP/old.snap"
+    ( ulimit -f 1024; exec "$RMM" --shape moe-small --dtype bf16 -o "$TMP/rm-limited" ) > /dev/null 2> "$TMP/q.err"; rc1=$?
+    ( ulimit -f 1024; exec "$RMM" --shape moe-small --dtype bf16 -o "$r" ) > /dev/null 2> "$TMP/q.err2"; rc2=$?
+    if [ $rc1 -eq 1 ] && [ $rc2 -eq 1 ] && [ ! -e "$TMP/rm-limited" ] && [ -z "$(rmm_leftovers "$TMP")" ] && snap "$r" | cmp -s - "$TMP/old.snap"; then
+        pass "make-random-model past a file size limit: exit 1, no new folder, no temporary, the old folder intact (\"$(cat "$TMP/q.err")\")"
+    else fail "make-random-model past a file size limit: exit $rc1 / $rc2"; sed 's/^/        /' "$TMP/q.err" "$TMP/q.err2"; fi
+fi
+
 expect_refusal "a bad type" models/demo-code-8m "$TMP/x" q5
 echo "lfm2-quantize tests: $checks checks, $fails failed"
 [ $fails -eq 0 ]

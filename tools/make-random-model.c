@@ -327,8 +327,9 @@ static int write_config(const char *path, const shape_def *s, int dt) {
     size_t k;
     if (!f) return -1;
     if (s->moe) return write_config_moe(f, s, dt);
+    fprintf(f, "{\n");
+    if (dt > DT_F32) fprintf(f, "  \"quantization_config\": {\"quant_method\": \"lfm2.h\", \"bits\": %d, \"group_size\": 32},\n", dt == DT_Q8 ? 8 : 4);
     fprintf(f,
-            "{\n"
             "  \"architectures\": [\n    \"Lfm2ForCausalLM\"\n  ],\n"
             "  \"block_auto_adjust_ff_dim\": true,\n"
             "  \"block_dim\": %d,\n"
