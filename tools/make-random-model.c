@@ -539,7 +539,7 @@ int main(int argc, char **argv) {
     int dt = DT_BF16, i, n, exists;
     uint64_t data_size = 0, params = 0;
     static tensor t[MAX_TENSORS];
-    char path[4200], dir[4096], base[4096], *hdr;
+    char path[4608], dir[4096], base[4096], *hdr;
     size_t hcap, hlen, hpad, len;
     FILE *f = NULL;
     unsigned char *buf = NULL;
