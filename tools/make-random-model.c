@@ -27,7 +27,8 @@
    the same weights, and the same logits, as the bf16 folder with LFM2_WEIGHTS_Q8 / Q4.
    Writes DIR/config.json (the released LFM2-350M / LFM2-1.2B config.json, torch_dtype adapted) and
    DIR/model.safetensors: every tensor of the checkpoint at its exact shape, tied embeddings (no
-   lm_head), tensors in name order, contiguous, each 64-byte aligned in the file.
+   lm_head), tensors in name order, each 64-byte aligned in the file (zero padding after a tensor
+   whose size is not a multiple of 64: only in the odd-small shape).
    No tokenizer files: load with lfm2_model_params.no_tokenizer or without them.
 
    Values: matrices ~ N(0, std^2) (std 0.02 by default, an Irwin-Hall approximation of a normal),
