@@ -161,7 +161,8 @@
          >>safetensors    the file format and dtypes (>>model-access: what the tokenizer and
                           sampler sections see of a model)
          >>tokenizer      tokenizer.json, the split patterns, BPE (and >>unicode-table)
-         >>chat           the native chat templates, tool-call parser, output splitter
+         >>chat           the native chat templates, tool-call parser (and >>ident-table),
+                          output splitter
          >>sampler        logits processors, sampling    >>generate   lfm2_generate
          >>threads        serial / OpenMP / built-in pool / caller's job system, one fixed split
          >>structs        model, matrix, layer and context structs
@@ -863,17 +864,18 @@ typedef struct lfm2_tool_call {
    written ({'a': 1, "a": 2}, {'a': 1, '\x61': 2} and {'ab': 1, 'a' 'b': 2} repeat a key; the
    offset is the second one's). Python's dict would keep the last value; a call whose arguments
    say two things is refused instead, like a repeated argument name (which Python refuses too).
-   Names (each part of a dotted one, and argument names) are identifiers as Python reads them,
-   and compared and printed as written, which is what Python does with them: a non-ASCII
-   character is accepted where Python accepts it (XID_Start first, XID_Continue after; Unicode
-   14.0, Python 3.11) only if it keeps the name NFKC-stable (NFKC(c) == c, combining class 0, not
-   composing with the character before it). The other non-ASCII names are refused at that
-   character: the ones Python refuses, and the ones it would normalize to another spelling
-   (f(\ufb01=1) is f(fi=1) there, f(e\u0301=1) is f(\u00e9=1)), which includes combining
-   marks. On success calls[0..*n_calls) (*n_calls
-   may exceed max_calls only with LFM2_ERR_BUFFER_TOO_SMALL) and buf[0..*n_out) holds the names
-   and arguments. buf NULL, cap 0, calls NULL, max_calls 0 is a size query; otherwise a short
-   buf or calls gives LFM2_ERR_BUFFER_TOO_SMALL with *n_out and *n_calls the sizes needed.
+   Names (the call's, each part of a dotted one, the arguments') are compared and printed as
+   written, and that is exact to Python, which NFKC-normalizes identifiers: a non-ASCII
+   character is accepted only where Python accepts it (XID_Start first, XID_Continue after;
+   Unicode 14.0, Python 3.11's) and if it keeps the name NFKC-stable (NFKC(c) == c, combining
+   class 0, not composing with the character before it; >>ident-table). The other non-ASCII
+   characters in a name are refused, at their offset: the ones Python refuses (f(a\u20ac=1)),
+   the ones it would normalize to another name (f(\ufb01=1) is f(fi=1) there, f(e\u0301=1) is
+   f(\u00e9=1)) and, stricter than Python, any of nonzero combining class (the virama U+094D).
+   On success calls[0..*n_calls) (*n_calls may exceed max_calls only with
+   LFM2_ERR_BUFFER_TOO_SMALL) and buf[0..*n_out) holds the names and arguments. buf NULL, cap 0,
+   calls NULL, max_calls 0 is a size query; otherwise a short buf or calls gives
+   LFM2_ERR_BUFFER_TOO_SMALL with *n_out and *n_calls the sizes needed.
    Allocates nothing. */
 LFM2_API lfm2_result lfm2_tool_calls_parse(const char *text, size_t len, lfm2_tool_call *calls, int32_t max_calls,
                                            int32_t *n_calls, char *buf, size_t cap, size_t *n_out,
