@@ -455,6 +455,78 @@ static void test_chat_tool_call_dict_keys(void) {
     CHECK(refused == (int)n_dup && parsed == (int)n_ok, "all %d duplicate and %d distinct cases", (int)n_dup, (int)n_ok);
 }
 
+/* Non-ASCII names (call names, each dotted part, argument names) are Python's identifiers
+   that NFKC leaves as they are, printed as written; the others are refused at the character,
+   with the reason: Python refuses it, or would normalize the name to another spelling (the
+   table of tools/gen_ident.py, checked against Python 3.11's unicodedata for every code point
+   when it was made). */
+static void test_chat_tool_call_names(void) {
+    static const char *const ok_in[] = {
+        "[f(gr\xc3\xb6\xc3\x9f" "e=1)]",                       /* größe */
+        "[f(\xe5\x90\x8d\xe5\x89\x8d=\"x\")]",                  /* 名前 */
+        "[f(caf\xc3\xa9=1, cafe=2)]",                          /* café, precomposed (NFKC keeps it) */
+        "[f(_x1=1)]",
+        "[f(\xe0\xa4\xa8\xe0\xa4\xbe\xe0\xa4\xae=1)]",          /* नाम: the vowel sign U+093E has combining class 0 */
+        "[f(\xe0\xae\x95\xe0\xae\xbe=1, \xe0\xae\x95\xe0\xaf\x8a=2)]", /* கா, and கொ precomposed (U+0BCA) */
+        "[f(\xed\x95\x9c=1, x\xd9\xa1=2)]",                     /* 한 (a syllable), x١ (a digit after the first character) */
+        "[ns.gr\xc3\xb6\xc3\x9f" "e(a=1)]" };
+    static const char *const ok_name[] = { "f", "f", "f", "f", "f", "f", "f", "ns.gr\xc3\xb6\xc3\x9f" "e" };
+    static const char *const ok_args[] = {
+        "{\"gr\xc3\xb6\xc3\x9f" "e\": 1}", "{\"\xe5\x90\x8d\xe5\x89\x8d\": \"x\"}", "{\"caf\xc3\xa9\": 1, \"cafe\": 2}", "{\"_x1\": 1}",
+        "{\"\xe0\xa4\xa8\xe0\xa4\xbe\xe0\xa4\xae\": 1}", "{\"\xe0\xae\x95\xe0\xae\xbe\": 1, \"\xe0\xae\x95\xe0\xaf\x8a\": 2}",
+        "{\"\xed\x95\x9c\": 1, \"x\xd9\xa1\": 2}", "{\"a\": 1}" };
+    static const struct { const char *text; size_t at; const char *why; } bad[] = {
+        { "[f(a\xe2\x82\xac=1)]", 4, "normalize (NFKC) or refuse" },        /* a€: not XID_Continue (Python: invalid character) */
+        { "[f(\xef\xac\x81=1)]", 3, "normalize (NFKC) or refuse" },         /* ﬁ: Python reads f(fi=1) */
+        { "[f(a=1, \xef\xac\x81=2)]", 8, "normalize (NFKC) or refuse" },
+        { "[f(e\xcc\x81=1)]", 4, "normalize (NFKC) or refuse" },            /* e + combining acute: Python reads é */
+        { "[f(a\xc2\xb2=1)]", 4, "normalize (NFKC) or refuse" },            /* a²: Python reads a2 */
+        { "[f(\xef\xbd\x86=1)]", 3, "normalize (NFKC) or refuse" },         /* full-width ｆ: Python reads f */
+        { "[f(a\xc2\xa0=1)]", 4, "normalize (NFKC) or refuse" },            /* a no-break space (Python: invalid character) */
+        { "[f(\xd9\xa1=1)]", 3, "not XID_Start" },                         /* ١ first (Python: invalid character) */
+        { "[f(\xe0\xae\x95\xe0\xaf\x86\xe0\xae\xbe=1)]", 9, "composes" },  /* க + ெ + ா: Python reads கொ (U+0BCA) */
+        { "[f(\xe1\x84\x92\xe1\x85\xa1=1)]", 6, "composes" },              /* Hangul jamo L + V: Python reads 하 */
+        { "[f\xe2\x82\xac(a=1)]", 2, "normalize (NFKC) or refuse" },        /* in the call's name */
+        { "[ns.\xef\xac\x81(a=1)]", 4, "normalize (NFKC) or refuse" },      /* in a dotted part */
+        { "[f(a\xff=1)]", 4, "invalid UTF-8" },
+        { "[f(caf\xc3\xa9=1, caf\xc3\xa9=2)]", 12, "a repeated argument name" } };
+    size_t i;
+    int good = 0, refused = 0;
+    for (i = 0; i < sizeof ok_in / sizeof ok_in[0]; i++) {
+        char buf[512];
+        size_t need = 0, off = 0;
+        int32_t nc = 0;
+        lfm2_tool_call tc[2];
+        lfm2_error err;
+        lfm2_result r;
+        memset(&err, 0, sizeof err);
+        r = lfm2_tool_calls_parse(ok_in[i], strlen(ok_in[i]), tc, 2, &nc, buf, sizeof buf, &need, &off, &err);
+        CHECK(r == LFM2_OK && nc == 1 && strcmp(tc[0].name, ok_name[i]) == 0 && strcmp(tc[0].arguments, ok_args[i]) == 0,
+              "non-ASCII name %d: %s -> %s %s", (int)i, ok_in[i], r == LFM2_OK ? tc[0].name : err.message, r == LFM2_OK ? tc[0].arguments : "");
+        good += r == LFM2_OK && nc == 1 && strcmp(tc[0].arguments, ok_args[i]) == 0;
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char buf[512];
+        size_t need = 0, off = 99999, off2 = 99999;
+        int32_t nc = 5, n2 = 0;
+        lfm2_tool_call tc[2];
+        lfm2_error err;
+        lfm2_result r;
+        memset(&err, 0, sizeof err);
+        r = lfm2_tool_calls_parse(bad[i].text, strlen(bad[i].text), tc, 2, &nc, buf, sizeof buf, &need, &off, &err);
+        CHECK(r == LFM2_ERR_INVALID_ARG && nc == 0 && off == bad[i].at && strstr(err.message, bad[i].why) != NULL,
+              "name %d refused at byte %llu for '%s' (got %s at %llu: %s)", (int)i, (unsigned long long)bad[i].at, bad[i].why,
+              lfm2_result_string(r), (unsigned long long)off, err.message);
+        CHECK(lfm2_tool_calls_parse(bad[i].text, strlen(bad[i].text), NULL, 0, &n2, NULL, 0, &need, &off2, NULL) == LFM2_ERR_INVALID_ARG &&
+                  off2 == off, "name %d: the size query refuses it at the same byte", (int)i);
+        refused += r == LFM2_ERR_INVALID_ARG && off == bad[i].at && strstr(err.message, bad[i].why) != NULL;
+        NOTE("TABLE\ttool call text '%s'\tinvalid argument\t%s", bad[i].text, err.message);
+    }
+    NOTE("%d of %d non-ASCII names parse as written, %d of %d refused at the expected byte for the expected reason", good,
+         (int)(sizeof ok_in / sizeof ok_in[0]), refused, (int)(sizeof bad / sizeof bad[0]));
+    CHECK(good == (int)(sizeof ok_in / sizeof ok_in[0]) && refused == (int)(sizeof bad / sizeof bad[0]), "all name cases");
+}
+
 /* ---- splitter ---- */
 typedef struct tc_sink { char ch[4][4096]; size_t n[4]; char all[8192]; size_t na; int seq[512]; int nseq; int last; int bad; } tc_sink;
 static void tc_emit(void *u, int channel, const char *text, size_t len) {
@@ -575,6 +647,7 @@ static const t_case chat_tests[] = {
     {"chat/tokenize", test_chat_tokenize, T_EMU},
     {"chat/tool-calls", test_chat_tool_calls, T_EMU},
     {"chat/tool-call-dict-keys", test_chat_tool_call_dict_keys, T_EMU},
+    {"chat/tool-call-names", test_chat_tool_call_names, T_EMU},
     {"chat/splitter", test_chat_splitter, T_EMU},
     {"chat/no-alloc-source", test_chat_no_alloc_source, 0},
     {NULL, NULL, 0}
