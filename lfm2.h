@@ -6836,7 +6836,8 @@ struct lfm2_model {
     lfm2__blob *blobs;           /* files owned by the model (lfm2_model_load_dir) */
     int32_t n_blobs;
     char **shard_names;          /* names of the shards, for lfm2_model_tensor_info */
-    unsigned char *qbuf;         /* weights quantized (lfm2_model_params.weights) or interleaved at load */
+    unsigned char *qbuf;         /* weights quantized at load (lfm2_model_params.weights) */
+    unsigned char *ibuf;         /* mapped matrices put into the interleaved layout at load (lfm2__interleave_weights) */
     unsigned char *xbuf;         /* a pre-quantized folder's interleaved matrices unpacked at load (lfm2__x16_unpack) */
     int32_t isa;                 /* lfm2_isa of its kernels (lfm2_model_params.max_isa, the CPU) */
     int32_t huge_pages;          /* lfm2_model_params.huge_pages */
@@ -9672,7 +9673,7 @@ static void lfm2__blob_drop(lfm2__blob *bl, uintptr_t lo, uintptr_t hi, uintptr_
 #endif
 /* Puts the matrices of lfm2__interleave_blob into their interleaved layout: the values do not
    change. Float matrices of files read into memory are reordered in place. Mapped files stay
-   read-only: each matrix is written to one buffer (m->qbuf) a chunk at a time and the chunk's
+   read-only: each matrix is written to one buffer (m->ibuf) a chunk at a time and the chunk's
    whole pages of the mapping are released as they are consumed (lfm2__blob_drop), so the resident
    memory stays about one copy of the weights. (Writing to a private mapping instead costs a
    copy-on-write fault per page, and in a multi-threaded process each of those interrupts the
@@ -9701,8 +9702,8 @@ static lfm2_result lfm2__interleave_weights(lfm2_model *m, const lfm2__workers *
         }
     }
     tmp = LFM2__CAST(unsigned char *, lfm2__malloc(&m->alloc, maxg * LFM2__CAST(size_t, nt) + 1));
-    if (total) m->qbuf = LFM2__CAST(unsigned char *, lfm2__malloc_big(&m->alloc, total, m->huge_pages));
-    if (!tmp || (total && !m->qbuf)) {
+    if (total) m->ibuf = LFM2__CAST(unsigned char *, lfm2__malloc_big(&m->alloc, total, m->huge_pages));
+    if (!tmp || (total && !m->ibuf)) {
         lfm2__free(&m->alloc, tmp);
         lfm2__free(&m->alloc, list);
         return lfm2__fail(err, LFM2_ERR_OUT_OF_MEMORY, "out of memory for the interleaved weights (%zu bytes)", total + maxg * LFM2__CAST(size_t, nt));
@@ -9732,7 +9733,7 @@ static lfm2_result lfm2__interleave_weights(lfm2_model *m, const lfm2__workers *
         freed = LFM2__PTRINT(src); /* (the page before may hold other tensors: it stays) */
 #endif
         if (bl->mapped || q) {
-            dst = m->qbuf + off;
+            dst = m->ibuf + off;
             off += (LFM2__CAST(size_t, ng) * gbytes + 63) & ~LFM2__CAST(size_t, 63);
         } else {
             dst = LFM2__CAST(unsigned char *, bl->data) + (LFM2__PTRINT(src) - LFM2__PTRINT(bl->data));
@@ -10171,6 +10172,7 @@ static void lfm2__model_destroy(lfm2_model *m) {
     lfm2__free(&a, m->experts);
     lfm2__free(&a, m->vec);
     lfm2__free(&a, m->qbuf);
+    lfm2__free(&a, m->ibuf);
     lfm2__free(&a, m->xbuf);
     if (m->shard_names) {
         for (i = 0; i < m->n_files; i++) lfm2__free(&a, m->shard_names[i]);
@@ -10398,7 +10400,9 @@ static lfm2_result lfm2__model_build(const lfm2_model_sources *s, const lfm2_mod
         rc = lfm2__x16_unpack(m, &lw, err);
         if (rc != LFM2_OK) { lfm2__workers_free(&lw); goto fail; }
         if (p && (p->weights == LFM2_WEIGHTS_Q8 || p->weights == LFM2_WEIGHTS_Q4)) rc = lfm2__quantize_weights(m, &lw, p->weights, err);
-        else if (n_blobs > 0 && !(p && p->keep_layout)) rc = lfm2__interleave_weights(m, &lw, err);
+        /* then the float matrices (all of them, or those load-time quantization left as stored:
+           widths that are not whole 32-column blocks) as a pre-quantized folder has them */
+        if (rc == LFM2_OK && n_blobs > 0 && !(p && p->keep_layout)) rc = lfm2__interleave_weights(m, &lw, err);
         lfm2__workers_free(&lw);
         if (rc != LFM2_OK) goto fail;
     }
