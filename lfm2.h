@@ -8176,32 +8176,46 @@ LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
    is a 32-bit zip of the two steps' 4-row vectors (per weight vector, shared by the tile's
    tokens), tokens (u, v) x 8 columns a 64-bit zip of their 16 activation bytes (shared by the
    rows). A tile is one half group (8 rows) x 3 pairs of tokens; the token pairs left go 2 at a
-   time, a last single token (decode) through the sdot loop. */
+   time, a last single token (decode) through the sdot kernel. */
+/* GCC's scheduling before register allocation hoists the tile's loads and spills 9 of its 12 float
+   accumulators (215 instructions per block instead of 181, 2026-12); and it addresses the walking
+   activation pointers as base + offset, which the lane load (LD1 {v.d}[1]) does not have: the
+   post-incremented load is written out for GCC / Clang */
+#if defined(__GNUC__) && !defined(__clang__)
+#define LFM2__MM_NOSCHED __attribute__((optimize("no-schedule-insns")))
+#else
+#define LFM2__MM_NOSCHED
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define LFM2__MM_LDHI(xp, ptr) __asm__("ld1 {%0.d}[1], [%1], #8" : "+w"(xp), "+r"(ptr) : : "memory")
+#else
+#define LFM2__MM_LDHI(xp, ptr) (xp = vreinterpretq_s8_s64(vld1q_lane_s64(LFM2__CAST(const int64_t *, LFM2__CAST(const void *, ptr)), vreinterpretq_s64_s8(xp), 1)), ptr += 8)
+#endif
 #define LFM2__MM_FOR3(M, ...) M(0, __VA_ARGS__) M(1, __VA_ARGS__) M(2, __VA_ARGS__)
 #define LFM2__MM_FOR1(M, ...) M(0, __VA_ARGS__)
 /* per pair n of the tile (tokens t + 2n, t + 2n + 1): float accumulators of the row pairs 01 23 45
-   67, their int32 block sums, the two tokens' activation bytes of the half block in use */
+   67, their int32 block sums, and the two tokens' activation pointers, which walk their bytes 8
+   at a time (the sub-steps of 8 columns go in column order through the blocks); the block's dx
+   and sb are at fixed distances from them (od, osb) */
 #define LFM2__MM_DECL(n, _)                                                                                          \
     float32x4_t f##n##a = vdupq_n_f32(0.0f), f##n##b = f##n##a, f##n##c = f##n##a, f##n##d = f##n##a;                \
-    int32x4_t i##n##a, i##n##b, i##n##c, i##n##d; int8x16_t xu##n, xv##n;
-#define LFM2__MM_TOKP(n, off) (q0 + LFM2__CAST(size_t, 2 * (n) + (off)) * qrow)
+    int32x4_t i##n##a, i##n##b, i##n##c, i##n##d;                                                                     \
+    const int8_t *pu##n = LFM2__CAST(const int8_t *, LFM2__CAST(const void *, q0 + LFM2__CAST(size_t, 2 * (n)) * qrow)); \
+    const int8_t *pv##n = LFM2__CAST(const int8_t *, LFM2__CAST(const void *, q0 + LFM2__CAST(size_t, 2 * (n) + 1) * qrow));
 #define LFM2__MM_X0(n, _)                                                                                            \
     {                                                                                                                 \
-        int32x2_t sbp = vld1_dup_s32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, LFM2__MM_TOKP(n, 0) + 3 * LFM2__CAST(size_t, K))) + kb / LFM2__QBLK); \
+        int32x2_t sbp = vld1_dup_s32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, pu##n + osb)));            \
         int32x4_t sb;                                                                                                 \
-        sbp = vld1_lane_s32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, LFM2__MM_TOKP(n, 1) + 3 * LFM2__CAST(size_t, K))) + kb / LFM2__QBLK, sbp, 1); \
+        sbp = vld1_lane_s32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, pv##n + osb)), sbp, 1);             \
         sb = vcombine_s32(sbp, sbp);                                                                                  \
         i##n##a = sb; i##n##b = sb; i##n##c = sb; i##n##d = sb;                                                       \
-        xu##n = vld1q_s8(LFM2__CAST(const int8_t *, LFM2__CAST(const void *, LFM2__MM_TOKP(n, 0) + kb)));            \
-        xv##n = vld1q_s8(LFM2__CAST(const int8_t *, LFM2__CAST(const void *, LFM2__MM_TOKP(n, 1) + kb)));            \
     }
-#define LFM2__MM_X1(n, _)                                                                                            \
-    xu##n = vld1q_s8(LFM2__CAST(const int8_t *, LFM2__CAST(const void *, LFM2__MM_TOKP(n, 0) + kb + 16)));          \
-    xv##n = vld1q_s8(LFM2__CAST(const int8_t *, LFM2__CAST(const void *, LFM2__MM_TOKP(n, 1) + kb + 16)));
-/* 8 columns (ZIP: the first or the second 8 of the 16 activation bytes) for the 4 row pairs */
-#define LFM2__MM_MM(n, ZIP)                                                                                          \
+/* the next 8 columns of the pair's two tokens, for the 4 row pairs */
+#define LFM2__MM_MM(n, _)                                                                                            \
     {                                                                                                                 \
-        int8x16_t xp = vreinterpretq_s8_s64(ZIP(vreinterpretq_s64_s8(xu##n), vreinterpretq_s64_s8(xv##n)));           \
+        int8x16_t xp = vcombine_s8(vld1_s8(pu##n), vdup_n_s8(0));                                                    \
+        LFM2__MM_LDHI(xp, pv##n);                                                                                     \
+        pu##n += 8;                                                                                                   \
         i##n##a = vusmmlaq_s32(i##n##a, wa, xp); i##n##b = vusmmlaq_s32(i##n##b, wb, xp);                           \
         i##n##c = vusmmlaq_s32(i##n##c, wc, xp); i##n##d = vusmmlaq_s32(i##n##d, wd, xp);                           \
     }
@@ -8211,13 +8225,18 @@ LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
     wb = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(c0lo), vreinterpretq_u32_u8(c1lo)));                   \
     wc = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(c0hi), vreinterpretq_u32_u8(c1hi)));                   \
     wd = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(c0hi), vreinterpretq_u32_u8(c1hi)));
-#define LFM2__MM_Q8(FOR, c, ZIP)                                                                                     \
+#define LFM2__MM_Q8(FOR, c)                                                                                          \
     LFM2__MM_W(vld1q_u8(wq + 64 * (c)), vld1q_u8(wq + 64 * (c) + 16), vld1q_u8(wq + 64 * (c) + 64), vld1q_u8(wq + 64 * (c) + 80)) \
-    FOR(LFM2__MM_MM, ZIP)
+    FOR(LFM2__MM_MM, 0)
+#define LFM2__MM_Q4(FOR, z, OP)                                                                                      \
+    LFM2__MM_W(OP(vld1q_u8(wq + 64 * (z))), OP(vld1q_u8(wq + 64 * (z) + 16)), OP(vld1q_u8(wq + 64 * (z) + 64)), OP(vld1q_u8(wq + 64 * (z) + 80))) \
+    FOR(LFM2__MM_MM, 0)
+#define LFM2__MM_LO(v) vandq_u8((v), vdupq_n_u8(15))
+#define LFM2__MM_HI(v) vshrq_n_u8((v), 4)
 #define LFM2__MM_F(n, _)                                                                                             \
     {                                                                                                                 \
-        float32x4_t dxp = vzip1q_f32(vld1q_f32(LFM2__CAST(const float *, LFM2__CAST(const void *, LFM2__MM_TOKP(n, 0) + 2 * LFM2__CAST(size_t, K))) + kb / 4), \
-                                     vld1q_f32(LFM2__CAST(const float *, LFM2__CAST(const void *, LFM2__MM_TOKP(n, 1) + 2 * LFM2__CAST(size_t, K))) + kb / 4)); \
+        float32x4_t dxp = vzip1q_f32(vld1q_f32(LFM2__CAST(const float *, LFM2__CAST(const void *, pu##n + od))),     \
+                                     vld1q_f32(LFM2__CAST(const float *, LFM2__CAST(const void *, pv##n + od))));    \
         f##n##a = vfmaq_f32(f##n##a, vcvtq_f32_s32(i##n##a), vmulq_f32(s01, dxp));                                   \
         f##n##b = vfmaq_f32(f##n##b, vcvtq_f32_s32(i##n##b), vmulq_f32(s23, dxp));                                   \
         f##n##c = vfmaq_f32(f##n##c, vcvtq_f32_s32(i##n##c), vmulq_f32(s45, dxp));                                   \
@@ -8230,43 +8249,36 @@ LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
         o += rows;                                                                                                    \
         vst1q_f32(o, vuzp2q_f32(f##n##a, f##n##b)); vst1q_f32(o + 4, vuzp2q_f32(f##n##c, f##n##d));                  \
     }
+/* od: from a walking pointer at the start of block kb to its dx (d[kb / 4]: 2K bytes on); osb
+   to its sb (3K + kb / 8 from the row), which moves by -28 bytes per block */
 #define LFM2__MM_RUN(FOR)                                                                                            \
     {                                                                                                                 \
         const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;                                                 \
+        ptrdiff_t od = 2 * LFM2__CAST(ptrdiff_t, K) - 32, osb = 3 * LFM2__CAST(ptrdiff_t, K);                       \
         FOR(LFM2__MM_DECL, 0)                                                                                         \
         for (p = 0; p < np; p++)                                                                                      \
             for (h = 0; h < 2; h++) {                                                                                 \
                 const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes;                                \
                 const unsigned char *wq = rec + 64 + h * (q4 ? 256 : 512) + half * 32;                               \
-                uint16x8_t sh = vld1q_u16(LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, rec + h * 32 + half * 16))); \
-                float32x4_t ws0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(sh))), ws1 = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(sh))); \
-                float32x4_t s01 = vzip1q_f32(ws0, ws0), s23 = vzip2q_f32(ws0, ws0), s45 = vzip1q_f32(ws1, ws1), s67 = vzip2q_f32(ws1, ws1); \
-                int32_t kb = (2 * p + h) * LFM2__QBLK;                                                               \
                 uint8x16_t wa, wb, wc, wd;                                                                            \
                 FOR(LFM2__MM_X0, 0)                                                                                   \
                 if (q4) {                                                                                             \
-                    uint8x16_t m15 = vdupq_n_u8(15);                                                                  \
-                    uint8x16_t v0l = vld1q_u8(wq), v0h = vld1q_u8(wq + 16), v1l = vld1q_u8(wq + 64), v1h = vld1q_u8(wq + 80); \
-                    uint8x16_t v2l = vld1q_u8(wq + 128), v2h = vld1q_u8(wq + 144), v3l = vld1q_u8(wq + 192), v3h = vld1q_u8(wq + 208); \
-                    LFM2__MM_W(vandq_u8(v0l, m15), vandq_u8(v0h, m15), vandq_u8(v1l, m15), vandq_u8(v1h, m15))       \
-                    FOR(LFM2__MM_MM, vzip1q_s64)                                                                      \
-                    LFM2__MM_W(vandq_u8(v2l, m15), vandq_u8(v2h, m15), vandq_u8(v3l, m15), vandq_u8(v3h, m15))       \
-                    FOR(LFM2__MM_MM, vzip2q_s64)                                                                      \
-                    FOR(LFM2__MM_X1, 0)                                                                               \
-                    LFM2__MM_W(vshrq_n_u8(v0l, 4), vshrq_n_u8(v0h, 4), vshrq_n_u8(v1l, 4), vshrq_n_u8(v1h, 4))       \
-                    FOR(LFM2__MM_MM, vzip1q_s64)                                                                      \
-                    LFM2__MM_W(vshrq_n_u8(v2l, 4), vshrq_n_u8(v2h, 4), vshrq_n_u8(v3l, 4), vshrq_n_u8(v3h, 4))       \
-                    FOR(LFM2__MM_MM, vzip2q_s64)                                                                      \
+                    LFM2__MM_Q4(FOR, 0, LFM2__MM_LO) LFM2__MM_Q4(FOR, 2, LFM2__MM_LO)                                 \
+                    LFM2__MM_Q4(FOR, 0, LFM2__MM_HI) LFM2__MM_Q4(FOR, 2, LFM2__MM_HI)                                 \
                 } else {                                                                                              \
-                    LFM2__MM_Q8(FOR, 0, vzip1q_s64) LFM2__MM_Q8(FOR, 2, vzip2q_s64)                                   \
-                    FOR(LFM2__MM_X1, 0)                                                                               \
-                    LFM2__MM_Q8(FOR, 4, vzip1q_s64) LFM2__MM_Q8(FOR, 6, vzip2q_s64)                                   \
+                    LFM2__MM_Q8(FOR, 0) LFM2__MM_Q8(FOR, 2) LFM2__MM_Q8(FOR, 4) LFM2__MM_Q8(FOR, 6)                   \
                 }                                                                                                     \
-                FOR(LFM2__MM_F, 0)                                                                                    \
+                {                                                                                                     \
+                    uint16x8_t sh = vld1q_u16(LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, rec + h * 32 + half * 16))); \
+                    float32x4_t ws0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(sh))), ws1 = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(sh))); \
+                    float32x4_t s01 = vzip1q_f32(ws0, ws0), s23 = vzip2q_f32(ws0, ws0), s45 = vzip1q_f32(ws1, ws1), s67 = vzip2q_f32(ws1, ws1); \
+                    FOR(LFM2__MM_F, 0)                                                                                \
+                }                                                                                                     \
+                osb -= 28;                                                                                            \
             }                                                                                                         \
         FOR(LFM2__MM_ST, 0)                                                                                           \
     }
-static LFM2__TGT_NI8MM LFM2__INLINE void lfm2__qmmx_i8mm(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
+static LFM2__TGT_NI8MM LFM2__MM_NOSCHED LFM2__INLINE void lfm2__qmmx_i8mm(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
     int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, h, half;
     size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);
     for (g = r0 / 16; g < r1 / 16; g++) {
@@ -8275,12 +8287,16 @@ static LFM2__TGT_NI8MM LFM2__INLINE void lfm2__qmmx_i8mm(float *out, const unsig
             float *og = out + LFM2__CAST(size_t, g) * 16 + 8 * half;
             for (t = 0; t + 6 <= B; t += 6) LFM2__MM_RUN(LFM2__MM_FOR3)
             for (; t + 2 <= B; t += 2) LFM2__MM_RUN(LFM2__MM_FOR1)
-            for (; t < B; t++) LFM2__QXN_RUN(LFM2__FOR1, LFM2__SDOTL_DOT)
         }
     }
+    if (B & 1) { /* the last token (decode: the only one): the sdot kernel */
+        size_t tl = LFM2__CAST(size_t, B - 1);
+        if (q4) lfm2__qmm_q4x_ndot(out + tl * LFM2__CAST(size_t, rows), qa + tl * qrow, 1, w, r0, r1);
+        else lfm2__qmm_q8x_ndot(out + tl * LFM2__CAST(size_t, rows), qa + tl * qrow, 1, w, r0, r1);
+    }
 }
-static LFM2__TGT_NI8MM void lfm2__qmm_q8x_i8mm(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_i8mm(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); }
-static LFM2__TGT_NI8MM void lfm2__qmm_q4x_i8mm(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_i8mm(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
+static LFM2__TGT_NI8MM LFM2__MM_NOSCHED void lfm2__qmm_q8x_i8mm(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_i8mm(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); }
+static LFM2__TGT_NI8MM LFM2__MM_NOSCHED void lfm2__qmm_q4x_i8mm(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_i8mm(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
 #endif
 #endif
 
