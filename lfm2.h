@@ -8178,47 +8178,49 @@ LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
    rows). A tile is one half group (8 rows) x 3 pairs of tokens; the token pairs left go 2 at a
    time, a last single token (decode) through the sdot kernel. */
 /* GCC's scheduling before register allocation hoists the tile's loads and spills 9 of its 12 float
-   accumulators (215 instructions per block instead of 181, 2026-12); and it addresses the walking
-   activation pointers as base + offset, which the lane load (LD1 {v.d}[1]) does not have: the
-   post-incremented load is written out for GCC / Clang */
+   accumulators (215 instructions per block instead of 185, GCC 12): it is off for these kernels.
+   The activation operand of a pair is an 8-byte load of each token through pointers that walk
+   the row (post-incremented: the lane load LD1 {v.d}[1] has no offset addressing; written out
+   for GCC / Clang). LFM2__MM_LD(xp, pu, pv, IU, RV): xp = pu's 8 bytes | pv's 8 bytes, then
+   pu += IU (a literal), pv += RV (a register). */
 #if defined(__GNUC__) && !defined(__clang__)
 #define LFM2__MM_NOSCHED __attribute__((optimize("no-schedule-insns")))
 #else
 #define LFM2__MM_NOSCHED
 #endif
 #if defined(__GNUC__) || defined(__clang__)
-#define LFM2__MM_LDHI(xp, ptr) __asm__("ld1 {%0.d}[1], [%1], #8" : "+w"(xp), "+r"(ptr) : : "memory")
+#define LFM2__MM_LD(xp, pu, pv, IU, RV) __asm__("ldr %d0, [%1], #" #IU "\n\tld1 {%0.d}[1], [%2], %3" : "=&w"(xp), "+r"(pu), "+r"(pv) : "r"(RV) : "memory")
 #else
-#define LFM2__MM_LDHI(xp, ptr) (xp = vreinterpretq_s8_s64(vld1q_lane_s64(LFM2__CAST(const int64_t *, LFM2__CAST(const void *, ptr)), vreinterpretq_s64_s8(xp), 1)), ptr += 8)
+#define LFM2__MM_LD(xp, pu, pv, IU, RV)                                                                              \
+    (xp = vreinterpretq_s8_s64(vld1q_lane_s64(LFM2__CAST(const int64_t *, LFM2__CAST(const void *, pv)), vreinterpretq_s64_s8(vcombine_s8(vld1_s8(pu), vdup_n_s8(0))), 1)), \
+     pu += IU, pv += RV)
 #endif
 #define LFM2__MM_FOR3(M, ...) M(0, __VA_ARGS__) M(1, __VA_ARGS__) M(2, __VA_ARGS__)
 #define LFM2__MM_FOR1(M, ...) M(0, __VA_ARGS__)
 /* per pair n of the tile (tokens t + 2n, t + 2n + 1): float accumulators of the row pairs 01 23 45
-   67, their int32 block sums, and the two tokens' activation pointers, which walk their bytes 8
-   at a time (the sub-steps of 8 columns go in column order through the blocks); the block's dx
-   and sb are at fixed distances from them (od, osb) */
+   67, their int32 block sums, the two tokens' walking pointers, the pair's block corrections of
+   the record (sb of u and v, blocks 0 and 1); dx and sb are at distances od / osb from the
+   pointers */
 #define LFM2__MM_DECL(n, _)                                                                                          \
     float32x4_t f##n##a = vdupq_n_f32(0.0f), f##n##b = f##n##a, f##n##c = f##n##a, f##n##d = f##n##a;                \
-    int32x4_t i##n##a, i##n##b, i##n##c, i##n##d;                                                                     \
+    int32x4_t i##n##a, i##n##b, i##n##c, i##n##d, sb##n; int8x16_t x##n;                                               \
     const int8_t *pu##n = LFM2__CAST(const int8_t *, LFM2__CAST(const void *, q0 + LFM2__CAST(size_t, 2 * (n)) * qrow)); \
     const int8_t *pv##n = LFM2__CAST(const int8_t *, LFM2__CAST(const void *, q0 + LFM2__CAST(size_t, 2 * (n) + 1) * qrow));
-#define LFM2__MM_X0(n, _)                                                                                            \
+/* the record's [sbu0, sbv0, sbu1, sbv1] (at the record's start: sb of block kb at 3K + kb / 8 from
+   the row, kb bytes on from its start) */
+#define LFM2__MM_SB(n, _)                                                                                            \
+    sb##n = vzip1q_s32(vcombine_s32(vld1_s32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, pu##n + osb))), vdup_n_s32(0)), \
+                       vcombine_s32(vld1_s32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, pv##n + osb))), vdup_n_s32(0)));
+#define LFM2__MM_X0(n, H)                                                                                            \
     {                                                                                                                 \
-        int32x2_t sbp = vld1_dup_s32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, pu##n + osb)));            \
-        int32x4_t sb;                                                                                                 \
-        sbp = vld1_lane_s32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, pv##n + osb)), sbp, 1);             \
-        sb = vcombine_s32(sbp, sbp);                                                                                  \
-        i##n##a = sb; i##n##b = sb; i##n##c = sb; i##n##d = sb;                                                       \
+        int32x4_t sbh = vreinterpretq_s32_s64(vdupq_laneq_s64(vreinterpretq_s64_s32(sb##n), H));                     \
+        i##n##a = sbh; i##n##b = sbh; i##n##c = sbh; i##n##d = sbh;                                                   \
     }
-/* the next 8 columns of the pair's two tokens, for the 4 row pairs */
+/* 8 columns of the pair for the 4 row pairs (pointers on by 8) */
 #define LFM2__MM_MM(n, _)                                                                                            \
-    {                                                                                                                 \
-        int8x16_t xp = vcombine_s8(vld1_s8(pu##n), vdup_n_s8(0));                                                    \
-        LFM2__MM_LDHI(xp, pv##n);                                                                                     \
-        pu##n += 8;                                                                                                   \
-        i##n##a = vusmmlaq_s32(i##n##a, wa, xp); i##n##b = vusmmlaq_s32(i##n##b, wb, xp);                           \
-        i##n##c = vusmmlaq_s32(i##n##c, wc, xp); i##n##d = vusmmlaq_s32(i##n##d, wd, xp);                           \
-    }
+    LFM2__MM_LD(x##n, pu##n, pv##n, 8, i8);                                                                           \
+    i##n##a = vusmmlaq_s32(i##n##a, wa, x##n); i##n##b = vusmmlaq_s32(i##n##b, wb, x##n);                            \
+    i##n##c = vusmmlaq_s32(i##n##c, wc, x##n); i##n##d = vusmmlaq_s32(i##n##d, wd, x##n);
 /* the weight operands of steps (c, c + 1) from their vectors lo (rows 0-3) / hi (rows 4-7) */
 #define LFM2__MM_W(c0lo, c0hi, c1lo, c1hi)                                                                           \
     wa = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(c0lo), vreinterpretq_u32_u8(c1lo)));                   \
@@ -8228,9 +8230,20 @@ LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
 #define LFM2__MM_Q8(FOR, c)                                                                                          \
     LFM2__MM_W(vld1q_u8(wq + 64 * (c)), vld1q_u8(wq + 64 * (c) + 16), vld1q_u8(wq + 64 * (c) + 64), vld1q_u8(wq + 64 * (c) + 80)) \
     FOR(LFM2__MM_MM, 0)
-#define LFM2__MM_Q4(FOR, z, OP)                                                                                      \
-    LFM2__MM_W(OP(vld1q_u8(wq + 64 * (z))), OP(vld1q_u8(wq + 64 * (z) + 16)), OP(vld1q_u8(wq + 64 * (z) + 64)), OP(vld1q_u8(wq + 64 * (z) + 80))) \
-    FOR(LFM2__MM_MM, 0)
+/* Q4: the zips first (the 4 row-pair vectors za..zd of vectors z, z + 1 hold steps (z, z + 1) in
+   their low nibbles and (z + 4, z + 5) in their high ones), one row pair's weights at a time (the
+   3 pairs' activations loaded first: the registers are all but full) */
+#define LFM2__MM_Z(z)                                                                                                \
+    za = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z))), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 64)))); \
+    zb = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z))), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 64)))); \
+    zc = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 16)), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 80)))); \
+    zd = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 16)), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 80))));
+#define LFM2__MM_X4(n, RV, IU) LFM2__MM_LD(x##n, pu##n, pv##n, IU, RV);
+#define LFM2__MM_R4(n, r) i##n##r = vusmmlaq_s32(i##n##r, wr, x##n);
+#define LFM2__MM_Q4(FOR, RV, IU, OP)                                                                                 \
+    FOR(LFM2__MM_X4, RV, IU)                                                                                          \
+    wr = OP(za); FOR(LFM2__MM_R4, a) wr = OP(zb); FOR(LFM2__MM_R4, b)                                                 \
+    wr = OP(zc); FOR(LFM2__MM_R4, c) wr = OP(zd); FOR(LFM2__MM_R4, d)
 #define LFM2__MM_LO(v) vandq_u8((v), vdupq_n_u8(15))
 #define LFM2__MM_HI(v) vshrq_n_u8((v), 4)
 #define LFM2__MM_F(n, _)                                                                                             \
@@ -8249,38 +8262,47 @@ LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
         o += rows;                                                                                                    \
         vst1q_f32(o, vuzp2q_f32(f##n##a, f##n##b)); vst1q_f32(o + 4, vuzp2q_f32(f##n##c, f##n##d));                  \
     }
-/* od: from a walking pointer at the start of block kb to its dx (d[kb / 4]: 2K bytes on); osb
-   to its sb (3K + kb / 8 from the row), which moves by -28 bytes per block */
+/* block H (0, 1) of the record: the 4 sub-steps of 8 columns in column order (Q4: 0, 2, 1, 3, the
+   pointers of v moved by i16 / im8 / i16 / i8), then the block's scales */
+#define LFM2__MM_BLK(FOR, H)                                                                                         \
+    {                                                                                                                 \
+        const unsigned char *wq = rec + 64 + (H) * (q4 ? 256 : 512) + half * 32;                                     \
+        FOR(LFM2__MM_X0, H)                                                                                           \
+        if (q4) {                                                                                                     \
+            uint8x16_t za, zb, zc, zd, wr;                                                                            \
+            LFM2__MM_Z(0)                                                                                             \
+            LFM2__MM_Q4(FOR, i16, 16, LFM2__MM_LO) LFM2__MM_Q4(FOR, im8, -8, LFM2__MM_HI)                             \
+            LFM2__MM_Z(2)                                                                                             \
+            LFM2__MM_Q4(FOR, i16, 16, LFM2__MM_LO) LFM2__MM_Q4(FOR, i8, 8, LFM2__MM_HI)                               \
+        } else {                                                                                                      \
+            uint8x16_t wa, wb, wc, wd;                                                                                \
+            LFM2__MM_Q8(FOR, 0) LFM2__MM_Q8(FOR, 2) LFM2__MM_Q8(FOR, 4) LFM2__MM_Q8(FOR, 6)                           \
+        }                                                                                                             \
+        {                                                                                                             \
+            uint16x8_t sh = vld1q_u16(LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, rec + (H) * 32 + half * 16))); \
+            float32x4_t ws0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(sh))), ws1 = vcvt_high_f32_f16(vreinterpretq_f16_u16(sh)); \
+            float32x4_t s01 = vzip1q_f32(ws0, ws0), s23 = vzip2q_f32(ws0, ws0), s45 = vzip1q_f32(ws1, ws1), s67 = vzip2q_f32(ws1, ws1); \
+            FOR(LFM2__MM_F, 0)                                                                                        \
+        }                                                                                                             \
+    }
 #define LFM2__MM_RUN(FOR)                                                                                            \
     {                                                                                                                 \
         const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;                                                 \
         ptrdiff_t od = 2 * LFM2__CAST(ptrdiff_t, K) - 32, osb = 3 * LFM2__CAST(ptrdiff_t, K);                       \
         FOR(LFM2__MM_DECL, 0)                                                                                         \
-        for (p = 0; p < np; p++)                                                                                      \
-            for (h = 0; h < 2; h++) {                                                                                 \
-                const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes;                                \
-                const unsigned char *wq = rec + 64 + h * (q4 ? 256 : 512) + half * 32;                               \
-                uint8x16_t wa, wb, wc, wd;                                                                            \
-                FOR(LFM2__MM_X0, 0)                                                                                   \
-                if (q4) {                                                                                             \
-                    LFM2__MM_Q4(FOR, 0, LFM2__MM_LO) LFM2__MM_Q4(FOR, 2, LFM2__MM_LO)                                 \
-                    LFM2__MM_Q4(FOR, 0, LFM2__MM_HI) LFM2__MM_Q4(FOR, 2, LFM2__MM_HI)                                 \
-                } else {                                                                                              \
-                    LFM2__MM_Q8(FOR, 0) LFM2__MM_Q8(FOR, 2) LFM2__MM_Q8(FOR, 4) LFM2__MM_Q8(FOR, 6)                   \
-                }                                                                                                     \
-                {                                                                                                     \
-                    uint16x8_t sh = vld1q_u16(LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, rec + h * 32 + half * 16))); \
-                    float32x4_t ws0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(sh))), ws1 = vcvt_f32_f16(vreinterpret_f16_u16(vget_high_u16(sh))); \
-                    float32x4_t s01 = vzip1q_f32(ws0, ws0), s23 = vzip2q_f32(ws0, ws0), s45 = vzip1q_f32(ws1, ws1), s67 = vzip2q_f32(ws1, ws1); \
-                    FOR(LFM2__MM_F, 0)                                                                                \
-                }                                                                                                     \
-                osb -= 28;                                                                                            \
-            }                                                                                                         \
+        for (p = 0; p < np; p++) {                                                                                    \
+            const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes;                                    \
+            FOR(LFM2__MM_SB, 0)                                                                                       \
+            LFM2__MM_BLK(FOR, 0)                                                                                      \
+            LFM2__MM_BLK(FOR, 1)                                                                                      \
+            osb -= 56;                                                                                                \
+        }                                                                                                             \
         FOR(LFM2__MM_ST, 0)                                                                                           \
     }
 static LFM2__TGT_NI8MM LFM2__MM_NOSCHED LFM2__INLINE void lfm2__qmmx_i8mm(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
-    int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, h, half;
+    int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, half;
     size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);
+    ptrdiff_t i8 = 8, i16 = 16, im8 = -8;
     for (g = r0 / 16; g < r1 / 16; g++) {
         const unsigned char *gbase = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) * rec_bytes;
         for (half = 0; half < 2; half++) {
