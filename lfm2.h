@@ -8303,7 +8303,7 @@ static LFM2__TGT_NI8MM LFM2__MM_NOSCHED LFM2__INLINE void lfm2__qmmx_i8mm(float 
     int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, half;
     size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);
     ptrdiff_t i8 = 8, i16 = 16, im8 = -8;
-    for (g = r0 / 16; g < r1 / 16; g++) {
+    for (g = r0 / 16; B >= 2 && g < r1 / 16; g++) {
         const unsigned char *gbase = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) * rec_bytes;
         for (half = 0; half < 2; half++) {
             float *og = out + LFM2__CAST(size_t, g) * 16 + 8 * half;
