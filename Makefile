@@ -103,21 +103,22 @@ simd-variants: isa-levels | $(B)
 	./$(B)/run_tests_nomp @threads @emu
 
 # --- ARM and WebAssembly (helper "arm"; README "ARM and WebAssembly") ---------------------------
-# NEON: one baseline aarch64 binary (no -march: the dot-product and bf16 kernels are compiled in
-# with target attributes and chosen from HWCAP at run time) under qemu-user as three CPUs:
-# cortex-a72 (plain NEON: the sdot emulation), cortex-a76 (+dotprod), max (+dotprod +bf16).
-# Each runs the emulation subset (@emu: goldens, every kernel-table entry of its level against
-# the scalar reference, chunking, quantization, tokenizer); the level the CPU gets is checked
-# (--levels); on max the override is checked too (LFM2_ISA=NEON_DOTPROD and NEON: the table at
-# the lower levels); then a -march=armv8.6-a+bf16 build (the features at compile time) runs the
-# kernel tests. Packages gcc-aarch64-linux-gnu and qemu-user; skipped with a message when missing.
+# NEON: one baseline aarch64 binary (no -march: the dot-product, bf16 and i8mm kernels are compiled
+# in with target attributes and chosen from HWCAP at run time) under qemu-user as three CPUs:
+# cortex-a72 (plain NEON: the sdot emulation), cortex-a76 (+dotprod), max (+dotprod +bf16 +i8mm:
+# NEON_I8MM, whose usmmla Q8X / Q4X kernels the table test also requires bit-identical to the
+# sdot ones). Each runs the emulation subset (@emu: goldens, every kernel-table entry of its level
+# against the scalar reference, chunking, quantization, tokenizer); the level the CPU gets is
+# checked (--levels); on max the override is checked too (LFM2_ISA=NEON_BF16, NEON_DOTPROD and
+# NEON: the table at the lower levels); then a -march=armv8.6-a+bf16+dotprod+i8mm build (the
+# features at compile time) runs the kernel tests. Packages gcc-aarch64-linux-gnu and qemu-user; skipped with a message when missing.
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 QEMU_A64   := qemu-aarch64 -L /usr/aarch64-linux-gnu
 neon: | $(B)
 	@if command -v $(AARCH64_CC) >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1; then \
 	  set -e; \
 	  $(AARCH64_CC) -O2 $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon tests/run_tests.c $(LDLIBS) -lpthread; \
-	  for cl in cortex-a72:NEON cortex-a76:NEON_DOTPROD max:NEON_BF16; do \
+	  for cl in cortex-a72:NEON cortex-a76:NEON_DOTPROD max:NEON_I8MM; do \
 	    cpu=$${cl%%:*}; want=$${cl#*:}; \
 	    got=$$($(QEMU_A64) -cpu $$cpu ./$(B)/run_tests_neon --levels | tail -n 1); \
 	    [ "$$got" = "$$want" ] || { echo "neon: -cpu $$cpu detected $$got, want $$want"; exit 1; }; \
@@ -125,14 +126,14 @@ neon: | $(B)
 	    $(QEMU_A64) -cpu $$cpu ./$(B)/run_tests_neon @emu > $(B)/neon-$$cpu.log 2>&1 || { tail -n 40 $(B)/neon-$$cpu.log; echo "neon -cpu $$cpu: FAILED"; exit 1; }; \
 	    tail -n 1 $(B)/neon-$$cpu.log; \
 	  done; \
-	  for l in NEON_DOTPROD NEON; do \
+	  for l in NEON_BF16 NEON_DOTPROD NEON; do \
 	    echo "== qemu-aarch64 -cpu max LFM2_ISA=$$l run_tests_neon kernels/"; \
 	    LFM2_ISA=$$l $(QEMU_A64) -cpu max ./$(B)/run_tests_neon kernels/ > $(B)/neon-max-$$l.log 2>&1 || { tail -n 40 $(B)/neon-max-$$l.log; exit 1; }; \
 	    grep -q "level $$l: " $(B)/neon-max-$$l.log || { echo "LFM2_ISA=$$l: not the level run"; exit 1; }; \
 	    tail -n 1 $(B)/neon-max-$$l.log; \
 	  done; \
-	  $(AARCH64_CC) -O2 -march=armv8.6-a+bf16+dotprod $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon_bf16 tests/run_tests.c $(LDLIBS) -lpthread; \
-	  echo "== qemu-aarch64 -cpu max run_tests_neon_bf16 (-march=armv8.6-a+bf16) kernels/ golden"; \
+	  $(AARCH64_CC) -O2 -march=armv8.6-a+bf16+dotprod+i8mm $(WARN) -std=c99 -pedantic -o $(B)/run_tests_neon_bf16 tests/run_tests.c $(LDLIBS) -lpthread; \
+	  echo "== qemu-aarch64 -cpu max run_tests_neon_bf16 (-march=armv8.6-a+bf16+i8mm) kernels/ golden"; \
 	  $(QEMU_A64) -cpu max ./$(B)/run_tests_neon_bf16 kernels/ golden > $(B)/neon-bf16-march.log 2>&1 || { tail -n 40 $(B)/neon-bf16-march.log; exit 1; }; \
 	  tail -n 1 $(B)/neon-bf16-march.log; \
 	else echo "neon: SKIPPED ($(AARCH64_CC) or qemu-aarch64 missing: apt-get install gcc-aarch64-linux-gnu qemu-user)"; fi

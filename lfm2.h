@@ -304,6 +304,7 @@ typedef enum lfm2_isa {
     LFM2_ISA_NEON_DOTPROD,    /* + the dot-product extension (sdot) */
     LFM2_ISA_NEON_BF16,       /* + the bf16 extension (bfdot) */
     LFM2_ISA_WASM_SIMD128,    /* WebAssembly with the 128-bit SIMD extension (-msimd128) */
+    LFM2_ISA_NEON_I8MM,       /* aarch64 NEON_BF16 + the int8 matrix multiplies (usmmla: Q8 / Q4 prefill) */
     LFM2_ISA_COUNT
 } lfm2_isa;
 
@@ -1003,7 +1004,8 @@ LFM2_API lfm2_result lfm2_sampler_params_from_generation_config(const char *json
 #endif
 #endif
 /* aarch64: NEON is the baseline. The dot-product (sdot) and bf16 (bfdot) kernels are compiled in
-   when the compiler targets them (-march=armv8.2-a+dotprod, armv8.6-a+bf16), or, with GCC 11 and
+   when the compiler targets them (-march=armv8.2-a+dotprod, armv8.6-a+bf16; the int8 matrix
+   multiplies (usmmla) with armv8.6-a or +i8mm), or, with GCC 11 and
    later, always, each with its own target attribute, and chosen at load from the hardware
    capabilities (Linux getauxval, Apple sysctl, Windows IsProcessorFeaturePresent). Clang's
    arm_neon.h before Clang 16 declares those intrinsics only for a -march that has them, so with
@@ -1025,6 +1027,13 @@ LFM2_API lfm2_result lfm2_sampler_params_from_generation_config(const char *json
 #elif defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
 #define LFM2__HAVE_NEON_BF16 1
 #define LFM2__TGT_NBF16 __attribute__((target("arch=armv8.2-a+bf16")))
+#endif
+#if defined(__ARM_FEATURE_MATMUL_INT8) && defined(__ARM_FEATURE_DOTPROD)
+#define LFM2__HAVE_NEON_I8MM 1
+#define LFM2__TGT_NI8MM
+#elif defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#define LFM2__HAVE_NEON_I8MM 1
+#define LFM2__TGT_NI8MM __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
 #endif
 #if defined(__linux__) && !defined(__ANDROID_API__) || defined(__ANDROID_API__) && __ANDROID_API__ >= 18
 #include <sys/auxv.h>
@@ -7018,14 +7027,20 @@ static float lfm2__dot_ref(const float *a, const float *b, int32_t n) {
 
 /* ---- instruction sets: detection, and the vector primitives of the kernel templates --------- */
 static const char *const lfm2__isa_names[LFM2_ISA_COUNT] = {"AUTO", "SCALAR", "AVX2", "AVX512", "AVX512_VNNI", "AVX512_BF16",
-                                                            "NEON", "NEON_DOTPROD", "NEON_BF16", "WASM_SIMD128"};
+                                                            "NEON", "NEON_DOTPROD", "NEON_BF16", "WASM_SIMD128", "NEON_I8MM"};
+/* the rank of an aarch64 level in its chain NEON < NEON_DOTPROD < NEON_BF16 < NEON_I8MM (NEON_I8MM
+   came last to lfm2_isa: its value is after WASM_SIMD128), 0 for the other families */
+static int lfm2__neon_rank(int32_t level) {
+    if (level >= LFM2_ISA_NEON && level <= LFM2_ISA_NEON_BF16) return level - LFM2_ISA_NEON + 1;
+    return level == LFM2_ISA_NEON_I8MM ? 4 : 0;
+}
 /* 1 if a machine at `level` runs kernels made for `need` (the scalar ones run everywhere; the
-   x86-64 levels AVX2..AVX512_BF16 and the aarch64 levels NEON..NEON_BF16 each include the ones
+   x86-64 levels AVX2..AVX512_BF16 and the aarch64 levels NEON..NEON_I8MM each include the ones
    before them) */
 static int lfm2__isa_has(int32_t level, int32_t need) {
     if (need == LFM2_ISA_SCALAR) return 1;
     if (need >= LFM2_ISA_AVX2 && need <= LFM2_ISA_AVX512_BF16) return level >= need && level <= LFM2_ISA_AVX512_BF16;
-    if (need >= LFM2_ISA_NEON && need <= LFM2_ISA_NEON_BF16) return level >= need && level <= LFM2_ISA_NEON_BF16;
+    if (lfm2__neon_rank(need)) return lfm2__neon_rank(level) >= lfm2__neon_rank(need);
     if (need == LFM2_ISA_WASM_SIMD128) return level == need;
     return 0;
 }
@@ -7084,7 +7099,7 @@ static int32_t lfm2__detect_isa(void) {
 #endif
     (void)r71;
 #elif defined(LFM2__HAVE_NEON)
-    int dot = 0, bf16 = 0;
+    int dot = 0, bf16 = 0, i8mm = 0;
 #if defined(__ARM_FEATURE_DOTPROD)
     dot = 1; /* compiled for it: the binary needs it anyway */
 #elif defined(LFM2__ARM_AUXV) && defined(LFM2__HAVE_NEON_DOT)
@@ -7101,17 +7116,28 @@ static int32_t lfm2__detect_isa(void) {
 #elif defined(LFM2__ARM_SYSCTL) && defined(LFM2__HAVE_NEON_BF16)
     bf16 = lfm2__sysctl_flag("hw.optional.arm.FEAT_BF16");
 #endif
+#if defined(__ARM_FEATURE_MATMUL_INT8)
+    i8mm = 1;
+#elif defined(LFM2__ARM_AUXV) && defined(LFM2__HAVE_NEON_I8MM) && defined(AT_HWCAP2)
+    i8mm = (getauxval(AT_HWCAP2) >> 13) & 1;    /* HWCAP2_I8MM */
+#elif defined(LFM2__ARM_SYSCTL) && defined(LFM2__HAVE_NEON_I8MM)
+    i8mm = lfm2__sysctl_flag("hw.optional.arm.FEAT_I8MM");
+#endif
     isa = LFM2_ISA_NEON;
 #if defined(LFM2__HAVE_NEON_DOT)
     if (dot) {
         isa = LFM2_ISA_NEON_DOTPROD;
 #if defined(LFM2__HAVE_NEON_BF16)
         if (bf16) isa = LFM2_ISA_NEON_BF16; /* (every bf16 CPU has the dot product too) */
+#if defined(LFM2__HAVE_NEON_I8MM)
+        if (bf16 && i8mm) isa = LFM2_ISA_NEON_I8MM; /* (a CPU with i8mm but no bf16 stays at NEON_DOTPROD) */
+#endif
 #endif
     }
 #endif
     (void)dot;
     (void)bf16;
+    (void)i8mm;
 #elif defined(LFM2__HAVE_NEON32)
     isa = LFM2_ISA_NEON; /* compiled for it (-mfpu=neon...) */
 #elif defined(LFM2__HAVE_WASM)
@@ -8358,6 +8384,162 @@ LFM2__DEF_QX16_NEON(neon, LFM2__TGT_NEON, LFM2__SDOTL_EMU)
 LFM2__DEF_QMM_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOT_DOT)
 LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
 #endif
+#ifdef LFM2__HAVE_NEON_I8MM
+/* NEON_I8MM, interleaved Q8X / Q4X: one usmmla multiplies a 2 x 8 matrix of unsigned bytes (2 rows
+   x 8 columns of weights, as stored: Q8X w + 128, Q4X's nibbles w + 8) by a 2 x 8 one of signed
+   bytes (2 tokens x the same 8 columns) into 2 x 2 int32 sums, lanes (row i, token u), (i, v),
+   (i + 1, u), (i + 1, v). Started from the block correction sb of each token (which cancels the
+   offset for Q8 and Q4 alike: no sign flip), the int32 sums of a block are the exact numbers the
+   sdot kernel makes, and the float steps after them are its own (one conversion, the product
+   row scale * dx, one multiply-add per output and block, blocks in order): bit-identical to it.
+   The operands come from the stored steps by zips: rows (i, i + 1) x columns of steps (c, c + 1)
+   is a 32-bit zip of the two steps' 4-row vectors (per weight vector, shared by the tile's
+   tokens), tokens (u, v) x 8 columns a 64-bit zip of their 16 activation bytes (shared by the
+   rows). A tile is one half group (8 rows) x 3 pairs of tokens; the token pairs left go 2 at a
+   time, a last single token (decode) through the sdot kernel. */
+/* GCC's scheduling before register allocation hoists the tile's loads and spills 9 of its 12 float
+   accumulators (215 instructions per block instead of 185, GCC 12): it is off for these kernels.
+   The activation operand of a pair is an 8-byte load of each token through pointers that walk
+   the row (post-incremented: the lane load LD1 {v.d}[1] has no offset addressing; written out
+   for GCC / Clang). LFM2__MM_LD(xp, pu, pv, IU, RV): xp = pu's 8 bytes | pv's 8 bytes, then
+   pu += IU (a literal), pv += RV (a register). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define LFM2__MM_NOSCHED __attribute__((optimize("no-schedule-insns")))
+#else
+#define LFM2__MM_NOSCHED
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define LFM2__MM_LD(xp, pu, pv, IU, RV) __asm__("ldr %d0, [%1], #" #IU "\n\tld1 {%0.d}[1], [%2], %3" : "=&w"(xp), "+r"(pu), "+r"(pv) : "r"(RV) : "memory")
+#else
+#define LFM2__MM_LD(xp, pu, pv, IU, RV)                                                                              \
+    (xp = vreinterpretq_s8_s64(vld1q_lane_s64(LFM2__CAST(const int64_t *, LFM2__CAST(const void *, pv)), vreinterpretq_s64_s8(vcombine_s8(vld1_s8(pu), vdup_n_s8(0))), 1)), \
+     pu += IU, pv += RV)
+#endif
+#define LFM2__MM_FOR3(M, ...) M(0, __VA_ARGS__) M(1, __VA_ARGS__) M(2, __VA_ARGS__)
+#define LFM2__MM_FOR1(M, ...) M(0, __VA_ARGS__)
+/* per pair n of the tile (tokens t + 2n, t + 2n + 1): float accumulators of the row pairs 01 23 45
+   67, their int32 block sums, the two tokens' walking pointers, the pair's block corrections of
+   the record (sb of u and v, blocks 0 and 1); dx and sb are at distances od / osb from the
+   pointers */
+#define LFM2__MM_DECL(n, _)                                                                                          \
+    float32x4_t f##n##a = vdupq_n_f32(0.0f), f##n##b = f##n##a, f##n##c = f##n##a, f##n##d = f##n##a;                \
+    int32x4_t i##n##a, i##n##b, i##n##c, i##n##d, sb##n; int8x16_t x##n;                                               \
+    const int8_t *pu##n = LFM2__CAST(const int8_t *, LFM2__CAST(const void *, q0 + LFM2__CAST(size_t, 2 * (n)) * qrow)); \
+    const int8_t *pv##n = LFM2__CAST(const int8_t *, LFM2__CAST(const void *, q0 + LFM2__CAST(size_t, 2 * (n) + 1) * qrow));
+/* the record's [sbu0, sbv0, sbu1, sbv1] (at the record's start: sb of block kb at 3K + kb / 8 from
+   the row, kb bytes on from its start) */
+#define LFM2__MM_SB(n, _)                                                                                            \
+    sb##n = vzip1q_s32(vcombine_s32(vld1_s32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, pu##n + osb))), vdup_n_s32(0)), \
+                       vcombine_s32(vld1_s32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, pv##n + osb))), vdup_n_s32(0)));
+#define LFM2__MM_X0(n, H)                                                                                            \
+    {                                                                                                                 \
+        int32x4_t sbh = vreinterpretq_s32_s64(vdupq_laneq_s64(vreinterpretq_s64_s32(sb##n), H));                     \
+        i##n##a = sbh; i##n##b = sbh; i##n##c = sbh; i##n##d = sbh;                                                   \
+    }
+/* 8 columns of the pair for the 4 row pairs (pointers on by 8) */
+#define LFM2__MM_MM(n, _)                                                                                            \
+    LFM2__MM_LD(x##n, pu##n, pv##n, 8, i8);                                                                           \
+    i##n##a = vusmmlaq_s32(i##n##a, wa, x##n); i##n##b = vusmmlaq_s32(i##n##b, wb, x##n);                            \
+    i##n##c = vusmmlaq_s32(i##n##c, wc, x##n); i##n##d = vusmmlaq_s32(i##n##d, wd, x##n);
+/* the weight operands of steps (c, c + 1) from their vectors lo (rows 0-3) / hi (rows 4-7) */
+#define LFM2__MM_W(c0lo, c0hi, c1lo, c1hi)                                                                           \
+    wa = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(c0lo), vreinterpretq_u32_u8(c1lo)));                   \
+    wb = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(c0lo), vreinterpretq_u32_u8(c1lo)));                   \
+    wc = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(c0hi), vreinterpretq_u32_u8(c1hi)));                   \
+    wd = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(c0hi), vreinterpretq_u32_u8(c1hi)));
+#define LFM2__MM_Q8(FOR, c)                                                                                          \
+    LFM2__MM_W(vld1q_u8(wq + 64 * (c)), vld1q_u8(wq + 64 * (c) + 16), vld1q_u8(wq + 64 * (c) + 64), vld1q_u8(wq + 64 * (c) + 80)) \
+    FOR(LFM2__MM_MM, 0)
+/* Q4: the zips first (the 4 row-pair vectors za..zd of vectors z, z + 1 hold steps (z, z + 1) in
+   their low nibbles and (z + 4, z + 5) in their high ones), one row pair's weights at a time (the
+   3 pairs' activations loaded first: the registers are all but full) */
+#define LFM2__MM_Z(z)                                                                                                \
+    za = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z))), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 64)))); \
+    zb = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z))), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 64)))); \
+    zc = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 16)), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 80)))); \
+    zd = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 16)), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 80))));
+#define LFM2__MM_X4(n, RV, IU) LFM2__MM_LD(x##n, pu##n, pv##n, IU, RV);
+#define LFM2__MM_R4(n, r) i##n##r = vusmmlaq_s32(i##n##r, wr, x##n);
+#define LFM2__MM_Q4(FOR, RV, IU, OP)                                                                                 \
+    FOR(LFM2__MM_X4, RV, IU)                                                                                          \
+    wr = OP(za); FOR(LFM2__MM_R4, a) wr = OP(zb); FOR(LFM2__MM_R4, b)                                                 \
+    wr = OP(zc); FOR(LFM2__MM_R4, c) wr = OP(zd); FOR(LFM2__MM_R4, d)
+#define LFM2__MM_LO(v) vandq_u8((v), vdupq_n_u8(15))
+#define LFM2__MM_HI(v) vshrq_n_u8((v), 4)
+#define LFM2__MM_F(n, _)                                                                                             \
+    {                                                                                                                 \
+        float32x4_t dxp = vzip1q_f32(vld1q_f32(LFM2__CAST(const float *, LFM2__CAST(const void *, pu##n + od))),     \
+                                     vld1q_f32(LFM2__CAST(const float *, LFM2__CAST(const void *, pv##n + od))));    \
+        f##n##a = vfmaq_f32(f##n##a, vcvtq_f32_s32(i##n##a), vmulq_f32(s01, dxp));                                   \
+        f##n##b = vfmaq_f32(f##n##b, vcvtq_f32_s32(i##n##b), vmulq_f32(s23, dxp));                                   \
+        f##n##c = vfmaq_f32(f##n##c, vcvtq_f32_s32(i##n##c), vmulq_f32(s45, dxp));                                   \
+        f##n##d = vfmaq_f32(f##n##d, vcvtq_f32_s32(i##n##d), vmulq_f32(s67, dxp));                                   \
+    }
+#define LFM2__MM_ST(n, _)                                                                                            \
+    {                                                                                                                 \
+        float *o = og + LFM2__CAST(size_t, t + 2 * (n)) * LFM2__CAST(size_t, rows);                                  \
+        vst1q_f32(o, vuzp1q_f32(f##n##a, f##n##b)); vst1q_f32(o + 4, vuzp1q_f32(f##n##c, f##n##d));                  \
+        o += rows;                                                                                                    \
+        vst1q_f32(o, vuzp2q_f32(f##n##a, f##n##b)); vst1q_f32(o + 4, vuzp2q_f32(f##n##c, f##n##d));                  \
+    }
+/* block H (0, 1) of the record: the 4 sub-steps of 8 columns in column order (Q4: 0, 2, 1, 3, the
+   pointers of v moved by i16 / im8 / i16 / i8), then the block's scales */
+#define LFM2__MM_BLK(FOR, H)                                                                                         \
+    {                                                                                                                 \
+        const unsigned char *wq = rec + 64 + (H) * (q4 ? 256 : 512) + half * 32;                                     \
+        FOR(LFM2__MM_X0, H)                                                                                           \
+        if (q4) {                                                                                                     \
+            uint8x16_t za, zb, zc, zd, wr;                                                                            \
+            LFM2__MM_Z(0)                                                                                             \
+            LFM2__MM_Q4(FOR, i16, 16, LFM2__MM_LO) LFM2__MM_Q4(FOR, im8, -8, LFM2__MM_HI)                             \
+            LFM2__MM_Z(2)                                                                                             \
+            LFM2__MM_Q4(FOR, i16, 16, LFM2__MM_LO) LFM2__MM_Q4(FOR, i8, 8, LFM2__MM_HI)                               \
+        } else {                                                                                                      \
+            uint8x16_t wa, wb, wc, wd;                                                                                \
+            LFM2__MM_Q8(FOR, 0) LFM2__MM_Q8(FOR, 2) LFM2__MM_Q8(FOR, 4) LFM2__MM_Q8(FOR, 6)                           \
+        }                                                                                                             \
+        {                                                                                                             \
+            uint16x8_t sh = vld1q_u16(LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, rec + (H) * 32 + half * 16))); \
+            float32x4_t ws0 = vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(sh))), ws1 = vcvt_high_f32_f16(vreinterpretq_f16_u16(sh)); \
+            float32x4_t s01 = vzip1q_f32(ws0, ws0), s23 = vzip2q_f32(ws0, ws0), s45 = vzip1q_f32(ws1, ws1), s67 = vzip2q_f32(ws1, ws1); \
+            FOR(LFM2__MM_F, 0)                                                                                        \
+        }                                                                                                             \
+    }
+#define LFM2__MM_RUN(FOR)                                                                                            \
+    {                                                                                                                 \
+        const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;                                                 \
+        ptrdiff_t od = 2 * LFM2__CAST(ptrdiff_t, K) - 32, osb = 3 * LFM2__CAST(ptrdiff_t, K);                       \
+        FOR(LFM2__MM_DECL, 0)                                                                                         \
+        for (p = 0; p < np; p++) {                                                                                    \
+            const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes;                                    \
+            FOR(LFM2__MM_SB, 0)                                                                                       \
+            LFM2__MM_BLK(FOR, 0)                                                                                      \
+            LFM2__MM_BLK(FOR, 1)                                                                                      \
+            osb -= 56;                                                                                                \
+        }                                                                                                             \
+        FOR(LFM2__MM_ST, 0)                                                                                           \
+    }
+static LFM2__TGT_NI8MM LFM2__MM_NOSCHED LFM2__INLINE void lfm2__qmmx_i8mm(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
+    int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, half;
+    size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);
+    ptrdiff_t i8 = 8, i16 = 16, im8 = -8;
+    for (g = r0 / 16; B >= 2 && g < r1 / 16; g++) {
+        const unsigned char *gbase = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) * rec_bytes;
+        for (half = 0; half < 2; half++) {
+            float *og = out + LFM2__CAST(size_t, g) * 16 + 8 * half;
+            for (t = 0; t + 6 <= B; t += 6) LFM2__MM_RUN(LFM2__MM_FOR3)
+            for (; t + 2 <= B; t += 2) LFM2__MM_RUN(LFM2__MM_FOR1)
+        }
+    }
+    if (B & 1) { /* the last token (decode: the only one): the sdot kernel */
+        size_t tl = LFM2__CAST(size_t, B - 1);
+        if (q4) lfm2__qmm_q4x_ndot(out + tl * LFM2__CAST(size_t, rows), qa + tl * qrow, 1, w, r0, r1);
+        else lfm2__qmm_q8x_ndot(out + tl * LFM2__CAST(size_t, rows), qa + tl * qrow, 1, w, r0, r1);
+    }
+}
+static LFM2__TGT_NI8MM LFM2__MM_NOSCHED void lfm2__qmm_q8x_i8mm(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_i8mm(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); }
+static LFM2__TGT_NI8MM LFM2__MM_NOSCHED void lfm2__qmm_q4x_i8mm(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_i8mm(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
+#endif
 #endif
 
 #ifdef LFM2__HAVE_NEON32
@@ -8670,6 +8852,10 @@ static const lfm2__kernel lfm2__kernel_table[] = {
     LFM2__K(LFM2__DT_Q4, LFM2__ACT_Q8, LFM2_ISA_NEON_DOTPROD, 4, 1, lfm2__qmm_q4_ndot, lfm2__quantize_act_neon),
     LFM2__K(LFM2__DT_Q8X, LFM2__ACT_Q8, LFM2_ISA_NEON_DOTPROD, 16, 1, lfm2__qmm_q8x_ndot, lfm2__quantize_act_neon),
     LFM2__K(LFM2__DT_Q4X, LFM2__ACT_Q8, LFM2_ISA_NEON_DOTPROD, 16, 1, lfm2__qmm_q4x_ndot, lfm2__quantize_act_neon),
+#endif
+#ifdef LFM2__HAVE_NEON_I8MM
+    LFM2__K(LFM2__DT_Q8X, LFM2__ACT_Q8, LFM2_ISA_NEON_I8MM, 16, 1, lfm2__qmm_q8x_i8mm, lfm2__quantize_act_neon),
+    LFM2__K(LFM2__DT_Q4X, LFM2__ACT_Q8, LFM2_ISA_NEON_I8MM, 16, 1, lfm2__qmm_q4x_i8mm, lfm2__quantize_act_neon),
 #endif
 #ifdef LFM2__HAVE_NEON_BF16
     LFM2__K(LFM2__DT_BF16, LFM2__ACT_BF16, LFM2_ISA_NEON_BF16, 4, 32, lfm2__mm_bf16dot_neon, lfm2__bf16_acts_neon),
@@ -10215,7 +10401,7 @@ static lfm2_result lfm2__model_level(const lfm2_model_params *p, lfm2_error *err
         if (e && *e) {
             for (k = LFM2_ISA_SCALAR; k < LFM2_ISA_COUNT; k++) if (lfm2__name_is(e, lfm2__isa_names[k])) cap = k;
             if (cap == LFM2_ISA_AUTO)
-                return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "the environment variable LFM2_ISA = \"%.40s\" is not an instruction set (SCALAR, AVX2, AVX512, AVX512_VNNI, AVX512_BF16, NEON, NEON_DOTPROD, NEON_BF16, WASM_SIMD128)", e);
+                return lfm2__fail(err, LFM2_ERR_INVALID_ARG, "the environment variable LFM2_ISA = \"%.40s\" is not an instruction set (SCALAR, AVX2, AVX512, AVX512_VNNI, AVX512_BF16, NEON, NEON_DOTPROD, NEON_BF16, NEON_I8MM, WASM_SIMD128)", e);
         }
     }
 #endif
@@ -11210,7 +11396,10 @@ LFM2_API const char *lfm2_version_string(void) { return LFM2_VERSION_STRING; }
 #undef LFM2__KINFO_AVX512
 #define LFM2__KINFO_AVX512 " AVX512 AVX512_VNNI AVX512_BF16"
 #endif
-#if defined(LFM2__HAVE_NEON) && defined(LFM2__HAVE_NEON_BF16) && defined(LFM2__HAVE_NEON_DOT)
+#if defined(LFM2__HAVE_NEON) && defined(LFM2__HAVE_NEON_BF16) && defined(LFM2__HAVE_NEON_DOT) && defined(LFM2__HAVE_NEON_I8MM)
+#undef LFM2__KINFO_NEON
+#define LFM2__KINFO_NEON " NEON NEON_DOTPROD NEON_BF16 NEON_I8MM"
+#elif defined(LFM2__HAVE_NEON) && defined(LFM2__HAVE_NEON_BF16) && defined(LFM2__HAVE_NEON_DOT)
 #undef LFM2__KINFO_NEON
 #define LFM2__KINFO_NEON " NEON NEON_DOTPROD NEON_BF16"
 #elif defined(LFM2__HAVE_NEON) && defined(LFM2__HAVE_NEON_DOT)
@@ -11243,7 +11432,8 @@ LFM2_API const char *lfm2_build_info(void) {
     static const char *const info[LFM2_ISA_COUNT] = {
         LFM2__KINFO "?" LFM2__TINFO, LFM2__KINFO "SCALAR" LFM2__TINFO, LFM2__KINFO "AVX2" LFM2__TINFO, LFM2__KINFO "AVX512" LFM2__TINFO,
         LFM2__KINFO "AVX512_VNNI" LFM2__TINFO, LFM2__KINFO "AVX512_BF16" LFM2__TINFO, LFM2__KINFO "NEON" LFM2__TINFO,
-        LFM2__KINFO "NEON_DOTPROD" LFM2__TINFO, LFM2__KINFO "NEON_BF16" LFM2__TINFO, LFM2__KINFO "WASM_SIMD128" LFM2__TINFO};
+        LFM2__KINFO "NEON_DOTPROD" LFM2__TINFO, LFM2__KINFO "NEON_BF16" LFM2__TINFO, LFM2__KINFO "WASM_SIMD128" LFM2__TINFO,
+        LFM2__KINFO "NEON_I8MM" LFM2__TINFO};
     return info[lfm2__detect_isa()];
 }
 LFM2_API const char *lfm2_isa_name(lfm2_isa isa) {

@@ -186,7 +186,7 @@ static void test_kernel_table(void) {
                                         {32, 64, 33}, {64, 1024, 16}};
     static const int32_t fmts[10] = {LFM2__DT_F32, LFM2__DT_F16, LFM2__DT_BF16, LFM2__DT_F32X, LFM2__DT_F16X, LFM2__DT_BF16X,
                                      LFM2__DT_Q8, LFM2__DT_Q4, LFM2__DT_Q8X, LFM2__DT_Q4X};
-    int32_t level = t_level(), e, fi, n_run = 0, n_entries = 0;
+    int32_t level = t_level(), e, fi, n_run = 0, n_entries = 0, n_exact = 0;
     double worst[LFM2__N_KERNELS];
     lfm2__workers W;
     lfm2_allocator al;
@@ -234,6 +234,17 @@ static void test_kernel_table(void) {
                 double md = 0, mo = 0, rel;
                 j.out = o2; j.x = x; j.w = &w; j.B = B; j.k = k;
                 lfm2__mm_step(&W, &j, 1, 0, qa, qsz);
+                if (k->isa == LFM2_ISA_NEON_I8MM) { /* exact int32 sums, the sdot kernel's float steps: the same bits */
+                    const lfm2__kernel *kd = lfm2__kernel_find(k->dtype, k->act, LFM2_ISA_NEON_DOTPROD, K);
+                    CHECK(kd && kd->isa == LFM2_ISA_NEON_DOTPROD, "%s: no NEON_DOTPROD kernel beside it", k->name);
+                    if (kd) {
+                        j.out = o1; j.k = kd;
+                        lfm2__mm_step(&W, &j, 1, 0, qa, qsz);
+                        CHECK(memcmp(o1, o2, sizeof(float) * (size_t)B * N) == 0, "%s N=%d K=%d B=%d: not bit-identical to %s", k->name, N, K, B, kd->name);
+                        j.out = o2; j.k = k;
+                        n_exact++;
+                    }
+                }
                 if (k->act == LFM2__ACT_BF16) {
                     uint16_t *w16 = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)N * K);
                     for (i = 0; i < (size_t)N * K; i++) w16[i] = lfm2__f32_to_bf16(wf[i]);
@@ -259,7 +270,7 @@ static void test_kernel_table(void) {
     for (e = 0; e < LFM2__N_KERNELS; e++)
         if (worst[e] >= 0) NOTE("%-26s (%s, act %d): worst %s %.2g", lfm2__kernel_table[e].name, lfm2_isa_name((lfm2_isa)lfm2__kernel_table[e].isa),
                                 lfm2__kernel_table[e].act, lfm2__kernel_table[e].act == LFM2__ACT_BF16 ? "err / sum|terms| vs double" : "rel err vs scalar", worst[e]);
-    NOTE("level %s: %d of %d table entries run here, %d products checked", lfm2_isa_name((lfm2_isa)level), n_entries, LFM2__N_KERNELS, n_run);
+    NOTE("level %s: %d of %d table entries run here, %d products checked (%d of them bit-identical to the NEON_DOTPROD kernel)", lfm2_isa_name((lfm2_isa)level), n_entries, LFM2__N_KERNELS, n_run, n_exact);
     lfm2__workers_free(&W);
 }
 
