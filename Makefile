@@ -273,7 +273,8 @@ bench: $(B)/lfm2-bench $(BENCH_MODEL)/model.safetensors
 # --- other platforms (issue 15, README "Platforms") ---------------------------------------------
 # wine   Windows x86-64: the unit suite, the CLI and the tools built with MinGW-w64 (static), the
 #        whole unit suite run under Wine (mapped loading, a 4.5 GiB file, a folder named 模型), then
-#        the CLI tests (tests/cli_test.sh with RUN=wine; the POSIX-only checks say they are skipped)
+#        the CLI tests (tests/cli_test.sh with RUN=wine; the POSIX-only checks say they are skipped;
+#        lfm2-quantize through tests/quantize_wine_test.sh), then a short lfm2-bench on demo-code-8m
 # i386   32-bit x86 (-msse2 -mfpmath=sse: the SSE2 floats of every i686 ABI in use), static, run
 #        natively: the whole unit suite; then the file tests once more built with x87 floats
 # armv7  32-bit ARM hard-float under qemu-arm: the tests tagged T_EMU plus config/ and tokenizer/
@@ -302,15 +303,21 @@ wine: | $(B)
 	  $(MINGW_CC) $(OPT) $(WARN) -std=c99 -pedantic -static -o $(WB)/make-random-model.exe tools/make-random-model.c $(LDLIBS) -lpthread && \
 	  $(MINGW_CC) $(OPT) $(WARN) -std=c99 -pedantic -static -o $(WB)/make_odd_model.exe tests/make_odd_model.c $(LDLIBS) && \
 	  $(MINGW_CC) $(OPT) $(WARN) -std=c99 -pedantic -static -o $(WB)/lfm2-peak.exe tools/lfm2-peak.c && \
+	  $(MINGW_CC) $(OPT) $(WARN) -std=c99 -pedantic -static -o $(WB)/lfm2-quantize.exe tools/lfm2-quantize.c $(LDLIBS) && \
+	  $(MINGW_CC) $(OPT) $(WARN) -std=c99 -pedantic -static -o $(WB)/lfm2-bench.exe tools/lfm2-bench.c $(LDLIBS) -lpthread -lpsapi && \
 	  for d in -DLFM2_NO_MMAP -DLFM2_NO_THREADS -DLFM2_NO_STDIO -DLFM2_NO_SIMD -fopenmp; do \
 	    $(MINGW_CC) -O1 $(WARN) -std=c99 -pedantic $$d -c tests/compile_c.c -o $(WB)/m.o || exit 1; done && \
 	  if command -v $(MINGW_CXX) >/dev/null 2>&1; then $(MINGW_CXX) -O1 $(WARN) -std=c++11 -pedantic -c tests/compile_cpp.cpp -o $(WB)/m.o || exit 1; fi && \
-	  echo "== wine: built run_tests, lfm2, lfm2-inspect, make-random-model, make_odd_model, lfm2-peak (.exe); compile matrix ok" && \
+	  echo "== wine: built run_tests, lfm2, lfm2-inspect, make-random-model, make_odd_model, lfm2-peak, lfm2-quantize, lfm2-bench (.exe); compile matrix ok" && \
 	  echo "== wine run_tests.exe" && \
 	  { $(WINE_RUN) $(WB)/run_tests.exe > $(WB)/unit.log 2>&1; rc=$$?; tail -n 1 $(WB)/unit.log; \
 	    [ $$rc -eq 0 ] || { grep -B 12 FAILED $(WB)/unit.log | tail -n 60; $(WINE_RUN)server -k; echo "wine: unit suite FAILED"; exit 1; }; } && \
-	  echo "== wine cli tests" && \
-	  { RUN="$(WINE_RUN)" EXE=.exe sh tests/cli_test.sh $(WB); rc=$$?; $(WINE_RUN)server -k; [ $$rc -eq 0 ]; }; \
+	  echo "== wine cli tests (lfm2-quantize: tests/quantize_wine_test.sh)" && \
+	  { RUN="$(WINE_RUN)" EXE=.exe sh tests/cli_test.sh $(WB); rc=$$?; [ $$rc -eq 0 ] || { $(WINE_RUN)server -k; exit 1; }; } && \
+	  echo "== wine lfm2-bench.exe -m models/demo-code-8m -p 8 -n 4 -r 1 -t 1,2 --bw-mib 64" && \
+	  { $(WINE_RUN) $(WB)/lfm2-bench.exe -m models/demo-code-8m -p 8 -n 4 -r 1 -t 1,2 --bw-mib 64 --bw-passes 2 > $(WB)/bench.log 2>&1; rc=$$?; \
+	    $(WINE_RUN)server -k; grep '^| demo-code-8m' $(WB)/bench.log; \
+	    [ $$rc -eq 0 ] && [ "$$(grep -c '^| demo-code-8m | BF16 |' $(WB)/bench.log)" -eq 2 ] || { cat $(WB)/bench.log; echo "wine: lfm2-bench FAILED"; exit 1; }; }; \
 	else echo "wine: SKIPPED ($(MINGW_CC) or wine missing: apt-get install gcc-mingw-w64-x86-64 wine wine64)"; fi
 
 # $(call cross_stage,NAME,COMPILER,RUNNER,FLAGS,TESTS,PACKAGES): build the unit suite with COMPILER

@@ -2,7 +2,8 @@
 # tests/cli_test.sh BUILD_DIR - tests of the lfm2 command-line program, run from the repository
 # root (make cli-test). Prints each check; exits non-zero if any fails.
 # RUN: a runner for the programs (make wine: RUN=wine, EXE=.exe); the checks that need POSIX
-# signals, /dev/full or lfm2-quantize then say that they are skipped.
+# signals or /dev/full then say that they are skipped, and lfm2-quantize is put through
+# tests/quantize_wine_test.sh instead of tests/quantize_test.sh.
 B=${1:-build}
 RUN=${RUN:-}
 EXE=${EXE:-}
@@ -273,9 +274,11 @@ for q in q8 q4; do
 done
 
 # lfm2-quantize on real folders: aliases, existing models, folders in use, full disks, odd tensors
-if sh tests/quantize_test.sh "$B"; then pass "tests/quantize_test.sh"; else fail "tests/quantize_test.sh"; fi
+if [ -n "$RUN" ]; then # a Windows program under Wine: its commit (renames), refusals, failures
+    if RUN="$RUN" EXE="$EXE" sh tests/quantize_wine_test.sh "$B"; then pass "tests/quantize_wine_test.sh"; else fail "tests/quantize_wine_test.sh"; fi
+elif sh tests/quantize_test.sh "$B"; then pass "tests/quantize_test.sh"; else fail "tests/quantize_test.sh"; fi
 
-else echo "  skip  lfm2-quantize checks: $B/lfm2-quantize$EXE is not built (POSIX-only tool)"; fi
+else echo "  skip  lfm2-quantize checks: $B/lfm2-quantize$EXE is not built"; fi
 
 echo "cli tests: $checks checks, $fails failed"
 [ $fails -eq 0 ]

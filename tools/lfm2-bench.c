@@ -26,7 +26,10 @@
             --quant int8|int4 (lfm2_model_params.weights) the
             matrices count at their quantized size (load time then includes the conversion, and
             peak RSS the pages of the source file it read).
-   Bandwidth here drifts within minutes: compare only ratios measured in the same run. */
+   Bandwidth here drifts within minutes: compare only ratios measured in the same run.
+   Windows (MinGW-w64: x86_64-w64-mingw32-gcc ... -lpsapi): the bandwidth child is this program
+   started again with --bw-child (no fork), RSS is the process's peak working set
+   (GetProcessMemoryInfo, never reset: "(process)"), no load average. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MADV_HUGEPAGE (glibc) */
 #define LFM2_IMPLEMENTATION
@@ -38,13 +41,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#ifdef _WIN32
+#include <windows.h>
+#include <psapi.h>
+#else
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+#endif
 #if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
 #define MAP_ANONYMOUS MAP_ANON
 #endif
@@ -54,9 +62,16 @@
 #define MAX_REPS 64
 
 static double now_s(void) {
+#ifdef _WIN32
+    LARGE_INTEGER f, c;
+    QueryPerformanceFrequency(&f);
+    QueryPerformanceCounter(&c);
+    return (double)c.QuadPart / (double)f.QuadPart;
+#else
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
 }
 
 /* ================================ memory bandwidth ========================================== */
@@ -146,8 +161,13 @@ static double bw_measure_here(int nthr, size_t mib, int passes) {
     s.bytes = mib << 20;
     s.nthr = nthr;
     s.passes = passes;
+#ifdef _WIN32
+    s.buf = (unsigned char *)VirtualAlloc(NULL, s.bytes, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE);
+    if (!s.buf) return -1;
+#else
     s.buf = (unsigned char *)mmap(NULL, s.bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (s.buf == MAP_FAILED) return -1;
+#endif
 #ifdef MADV_HUGEPAGE
     madvise(s.buf, s.bytes, MADV_HUGEPAGE);
 #endif
@@ -160,7 +180,11 @@ static double bw_measure_here(int nthr, size_t mib, int passes) {
     if (ok) bw_worker(&args[0]);
     for (i = 1; i < nthr; i++) pthread_join(th[i], NULL);
     pthread_barrier_destroy(&s.bar);
+#ifdef _WIN32
+    VirtualFree(s.buf, 0, MEM_RELEASE);
+#else
     munmap(s.buf, s.bytes);
+#endif
     if (!ok) return -1;
     for (i = 1; i < passes; i++) if (s.t[i] < best) best = s.t[i]; /* pass 0 = warm-up */
     return (double)(((s.bytes / (size_t)nthr) & ~(size_t)4095) * (size_t)nthr) / best / 1e9;
@@ -168,6 +192,24 @@ static double bw_measure_here(int nthr, size_t mib, int passes) {
 
 /* runs the measurement in a child process: its buffer never counts in our peak RSS, and its
    threads are plain pthreads (no OpenMP after fork) */
+#ifdef _WIN32
+/* Windows: no fork; this program again, with --bw-child, prints the value (_popen runs it through
+   cmd.exe /c: the whole command is quoted once more, so that cmd keeps the quotes of the path) */
+static double bw_measure(int nthr, size_t mib, int passes) {
+    char exe[MAX_PATH], cmd[MAX_PATH + 96];
+    FILE *f;
+    double r = -1;
+    DWORD n = GetModuleFileNameA(NULL, exe, sizeof exe);
+    if (n == 0 || n >= sizeof exe) return -1;
+    snprintf(cmd, sizeof cmd, "\"\"%s\" --bw-child %d %lu %d\"", exe, nthr, (unsigned long)mib, passes);
+    fflush(stdout);
+    fflush(stderr);
+    if (!(f = _popen(cmd, "r"))) return -1;
+    if (fscanf(f, "%lf", &r) != 1) r = -1;
+    _pclose(f);
+    return r;
+}
+#else
 static double bw_measure(int nthr, size_t mib, int passes) {
     int fd[2];
     pid_t pid;
@@ -190,9 +232,11 @@ static double bw_measure(int nthr, size_t mib, int passes) {
     waitpid(pid, NULL, 0);
     return r;
 }
+#endif
 
 /* ================================ process memory ============================================ */
 
+#ifndef _WIN32
 static long status_kib(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
@@ -204,8 +248,16 @@ static long status_kib(const char *key) {
     fclose(f);
     return v;
 }
+#endif
 
 static double peak_rss_mib(void) {
+#ifdef _WIN32
+    PROCESS_MEMORY_COUNTERS pmc;
+    memset(&pmc, 0, sizeof pmc);
+    pmc.cb = sizeof pmc;
+    if (!GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc)) return -1;
+    return (double)pmc.PeakWorkingSetSize / (1024.0 * 1024.0);
+#else
     long k = status_kib("VmHWM");
     if (k < 0) {
         struct rusage ru;
@@ -213,6 +265,7 @@ static double peak_rss_mib(void) {
         k = ru.ru_maxrss;
     }
     return (double)k / 1024.0;
+#endif
 }
 
 /* resets VmHWM to the current RSS (Linux >= 4.0); 0 on success */
@@ -601,7 +654,9 @@ static int parse_threads(const char *s, opts *o) {
 int main(int argc, char **argv) {
     opts o;
     int i, rc = 0;
+#ifndef _WIN32
     struct utsname un;
+#endif
     FILE *info;
     memset(&o, 0, sizeof o);
     o.p = 512;
@@ -614,6 +669,12 @@ int main(int argc, char **argv) {
     o.bw_passes = 6;
     o.seed = 1;
     o.quant = "none";
+#ifdef _WIN32
+    if (argc == 5 && !strcmp(argv[1], "--bw-child")) { /* bw_measure's child */
+        printf("%.6f\n", bw_measure_here(atoi(argv[2]), (size_t)atol(argv[3]), atoi(argv[4])));
+        return 0;
+    }
+#endif
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = 1;
@@ -659,7 +720,21 @@ int main(int argc, char **argv) {
     fprintf(info, "command: ");
     for (i = 0; i < argc; i++) fprintf(info, "%s%s", i ? " " : "", argv[i]);
     fprintf(info, "\n");
+#ifdef _WIN32
+    {
+        SYSTEM_INFO si;
+        OSVERSIONINFOA ov;
+        GetNativeSystemInfo(&si);
+        memset(&ov, 0, sizeof ov);
+        ov.dwOSVersionInfoSize = sizeof ov;
+        if (!GetVersionExA(&ov)) ov.dwMajorVersion = ov.dwMinorVersion = ov.dwBuildNumber = 0;
+        fprintf(info, "machine: %s Windows %lu.%lu.%lu, %lu online CPUs\n",
+                si.wProcessorArchitecture == PROCESSOR_ARCHITECTURE_AMD64 ? "x86_64" : si.wProcessorArchitecture == PROCESSOR_ARCHITECTURE_ARM64 ? "arm64" : "other",
+                (unsigned long)ov.dwMajorVersion, (unsigned long)ov.dwMinorVersion, (unsigned long)ov.dwBuildNumber, (unsigned long)si.dwNumberOfProcessors);
+    }
+#else
     if (uname(&un) == 0) fprintf(info, "machine: %s %s, %ld online CPUs\n", un.machine, un.release, sysconf(_SC_NPROCESSORS_ONLN));
+#endif
     {
         double la[3];
         FILE *f = fopen("/proc/loadavg", "r");

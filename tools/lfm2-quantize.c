@@ -38,6 +38,15 @@
      truncated). Any failure (full disk, a file size limit: SIGXFSZ is ignored, Ctrl-C) removes
      the sibling and leaves OUT_DIR as it was; the exit status is then 1. (Only SIGKILL or a
      crash of the machine can leave a sibling behind; OUT_DIR is then still the old folder.)
+   Windows (MinGW-w64): the same steps with the Win32 calls: _fullpath for the paths (compared
+   without case), the volume serial number and file index for the device/inode checks, _commit
+   for fsync (folders are not synced), and, for an OUT_DIR that exists, the exchange is two
+   renames (MoveFileEx: Windows cannot rename a folder over another one): OUT_DIR to a hidden
+   sibling .NAME.lfm2-quantize-XXXXXX-old, then the new folder to OUT_DIR; if the second fails
+   the first is undone, and if the first fails (a file in OUT_DIR is open: in use by a process
+   that loaded it) nothing was changed. Either way the run fails with OUT_DIR as it was and the
+   new folder removed. (A crash between the two renames leaves the old folder whole in the -old
+   sibling.) Paths are in the ANSI code page (the C runtime's narrow calls).
    Build: make build/lfm2-quantize  (or: cc -O2 -march=native -fopenmp -o lfm2-quantize
    tools/lfm2-quantize.c -lm; -march=native selects the SIMD kernels at compile time). */
 #if !defined(_GNU_SOURCE) && defined(__linux__)
@@ -66,6 +75,52 @@
 #include <sys/stat.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
+#endif
+#ifdef _WIN32
+#include <windows.h>
+#include <io.h>
+#include <direct.h>
+#define lstat stat /* no symbolic links through the C runtime */
+#define fsync _commit
+#endif
+#ifndef O_BINARY
+#define O_BINARY 0
+#endif
+
+/* ---- Windows replacements of realpath and mkdtemp ---------------------------------------------- */
+
+#ifdef _WIN32
+/* the absolute path of an existing file or folder, '/' as separator (malloc'ed; NULL + errno) */
+static char *qt_realpath(const char *path, char *unused) {
+    char in[PATH_MAX], *r, *q;
+    size_t n = strlen(path);
+    (void)unused;
+    if (n + 2 > sizeof in) { errno = ENAMETOOLONG; return NULL; }
+    memcpy(in, path, n + 1);
+    if (n == 2 && in[1] == ':') { in[2] = '/'; in[3] = 0; } /* "C:" is the current folder of C: */
+    if (GetFileAttributesA(in) == INVALID_FILE_ATTRIBUTES) { errno = ENOENT; return NULL; }
+    if (!(r = _fullpath(NULL, in, 0))) { errno = ENOENT; return NULL; }
+    for (q = r; *q; q++) if (*q == '\\') *q = '/';
+    n = strlen(r);
+    while (n > 3 && r[n - 1] == '/') r[--n] = 0;
+    return r;
+}
+#define realpath qt_realpath
+static char *qt_mkdtemp(char *tmpl) {
+    size_t n = strlen(tmpl), k;
+    unsigned v = (unsigned)GetCurrentProcessId() * 2654435761u ^ (unsigned)GetTickCount();
+    int tries;
+    static const char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    if (n < 6 || strcmp(tmpl + n - 6, "XXXXXX")) { errno = EINVAL; return NULL; }
+    for (tries = 0; tries < 1000; tries++) {
+        unsigned x = v = v * 1103515245u + 12345u + (unsigned)tries;
+        for (k = n - 6; k < n; k++) { tmpl[k] = digits[(x >> 8) % 36]; x = x * 69069u + 1u; }
+        if (_mkdir(tmpl) == 0) return tmpl;
+        if (errno != EEXIST) return NULL;
+    }
+    return NULL;
+}
+#define mkdtemp qt_mkdtemp
 #endif
 
 /* ---- errors and the temporary folder --------------------------------------------------------- */
@@ -111,31 +166,69 @@ static int join3(char *dst, const char *a, const char *sep, const char *b) {
     return 1;
 }
 
-static int same_file(const struct stat *a, const struct stat *b) { return a->st_dev == b->st_dev && a->st_ino == b->st_ino; }
+/* what identifies a file or folder: device and inode (Windows: volume serial number and file
+   index; st_ino is 0 there) */
+typedef struct qt_fid { unsigned long long dev, ino; } qt_fid;
+static int qt_fileid(const char *path, qt_fid *id) {
+#ifdef _WIN32
+    BY_HANDLE_FILE_INFORMATION fi;
+    HANDLE h = CreateFileA(path, 0, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL, OPEN_EXISTING,
+                           FILE_FLAG_BACKUP_SEMANTICS /* folders too */, NULL);
+    int ok;
+    if (h == INVALID_HANDLE_VALUE) return -1;
+    ok = GetFileInformationByHandle(h, &fi) != 0;
+    CloseHandle(h);
+    if (!ok) return -1;
+    id->dev = fi.dwVolumeSerialNumber;
+    id->ino = ((unsigned long long)fi.nFileIndexHigh << 32) | fi.nFileIndexLow;
+    return 0;
+#else
+    struct stat st;
+    if (stat(path, &st) != 0) return -1;
+    id->dev = (unsigned long long)st.st_dev;
+    id->ino = (unsigned long long)st.st_ino;
+    return 0;
+#endif
+}
+static int same_file(const qt_fid *a, const qt_fid *b) { return a->dev == b->dev && a->ino == b->ino; }
 
-/* 1 if the folder `st` is `path` or one of its parents (path: absolute, resolved) */
-static int is_ancestor(const struct stat *st, const char *path) {
-    char buf[PATH_MAX];
+/* 1 if the folder `id` is `path` or one of its parents (path: absolute, resolved) */
+static int is_ancestor(const qt_fid *id, const char *path) {
+    char buf[PATH_MAX + 1];
     size_t n = strlen(path), k;
-    struct stat s;
-    if (n >= sizeof buf) return 0;
+    qt_fid s;
+    if (n >= PATH_MAX) return 0;
     memcpy(buf, path, n + 1);
     for (k = n; ; k--) {
         if (k == n || buf[k] == '/') {
-            char keep = buf[k];
+            char keep = buf[k], keep1 = buf[k + 1];
             buf[k] = 0;
-            if (stat(k == 0 ? "/" : buf, &s) == 0 && same_file(&s, st)) return 1;
+            if (k == 2 && buf[1] == ':') { buf[2] = '/'; buf[3] = 0; } /* a drive's root, "C:/" */
+            if (qt_fileid(k == 0 ? "/" : buf, &s) == 0 && same_file(&s, id)) return 1;
             buf[k] = keep;
+            buf[k + 1] = keep1;
         }
         if (k == 0) break;
     }
     return 0;
 }
-/* 1 if resolved path b is a or lies inside a */
+/* 1 if resolved path b is a or lies inside a (Windows: without case) */
 static int path_within(const char *a, const char *b) {
     size_t n = strlen(a);
     if (n == 1 && a[0] == '/') return 1;
+#ifdef _WIN32
+    if (n == 3 && a[1] == ':' && a[2] == '/') return _strnicmp(a, b, 3) == 0;
+    return _strnicmp(a, b, n) == 0 && (b[n] == 0 || b[n] == '/');
+#else
     return strncmp(a, b, n) == 0 && (b[n] == 0 || b[n] == '/');
+#endif
+}
+static int same_path(const char *a, const char *b) {
+#ifdef _WIN32
+    return _stricmp(a, b) == 0;
+#else
+    return strcmp(a, b) == 0;
+#endif
 }
 
 /* Resolves OUT: out_abs = its absolute path with symlinks resolved (for a folder that does not
@@ -146,6 +239,10 @@ static int resolve_out(const char *out, char *out_abs, char *parent, char *base,
     struct stat ls;
     if (n == 0 || n >= sizeof tmp) return fail("bad output folder name '%s'", out);
     memcpy(tmp, out, n + 1);
+#ifdef _WIN32
+    for (r = tmp; *r; r++) if (*r == '\\') *r = '/';
+    if (n == 2 && tmp[1] == ':') return fail("the output folder cannot be the root folder");
+#endif
     while (n > 1 && tmp[n - 1] == '/') tmp[--n] = 0;
     if (lstat(tmp, &ls) == 0) {
         if (stat(tmp, st) != 0) return fail("output folder %s is a symbolic link to something missing", out);
@@ -158,6 +255,12 @@ static int resolve_out(const char *out, char *out_abs, char *parent, char *base,
         slash = strrchr(tmp, '/');
         if (slash) {
             *slash = 0;
+#ifdef _WIN32
+            if (slash == tmp + 2 && tmp[1] == ':') { /* "C:/name": the parent is C:/, not C: */
+                char drive[4] = {tmp[0], ':', '/', 0};
+                r = realpath(drive, NULL);
+            } else
+#endif
             r = realpath(slash == tmp ? "/" : tmp, NULL);
             snprintf(base, PATH_MAX, "%s", slash + 1);
         } else {
@@ -220,7 +323,7 @@ static int qt_open(qt_file *f, const char *name) {
     if (g_n_files >= QT_MAX_FILES) return fail("too many files");
     if (!join3(g_files[g_n_files], g_tmp, "/", name)) return fail("path too long: %s/%s", g_tmp, name);
     f->path = g_files[g_n_files];
-    f->fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    f->fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_BINARY, 0644);
     if (f->fd < 0) return fail("cannot create %s: %s", f->path, strerror(errno));
     g_n_files++;
     return 0;
@@ -244,11 +347,16 @@ static int qt_close(qt_file *f) {
     return e ? fail("cannot write %s: %s", f->path, strerror(e)) : 0;
 }
 static int fsync_dir(const char *dir) {
+#ifdef _WIN32
+    (void)dir; /* a folder cannot be opened through the C runtime; NTFS journals its entries */
+    return 0;
+#else
     int fd = open(dir, O_RDONLY), e = 0;
     if (fd < 0) return fail("cannot open %s: %s", dir, strerror(errno));
     if (fsync(fd) != 0 && errno != EINVAL) e = errno;
     close(fd);
     return e ? fail("cannot sync %s: %s", dir, strerror(e)) : 0;
+#endif
 }
 
 /* reads dir/name; NULL with *missing = 1 when it does not exist */
@@ -535,8 +643,22 @@ done:
 
 /* ---- putting the new folder in place -------------------------------------------------------- */
 
-static int exchange(const char *a, const char *b) {
-#if defined(__linux__) && defined(SYS_renameat2)
+/* exchanges folders a and b. Windows: b is renamed aside to a + "-old" and a to b (undone if the
+   second rename fails); then a is set to a + "-old", where b's previous contents are. */
+static int exchange(char *a, const char *b) {
+#if defined(_WIN32)
+    char old[PATH_MAX];
+    if (!join3(old, a, "-old", "")) { errno = ENAMETOOLONG; return -1; }
+    if (!MoveFileExA(b, old, 0)) { errno = GetLastError() == ERROR_ALREADY_EXISTS ? EEXIST : EACCES; return -1; }
+    if (!MoveFileExA(a, b, 0)) {
+        if (!MoveFileExA(old, b, 0))
+            fprintf(stderr, "lfm2-quantize: cannot move %s back to %s (error %lu): the previous folder is there\n", old, b, (unsigned long)GetLastError());
+        errno = EACCES;
+        return -1;
+    }
+    memcpy(a, old, strlen(old) + 1);
+    return 0;
+#elif defined(__linux__) && defined(SYS_renameat2)
     if (getenv("LFM2_QUANTIZE_NO_EXCHANGE")) { errno = EINVAL; return -1; } /* tests: the fallback */
     return (int)syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, 2 /* RENAME_EXCHANGE */);
 #else
@@ -601,7 +723,10 @@ int main(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *type = NULL, *written[QT_MAX_FILES];
     char in_abs[PATH_MAX], out_abs[PATH_MAX], parent[PATH_MAX], base[PATH_MAX], first[256];
     struct stat in_st, out_st;
+    qt_fid in_id, out_id;
+#ifndef _WIN32
     struct sigaction sa;
+#endif
     lfm2_model *m = NULL;
     lfm2_model_params p;
     lfm2_error err;
@@ -624,19 +749,23 @@ int main(int argc, char **argv) {
         return 2;
     }
     bits = type[1] == '8' ? 8 : 4;
+#ifdef SIGXFSZ
     signal(SIGXFSZ, SIG_IGN); /* a file size limit makes write() fail with EFBIG instead */
+#endif
 
     /* the two folders: never the same, never one inside the other */
     if (stat(in, &in_st) != 0 || !S_ISDIR(in_st.st_mode)) { fprintf(stderr, "lfm2-quantize: %s is not a folder\n", in); return 1; }
     if (!(r = realpath(in, NULL))) { fprintf(stderr, "lfm2-quantize: cannot resolve %s: %s\n", in, strerror(errno)); return 1; }
     snprintf(in_abs, sizeof in_abs, "%s", r);
     free(r);
+    if (qt_fileid(in_abs, &in_id) != 0) { fprintf(stderr, "lfm2-quantize: cannot look at %s: %s\n", in, strerror(errno)); return 1; }
     if (resolve_out(out, out_abs, parent, base, &exists, &out_st)) return 1;
-    if ((exists && same_file(&in_st, &out_st)) || !strcmp(in_abs, out_abs))
+    if (exists && qt_fileid(out_abs, &out_id) != 0) return fail("cannot look at %s: %s", out, strerror(errno));
+    if ((exists && same_file(&in_id, &out_id)) || same_path(in_abs, out_abs))
         return fail("the output folder %s is the input folder %s: refusing to overwrite the model being read", out, in);
-    if (path_within(in_abs, out_abs) || is_ancestor(&in_st, exists ? out_abs : parent))
+    if (path_within(in_abs, out_abs) || is_ancestor(&in_id, exists ? out_abs : parent))
         return fail("the output folder %s lies inside the input folder %s", out, in);
-    if (exists && (path_within(out_abs, in_abs) || is_ancestor(&out_st, in_abs)))
+    if (exists && (path_within(out_abs, in_abs) || is_ancestor(&out_id, in_abs)))
         return fail("the input folder %s lies inside the output folder %s", in, out);
     if (exists) {
         if (find_model_file(out_abs, first, sizeof first)) return 1;
@@ -668,12 +797,18 @@ int main(int argc, char **argv) {
     if (strlen(parent) + strlen(base) + 32 > sizeof g_tmp) { lfm2_model_free(m); return fail("path too long: %s", out_abs); }
     join3(g_tmp, parent, strcmp(parent, "/") ? "/." : ".", base);
     strcat(g_tmp, ".lfm2-quantize-XXXXXX");
+#ifdef _WIN32
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGBREAK, on_signal);
+#else
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+#endif
     if (!mkdtemp(g_tmp)) { lfm2_model_free(m); return fail("cannot create a folder beside %s: %s", out_abs, strerror(errno)); }
     g_have_tmp = 1;
     rc = write_safetensors(ents, n, bits, row_major, &data_bytes);
@@ -699,11 +834,17 @@ int main(int argc, char **argv) {
     if (rc) { cleanup_tmp(); return 1; }
 
     /* put it in place: from here on no signal interrupts the commit */
+#ifdef _WIN32
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGBREAK, SIG_IGN);
+#else
     {
         sigset_t all;
         sigfillset(&all);
         sigprocmask(SIG_BLOCK, &all, NULL);
     }
+#endif
     um = umask(0);
     umask(um);
     if (!exists) {
@@ -717,7 +858,14 @@ int main(int argc, char **argv) {
             g_have_tmp = 0; /* g_tmp now holds the previous contents */
             if (fsync_dir(parent) || clear_old(g_tmp, out_abs)) return 1;
         } else {
+#ifdef _WIN32
+            /* no file-by-file fallback: an open file would leave OUT_DIR partly replaced */
+            (void)commit_by_file;
+            (void)written;
+            return fail("cannot replace %s (a file in it is in use?): it is unchanged", out);
+#else
             if (commit_by_file(out_abs, written, n_written)) return 1;
+#endif
         }
         if (fsync_dir(out_abs)) return 1;
     }

@@ -52,47 +52,35 @@ def safetensors(tensors, dtype_of, pad=True):
         h += b" " * ((8 - len(h) % 8) % 8)
     return struct.pack("<Q", len(h)) + h + data
 
-def prequant(tensors, bits):
-    """a pre-quantized file as tools/lfm2-quantize writes it: NAME I8 [r, c] (Q8) or U8 [r, c/2]
-    (Q4) + NAME_scale F16 [r, c/32] for the 2-D matrices; vectors stay F32"""
-    hdr, data = {"__metadata__": {"format": "pt"}}, b""
+# must match LFM2__X16_LAYOUT in lfm2.h
+X16_LAYOUT = "x16 v1: rows=16 cols=64 q8_record=1088 q4_record=576"
+
+def prequant(tensors, bits, x16=False):
+    """a pre-quantized file as tools/lfm2-quantize writes it; vectors stay F32. Row-major
+    (x16=False): NAME I8 [r, c] (Q8) or U8 [r, c/2] (Q4) + NAME_scale F16 [r, c/32] for the
+    2-D matrices. Interleaved (x16=True): NAME U8 [r/16, c/64, 1088] (Q8, and the embedding)
+    or [r/16, c/64, 576] (Q4), each record its 32 f16 scales then random quants; the layout
+    named in __metadata__ "lfm2.h.interleave". (The rng draws are the same, in the same order,
+    as those of the two writers this one replaced: the seeds stay byte for byte.)"""
+    meta = {"format": "lfm2.h-q%d" % bits, "lfm2.h.interleave": X16_LAYOUT} if x16 else {"format": "pt"}
+    hdr, data = {"__metadata__": meta}, b""
     def add(name, dt, shape, blob):
         nonlocal data
         hdr[name] = {"dtype": dt, "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
         data += blob
     for name, shape in tensors:
-        if len(shape) == 2:
+        if len(shape) == 2 and x16:
+            r, c = shape
+            rec = 1088 if bits == 8 or "embed" in name else 576
+            blob = b"".join(f16_bytes(0.01) * 32 + bytes(rng.randrange(256) for _ in range(rec - 64)) for _ in range(r // 16 * (c // 64)))
+            add(name, "U8", [r // 16, c // 64, rec], blob)
+        elif len(shape) == 2:
             r, c = shape
             if bits == 8:
                 add(name, "I8", [r, c], bytes(rng.randrange(256) for _ in range(r * c)))
             else:
                 add(name, "U8", [r, c // 2], bytes(rng.randrange(256) for _ in range(r * c // 2)))
             add(name + "_scale", "F16", [r, c // 32], b"".join(f16_bytes(0.01) for _ in range(r * c // 32)))
-        else:
-            norm = name.endswith("norm.weight")
-            add(name, "F32", shape, b"".join(f32_bytes(1.0 if norm else rng.uniform(-0.5, 0.5)) for _ in range(numel(shape))))
-    h = json.dumps(hdr, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    return struct.pack("<Q", len(h)) + h + data
-
-# must match LFM2__X16_LAYOUT in lfm2.h
-X16_LAYOUT = "x16 v1: rows=16 cols=64 q8_record=1088 q4_record=576"
-
-def prequant_x16(tensors, bits):
-    """a pre-quantized file in the interleaved layout, as tools/lfm2-quantize writes it: NAME U8
-    [r/16, c/64, 1088] (Q8) or [r/16, c/64, 576] (Q4), each record its 32 f16 scales then random
-    quants; the layout named in __metadata__ "lfm2.h.interleave"; vectors stay F32"""
-    hdr, data = {"__metadata__": {"format": "lfm2.h-q%d" % bits, "lfm2.h.interleave": X16_LAYOUT}}, b""
-    def add(name, dt, shape, blob):
-        nonlocal data
-        hdr[name] = {"dtype": dt, "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
-        data += blob
-    for name, shape in tensors:
-        if len(shape) == 2:
-            r, c = shape
-            rec = 1088 if bits == 8 or "embed" in name else 576
-            blob = b"".join(f16_bytes(0.01) * 32 + bytes(rng.randrange(256) for _ in range(rec - 64)) for _ in range(r // 16 * (c // 64)))
-            add(name, "U8", [r // 16, c // 64, rec], blob)
         else:
             norm = name.endswith("norm.weight")
             add(name, "F32", shape, b"".join(f32_bytes(1.0 if norm else rng.uniform(-0.5, 0.5)) for _ in range(numel(shape))))
@@ -107,6 +95,8 @@ def write(sub, name, blob):
         f.write(blob)
 
 def main():
+    # every subfolder of corpus/ is this script's: it is rebuilt whole (a seed added by hand is
+    # lost: add it here instead)
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
     tm = tensors_micro()
@@ -207,11 +197,58 @@ def main():
     # interleaved pre-quantized layout (last, so that the seeds above stay as they were)
     V, D, F, H, HKV, HD = 32, 64, 64, 2, 1, 32
     t64 = tensors_micro()
-    write("safetensors_quant", "micro64-x16-q8", b"\x03" + prequant_x16(t64, 8))
-    write("safetensors_quant", "micro64-x16-q4", b"\x03" + prequant_x16(t64, 4))
-    write("safetensors_quant", "micro64-x16-q4-w1", b"\x04" + prequant_x16(t64, 4))
+    write("safetensors_quant", "micro64-x16-q8", b"\x03" + prequant(t64, 8, x16=True))
+    write("safetensors_quant", "micro64-x16-q4", b"\x03" + prequant(t64, 4, x16=True))
+    write("safetensors_quant", "micro64-x16-q4-w1", b"\x04" + prequant(t64, 4, x16=True))
     write("safetensors_quant", "micro64-bf16-w2", b"\x05" + safetensors(t64, lambda n: "BF16"))
     V, D, F, H, HKV, HD = 16, 8, 16, 2, 1, 4
+    chat_seeds()
+
+# the chat targets (tests/data/chat/chat_golden.json, made by tools/golden/gen_chat.py)
+TEMPLATE_BITS = {"lfm2": 0, "lfm2-tools": 1, "lfm2.5": 2}  # fuzz_chat_render: kind = 1 + bits 0-1
+
+def chat_render_seed(r):
+    """a golden render case in fuzz_chat_render's input format (see the comment at its top):
+    byte 0 = template + add_generation_prompt (bit 2) + keep_past_thinking (bit 3) + date (bit 4),
+    byte 1 = n_tools, then NUL-separated: the tools' JSON, then role, content ("\x01" = none,
+    "\x02" + parts joined by "\x03", an image an empty part), thinking, the first tool call's
+    name and its arguments (JSON) per message"""
+    o = r["options"]
+    b0 = (TEMPLATE_BITS[r["template"]] | (4 if o.get("add_generation_prompt", True) else 0) |
+          (8 if o.get("keep_past_thinking") else 0) | (16 if r.get("date") else 0))
+    tools = r["tools"] or []
+    fields = [json.dumps(t, ensure_ascii=False) for t in tools]
+    for m in r["messages"]:
+        c = m.get("content")
+        if c is None:
+            content = "\x01"
+        elif isinstance(c, list):
+            content = "\x02" + "\x03".join(p.get("text", "") if p["type"] == "text" else "" for p in c)
+        else:
+            content = c
+        name = args = ""
+        if m.get("tool_calls"):
+            fn = m["tool_calls"][0]["function"]
+            name, a = fn["name"], fn["arguments"]
+            args = a if isinstance(a, str) else json.dumps(a, ensure_ascii=False)
+        fields += [m["role"], content, m.get("thinking") or "", name, args]
+    return bytes([b0, len(tools)]) + "\x00".join(fields).encode("utf-8")
+
+def chat_seeds():
+    g = json.load(open(os.path.join(DATA, "chat", "chat_golden.json"), encoding="utf-8"))
+    for i, r in enumerate(g["renders"]):
+        write("chat_render", "render-%d" % i, chat_render_seed(r))
+        # splitter: byte 0 = in_reasoning, byte 1 = seed of the cuts, then the rendered text
+        if "text" in r:
+            write("splitter", "render-%d" % i, b"\x00\x07" + r["text"].encode("utf-8"))
+    write("splitter", "mixed", b"\x00\x09<think>a</thin</think>b<|tool_call_st<|tool_call_start|>[g()]<|tool_call_end|><")
+    write("splitter", "think", b"\x01\x05thinking</think>answer<|tool_call_start|>[f(a=1)]<|tool_call_end|>")
+    # tool_calls: the text alone
+    for i, c in enumerate(g["tool_calls"]):
+        write("tool_calls", "golden-%d" % i, c["text"].encode("utf-8"))
+    for i, t in enumerate(g["bad_tool_calls"]):
+        write("tool_calls", "bad-%d" % i, t.encode("utf-8"))
+    write("tool_calls", "literals", b"[f(a='it''s', b=\"\\x41\\u00e9\", c=(1, 2), d=(3), g=1_000, h=0x1F, i=.5, j=1e-5, k={'a': [None]}, m=+7)]")
 
 if __name__ == "__main__":
     main()

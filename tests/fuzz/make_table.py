@@ -4,17 +4,23 @@ Usage (repository root): python3 tests/fuzz/make_table.py [build/run_tests] > te
 Collects the "TABLE<tab>input<tab>result<tab>message" lines of every test (the whole suite is run)
 and the "<input> -> <result>: <message>" notes of config/errors, load/weights-errors,
 load/dir-errors, tokenizer/malformed, hardening/ and plat/ (special files, unreadable files, > 4 GiB)."""
-import re, subprocess, sys
+import os, re, subprocess, sys
 
 RESULTS = ["ok", "invalid argument", "out of memory", "file error", "bad config.json", "bad safetensors weights",
            "bad tokenizer", "unsupported", "context full", "buffer too small", "aborted",
            "bad logits (NaN, all -inf, or +inf when sampling)"]
 exe = sys.argv[1] if len(sys.argv) > 1 else "build/run_tests"
 groups = ["config/errors", "load/weights-errors", "load/dir-errors", "tokenizer/malformed", "hardening/", "plat/not-a-file", "plat/unreadable", "plat/big-file"]
-out = subprocess.run([exe], capture_output=True, text=True, errors="replace").stdout
+# a fixed scratch folder (the suite's default, build/tmp-<pid>, would put a new pid in the messages
+# that name a path at every run)
+env = dict(os.environ)
+env.setdefault("LFM2_TEST_TMP", "build/tmp-table")
+out = subprocess.run([exe], capture_output=True, text=True, errors="replace", env=env).stdout
 rows, test = [], ""
 note = re.compile(r"^    (.+?) -> (" + "|".join(re.escape(r) for r in RESULTS) + r"): ?(.*)$")
 for line in out.splitlines():
+    if line.startswith("    scratch folder "):
+        continue
     if re.match(r"^[a-z]+/", line):
         test = line.strip()
         continue
