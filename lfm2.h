@@ -5907,8 +5907,9 @@ static int lfm2__jr_key_is(const lfm2__jr *r, size_t at, const char *key) {
     }
 }
 /* The number or boolean value of a top-level key of a JSON object text (the last of keys given
-   twice, as Python; keys compared decoded): 1 if present (null: absent), 0 if not; *bad on
-   malformed JSON (text after the object included). */
+   twice, as Python; keys compared decoded): 1 if present (null: absent), 0 if not; *bad = 1 on
+   malformed JSON (text after the object included), 2 when the key's value is neither a number
+   nor true / false (a string, a container, a number too long to read). */
 static int lfm2__genc_get(const char *json, size_t len, const char *key, double *num, int *is_bool, int *bad) {
     lfm2__jr r;
     int found = 0;
@@ -5945,13 +5946,13 @@ static int lfm2__genc_get(const char *json, size_t len, const char *key, double 
                 size_t n;
                 lfm2__jr_number(&q, LFM2__JV_SKIP);
                 n = q.i - r.i;
-                if (q.bad || n >= sizeof tmp) { *bad = 1; return 0; }
+                if (q.bad || n >= sizeof tmp) { *bad = 2; return 0; }
                 memcpy(tmp, json + r.i, n);
                 tmp[n] = 0;
                 *num = strtod(tmp, NULL);
                 *is_bool = 0;
                 found = 1;
-            } else { *bad = 1; return 0; } /* a string or container where a number belongs */
+            } else { *bad = 2; return 0; } /* a string or container where a number belongs */
         }
         lfm2__jr_value(&r, LFM2__JV_SKIP, 0);
         if (r.bad) { *bad = 1; return 0; }
@@ -5982,7 +5983,8 @@ LFM2_API lfm2_result lfm2_sampler_params_from_generation_config(const char *json
         v[k] = 0;
         isb[k] = 0;
         has[k] = lfm2__genc_get(json, len, keys[k], &v[k], &isb[k], &bad);
-        if (bad) return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "generation_config.json: malformed JSON, or %s is not a number", keys[k]);
+        if (bad == 2) return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "generation_config.json: %s is not %s", keys[k], k == 0 ? "true or false" : "a number");
+        if (bad) return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "generation_config.json: malformed JSON (not one object of keys and values)");
         if (has[k] && (k == 0) != (isb[k] != 0)) return lfm2__fail(err, LFM2_ERR_BAD_CONFIG, "generation_config.json: %s has the wrong type", keys[k]);
         any |= has[k];
     }
