@@ -2406,17 +2406,25 @@ static const uint32_t lfm2__uni_ranges[801][2] = {
 
 enum { LFM2__CP_OTHER = 0, LFM2__CP_L = 1, LFM2__CP_N = 2, LFM2__CP_S = 3 };
 
-/* Class (LFM2__CP_*) of code point cp: binary search in the range table. */
-static int lfm2__uni_class(uint32_t cp) {
-    size_t lo = 0, hi = sizeof lfm2__uni_ranges / sizeof lfm2__uni_ranges[0];
-    if (cp < 128) return lfm2__uni_ascii[cp];
+/* The class bits of the range holding cp in a sorted table of non-overlapping ranges
+   {first << shift | class, last} (the tokenizer's Unicode classes, the tool-call names'
+   >>ident-table), -1 if no range holds it: a binary search. */
+static int lfm2__range_class(const uint32_t (*r)[2], size_t n, unsigned shift, uint32_t cp) {
+    size_t lo = 0, hi = n;
     while (lo < hi) { /* first range that starts after cp */
         size_t mid = lo + (hi - lo) / 2;
-        if ((lfm2__uni_ranges[mid][0] >> 2) <= cp) lo = mid + 1;
+        if ((r[mid][0] >> shift) <= cp) lo = mid + 1;
         else hi = mid;
     }
-    if (lo > 0 && cp <= lfm2__uni_ranges[lo - 1][1]) return LFM2__CAST(int, lfm2__uni_ranges[lo - 1][0] & 3u);
-    return LFM2__CP_OTHER;
+    if (lo > 0 && cp <= r[lo - 1][1]) return LFM2__CAST(int, r[lo - 1][0] & ((1u << shift) - 1u));
+    return -1;
+}
+/* Class (LFM2__CP_*) of code point cp. */
+static int lfm2__uni_class(uint32_t cp) {
+    int c;
+    if (cp < 128) return lfm2__uni_ascii[cp];
+    c = lfm2__range_class(lfm2__uni_ranges, sizeof lfm2__uni_ranges / sizeof lfm2__uni_ranges[0], 2, cp);
+    return c < 0 ? LFM2__CP_OTHER : c;
 }
 
 /* The UTF-8 sequence starting at s[0] (n >= 1 bytes available): its length if s holds a complete
@@ -4987,14 +4995,7 @@ static const uint32_t lfm2__ident_pairs[41][2] = {
 /* Non-ASCII characters of names: 2 = XID_Start (allowed first), 1 = XID_Continue only, 0 = refused
    (not an identifier character, or one Python would NFKC-normalize; tools/gen_ident.py). */
 static int lfm2__ident_class(uint32_t cp) {
-    size_t lo = 0, hi = sizeof lfm2__ident_ranges / sizeof lfm2__ident_ranges[0];
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cp > lfm2__ident_ranges[mid][1]) lo = mid + 1;
-        else hi = mid;
-    }
-    if (lo == sizeof lfm2__ident_ranges / sizeof lfm2__ident_ranges[0] || cp < (lfm2__ident_ranges[lo][0] >> 1)) return 0;
-    return 1 + LFM2__CAST(int, lfm2__ident_ranges[lo][0] & 1u);
+    return 1 + lfm2__range_class(lfm2__ident_ranges, sizeof lfm2__ident_ranges / sizeof lfm2__ident_ranges[0], 1, cp);
 }
 /* 1 when b after a composes (NFKC of the pair is one character): Hangul L + V, LV + T, the table. */
 static int lfm2__ident_composes(uint32_t a, uint32_t b) {
