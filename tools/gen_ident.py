@@ -24,7 +24,8 @@ character), merged; and lfm2__ident_pairs {first, second}: accepted neighbours t
 import sys
 import unicodedata as ud
 
-MAXCP = 0x110000
+from gen_unicode import MAXCP, c_rows, ranges_of  # (tools/, beside this script)
+
 NFKC = lambda s: ud.normalize("NFKC", s)
 NFC = lambda s: ud.normalize("NFC", s)
 
@@ -39,22 +40,6 @@ def classify():
             continue
         cls[cp] = 1 if c.isidentifier() else 2
     return cls
-
-
-def ranges_of(cls):
-    out = []
-    cp = 0x80
-    while cp < MAXCP:
-        c = cls[cp]
-        if c == 0:
-            cp += 1
-            continue
-        lo = cp
-        while cp + 1 < MAXCP and cls[cp + 1] == c:
-            cp += 1
-        out.append((lo, cp, c))
-        cp += 1
-    return out
 
 
 def hangul_pair(a, b):
@@ -131,25 +116,11 @@ def main():
                % len(ranges))
     out.append("   anywhere, 0: not first): XID_Continue, NFKC-stable, combining class 0 */")
     out.append("static const uint32_t lfm2__ident_ranges[%d][2] = {" % len(ranges))
-    items = ["{0x%X,0x%X}" % ((lo << 1) | (1 if c == 1 else 0), hi) for lo, hi, c in ranges]
-    line = "   "
-    for it in items:
-        if len(line) + len(it) + 1 > 100:
-            out.append(line)
-            line = "   "
-        line += " " + it + ","
-    out.append(line)
+    out += c_rows(["{0x%X,0x%X}" % ((lo << 1) | (1 if c == 1 else 0), hi) for lo, hi, c in ranges])
     out.append("};")
     out.append("/* %d neighbours {first, second} that compose (NFKC), Hangul aside */" % len(pairs))
     out.append("static const uint32_t lfm2__ident_pairs[%d][2] = {" % len(pairs))
-    items = ["{0x%X,0x%X}" % p for p in pairs]
-    line = "   "
-    for it in items:
-        if len(line) + len(it) + 1 > 100:
-            out.append(line)
-            line = "   "
-        line += " " + it + ","
-    out.append(line)
+    out += c_rows(["{0x%X,0x%X}" % p for p in pairs])
     out.append("};")
     out.append("/* <<ident-table */")
     print("\n".join(out))
