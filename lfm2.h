@@ -8444,23 +8444,17 @@ LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
     LFM2__MM_LD(x##n, pu##n, pv##n, 8, i8);                                                                           \
     i##n##a = vusmmlaq_s32(i##n##a, wa, x##n); i##n##b = vusmmlaq_s32(i##n##b, wb, x##n);                            \
     i##n##c = vusmmlaq_s32(i##n##c, wc, x##n); i##n##d = vusmmlaq_s32(i##n##d, wd, x##n);
-/* the weight operands of steps (c, c + 1) from their vectors lo (rows 0-3) / hi (rows 4-7) */
-#define LFM2__MM_W(c0lo, c0hi, c1lo, c1hi)                                                                           \
-    wa = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(c0lo), vreinterpretq_u32_u8(c1lo)));                   \
-    wb = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(c0lo), vreinterpretq_u32_u8(c1lo)));                   \
-    wc = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(c0hi), vreinterpretq_u32_u8(c1hi)));                   \
-    wd = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(c0hi), vreinterpretq_u32_u8(c1hi)));
-#define LFM2__MM_Q8(FOR, c)                                                                                          \
-    LFM2__MM_W(vld1q_u8(wq + 64 * (c)), vld1q_u8(wq + 64 * (c) + 16), vld1q_u8(wq + 64 * (c) + 64), vld1q_u8(wq + 64 * (c) + 80)) \
-    FOR(LFM2__MM_MM, 0)
-/* Q4: the zips first (the 4 row-pair vectors za..zd of vectors z, z + 1 hold steps (z, z + 1) in
-   their low nibbles and (z + 4, z + 5) in their high ones), one row pair's weights at a time (the
-   3 pairs' activations loaded first: the registers are all but full) */
-#define LFM2__MM_Z(z)                                                                                                \
-    za = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z))), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 64)))); \
-    zb = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z))), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 64)))); \
-    zc = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 16)), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 80)))); \
-    zd = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 16)), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (z) + 80))));
+/* the 4 row-pair operands V##a..V##d of steps (s, s + 1): 32-bit zips of the two steps' vectors
+   lo (rows 0-3, at wq + 64 s) and hi (rows 4-7, 16 bytes on). Q8 uses them as they are (wa..wd);
+   Q4 first (za..zd: steps (s, s + 1) in their low nibbles and (s + 4, s + 5) in their high ones),
+   then one row pair's weights at a time (the 3 pairs' activations loaded first: the registers
+   are all but full) */
+#define LFM2__MM_ZIPS(V, s)                                                                                          \
+    V##a = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (s))), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (s) + 64)))); \
+    V##b = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (s))), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (s) + 64)))); \
+    V##c = vreinterpretq_u8_u32(vzip1q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (s) + 16)), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (s) + 80)))); \
+    V##d = vreinterpretq_u8_u32(vzip2q_u32(vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (s) + 16)), vreinterpretq_u32_u8(vld1q_u8(wq + 64 * (s) + 80))));
+#define LFM2__MM_Q8(FOR, c) LFM2__MM_ZIPS(w, c) FOR(LFM2__MM_MM, 0)
 #define LFM2__MM_X4(n, RV, IU) LFM2__MM_LD(x##n, pu##n, pv##n, IU, RV);
 #define LFM2__MM_R4(n, r) i##n##r = vusmmlaq_s32(i##n##r, wr, x##n);
 #define LFM2__MM_Q4(FOR, RV, IU, OP)                                                                                 \
@@ -8493,9 +8487,9 @@ LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
         FOR(LFM2__MM_X0, H)                                                                                           \
         if (q4) {                                                                                                     \
             uint8x16_t za, zb, zc, zd, wr;                                                                            \
-            LFM2__MM_Z(0)                                                                                             \
+            LFM2__MM_ZIPS(z, 0)                                                                                          \
             LFM2__MM_Q4(FOR, i16, 16, LFM2__MM_LO) LFM2__MM_Q4(FOR, im8, -8, LFM2__MM_HI)                             \
-            LFM2__MM_Z(2)                                                                                             \
+            LFM2__MM_ZIPS(z, 2)                                                                                          \
             LFM2__MM_Q4(FOR, i16, 16, LFM2__MM_LO) LFM2__MM_Q4(FOR, i8, 8, LFM2__MM_HI)                               \
         } else {                                                                                                      \
             uint8x16_t wa, wb, wc, wd;                                                                                \
