@@ -357,6 +357,27 @@ static void test_chat_tool_calls(void) {
    escapes, implicit concatenation, line continuations, past the 64-byte comparison window);
    the refusal's offset is the repeated key's. Equal keys in different dicts, keys that differ
    only after the first window and repeated values are fine. */
+/* A tool-call text that must be refused at byte `at` with a message holding `why`, by the parse
+   and by its size query at the same byte; its TABLE line (one-line texts under 80 bytes). 1 if
+   it is. */
+static int tc_refused_at(const char *what, int i, const char *text, size_t at, const char *why) {
+    char buf[2048];
+    size_t need = 0, off = 99999, off2 = 99999;
+    int32_t nc = 5, n2 = 0;
+    lfm2_tool_call tc[2];
+    lfm2_error err;
+    lfm2_result r;
+    int ok;
+    memset(&err, 0, sizeof err);
+    r = lfm2_tool_calls_parse(text, strlen(text), tc, 2, &nc, buf, sizeof buf, &need, &off, &err);
+    ok = r == LFM2_ERR_INVALID_ARG && nc == 0 && off == at && strstr(err.message, why) != NULL;
+    CHECK(ok, "%s %d refused at byte %llu for '%s' (got %s at %llu: %s)", what, i, (unsigned long long)at, why, lfm2_result_string(r),
+          (unsigned long long)off, err.message);
+    CHECK(lfm2_tool_calls_parse(text, strlen(text), NULL, 0, &n2, NULL, 0, &need, &off2, NULL) == LFM2_ERR_INVALID_ARG && off2 == off,
+          "%s %d: the size query refuses it at the same byte", what, i);
+    if (!strchr(text, '\n') && strlen(text) < 80) NOTE("TABLE\ttool call text '%s'\tinvalid argument\t%s", text, err.message);
+    return ok;
+}
 static void test_chat_tool_call_dict_keys(void) {
     char long_a[512], long_b[512], long_c[512], long_d[512], x100[101];
     const char *dup[12], *ok[8];
@@ -392,24 +413,7 @@ static void test_chat_tool_call_dict_keys(void) {
     ok[n_ok++] = "[f(a={'\\n': 1, 'n': 2, '\\\\n': 3})]";
     ok[n_ok++] = long_b;
     ok[n_ok++] = long_c;
-    for (i = 0; i < n_dup; i++) {
-        char buf[2048];
-        size_t need = 0, off = 0, off2 = 0;
-        int32_t nc = 5, n2 = 0;
-        lfm2_tool_call tc[2];
-        lfm2_error err;
-        lfm2_result r;
-        memset(&err, 0, sizeof err);
-        r = lfm2_tool_calls_parse(dup[i], strlen(dup[i]), tc, 2, &nc, buf, sizeof buf, &need, &off, &err);
-        CHECK(r == LFM2_ERR_INVALID_ARG && nc == 0 && off == dup_at[i] && strstr(err.message, "a duplicate dict key") != NULL,
-              "duplicate key %d refused at byte %llu (got %s at %llu: %s)", (int)i, (unsigned long long)dup_at[i], lfm2_result_string(r),
-              (unsigned long long)off, err.message);
-        /* the size query refuses it the same way */
-        CHECK(lfm2_tool_calls_parse(dup[i], strlen(dup[i]), NULL, 0, &n2, NULL, 0, &need, &off2, NULL) == LFM2_ERR_INVALID_ARG && off2 == off,
-              "duplicate key %d: size query", (int)i);
-        refused += r == LFM2_ERR_INVALID_ARG && off == dup_at[i];
-        if (!strchr(dup[i], '\n') && strlen(dup[i]) < 80) NOTE("TABLE\ttool call text '%s'\tinvalid argument\t%s", dup[i], err.message);
-    }
+    for (i = 0; i < n_dup; i++) refused += tc_refused_at("duplicate key", (int)i, dup[i], dup_at[i], "a duplicate dict key");
     for (i = 0; i < n_ok; i++) {
         char buf[2048], again[2048];
         size_t need = 0, off = 0;
@@ -505,23 +509,7 @@ static void test_chat_tool_call_names(void) {
               "non-ASCII name %d: %s -> %s %s", (int)i, ok_in[i], r == LFM2_OK ? tc[0].name : err.message, r == LFM2_OK ? tc[0].arguments : "");
         good += r == LFM2_OK && nc == 1 && strcmp(tc[0].arguments, ok_args[i]) == 0;
     }
-    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char buf[512];
-        size_t need = 0, off = 99999, off2 = 99999;
-        int32_t nc = 5, n2 = 0;
-        lfm2_tool_call tc[2];
-        lfm2_error err;
-        lfm2_result r;
-        memset(&err, 0, sizeof err);
-        r = lfm2_tool_calls_parse(bad[i].text, strlen(bad[i].text), tc, 2, &nc, buf, sizeof buf, &need, &off, &err);
-        CHECK(r == LFM2_ERR_INVALID_ARG && nc == 0 && off == bad[i].at && strstr(err.message, bad[i].why) != NULL,
-              "name %d refused at byte %llu for '%s' (got %s at %llu: %s)", (int)i, (unsigned long long)bad[i].at, bad[i].why,
-              lfm2_result_string(r), (unsigned long long)off, err.message);
-        CHECK(lfm2_tool_calls_parse(bad[i].text, strlen(bad[i].text), NULL, 0, &n2, NULL, 0, &need, &off2, NULL) == LFM2_ERR_INVALID_ARG &&
-                  off2 == off, "name %d: the size query refuses it at the same byte", (int)i);
-        refused += r == LFM2_ERR_INVALID_ARG && off == bad[i].at && strstr(err.message, bad[i].why) != NULL;
-        NOTE("TABLE\ttool call text '%s'\tinvalid argument\t%s", bad[i].text, err.message);
-    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) refused += tc_refused_at("name", (int)i, bad[i].text, bad[i].at, bad[i].why);
     NOTE("%d of %d non-ASCII names parse as written, %d of %d refused at the expected byte for the expected reason", good,
          (int)(sizeof ok_in / sizeof ok_in[0]), refused, (int)(sizeof bad / sizeof bad[0]));
     CHECK(good == (int)(sizeof ok_in / sizeof ok_in[0]) && refused == (int)(sizeof bad / sizeof bad[0]), "all name cases");
