@@ -109,38 +109,7 @@ static const char *const DT_NAME[] = {"BF16", "F16", "F32", "I8", "U8"};
 static const char *const DT_TORCH[] = {"bfloat16", "float16", "float32", "bfloat16", "bfloat16"};
 static const int DT_SIZE[] = {2, 2, 4, 1, 1};
 
-static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-
-static uint16_t f32_to_bf16(float f) {
-    uint32_t u = f32_bits(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* NaN stays NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);                                           /* round to nearest even */
-    return (uint16_t)(u >> 16);
-}
-
-static uint16_t f32_to_f16(float f) {
-    uint32_t u = f32_bits(f), sign = (u >> 16) & 0x8000u, mant;
-    int32_t exp;
-    u &= 0x7fffffffu;
-    if (u > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
-    if (u >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);       /* overflow (>= 65520) -> inf */
-    exp = (int32_t)(u >> 23) - 127 + 15;
-    mant = u & 0x7fffffu;
-    if (exp <= 0) {                                                 /* subnormal or zero */
-        uint32_t m, shift, r, half;
-        if (exp < -10) return (uint16_t)sign;
-        m = mant | 0x800000u;
-        shift = (uint32_t)(14 - exp);
-        r = m >> shift;
-        half = 1u << (shift - 1);
-        if ((m & ((1u << shift) - 1)) > half || ((m & ((1u << shift) - 1)) == half && (r & 1u))) r++;
-        return (uint16_t)(sign | r);
-    } else {
-        uint32_t r = ((uint32_t)exp << 10) | (mant >> 13), low = mant & 0x1fffu;
-        if (low > 0x1000u || (low == 0x1000u && (r & 1u))) r++;     /* may carry into the exponent: fine */
-        return (uint16_t)(sign | r);
-    }
-}
+/* bf16 / f16 values: lfm2.h's lfm2__f32_to_bf16 / lfm2__f32_to_f16 (round to nearest even) */
 
 /* ---- PRNG: splitmix64 seeding, xoshiro256+ stream ------------------------------------------ */
 
@@ -391,7 +360,7 @@ static int put(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == 
 static void gen_row(rng *r, float *x, int64_t cols, float sd) {
     int64_t k;
     for (k = 0; k < cols; k++) {
-        uint32_t u = (uint32_t)f32_to_bf16(sd * rng_normalish(r)) << 16;
+        uint32_t u = (uint32_t)lfm2__f32_to_bf16(sd * rng_normalish(r)) << 16;
         memcpy(&x[k], &u, 4);
     }
 }
@@ -407,7 +376,7 @@ static void put_f16s(unsigned char *dst, const uint16_t *h, size_t n) {
 }
 /* --fast: valid f16 scales, std / 40 (q8) or 3 std / 8 (q4), +-12%; k: the scale's index in its matrix */
 static uint16_t fast_scale(int q4, uint64_t k) {
-    return f32_to_f16((q4 ? 0.375f : 0.025f) * g_std * (0.88f + 0.24f * (float)g_pool[k % FAST_POOL] / 255.0f));
+    return lfm2__f32_to_f16((q4 ? 0.375f : 0.025f) * g_std * (0.88f + 0.24f * (float)g_pool[k % FAST_POOL] / 255.0f));
 }
 
 /* writes tensor t (its values from the stream of its name, or of its base's for scales) */
@@ -425,7 +394,7 @@ static int write_tensor(FILE *f, const tensor *t, unsigned char *buf) {
                 float v = t->init == INIT_ONES ? 1.0f : sd * rng_normalish(&r);
                 if (t->dt == DT_F32) memcpy(buf + 4 * k, &v, 4);
                 else {
-                    uint16_t h = t->dt == DT_BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+                    uint16_t h = t->dt == DT_BF16 ? lfm2__f32_to_bf16(v) : lfm2__f32_to_f16(v);
                     buf[2 * k] = (unsigned char)(h & 0xff);
                     buf[2 * k + 1] = (unsigned char)(h >> 8);
                 }
