@@ -161,6 +161,8 @@ wasm-scalar wasm-simd128: wasm-%: | $(B)
 	$(WASM_CC) $(WASM_FLAGS) $(WASM_FLAGS_$*) -o $(B)/lfm2_$$n.wasm examples/lfm2.c $(WASM_LIBS); \
 	echo "== node run_tests_$$n.wasm @emu ($$(wc -c < $(B)/run_tests_$$n.wasm) bytes; CLI lfm2_$$n.wasm $$(wc -c < $(B)/lfm2_$$n.wasm) bytes)"; \
 	rc=0; $(NODE) --no-warnings tests/wasi_run.mjs $(B)/run_tests_$$n.wasm @emu > $(B)/wasm-$$n.log 2>&1 || rc=$$?; \
+	if [ $$rc != 0 ] && { grep -q '^wasi_run: exit 0$$' $(B)/wasm-$$n.log || { [ $$rc = 139 ] && tail -n 3 $(B)/wasm-$$n.log | grep -Eq '^[0-9]+ passed, 0 failed'; }; }; then \
+	  echo "wasm $$n: note: node exited with $$rc after the suite had finished with 0 failed (Node 20 crashes as the WASI program exits after long runs)"; rc=0; fi; \
 	[ $$rc = 0 ] || { tail -n 40 $(B)/wasm-$$n.log; echo "wasm $$n: FAILED"; exit 1; }; \
 	grep -q "kernels SCALAR" $(B)/wasm-$$n.log; tail -n 1 $(B)/wasm-$$n.log; \
 	$(NODE) --no-warnings tests/wasi_run.mjs $(B)/lfm2_$$n.wasm -m models/demo-code-8m --raw -n 24 -s 3 -p "def fibonacci(n):" > $(B)/wasm-cli-$$n.txt 2>&1 || { cat $(B)/wasm-cli-$$n.txt; echo "wasm CLI $$n: FAILED"; exit 1; }
