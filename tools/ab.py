@@ -11,7 +11,11 @@ prints JSON lines, either lfm2-bench's (`-o jsonl`: pp_ts, tg_ts, bytes_per_toke
 llama-bench's (`-o jsonl`: n_prompt / n_gen, avg_ts, model_size). The report, in markdown:
   - per program and test (pp / tg): median tokens/s with min-max over the rounds, the median
     bandwidth beside its passes, and for tg the median of (tokens/s x bytes per token / that
-    pass's bandwidth) = the fraction of the bandwidth bound;
+    pass's bandwidth) = the fraction of the bandwidth bound. The bytes per token are lfm2-bench's
+    count of the weights one token reads (for a mixture of experts: only the chosen experts); a
+    program that reports none (llama-bench gives only its file size, which for a MoE is 5-10x what
+    a token reads) is charged the lfm2-bench program's count of the same test, since the two run
+    the same weights; with no lfm2-bench program in the run it falls back to its file size;
   - per test: the median of the pairwise ratios (round r of the first program / round r of each
     other one) with its min-max: this is the number to quote.
 Also writes every raw row with its round and bandwidth as JSON lines to --raw FILE if given.
@@ -54,8 +58,23 @@ def metrics(rows):
             if r.get("n_prompt", 0) > 0 and r.get("n_gen", 0) == 0:
                 out[("pp%d" % r["n_prompt"], t)] = (r["avg_ts"], None)
             elif r.get("n_gen", 0) > 0 and r.get("n_prompt", 0) == 0:
-                out[("tg%d" % r["n_gen"], t)] = (r["avg_ts"], r.get("model_size"))
+                out[("tg%d" % r["n_gen"], t)] = (r["avg_ts"], None, r.get("model_size"))
     return out
+
+
+def charge_bytes(res):
+    """Fill in the bytes per token of programs that report none (see the docstring)."""
+    active = {}
+    for n in res:
+        for m, _ in res[n]:
+            for k, v in m.items():
+                if v[1]:
+                    active.setdefault(k, v[1])
+    for n in res:
+        for m, _ in res[n]:
+            for k, v in list(m.items()):
+                if not v[1] and len(v) > 2:
+                    m[k] = (v[0], active.get(k, v[2]))
 
 
 def bw_sample(cmd):
@@ -126,6 +145,7 @@ def main():
                 raw.write(json.dumps({"round": r + 1, "prog": n, "cmd": c, "bw_gbs": bw,
                                       "metrics": {"%s/t%s" % k: v[0] for k, v in m.items()}}) + "\n")
                 raw.flush()
+    charge_bytes(res)
     keys = sorted(set().union(*[set(m) for n, _ in progs for m, _ in res[n]]))
     if a.title:
         print("### " + a.title + "\n")
