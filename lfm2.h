@@ -8114,34 +8114,43 @@ static LFM2__TGT_VNNI LFM2__INLINE void lfm2__qmm_vnni(float *out, const unsigne
 static LFM2__TGT_VNNI void lfm2__qmm_q8_vnni(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_vnni(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); }
 static LFM2__TGT_VNNI void lfm2__qmm_q4_vnni(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_vnni(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
 
-/* The interleaved formats (Q8X / Q4X, see lfm2__x16_rec): one 16-row group at a time, 8 tokens
-   (else 1) at a time; per block and token: 8 vpdpbusd (16 rows x 4 columns each, the 4
-   activation bytes broadcast), started from the token's block correction sb, then one
-   conversion and one multiply-add with (16 row scales * dx). Each lane is one row: no
-   horizontal sums, and the 1-token path does the same operations as the 8-token tile. */
+/* The interleaved formats (Q8X / Q4X, see lfm2__x16_rec): two 16-row groups x 4 tokens at a
+   time (a last single group: 8 tokens), the remaining tokens one at a time; per block, group and
+   token: 8 vpdpbusd (16 rows x 4 columns each, the 4 activation bytes broadcast), started from
+   the token's block correction sb, then one conversion and one multiply-add with (16 row scales
+   * dx). Each lane is one row: no horizontal sums, and every tile and the 1-token path do the
+   same operations for each (row, token). (The 2 x 4 tile uses each broadcast for two groups:
+   1.15-1.26x the 8-token tile's rate on Zen 5, bit-identical; tools/BENCH_NOTES.md, session 8.) */
 static LFM2__TGT_VNNI LFM2__INLINE __m512i lfm2__bc4(const unsigned char *p) { int32_t v; memcpy(&v, p, 4); return _mm512_set1_epi32(v); }
-/* one block (32 columns) of a record: the 8 weight vectors w0..w7 of its steps, its scales ws */
+/* block h (0 or 1: 32 columns) of the record at REC into the declared WS (its 16 row scales) and
+   V0..V7 (the weights of its 8 steps as unsigned bytes: Q8 w + 128, Q4 the nibbles) */
+#define LFM2__X16_WL(REC, WS, V0, V1, V2, V3, V4, V5, V6, V7)                                                         \
+    {                                                                                                                 \
+        const unsigned char *wq = (REC) + 64 + h * (q4 ? 256 : 512);                                                  \
+        WS = _mm512_cvtph_ps(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, (REC) + h * 32)))); \
+        if (q4) {                                                                                                     \
+            __m512i m15 = _mm512_set1_epi8(15), v;                                                                    \
+            v = _mm512_loadu_si512(LFM2__CAST(const void *, wq));                                                    \
+            V0 = _mm512_and_si512(v, m15); V4 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);                       \
+            v = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 64));                                               \
+            V1 = _mm512_and_si512(v, m15); V5 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);                       \
+            v = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 128));                                              \
+            V2 = _mm512_and_si512(v, m15); V6 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);                       \
+            v = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 192));                                              \
+            V3 = _mm512_and_si512(v, m15); V7 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);                       \
+        } else {                                                                                                      \
+            V0 = _mm512_loadu_si512(LFM2__CAST(const void *, wq)); V1 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 64)); \
+            V2 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 128)); V3 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 192)); \
+            V4 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 256)); V5 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 320)); \
+            V6 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 384)); V7 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 448)); \
+        }                                                                                                             \
+    }
+/* block h of record rec as the locals ws, w0..w7, and its first column kb */
 #define LFM2__X16_WLOAD()                                                                                             \
-    const unsigned char *wq = rec + 64 + h * (q4 ? 256 : 512);                                                       \
-    __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, rec + h * 32)))); \
+    __m512 ws;                                                                                                        \
     __m512i w0, w1, w2, w3, w4, w5, w6, w7;                                                                           \
     int32_t kb = (2 * p + h) * LFM2__QBLK;                                                                            \
-    if (q4) {                                                                                                         \
-        __m512i m15 = _mm512_set1_epi8(15), v;                                                                        \
-        v = _mm512_loadu_si512(LFM2__CAST(const void *, wq));                                                        \
-        w0 = _mm512_and_si512(v, m15); w4 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);                           \
-        v = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 64));                                                   \
-        w1 = _mm512_and_si512(v, m15); w5 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);                           \
-        v = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 128));                                                  \
-        w2 = _mm512_and_si512(v, m15); w6 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);                           \
-        v = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 192));                                                  \
-        w3 = _mm512_and_si512(v, m15); w7 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15);                           \
-    } else {                                                                                                          \
-        w0 = _mm512_loadu_si512(LFM2__CAST(const void *, wq)); w1 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 64)); \
-        w2 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 128)); w3 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 192)); \
-        w4 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 256)); w5 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 320)); \
-        w6 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 384)); w7 = _mm512_loadu_si512(LFM2__CAST(const void *, wq + 448)); \
-    }
+    LFM2__X16_WL(rec, ws, w0, w1, w2, w3, w4, w5, w6, w7)
 /* token u of the tile: its 8 steps start from its block correction, then one conversion and one
    multiply-add with (16 row scales * dx) */
 #define LFM2__X16_TOK(u, ACC)                                                                                         \
@@ -8173,13 +8182,77 @@ static LFM2__TGT_VNNI LFM2__INLINE __m512i lfm2__bc4(const unsigned char *p) { i
         ACC = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0),                                                                 \
                               _mm512_mul_ps(ws, _mm512_set1_ps(LFM2__CAST(const float *, LFM2__CAST(const void *, qe))[kb / 4])), ACC); \
     }
-static LFM2__TGT_VNNI LFM2__INLINE void lfm2__qmm_x16(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
-    int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, h;
+/* token u of the 2-group tile: LFM2__X16_TOK's steps for the group in w0..w7 / ws (into ACCA)
+   and the next group in v0..v7 / wsb (into ACCB), each activation broadcast feeding both */
+#define LFM2__X16_TOK2(u, ACCA, ACCB)                                                                                 \
+    {                                                                                                                 \
+        const unsigned char *qt = q0 + LFM2__CAST(size_t, u) * qrow + kb;                                             \
+        const unsigned char *qe = q0 + LFM2__CAST(size_t, u) * qrow + 2 * LFM2__CAST(size_t, K);                      \
+        __m512i ia = _mm512_set1_epi32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, qe + LFM2__CAST(size_t, K)))[kb / LFM2__QBLK]); \
+        __m512i ib = ia, x4;                                                                                          \
+        __m512 dx = _mm512_set1_ps(LFM2__CAST(const float *, LFM2__CAST(const void *, qe))[kb / 4]);                  \
+        x4 = lfm2__bc4(qt); ia = _mm512_dpbusd_epi32(ia, w0, x4); ib = _mm512_dpbusd_epi32(ib, v0, x4);            \
+        x4 = lfm2__bc4(qt + 4); ia = _mm512_dpbusd_epi32(ia, w1, x4); ib = _mm512_dpbusd_epi32(ib, v1, x4);        \
+        x4 = lfm2__bc4(qt + 8); ia = _mm512_dpbusd_epi32(ia, w2, x4); ib = _mm512_dpbusd_epi32(ib, v2, x4);        \
+        x4 = lfm2__bc4(qt + 12); ia = _mm512_dpbusd_epi32(ia, w3, x4); ib = _mm512_dpbusd_epi32(ib, v3, x4);       \
+        x4 = lfm2__bc4(qt + 16); ia = _mm512_dpbusd_epi32(ia, w4, x4); ib = _mm512_dpbusd_epi32(ib, v4, x4);       \
+        x4 = lfm2__bc4(qt + 20); ia = _mm512_dpbusd_epi32(ia, w5, x4); ib = _mm512_dpbusd_epi32(ib, v5, x4);       \
+        x4 = lfm2__bc4(qt + 24); ia = _mm512_dpbusd_epi32(ia, w6, x4); ib = _mm512_dpbusd_epi32(ib, v6, x4);       \
+        x4 = lfm2__bc4(qt + 28); ia = _mm512_dpbusd_epi32(ia, w7, x4); ib = _mm512_dpbusd_epi32(ib, v7, x4);       \
+        ACCA = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), _mm512_mul_ps(ws, dx), ACCA);                                  \
+        ACCB = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ib), _mm512_mul_ps(wsb, dx), ACCB);                                 \
+    }
+/* tokens t0..B-1 of the group at gbase (results at og), one at a time */
+static LFM2__TGT_VNNI LFM2__INLINE void lfm2__qmm_x16_one(float *og, const unsigned char *gbase, const unsigned char *qa, int32_t t0, int32_t B,
+                                                          int32_t K, int32_t rows, int q4) {
+    int32_t np = K / 64, t, p, h;
     size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);
-    for (g = r0 / 16; g < r1 / 16; g++) {
-        const unsigned char *gbase = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) * rec_bytes;
+    for (t = t0; t < B; t++) {
+        const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;
+        __m512 a0 = _mm512_setzero_ps();
+        for (p = 0; p < np; p++) {
+            const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes;
+            LFM2__PREFETCH_AHEAD(rec, rec_bytes);
+            for (h = 0; h < 2; h++) {
+                LFM2__X16_WLOAD()
+                LFM2__X16_TOK1(a0)
+            }
+        }
+        _mm512_storeu_ps(og + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows), a0);
+    }
+}
+static LFM2__TGT_VNNI LFM2__INLINE void lfm2__qmm_x16(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
+    int32_t K = w->cols, rows = w->rows, np = K / 64, g = r0 / 16, g1 = r1 / 16, t, p, h;
+    size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4), gstride = LFM2__CAST(size_t, np) * rec_bytes;
+    const unsigned char *data = LFM2__CAST(const unsigned char *, w->data);
+    for (; B >= 4 && g + 2 <= g1; g += 2) { /* prefill: 2 groups x 4 tokens, every activation broadcast used twice */
+        const unsigned char *ga = data + LFM2__CAST(size_t, g) * gstride, *gb = ga + gstride;
         float *og = out + LFM2__CAST(size_t, g) * 16;
-        for (t = 0; t + 8 <= B; t += 8) { /* prefill: 8 tokens share every weight vector */
+        for (t = 0; t + 4 <= B; t += 4) {
+            const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;
+            float *o = og + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows);
+            size_t st = LFM2__CAST(size_t, rows);
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (p = 0; p < np; p++) {
+                const unsigned char *rec = ga + LFM2__CAST(size_t, p) * rec_bytes;
+                for (h = 0; h < 2; h++) {
+                    LFM2__X16_WLOAD()
+                    __m512 wsb;
+                    __m512i v0, v1, v2, v3, v4, v5, v6, v7;
+                    LFM2__X16_WL(gb + LFM2__CAST(size_t, p) * rec_bytes, wsb, v0, v1, v2, v3, v4, v5, v6, v7)
+                    LFM2__X16_TOK2(0, a0, b0) LFM2__X16_TOK2(1, a1, b1) LFM2__X16_TOK2(2, a2, b2) LFM2__X16_TOK2(3, a3, b3)
+                }
+            }
+            _mm512_storeu_ps(o, a0); _mm512_storeu_ps(o + st, a1); _mm512_storeu_ps(o + 2 * st, a2); _mm512_storeu_ps(o + 3 * st, a3);
+            _mm512_storeu_ps(o + 16, b0); _mm512_storeu_ps(o + st + 16, b1); _mm512_storeu_ps(o + 2 * st + 16, b2); _mm512_storeu_ps(o + 3 * st + 16, b3);
+        }
+        lfm2__qmm_x16_one(og, ga, qa, t, B, K, rows, q4);
+        lfm2__qmm_x16_one(og + 16, gb, qa, t, B, K, rows, q4);
+    }
+    for (; g < g1; g++) { /* a last single group, and decode */
+        const unsigned char *gbase = data + LFM2__CAST(size_t, g) * gstride;
+        float *og = out + LFM2__CAST(size_t, g) * 16;
+        for (t = 0; t + 8 <= B; t += 8) { /* 8 tokens share every weight vector */
             const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;
             __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
             for (p = 0; p < np; p++) {
@@ -8192,19 +8265,7 @@ static LFM2__TGT_VNNI LFM2__INLINE void lfm2__qmm_x16(float *out, const unsigned
             }
             lfm2__store16x8(og, t, rows, a0, a1, a2, a3, a4, a5, a6, a7);
         }
-        for (; t < B; t++) { /* decode and the rest: one token, the same operations */
-            const unsigned char *q0 = qa + LFM2__CAST(size_t, t) * qrow;
-            __m512 a0 = _mm512_setzero_ps();
-            for (p = 0; p < np; p++) {
-                const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes;
-                LFM2__PREFETCH_AHEAD(rec, rec_bytes);
-                for (h = 0; h < 2; h++) {
-                    LFM2__X16_WLOAD()
-                    LFM2__X16_TOK1(a0)
-                }
-            }
-            _mm512_storeu_ps(og + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows), a0);
-        }
+        lfm2__qmm_x16_one(og, gbase, qa, t, B, K, rows, q4); /* decode and the rest: one token, the same operations */
     }
 }
 static LFM2__TGT_VNNI void lfm2__qmm_q8x_vnni(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_x16(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); }
