@@ -8427,25 +8427,109 @@ static LFM2__TGT_AVX2 void lfm2__qmm_q4_avx2(float *out, const void *qa, int32_t
             }                                                                                                         \
         FOR(LFM2__QXN_ST, 0)                                                                                          \
     }
+/* One token (decode, and the tokens a tile leaves), a whole 16-row group at once: a step's 64
+   stored bytes are one 4-register load (rows 0-3, 4-7, 8-11, 12-15 x 4 columns), each register
+   multiplied by the same lane of the block's activations into its own int32 accumulator: per
+   block 8 (Q8) / 4 (Q4) loads of weights and 32 sdot for 16 rows, against 16 / 8 loads and the
+   same sdot in two halves of the tile. Q8's bytes w + 128 get their sign bit back (Q8OP
+   LFM2__QX1_FLIP), or at NEON_I8MM go into usdot unsigned as stored (LFM2__QX1_US), started
+   from the block correction sb like Q4's nibbles (Q8SB 1). The int32 sums are exact, each lane
+   is one row and the float steps per row and block are the tile's (one conversion, the product
+   row scale * dx, one multiply-add, blocks in order): the same bits as the tile. */
+/* GCC's scheduling before register allocation hoists all 8 steps' loads and sign flips of a
+   block and spills them (151 instructions per block instead of ~112, GCC 12): off here, as for
+   the NEON_I8MM tile (not inlined: the attribute does not survive inlining into a function
+   without it) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define LFM2__MM_NOSCHED __attribute__((optimize("no-schedule-insns")))
+#else
+#define LFM2__MM_NOSCHED
+#endif
+/* the 4-register load has no offset form, only a post-increment: GCC rebuilds each step's address
+   from the block's (one add per load) unless the pointer is opaque to it after each step */
+#if defined(__GNUC__) || defined(__clang__)
+#define LFM2__QX1_WALK(p) __asm__("" : "+r"(p))
+#else
+#define LFM2__QX1_WALK(p) ((void)0)
+#endif
+#define LFM2__QX1_FLIP(SDOTL, acc, v, xv, l) SDOTL((acc), vreinterpretq_s8_u8(veorq_u8((v), m80)), (xv), l)
+#define LFM2__QX1_US(SDOTL, acc, v, xv, l) vusdotq_laneq_s32((acc), (v), (xv), l)
+#define LFM2__QX1_Q8(Q8OP, SDOTL, xv, l)                                                                             \
+    {                                                                                                                 \
+        uint8x16x4_t v = vld1q_u8_x4(wq);                                                                             \
+        wq += 64;                                                                                                     \
+        LFM2__QX1_WALK(wq);                                                                                           \
+        i0 = Q8OP(SDOTL, i0, v.val[0], xv, l); i1 = Q8OP(SDOTL, i1, v.val[1], xv, l);                                \
+        i2 = Q8OP(SDOTL, i2, v.val[2], xv, l); i3 = Q8OP(SDOTL, i3, v.val[3], xv, l);                                \
+    }
+#define LFM2__QX1_Q4(SDOTL, c)                                                                                       \
+    {                                                                                                                 \
+        uint8x16x4_t v = vld1q_u8_x4(wq);                                                                             \
+        wq += 64;                                                                                                     \
+        LFM2__QX1_WALK(wq);                                                                                           \
+        i0 = SDOTL(i0, vreinterpretq_s8_u8(vandq_u8(v.val[0], m15)), x0, c); i1 = SDOTL(i1, vreinterpretq_s8_u8(vandq_u8(v.val[1], m15)), x0, c); \
+        i2 = SDOTL(i2, vreinterpretq_s8_u8(vandq_u8(v.val[2], m15)), x0, c); i3 = SDOTL(i3, vreinterpretq_s8_u8(vandq_u8(v.val[3], m15)), x0, c); \
+        i0 = SDOTL(i0, vreinterpretq_s8_u8(vshrq_n_u8(v.val[0], 4)), x1, c); i1 = SDOTL(i1, vreinterpretq_s8_u8(vshrq_n_u8(v.val[1], 4)), x1, c); \
+        i2 = SDOTL(i2, vreinterpretq_s8_u8(vshrq_n_u8(v.val[2], 4)), x1, c); i3 = SDOTL(i3, vreinterpretq_s8_u8(vshrq_n_u8(v.val[3], 4)), x1, c); \
+    }
+#define LFM2__QX1_F(fj, u, HI)                                                                                        \
+    fj = vfmaq_f32(fj, vcvtq_f32_s32(u), vmulq_n_f32(HI ? vcvt_high_f32_f16(vreinterpretq_f16_u16(sh)) : vcvt_f32_f16(vreinterpret_f16_u16(vget_low_u16(sh))), dx));
+#define LFM2__DEF_QX1_NEON(SFX, TGT, SDOTL, Q8OP, Q8SB)                                                              \
+    static TGT LFM2__MM_NOSCHED void lfm2__qx1_##SFX(float *o, const unsigned char *gbase, const unsigned char *q, int32_t K, int q4) { \
+        const int32_t *sb = LFM2__CAST(const int32_t *, LFM2__CAST(const void *, q + 3 * LFM2__CAST(size_t, K)));    \
+        const float *d = LFM2__CAST(const float *, LFM2__CAST(const void *, q + 2 * LFM2__CAST(size_t, K)));        \
+        size_t rec_bytes = LFM2__X16_REC(q4);                                                                        \
+        int32_t np = K / 64, p, h;                                                                                   \
+        float32x4_t f0 = vdupq_n_f32(0.0f), f1 = f0, f2 = f0, f3 = f0;                                              \
+        uint8x16_t m15 = vdupq_n_u8(15), m80 = vdupq_n_u8(128);                                                      \
+        (void)m80;                                                                                                   \
+        for (p = 0; p < np; p++)                                                                                     \
+            for (h = 0; h < 2; h++) {                                                                                \
+                const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes;                               \
+                const unsigned char *wq = rec + 64 + h * (q4 ? 256 : 512); /* walks the block's steps */             \
+                int32_t kb = (2 * p + h) * LFM2__QBLK;                                                              \
+                int8x16_t x0 = vld1q_s8(LFM2__CAST(const int8_t *, LFM2__CAST(const void *, q + kb)));              \
+                int8x16_t x1 = vld1q_s8(LFM2__CAST(const int8_t *, LFM2__CAST(const void *, q + kb + 16)));         \
+                int32x4_t i0 = vdupq_n_s32((q4 || (Q8SB)) ? sb[kb / LFM2__QBLK] : 0), i1 = i0, i2 = i0, i3 = i0;    \
+                float dx = d[kb / 4];                                                                                \
+                uint16x8_t sh;                                                                                       \
+                if (q4) {                                                                                            \
+                    LFM2__QX1_Q4(SDOTL, 0) LFM2__QX1_Q4(SDOTL, 1) LFM2__QX1_Q4(SDOTL, 2) LFM2__QX1_Q4(SDOTL, 3)     \
+                } else {                                                                                             \
+                    LFM2__QX1_Q8(Q8OP, SDOTL, x0, 0) LFM2__QX1_Q8(Q8OP, SDOTL, x0, 1)                               \
+                    LFM2__QX1_Q8(Q8OP, SDOTL, x0, 2) LFM2__QX1_Q8(Q8OP, SDOTL, x0, 3)                               \
+                    LFM2__QX1_Q8(Q8OP, SDOTL, x1, 0) LFM2__QX1_Q8(Q8OP, SDOTL, x1, 1)                               \
+                    LFM2__QX1_Q8(Q8OP, SDOTL, x1, 2) LFM2__QX1_Q8(Q8OP, SDOTL, x1, 3)                               \
+                }                                                                                                    \
+                sh = vld1q_u16(LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, rec + h * 32)));               \
+                LFM2__QX1_F(f0, i0, 0) LFM2__QX1_F(f1, i1, 1)                                                        \
+                sh = vld1q_u16(LFM2__CAST(const uint16_t *, LFM2__CAST(const void *, rec + h * 32 + 16)));          \
+                LFM2__QX1_F(f2, i2, 0) LFM2__QX1_F(f3, i3, 1)                                                        \
+            }                                                                                                        \
+        vst1q_f32(o, f0); vst1q_f32(o + 4, f1); vst1q_f32(o + 8, f2); vst1q_f32(o + 12, f3);                        \
+    }
 #define LFM2__DEF_QX16_NEON(SFX, TGT, SDOTL)                                                                         \
     static TGT LFM2__INLINE void lfm2__qmmx_##SFX(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) { \
         int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, h, half;                                         \
         size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);                                           \
         for (g = r0 / 16; g < r1 / 16; g++) {                                                                       \
             const unsigned char *gbase = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) * rec_bytes; \
-            for (half = 0; half < 2; half++) {                                                                      \
+            for (half = 0; B >= 4 && half < 2; half++) {                                                            \
                 float *og = out + LFM2__CAST(size_t, g) * 16 + 8 * half;                                            \
                 for (t = 0; t + 4 <= B; t += 4) LFM2__QXN_RUN(LFM2__FOR4, SDOTL)                                    \
-                for (; t < B; t++) LFM2__QXN_RUN(LFM2__FOR1, SDOTL)                                                 \
             }                                                                                                       \
+            for (t = B - B % 4; t < B; t++)                                                                         \
+                lfm2__qx1_##SFX(out + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, g) * 16, gbase, qa + LFM2__CAST(size_t, t) * qrow, K, q4); \
         }                                                                                                           \
     }                                                                                                               \
     static TGT void lfm2__qmm_q8x_##SFX(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_##SFX(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); } \
     static TGT void lfm2__qmm_q4x_##SFX(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_##SFX(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
 LFM2__DEF_QMM_NEON(neon, LFM2__TGT_NEON, LFM2__SDOT_EMU)
+LFM2__DEF_QX1_NEON(neon, LFM2__TGT_NEON, LFM2__SDOTL_EMU, LFM2__QX1_FLIP, 0)
 LFM2__DEF_QX16_NEON(neon, LFM2__TGT_NEON, LFM2__SDOTL_EMU)
 #ifdef LFM2__HAVE_NEON_DOT
 LFM2__DEF_QMM_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOT_DOT)
+LFM2__DEF_QX1_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT, LFM2__QX1_FLIP, 0)
 LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
 #endif
 #ifdef LFM2__HAVE_NEON_I8MM
@@ -8460,18 +8544,13 @@ LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
    is a 32-bit zip of the two steps' 4-row vectors (per weight vector, shared by the tile's
    tokens), tokens (u, v) x 8 columns a 64-bit zip of their 16 activation bytes (shared by the
    rows). A tile is one half group (8 rows) x 3 pairs of tokens; the token pairs left go 2 at a
-   time, a last single token (decode) through the sdot kernel. */
+   time, a last single token (decode) through the one-token kernel with usdot (lfm2__qx1_i8mm). */
 /* GCC's scheduling before register allocation hoists the tile's loads and spills 9 of its 12 float
-   accumulators (215 instructions per block instead of 185, GCC 12): it is off for these kernels.
-   The activation operand of a pair is an 8-byte load of each token through pointers that walk
+   accumulators (215 instructions per block instead of 185, GCC 12): it is off for these kernels
+   (LFM2__MM_NOSCHED, with the one-token kernels above). The activation operand of a pair is an 8-byte load of each token through pointers that walk
    the row (post-incremented: the lane load LD1 {v.d}[1] has no offset addressing; written out
    for GCC / Clang). LFM2__MM_LD(xp, pu, pv, IU, RV): xp = pu's 8 bytes | pv's 8 bytes, then
    pu += IU (a literal), pv += RV (a register). */
-#if defined(__GNUC__) && !defined(__clang__)
-#define LFM2__MM_NOSCHED __attribute__((optimize("no-schedule-insns")))
-#else
-#define LFM2__MM_NOSCHED
-#endif
 #if defined(__GNUC__) || defined(__clang__)
 #define LFM2__MM_LD(xp, pu, pv, IU, RV) __asm__("ldr %d0, [%1], #" #IU "\n\tld1 {%0.d}[1], [%2], %3" : "=&w"(xp), "+r"(pu), "+r"(pv) : "r"(RV) : "memory")
 #else
@@ -8577,6 +8656,7 @@ LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
         }                                                                                                             \
         FOR(LFM2__MM_ST, 0)                                                                                           \
     }
+LFM2__DEF_QX1_NEON(i8mm, LFM2__TGT_NI8MM, LFM2__SDOTL_DOT, LFM2__QX1_US, 1)
 static LFM2__TGT_NI8MM LFM2__MM_NOSCHED LFM2__INLINE void lfm2__qmmx_i8mm(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
     int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, half;
     size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);
@@ -8589,11 +8669,11 @@ static LFM2__TGT_NI8MM LFM2__MM_NOSCHED LFM2__INLINE void lfm2__qmmx_i8mm(float 
             for (; t + 2 <= B; t += 2) LFM2__MM_RUN(LFM2__MM_FOR1)
         }
     }
-    if (B & 1) { /* the last token (decode: the only one): the sdot kernel */
-        size_t tl = LFM2__CAST(size_t, B - 1);
-        if (q4) lfm2__qmm_q4x_ndot(out + tl * LFM2__CAST(size_t, rows), qa + tl * qrow, 1, w, r0, r1);
-        else lfm2__qmm_q8x_ndot(out + tl * LFM2__CAST(size_t, rows), qa + tl * qrow, 1, w, r0, r1);
-    }
+    if (B & 1) /* the last token (decode: the only one): one group at a time, usdot by lane */
+        for (g = r0 / 16; g < r1 / 16; g++)
+            lfm2__qx1_i8mm(out + LFM2__CAST(size_t, B - 1) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, g) * 16,
+                           LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) * rec_bytes,
+                           qa + LFM2__CAST(size_t, B - 1) * qrow, K, q4);
 }
 static LFM2__TGT_NI8MM LFM2__MM_NOSCHED void lfm2__qmm_q8x_i8mm(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_i8mm(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); }
 static LFM2__TGT_NI8MM LFM2__MM_NOSCHED void lfm2__qmm_q4x_i8mm(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_i8mm(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }

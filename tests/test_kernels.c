@@ -178,15 +178,17 @@ static double t_bf16dot_err(const uint16_t *w16, const float *x, const float *o,
 /* Every entry of the kernel table that this machine (at the level of this run) can execute,
    against the scalar reference of its format on the same matrix (bf16-activation kernels: against
    the double sum of their bf16 products), for shapes with odd token counts and K tails, on 2
-   threads of the built-in pool; and the table's rules: every format has a scalar entry, and the
-   kernel chosen for a matrix is the best entry of the level. */
+   threads of the built-in pool; the interleaved quantized kernels also token by token (the
+   one-token path must give the tile's bits: chunking and decode depend on it); and the table's
+   rules: every format has a scalar entry, and the kernel chosen for a matrix is the best entry
+   of the level. */
 static void test_kernel_table(void) {
     static const int32_t shapes[][3] = {{1, 1, 1}, {3, 17, 1}, {5, 64, 4}, {7, 96, 5}, {13, 48, 9}, {64, 256, 1}, {33, 320, 7}, {4, 1024, 16},
                                         {16, 64, 1}, {32, 128, 9}, {48, 192, 16}, {16, 1088, 11}, {16, 2, 3}, {32, 34, 17}, {16, 96, 8},
                                         {32, 64, 33}, {64, 1024, 16}};
     static const int32_t fmts[10] = {LFM2__DT_F32, LFM2__DT_F16, LFM2__DT_BF16, LFM2__DT_F32X, LFM2__DT_F16X, LFM2__DT_BF16X,
                                      LFM2__DT_Q8, LFM2__DT_Q4, LFM2__DT_Q8X, LFM2__DT_Q4X};
-    int32_t level = t_level(), e, fi, n_run = 0, n_entries = 0, n_exact = 0;
+    int32_t level = t_level(), e, fi, n_run = 0, n_entries = 0, n_exact = 0, n_alone = 0;
     double worst[LFM2__N_KERNELS];
     lfm2__workers W;
     lfm2_allocator al;
@@ -245,6 +247,16 @@ static void test_kernel_table(void) {
                         n_exact++;
                     }
                 }
+                if ((k->dtype == LFM2__DT_Q8X || k->dtype == LFM2__DT_Q4X) && B > 1) { /* each token alone (the one-token path) = the tile's bits */
+                    int32_t t;
+                    for (t = 0; t < B; t++) {
+                        j.out = o1; j.x = x + (size_t)t * K; j.B = 1;
+                        lfm2__mm_step(&W, &j, 1, 0, qa, qsz);
+                        CHECK(memcmp(o1, o2 + (size_t)t * N, sizeof(float) * (size_t)N) == 0, "%s N=%d K=%d B=%d: token %d alone differs from the tile", k->name, N, K, B, t);
+                    }
+                    j.out = o2; j.x = x; j.B = B;
+                    n_alone++;
+                }
                 if (k->act == LFM2__ACT_BF16) {
                     uint16_t *w16 = (uint16_t *)malloc(sizeof(uint16_t) * (size_t)N * K);
                     for (i = 0; i < (size_t)N * K; i++) w16[i] = lfm2__f32_to_bf16(wf[i]);
@@ -270,7 +282,8 @@ static void test_kernel_table(void) {
     for (e = 0; e < LFM2__N_KERNELS; e++)
         if (worst[e] >= 0) NOTE("%-26s (%s, act %d): worst %s %.2g", lfm2__kernel_table[e].name, lfm2_isa_name((lfm2_isa)lfm2__kernel_table[e].isa),
                                 lfm2__kernel_table[e].act, lfm2__kernel_table[e].act == LFM2__ACT_BF16 ? "err / sum|terms| vs double" : "rel err vs scalar", worst[e]);
-    NOTE("level %s: %d of %d table entries run here, %d products checked (%d of them bit-identical to the NEON_DOTPROD kernel)", lfm2_isa_name((lfm2_isa)level), n_entries, LFM2__N_KERNELS, n_run, n_exact);
+    NOTE("level %s: %d of %d table entries run here, %d products checked (%d of them bit-identical to the NEON_DOTPROD kernel, %d Q8X / Q4X ones token by token to the tile)",
+         lfm2_isa_name((lfm2_isa)level), n_entries, LFM2__N_KERNELS, n_run, n_exact, n_alone);
     lfm2__workers_free(&W);
 }
 
