@@ -7603,10 +7603,13 @@ static const lfm2__vops lfm2__vops_n32 = {lfm2__attend_n32, lfm2__silu_mul_n32};
 #ifndef LFM2__PF_DIST
 #define LFM2__PF_DIST 4096
 #endif
+#ifndef LFM2__PF_LOCALITY
+#define LFM2__PF_LOCALITY 3
+#endif
 #if defined(__GNUC__) || defined(__clang__)
-#define LFM2__PREFETCH(p) __builtin_prefetch(LFM2__CAST(const void *, p), 0, 3)
+#define LFM2__PREFETCH(p) __builtin_prefetch(LFM2__CAST(const void *, p), 0, LFM2__PF_LOCALITY)
 #elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
-#define LFM2__PREFETCH(p) _mm_prefetch((const char *)(const void *)(p), _MM_HINT_T0)
+#define LFM2__PREFETCH(p) _mm_prefetch((const char *)(const void *)(p), LFM2__PF_LOCALITY == 3 ? _MM_HINT_T0 : LFM2__PF_LOCALITY == 2 ? _MM_HINT_T1 : _MM_HINT_T2)
 #else
 #define LFM2__PREFETCH(p) ((void)0)
 #endif
@@ -7616,6 +7619,11 @@ static LFM2__INLINE void lfm2__prefetch_ahead(const unsigned char *p, size_t n) 
     for (k = 0; k < n; k += 64) LFM2__PREFETCH(p + LFM2__PF_DIST + k);
 }
 #define LFM2__PREFETCH_AHEAD(p, n) lfm2__prefetch_ahead(p, LFM2__CAST(size_t, n))
+
+/* the per-token lists of the NEON and AVX2 tiles (named registers, no arrays: GCC kept arrays on
+   the stack) */
+#define LFM2__FOR4(M, ...) M(0, __VA_ARGS__) M(1, __VA_ARGS__) M(2, __VA_ARGS__) M(3, __VA_ARGS__)
+#define LFM2__FOR1(M, ...) M(0, __VA_ARGS__)
 
 /* ---- F32X / F16X / BF16X, the interleaved float layouts (see lfm2__fx_index) ---------------- */
 #ifdef LFM2__HAVE_AVX512
@@ -7765,9 +7773,6 @@ LFM2__DEF_FX8_KERNEL(bf16x_avx2, LFM2__FXL2_BF16X, 2)
     float32x4_t e2 = vreinterpretq_f32_u32(vshlq_n_u32(v2, 16)), e3 = vreinterpretq_f32_u32(vshlq_n_u32(v3, 16));   \
     float32x4_t o0 = vreinterpretq_f32_u32(vandq_u32(v0, mh)), o1 = vreinterpretq_f32_u32(vandq_u32(v1, mh));       \
     float32x4_t o2 = vreinterpretq_f32_u32(vandq_u32(v2, mh)), o3 = vreinterpretq_f32_u32(vandq_u32(v3, mh))
-/* the per-token lists of the NEON tiles (named registers, no arrays: GCC kept arrays on the stack) */
-#define LFM2__FOR4(M, ...) M(0, __VA_ARGS__) M(1, __VA_ARGS__) M(2, __VA_ARGS__) M(3, __VA_ARGS__)
-#define LFM2__FOR1(M, ...) M(0, __VA_ARGS__)
 #define LFM2__FXN_ZERO(u, _) float32x4_t a##u##0 = vdupq_n_f32(0.0f), a##u##1 = a##u##0, a##u##2 = a##u##0, a##u##3 = a##u##0;
 #define LFM2__FXN_TOK(u, _)                                                                                          \
     {                                                                                                                 \
@@ -8312,6 +8317,115 @@ static LFM2__TGT_AVX2 LFM2__INLINE void lfm2__qmm_avx2(float *out, const unsigne
 }
 static LFM2__TGT_AVX2 void lfm2__qmm_q8_avx2(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_avx2(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); }
 static LFM2__TGT_AVX2 void lfm2__qmm_q4_avx2(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmm_avx2(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
+/* AVX2, interleaved Q8X / Q4X (see lfm2__x16_rec): no vpdpbusd, so a step's products go through
+   vpmaddubsw (unsigned x signed bytes, adjacent pairs summed in int16) and vpmaddwd with ones
+   (the two pairs of a row's 4 columns summed in int32), 8 rows (one half of a step's 64 bytes,
+   rows 0-7 then 8-15) per register. Q4X: the nibbles (w + 8, at most 15) times |x| <= 127 make
+   pairs of at most 3810, so a block's 8 steps are summed in int16 (at most 30480: exact) before
+   one vpmaddwd, started from the block correction sb. Q8X: the stored w + 128 would overflow the
+   pairs, so the sign is moved onto the activations (|w| x sign(x, w), |w| <= 127: pairs of at
+   most 32258) and each step goes to int32 at once, with no correction. Either way the int32 sums
+   are the exact ones of the VNNI kernel, and the float steps per row and block are its own (one
+   conversion, the product row scale * dx, one multiply-add, blocks in order): bit-identical to
+   it. Prefill: one half group x 4 tokens; the tokens left (decode) one at a time over all 16
+   rows, each record read once. */
+static LFM2__TGT_AVX2 LFM2__INLINE __m256i lfm2__bc4_256(const unsigned char *p) { int32_t v; memcpy(&v, p, 4); return _mm256_set1_epi32(v); }
+/* steps of block h of record rec for rows [8 hf, 8 hf + 8): Q8X the signed weights W (as stored
+   ^ 0x80) and |W| A, Q4X the nibbles N of step c (low) and c + 4 (high) */
+#define LFM2__AX_W8(c, hf) __m256i W = _mm256_xor_si256(_mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, wq + 64 * (c) + 32 * (hf)))), m80), A = _mm256_abs_epi8(W);
+/* one token's int32 (I) or int16 (S) sums: a Q8X step, a Q4X step with its activations X */
+#define LFM2__AX_Q8(I, X) I = _mm256_add_epi32(I, _mm256_madd_epi16(_mm256_maddubs_epi16(A, _mm256_sign_epi8((X), W)), ones));
+#define LFM2__AX_Q4(S, N, X) S = _mm256_add_epi16(S, _mm256_maddubs_epi16((N), (X)));
+/* the block's float step for the 8 rows of I: acc += float(I) * (row scales * dx) */
+#define LFM2__AX_F(ACC, I, WS, DX) ACC = _mm256_fmadd_ps(_mm256_cvtepi32_ps(I), _mm256_mul_ps((WS), _mm256_set1_ps(DX)), ACC);
+/* per token u of the 4-token tile: its int32 / int16 sums, its float accumulator, its row */
+#define LFM2__AX_DECL(u, _) __m256 f##u = _mm256_setzero_ps(); __m256i i##u, s##u; const unsigned char *q##u = qa + LFM2__CAST(size_t, t + (u)) * qrow;
+#define LFM2__AX_START(u, _) i##u = q4 ? _mm256_set1_epi32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, q##u + 3 * LFM2__CAST(size_t, K)))[kb / LFM2__QBLK]) : _mm256_setzero_si256(); s##u = _mm256_setzero_si256();
+#define LFM2__AX_S8(u, c) LFM2__AX_Q8(i##u, lfm2__bc4_256(q##u + kb + 4 * (c)))
+#define LFM2__AX_S4(u, c) LFM2__AX_Q4(s##u, nl, lfm2__bc4_256(q##u + kb + 4 * (c))) LFM2__AX_Q4(s##u, nh, lfm2__bc4_256(q##u + kb + 16 + 4 * (c)))
+#define LFM2__AX_END(u, _)                                                                                            \
+    if (q4) i##u = _mm256_add_epi32(i##u, _mm256_madd_epi16(s##u, ones));                                             \
+    LFM2__AX_F(f##u, i##u, ws, LFM2__CAST(const float *, LFM2__CAST(const void *, q##u + 2 * LFM2__CAST(size_t, K)))[kb / 4])
+#define LFM2__AX_ST(u, _) _mm256_storeu_ps(og + LFM2__CAST(size_t, t + (u)) * LFM2__CAST(size_t, rows), f##u);
+static LFM2__TGT_AVX2 LFM2__INLINE void lfm2__qmmx_avx2(float *out, const unsigned char *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1, int q4) {
+    int32_t K = w->cols, rows = w->rows, np = K / 64, g, t, p, h, hf, c;
+    size_t qrow = LFM2__QROW_BYTES(K), rec_bytes = LFM2__X16_REC(q4);
+    const __m256i ones = _mm256_set1_epi16(1), m15 = _mm256_set1_epi8(15), m80 = _mm256_set1_epi8(LFM2__CAST(char, 0x80));
+    for (g = r0 / 16; g < r1 / 16; g++) {
+        const unsigned char *gbase = LFM2__CAST(const unsigned char *, w->data) + LFM2__CAST(size_t, g) * LFM2__CAST(size_t, np) * rec_bytes;
+        for (hf = 0; B >= 4 && hf < 2; hf++) {
+            float *og = out + LFM2__CAST(size_t, g) * 16 + 8 * hf;
+            for (t = 0; t + 4 <= B; t += 4) { /* prefill: 8 rows x 4 tokens */
+                LFM2__FOR4(LFM2__AX_DECL, 0)
+                for (p = 0; p < np; p++)
+                    for (h = 0; h < 2; h++) {
+                        const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes, *wq = rec + 64 + h * (q4 ? 256 : 512);
+                        int32_t kb = (2 * p + h) * LFM2__QBLK;
+                        __m256 ws = _mm256_cvtph_ps(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, rec + h * 32 + 16 * hf))));
+                        LFM2__FOR4(LFM2__AX_START, 0)
+                        if (q4)
+                            for (c = 0; c < 4; c++) {
+                                __m256i v = _mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, wq + 64 * c + 32 * hf)));
+                                __m256i nl = _mm256_and_si256(v, m15), nh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m15);
+                                LFM2__FOR4(LFM2__AX_S4, c)
+                            }
+                        else
+                            for (c = 0; c < 8; c++) {
+                                LFM2__AX_W8(c, hf)
+                                LFM2__FOR4(LFM2__AX_S8, c)
+                            }
+                        LFM2__FOR4(LFM2__AX_END, 0)
+                    }
+                LFM2__FOR4(LFM2__AX_ST, 0)
+            }
+        }
+        for (t = B - B % 4; t < B; t++) { /* one token, 16 rows */
+            const unsigned char *q = qa + LFM2__CAST(size_t, t) * qrow;
+            float dxs, *o = out + LFM2__CAST(size_t, t) * LFM2__CAST(size_t, rows) + LFM2__CAST(size_t, g) * 16;
+            __m256 fa = _mm256_setzero_ps(), fb = fa;
+            for (p = 0; p < np; p++) {
+                const unsigned char *rec = gbase + LFM2__CAST(size_t, p) * rec_bytes;
+                LFM2__PREFETCH_AHEAD(rec, rec_bytes);
+                for (h = 0; h < 2; h++) {
+                    const unsigned char *wq = rec + 64 + h * (q4 ? 256 : 512);
+                    int32_t kb = (2 * p + h) * LFM2__QBLK;
+                    __m256i ia = q4 ? _mm256_set1_epi32(LFM2__CAST(const int32_t *, LFM2__CAST(const void *, q + 3 * LFM2__CAST(size_t, K)))[kb / LFM2__QBLK]) : _mm256_setzero_si256();
+                    __m256i ib = ia, sa = _mm256_setzero_si256(), sb = sa;
+                    dxs = LFM2__CAST(const float *, LFM2__CAST(const void *, q + 2 * LFM2__CAST(size_t, K)))[kb / 4];
+                    if (q4) {
+                        for (c = 0; c < 4; c++) {
+                            __m256i xl = lfm2__bc4_256(q + kb + 4 * c), xh = lfm2__bc4_256(q + kb + 16 + 4 * c);
+                            __m256i va = _mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, wq + 64 * c)));
+                            __m256i vb = _mm256_loadu_si256(LFM2__CAST(const __m256i *, LFM2__CAST(const void *, wq + 64 * c + 32)));
+                            LFM2__AX_Q4(sa, _mm256_and_si256(va, m15), xl) LFM2__AX_Q4(sa, _mm256_and_si256(_mm256_srli_epi16(va, 4), m15), xh)
+                            LFM2__AX_Q4(sb, _mm256_and_si256(vb, m15), xl) LFM2__AX_Q4(sb, _mm256_and_si256(_mm256_srli_epi16(vb, 4), m15), xh)
+                        }
+                        ia = _mm256_add_epi32(ia, _mm256_madd_epi16(sa, ones));
+                        ib = _mm256_add_epi32(ib, _mm256_madd_epi16(sb, ones));
+                    } else {
+                        for (c = 0; c < 8; c++) {
+                            __m256i x4 = lfm2__bc4_256(q + kb + 4 * c);
+                            {
+                                LFM2__AX_W8(c, 0)
+                                LFM2__AX_Q8(ia, x4)
+                            }
+                            {
+                                LFM2__AX_W8(c, 1)
+                                LFM2__AX_Q8(ib, x4)
+                            }
+                        }
+                    }
+                    LFM2__AX_F(fa, ia, _mm256_cvtph_ps(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, rec + h * 32)))), dxs)
+                    LFM2__AX_F(fb, ib, _mm256_cvtph_ps(_mm_loadu_si128(LFM2__CAST(const __m128i *, LFM2__CAST(const void *, rec + h * 32 + 16)))), dxs)
+                }
+            }
+            _mm256_storeu_ps(o, fa);
+            _mm256_storeu_ps(o + 8, fb);
+        }
+    }
+}
+static LFM2__TGT_AVX2 void lfm2__qmm_q8x_avx2(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_avx2(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 0); }
+static LFM2__TGT_AVX2 void lfm2__qmm_q4x_avx2(float *out, const void *qa, int32_t B, const lfm2__mat *w, int32_t r0, int32_t r1) { lfm2__qmmx_avx2(out, LFM2__CAST(const unsigned char *, qa), B, w, r0, r1, 1); }
 #endif
 #ifdef LFM2__HAVE_NEON
 /* NEON, row-major Q8 / Q4: one block of 32 columns per step (two 16-byte halves, 4 lanes each),
@@ -8959,6 +9073,8 @@ static const lfm2__kernel lfm2__kernel_table[] = {
     LFM2__K(LFM2__DT_BF16X, LFM2__ACT_F32, LFM2_ISA_AVX2, 16, 1, lfm2__mm_bf16x_avx2, NULL),
     LFM2__K(LFM2__DT_Q8, LFM2__ACT_Q8, LFM2_ISA_AVX2, 4, 1, lfm2__qmm_q8_avx2, lfm2__quantize_act_ref),
     LFM2__K(LFM2__DT_Q4, LFM2__ACT_Q8, LFM2_ISA_AVX2, 4, 1, lfm2__qmm_q4_avx2, lfm2__quantize_act_ref),
+    LFM2__K(LFM2__DT_Q8X, LFM2__ACT_Q8, LFM2_ISA_AVX2, 16, 1, lfm2__qmm_q8x_avx2, lfm2__quantize_act_ref),
+    LFM2__K(LFM2__DT_Q4X, LFM2__ACT_Q8, LFM2_ISA_AVX2, 16, 1, lfm2__qmm_q4x_avx2, lfm2__quantize_act_ref),
 #endif
 #ifdef LFM2__HAVE_AVX512
     LFM2__K(LFM2__DT_F32, LFM2__ACT_F32, LFM2_ISA_AVX512, 4, 1, lfm2__mm_f32_avx512, NULL),
@@ -9712,9 +9828,9 @@ static int lfm2__fx_level(int32_t isa, int32_t dtype) {
     if (dtype == LFM2__DT_F32) return lfm2__isa_has(isa, LFM2_ISA_AVX512);
     return (dtype == LFM2__DT_F16 || dtype == LFM2__DT_BF16) && lfm2__isa_has(isa, LFM2_ISA_AVX2);
 }
-/* whether level isa has the interleaved kernels (Q8X / Q4X): AVX512_VNNI and up, aarch64 NEON */
+/* whether level isa has the interleaved kernels (Q8X / Q4X): AVX2 and up (VNNI from AVX512_VNNI), aarch64 NEON */
 static int lfm2__x16_level(int32_t isa) {
-    return lfm2__isa_has(isa, LFM2_ISA_AVX512_VNNI) || (LFM2__NEON_X && lfm2__isa_has(isa, LFM2_ISA_NEON));
+    return lfm2__isa_has(isa, LFM2_ISA_AVX2) || (LFM2__NEON_X && lfm2__isa_has(isa, LFM2_ISA_NEON));
 }
 static int lfm2__x16_ok(const lfm2_model *m, const lfm2__mat *w) {
 #if !defined(LFM2__ROW_MAJOR_QUANT)

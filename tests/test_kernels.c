@@ -236,9 +236,13 @@ static void test_kernel_table(void) {
                 double md = 0, mo = 0, rel;
                 j.out = o2; j.x = x; j.w = &w; j.B = B; j.k = k;
                 lfm2__mm_step(&W, &j, 1, 0, qa, qsz);
-                if (k->isa == LFM2_ISA_NEON_I8MM) { /* exact int32 sums, the sdot kernel's float steps: the same bits */
-                    const lfm2__kernel *kd = lfm2__kernel_find(k->dtype, k->act, LFM2_ISA_NEON_DOTPROD, K);
-                    CHECK(kd && kd->isa == LFM2_ISA_NEON_DOTPROD, "%s: no NEON_DOTPROD kernel beside it", k->name);
+                /* exact int32 sums and the same float steps: the same bits as a twin kernel (NEON_I8MM as
+                   the sdot kernel; AVX2's Q8X / Q4X as VNNI's, where this CPU has both) */
+                if (k->isa == LFM2_ISA_NEON_I8MM ||
+                    (k->isa == LFM2_ISA_AVX2 && (k->dtype == LFM2__DT_Q8X || k->dtype == LFM2__DT_Q4X) && lfm2__isa_has(level, LFM2_ISA_AVX512_VNNI))) {
+                    int32_t twin = k->isa == LFM2_ISA_NEON_I8MM ? LFM2_ISA_NEON_DOTPROD : LFM2_ISA_AVX512_VNNI;
+                    const lfm2__kernel *kd = lfm2__kernel_find(k->dtype, k->act, twin, K);
+                    CHECK(kd && kd->isa == twin, "%s: no %s kernel beside it", k->name, lfm2_isa_name((lfm2_isa)twin));
                     if (kd) {
                         j.out = o1; j.k = kd;
                         lfm2__mm_step(&W, &j, 1, 0, qa, qsz);
@@ -282,7 +286,7 @@ static void test_kernel_table(void) {
     for (e = 0; e < LFM2__N_KERNELS; e++)
         if (worst[e] >= 0) NOTE("%-26s (%s, act %d): worst %s %.2g", lfm2__kernel_table[e].name, lfm2_isa_name((lfm2_isa)lfm2__kernel_table[e].isa),
                                 lfm2__kernel_table[e].act, lfm2__kernel_table[e].act == LFM2__ACT_BF16 ? "err / sum|terms| vs double" : "rel err vs scalar", worst[e]);
-    NOTE("level %s: %d of %d table entries run here, %d products checked (%d of them bit-identical to the NEON_DOTPROD kernel, %d Q8X / Q4X ones token by token to the tile)",
+    NOTE("level %s: %d of %d table entries run here, %d products checked (%d of them bit-identical to a twin kernel: NEON_I8MM to NEON_DOTPROD, AVX2 Q8X / Q4X to VNNI; %d Q8X / Q4X ones token by token to the tile)",
          lfm2_isa_name((lfm2_isa)level), n_entries, LFM2__N_KERNELS, n_run, n_exact, n_alone);
     lfm2__workers_free(&W);
 }
