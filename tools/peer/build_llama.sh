@@ -11,11 +11,19 @@
 #   PEER         work folder (default /tmp/lfm2-peer), outside the repository
 #   NLC_VERSION  node-llama-cpp version (default 3.22.1 = llama.cpp release v0.5.0)
 #   JOBS         parallel compile jobs (default: number of CPUs)
+#   FLAVOR       native (default: -march=native, build/) or avx2 (AVX2 + FMA + F16C only, no
+#                AVX-512: what a CPU without AVX-512 runs, for lfm2.h's LFM2_ISA=AVX2; build-avx2/)
 set -eu
 
 PEER=${PEER:-/tmp/lfm2-peer}
 NLC_VERSION=${NLC_VERSION:-3.22.1}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+FLAVOR=${FLAVOR:-native}
+case "$FLAVOR" in
+    native) BDIR=build; CPUFLAGS="-DGGML_NATIVE=ON" ;;
+    avx2) BDIR=build-avx2; CPUFLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF -DGGML_AVX_VNNI=OFF" ;;
+    *) echo "FLAVOR must be native or avx2" >&2; exit 2 ;;
+esac
 
 mkdir -p "$PEER"
 cd "$PEER"
@@ -45,12 +53,13 @@ fi
 echo "llama.cpp commit: $(git -C llama.cpp rev-parse HEAD)"
 
 # 3. CPU-only Release build with every instruction set of this machine (GGML_NATIVE=ON =
-#    -march=native), OpenMP on (ggml's default on Linux, and node-llama-cpp's for a local build)
-cmake -S llama.cpp -B llama.cpp/build -DCMAKE_BUILD_TYPE=Release \
-    -DGGML_NATIVE=ON -DGGML_OPENMP=ON -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF \
+#    -march=native; FLAVOR=avx2: AVX2 only), OpenMP on (ggml's default on Linux, and
+#    node-llama-cpp's for a local build)
+cmake -S llama.cpp -B llama.cpp/$BDIR -DCMAKE_BUILD_TYPE=Release \
+    $CPUFLAGS -DGGML_OPENMP=ON -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
     -DLLAMA_OPENSSL=OFF >/dev/null
-cmake --build llama.cpp/build -j "$JOBS" --target llama-bench llama-quantize
+cmake --build llama.cpp/$BDIR -j "$JOBS" --target llama-bench llama-quantize
 
-echo "built: $PEER/llama.cpp/build/bin/llama-bench $PEER/llama.cpp/build/bin/llama-quantize"
+echo "built: $PEER/llama.cpp/$BDIR/bin/llama-bench $PEER/llama.cpp/$BDIR/bin/llama-quantize"
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || echo "note: run_peer.sh needs numpy for /usr/bin/python3: apt-get install python3-numpy"
