@@ -8469,11 +8469,11 @@ static LFM2__TGT_AVX2 void lfm2__qmm_q4x_avx2(float *out, const void *qa, int32_
 
 /* NEON, interleaved Q8X / Q4X (see lfm2__x16_rec): a step's 64 bytes are 4 registers of 4 rows x
    4 columns, exactly what one by-lane sdot multiplies with 4 activation bytes. One 16-row group,
-   in two halves of 8 rows, 4 tokens (else 1) at a time: per block and token 16 sdot into 2
-   int32 accumulators (started from the block correction sb for Q4, whose nibbles w + 8 are
+   in two halves of 8 rows, 4 tokens at a time (the tokens left: lfm2__qx1_*, below): per block
+   and token 16 sdot into 2 int32 accumulators (started from the block correction sb for Q4, whose nibbles w + 8 are
    non-negative bytes; Q8's bytes w + 128 get their sign bit back), then one conversion and one
    multiply-add with (8 row scales * dx). Each lane is one row: no horizontal sums, and the
-   1-token path does the same operations as the tile. SDOTL(acc, w, x, lane) is one sdot by lane
+   one-token kernel does the same operations per row. SDOTL(acc, w, x, lane) is one sdot by lane
    (or its emulation). */
 #define LFM2__SDOTL_DOT(acc, wv, xv, l) vdotq_laneq_s32((acc), (wv), (xv), l)
 #define LFM2__SDOTL_EMU(acc, wv, xv, l) LFM2__SDOT_EMU((acc), (wv), vreinterpretq_s8_s32(vdupq_laneq_s32(vreinterpretq_s32_s8(xv), l)))
@@ -8551,9 +8551,9 @@ static LFM2__TGT_AVX2 void lfm2__qmm_q4x_avx2(float *out, const void *qa, int32_
    is one row and the float steps per row and block are the tile's (one conversion, the product
    row scale * dx, one multiply-add, blocks in order): the same bits as the tile. */
 /* GCC's scheduling before register allocation hoists all 8 steps' loads and sign flips of a
-   block and spills them (151 instructions per block instead of ~112, GCC 12): off here, as for
-   the NEON_I8MM tile (not inlined: the attribute does not survive inlining into a function
-   without it) */
+   block and spills them (GCC 12; qemu count at NEON_BF16: 111.5 M instructions per int8 decoded
+   token with it, 84.7 M without): off here, as for the NEON_I8MM tile (not inlined: the
+   attribute does not survive inlining into a function without it) */
 #if defined(__GNUC__) && !defined(__clang__)
 #define LFM2__MM_NOSCHED __attribute__((optimize("no-schedule-insns")))
 #else
@@ -8673,7 +8673,6 @@ LFM2__DEF_QX16_NEON(ndot, LFM2__TGT_NDOT, LFM2__SDOTL_DOT)
      pu += IU, pv += RV)
 #endif
 #define LFM2__MM_FOR3(M, ...) M(0, __VA_ARGS__) M(1, __VA_ARGS__) M(2, __VA_ARGS__)
-#define LFM2__MM_FOR1(M, ...) M(0, __VA_ARGS__)
 /* per pair n of the tile (tokens t + 2n, t + 2n + 1): float accumulators of the row pairs 01 23 45
    67, their int32 block sums, the two tokens' walking pointers, the pair's block corrections of
    the record (sb of u and v, blocks 0 and 1); dx and sb are at distances od / osb from the
@@ -8780,7 +8779,7 @@ static LFM2__TGT_NI8MM LFM2__MM_NOSCHED LFM2__INLINE void lfm2__qmmx_i8mm(float 
         for (half = 0; half < 2; half++) {
             float *og = out + LFM2__CAST(size_t, g) * 16 + 8 * half;
             for (t = 0; t + 6 <= B; t += 6) LFM2__MM_RUN(LFM2__MM_FOR3)
-            for (; t + 2 <= B; t += 2) LFM2__MM_RUN(LFM2__MM_FOR1)
+            for (; t + 2 <= B; t += 2) LFM2__MM_RUN(LFM2__FOR1)
         }
     }
     if (B & 1) /* the last token (decode: the only one): one group at a time, usdot by lane */
